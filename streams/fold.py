@@ -1,0 +1,508 @@
+"""The booking fold (DESIGN §3): events -> `BookingState` -> `BookingView`. Pure: no I/O.
+
+A `BookingState` keeps every accepted event of one booking, keyed by `(source, id)`,
+in replay order (`sequence`, `time`, `id`, then `source` so that ties between
+sources are still deterministic). The view is what replaying them gives, so it
+depends only on the set of events, never on arrival order or duplicates.
+
+Events are stored in their JSON form (the pydantic model dumped once, when folded),
+so a state loads from bytes with one `orjson.loads` and no pydantic validation.
+
+Bounded history: at most `MAX_EVENTS_PER_BOOKING` events per booking. A new event
+arriving at a full booking is not applied: `fold` answers outcome `history-full`
+with the event in `dead_letter`, for the pipeline to send to the DLQ (nothing valid
+is silently dropped). Duplicates of stored events are still recognised. 256
+lifecycle events for one booking means a producer loop, not a real booking.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
+
+import orjson
+
+from schemas import BookingCompleted, BookingEvent, OutcomeData, event_from_dict
+
+MAX_EVENTS_PER_BOOKING = 256
+TIMER_SOURCE = "activity-sync/timer"
+STATE_FORMAT = 1
+
+Outcome = Literal["accepted", "duplicate", "conflicting-duplicate", "history-full"]
+Phase = Literal["Requested", "Scheduled", "Rescheduled", "Canceled", "Completed", "No-show"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+# Phases from which a reassignment applies; from any other it is rejected.
+_REASSIGNABLE: frozenset[str] = frozenset({"Scheduled", "Rescheduled"})
+_WHO = {"customer": "customer", "owner": "booking owner"}
+
+
+def to_epoch_us(moment: datetime) -> int:
+    """Exact microseconds since the epoch (no float rounding) of an aware datetime."""
+    return (moment - _EPOCH) // _ONE_US
+
+
+def from_epoch_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+class StoredEvent(NamedTuple):
+    """One accepted event: its replay sort key, then its JSON form (extensions dropped)."""
+
+    sequence: int
+    time_us: int
+    id: str
+    source: str
+    body: Mapping[str, Any]
+
+    @property
+    def sort_key(self) -> tuple[int, int, str, str]:
+        return (self.sequence, self.time_us, self.id, self.source)
+
+    @property
+    def type(self) -> str:
+        return str(self.body["type"])
+
+    def canonical_json(self) -> bytes:
+        """Sorted keys, no spaces: decides which of two conflicting copies is kept."""
+        return orjson.dumps(self.body, option=orjson.OPT_SORT_KEYS)
+
+    def to_event(self) -> BookingEvent:
+        return event_from_dict(dict(self.body))
+
+
+def _sort_key(stored: StoredEvent) -> tuple[int, int, str, str]:
+    return (stored.sequence, stored.time_us, stored.id, stored.source)
+
+
+def stored_event(event: BookingEvent) -> StoredEvent:
+    body = event.model_dump(mode="json", exclude_none=True)
+    return StoredEvent(event.sequence, to_epoch_us(event.time), event.id, event.source, body)
+
+
+class PageInfo(NamedTuple):
+    id: str
+    name: str
+    salesforce_connected: bool
+    create_activity_event: bool
+
+
+class OwnerInfo(NamedTuple):
+    id: str
+    name: str
+    email: str
+    salesforce_user_id: str | None
+
+
+class CustomerInfo(NamedTuple):
+    name: str
+    email: str
+    phone: str | None
+
+
+class RelatedRef(NamedTuple):
+    type: Literal["Lead", "Contact", "Case"]
+    id: str
+
+
+class HistoryEntry(NamedTuple):
+    """One line of the lifecycle history shown in the Event's Description."""
+
+    time: datetime
+    type: str
+    detail: str
+    applied: bool
+
+
+class RejectedReassignment(NamedTuple):
+    source: str
+    id: str
+    phase: str | None
+
+
+def _page(raw: Mapping[str, Any]) -> PageInfo:
+    return PageInfo(
+        raw["id"], raw["name"], raw["salesforce_connected"], raw.get("create_activity_event", True)
+    )
+
+
+def _owner(raw: Mapping[str, Any]) -> OwnerInfo:
+    return OwnerInfo(raw["id"], raw["name"], raw["email"], raw.get("salesforce_user_id"))
+
+
+def reason_text(reason: str | None, by: str) -> str:
+    """`Sick (customer)`: the reason first, who gave it after."""
+    text = reason.strip() if reason else ""
+    return f"{text or 'No reason given'} ({_WHO.get(by, by)})"
+
+
+def _utc_minute(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class BookingView:
+    """What the booking's events say now; `status` is None when no Event should exist."""
+
+    booking_id: str
+    status: str | None
+    phase: Phase | None
+    reassigned: bool
+    scheduled: bool
+    creates_event: bool
+    reason: str | None
+    owner: OwnerInfo | None  # the Salesforce Event's owner (kept on unconnected moves)
+    booking_owner: OwnerInfo | None  # who owns the booking now
+    page: PageInfo | None
+    start: datetime | None
+    end: datetime | None
+    title: str | None
+    location: str | None
+    description: str | None
+    customer: CustomerInfo | None
+    related: RelatedRef | None
+    rejected_reassignments: tuple[RejectedReassignment, ...]
+    history: tuple[HistoryEntry, ...]
+    last_sequence: int | None
+    last_time: datetime | None
+
+    def completion_due(self, now: datetime, grace: timedelta) -> bool:
+        """The completion timer's test: Scheduled/Rescheduled and end + grace < now."""
+        return (
+            self.scheduled
+            and self.phase in _REASSIGNABLE
+            and self.end is not None
+            and self.end + grace < now
+        )
+
+
+class _Replay:
+    """The mutable accumulator of one replay; `view()` freezes it into a BookingView."""
+
+    __slots__ = (
+        "booking_id",
+        "booking_owner",
+        "creates_event",
+        "customer",
+        "description",
+        "end",
+        "history",
+        "last_sequence",
+        "last_time_us",
+        "location",
+        "owner",
+        "page",
+        "phase",
+        "reason",
+        "reassigned",
+        "rejected",
+        "related",
+        "scheduled",
+        "start",
+        "title",
+    )
+
+    def __init__(self, booking_id: str) -> None:
+        self.booking_id = booking_id
+        self.scheduled = False
+        self.creates_event = False
+        self.phase: Phase | None = None
+        self.reassigned = False
+        self.reason: str | None = None
+        self.title: str | None = None
+        self.start: str | None = None
+        self.end: str | None = None
+        self.location: str | None = None
+        self.description: str | None = None
+        self.page: Mapping[str, Any] | None = None
+        self.owner: Mapping[str, Any] | None = None
+        self.booking_owner: Mapping[str, Any] | None = None
+        self.customer: Mapping[str, Any] | None = None
+        self.related: Mapping[str, Any] | None = None
+        self.rejected: list[RejectedReassignment] = []
+        self.history: list[HistoryEntry] = []
+        self.last_sequence: int | None = None
+        self.last_time_us: int | None = None
+
+    def copy(self) -> _Replay:
+        twin = copy.copy(self)
+        twin.rejected = list(self.rejected)
+        twin.history = list(self.history)
+        return twin
+
+    def _take_details(self, data: Mapping[str, Any]) -> None:
+        self.title = data["title"]
+        self.start = data["start"]
+        self.end = data["end"]
+        self.location = data.get("location")
+        self.description = data.get("description")
+        self.page = data["page"]
+        self.owner = data["owner"]
+        self.booking_owner = data["owner"]
+        self.customer = data["customer"]
+        self.related = data.get("related")
+
+    def apply(self, stored: StoredEvent) -> None:
+        body = stored.body
+        kind = body["type"]
+        data = body.get("data") or {}
+        applied = True
+        if kind == "booking.scheduled":
+            if not self.scheduled:
+                # create_activity_event (and the connection) count only at scheduling.
+                self.scheduled = True
+                page = data["page"]
+                self.creates_event = bool(
+                    page["salesforce_connected"] and page.get("create_activity_event", True)
+                )
+            self._take_details(data)
+            self.phase, self.reassigned = "Scheduled", False
+            detail = f"on page {data['page']['name']} with {data['owner']['name']}"
+        elif kind == "booking.requested":
+            if self.scheduled:
+                applied, detail = False, "ignored: the booking is already scheduled"
+            else:
+                self._take_details(data)
+                self.phase = "Requested"
+                detail = "awaiting the owner's approval"
+        elif kind == "booking.rescheduled":
+            self.start, self.end = data["start"], data["end"]
+            self.reason = reason_text(data.get("reason"), data["by"])
+            self.phase, self.reassigned = "Rescheduled", False
+            detail = f"{self.reason}; new time {_utc_minute(data['start'])}"
+        elif kind == "booking.canceled":
+            self.reason = reason_text(data.get("reason"), data["by"])
+            self.phase, self.reassigned = "Canceled", False
+            detail = self.reason
+        elif kind == "booking.reassigned":
+            if self.phase in _REASSIGNABLE:
+                new_page, new_owner = data["page"], data["owner"]
+                both_connected = bool(
+                    self.page
+                    and self.page["salesforce_connected"]
+                    and new_page["salesforce_connected"]
+                )
+                if both_connected:
+                    self.owner, self.reassigned = new_owner, True
+                self.booking_owner = new_owner
+                self.page = new_page
+                detail = f"to {new_owner['name']} on page {new_page['name']}"
+                if not both_connected:
+                    detail += " (a page is not connected to Salesforce: Event owner kept)"
+            else:
+                self.rejected.append(RejectedReassignment(stored.source, stored.id, self.phase))
+                applied = False
+                detail = f"rejected: the booking is {self.phase or 'not scheduled'}"
+        elif kind == "booking.completed":
+            self.phase, self.reassigned = "Completed", False
+            detail = "automatically, end time passed" if stored.source == TIMER_SOURCE else ""
+        elif kind == "booking.no_show":
+            self.phase, self.reassigned = "No-show", False
+            detail = ""
+        else:  # pragma: no cover - the schema admits no other type
+            raise ValueError(f"unknown event type {kind!r}")
+        by = data.get("by")
+        if by and kind in ("booking.reassigned", "booking.completed", "booking.no_show"):
+            detail = f"{detail} (by {by})" if detail else f"by {by}"
+        self.history.append(HistoryEntry(from_epoch_us(stored.time_us), kind, detail, applied))
+        self.last_sequence, self.last_time_us = stored.sequence, stored.time_us
+
+    def view(self) -> BookingView:
+        status: str | None = None
+        if self.scheduled and self.creates_event and self.phase is not None:
+            status = self.phase
+            if self.reassigned:
+                status += " (Reassigned by User)"
+        customer = self.customer
+        related = self.related
+        return BookingView(
+            booking_id=self.booking_id,
+            status=status,
+            phase=self.phase,
+            reassigned=self.reassigned,
+            scheduled=self.scheduled,
+            creates_event=self.creates_event,
+            reason=self.reason,
+            owner=_owner(self.owner) if self.owner else None,
+            booking_owner=_owner(self.booking_owner) if self.booking_owner else None,
+            page=_page(self.page) if self.page else None,
+            start=datetime.fromisoformat(self.start) if self.start else None,
+            end=datetime.fromisoformat(self.end) if self.end else None,
+            title=self.title,
+            location=self.location,
+            description=self.description,
+            customer=(
+                CustomerInfo(customer["name"], customer["email"], customer.get("phone"))
+                if customer
+                else None
+            ),
+            related=RelatedRef(related["type"], related["id"]) if related else None,
+            rejected_reassignments=tuple(self.rejected),
+            history=tuple(self.history),
+            last_sequence=self.last_sequence,
+            last_time=from_epoch_us(self.last_time_us) if self.last_time_us is not None else None,
+        )
+
+
+def _replay(booking_id: str, events: Iterable[StoredEvent]) -> _Replay:
+    acc = _Replay(booking_id)
+    for stored in events:
+        acc.apply(stored)
+    return acc
+
+
+@dataclass(frozen=True)
+class BookingState:
+    """Every accepted event of one booking, in replay order, and a change counter.
+
+    `version` grows by one whenever the state changes (an event accepted, or a
+    conflicting duplicate replaced by the copy that sorts first).
+    """
+
+    booking_id: str
+    events: tuple[StoredEvent, ...] = ()
+    version: int = 0
+    # The replay of `events` when the fold already had it (appending in order); a cache.
+    _seed: _Replay | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def _replayed(self) -> _Replay:
+        if self._seed is not None:
+            return self._seed
+        return _replay(self.booking_id, self.events)
+
+    @cached_property
+    def view(self) -> BookingView:
+        return self._replayed.view()
+
+    @property
+    def status(self) -> str | None:
+        return self.view.status
+
+    @property
+    def end(self) -> datetime | None:
+        return self.view.end
+
+    @property
+    def rejected_reassignments(self) -> tuple[RejectedReassignment, ...]:
+        return self.view.rejected_reassignments
+
+    @property
+    def full(self) -> bool:
+        return len(self.events) >= MAX_EVENTS_PER_BOOKING
+
+    def find(self, source: str, event_id: str) -> StoredEvent | None:
+        for stored in self.events:
+            if stored.id == event_id and stored.source == source:
+                return stored
+        return None
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "format": STATE_FORMAT,
+                "booking_id": self.booking_id,
+                "version": self.version,
+                "events": [list(stored) for stored in self.events],
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> BookingState:
+        """Load a state written by `to_bytes`; no pydantic validation (it was validated once)."""
+        loaded = orjson.loads(raw)
+        if loaded.get("format") != STATE_FORMAT:
+            raise ValueError(f"unknown BookingState format {loaded.get('format')!r}")
+        return cls(
+            booking_id=loaded["booking_id"],
+            events=tuple(StoredEvent(*stored) for stored in loaded["events"]),
+            version=loaded["version"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FoldResult:
+    state: BookingState
+    outcome: Outcome
+    changed: bool
+    # The copy the pipeline sends to the DLQ: the losing conflicting duplicate (incoming
+    # or previously stored), or an event refused because the history is full.
+    dead_letter: BookingEvent | None = None
+
+
+def fold(state: BookingState | None, event: BookingEvent) -> FoldResult:
+    """Add one event to a booking's state (None: the booking's first event)."""
+    if state is None:
+        state = BookingState(event.subject)
+    elif state.booking_id != event.subject:
+        raise ValueError(f"event for {event.subject!r} folded into booking {state.booking_id!r}")
+    incoming = stored_event(event)
+    events = state.events
+    for index, stored in enumerate(events):
+        if stored.id != incoming.id or stored.source != incoming.source:
+            continue
+        if stored.body == incoming.body:
+            return FoldResult(state, "duplicate", False)
+        if incoming.canonical_json() < stored.canonical_json():
+            kept = [*events[:index], *events[index + 1 :]]
+            bisect.insort(kept, incoming, key=_sort_key)
+            replaced = BookingState(state.booking_id, tuple(kept), state.version + 1)
+            return FoldResult(replaced, "conflicting-duplicate", True, stored.to_event())
+        return FoldResult(state, "conflicting-duplicate", False, event)
+    if len(events) >= MAX_EVENTS_PER_BOOKING:
+        return FoldResult(state, "history-full", False, event)
+    seed: _Replay | None = None
+    if not events or _sort_key(incoming) > _sort_key(events[-1]):
+        # Appending in replay order: continue the previous replay instead of redoing it.
+        seed = state._replayed.copy()
+        seed.apply(incoming)
+        grown = (*events, incoming)
+    else:
+        kept = list(events)
+        bisect.insort(kept, incoming, key=_sort_key)
+        grown = tuple(kept)
+    return FoldResult(
+        BookingState(state.booking_id, grown, state.version + 1, seed), "accepted", True
+    )
+
+
+def fold_all(events: Iterable[BookingEvent], state: BookingState | None = None) -> BookingState:
+    """Fold events in the given order; conflicting duplicates resolve as in `fold`."""
+    folded = state
+    for event in events:
+        folded = fold(folded, event).state
+    if folded is None:
+        raise ValueError("fold_all needs at least one event or a state")
+    return folded
+
+
+def view(state: BookingState) -> BookingView:
+    return state.view
+
+
+def completion_event(state: BookingState, grace: timedelta) -> BookingCompleted:
+    """The timer's `booking.completed` for the booking's current end time.
+
+    It carries the sequence of the last event (not +1), so a late producer event with
+    a higher sequence still wins, and a time no earlier than end + grace and after the
+    last event, so it sorts right after that event. Everything in it derives from the
+    state, so firing twice for the same state gives identical copies (deduplicated).
+    """
+    current = state.view
+    if current.end is None or current.last_sequence is None or current.last_time is None:
+        raise ValueError(f"booking {state.booking_id!r} has no end time yet")
+    fire_at = max(current.end + grace, current.last_time + _ONE_US)
+    return BookingCompleted(
+        id=f"completed:{state.booking_id}:{current.last_sequence}:{to_epoch_us(current.end)}",
+        source=TIMER_SOURCE,
+        subject=state.booking_id,
+        sequence=current.last_sequence,
+        time=fire_at,
+        data=OutcomeData(),
+    )
