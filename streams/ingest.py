@@ -1,0 +1,107 @@
+"""The ingest+fold agent: raw booking events -> table `bookings` -> activity-projections.
+
+Thin by design: decoding and validation are `schemas.parse_event`, the rules are
+`streams.fold` and `streams.projection`. This module only moves bytes, batches the
+work per booking and sends what the core rejects to the dead-letter topic.
+
+Batching: each `take_events` batch is grouped by booking, so a booking touched by
+ten events in a batch costs one table write and one projection send, not ten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from schemas import EventRejected, parse_event
+from streams import metrics
+from streams.app import app, bookings, events_dlq_topic, events_topic, projections_topic, settings
+from streams.dead_letter import DeadLetter
+from streams.fold import BookingState, fold
+from streams.projection import PRESETS, project
+from streams.table_partition import write_under
+
+log = logging.getLogger(__name__)
+
+MAPPING = PRESETS[settings.field_mapping]
+# Header on each projection: Kafka timestamp (ms) of the newest event folded into it,
+# for the end-to-end latency metric measured when the sink has written it.
+EVENT_TIMESTAMP_HEADER = "activity-sync.event-timestamp-ms"
+
+
+async def dead_letter_event(event: EventT, code: str, message: str, value: bytes | None = None) -> None:
+    """Send a booking-events record to its DLQ with the reason; log and count it."""
+    msg = event.message
+    letter = DeadLetter(code, message, msg.topic, msg.partition, msg.offset)
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, code, message
+    )
+    metrics.EVENTS_DEAD_LETTERED.labels(events_dlq_topic.get_topic_name(), code).inc()
+    await events_dlq_topic.send(
+        key=msg.key, value=msg.value if value is None else value, headers=letter.headers()
+    )
+
+
+async def fold_batch(stream: StreamT[Any], batch: Sequence[EventT]) -> None:
+    metrics.EVENTS_INGESTED.inc(len(batch))
+    by_booking: dict[bytes, list[tuple[EventT, Any]]] = {}
+    for event in batch:
+        raw = event.message.value
+        key = event.message.key
+        try:
+            parsed = parse_event(raw if isinstance(raw, bytes) else b"", key=key)
+        except EventRejected as rejected:
+            await dead_letter_event(event, rejected.code, rejected.message)
+            continue
+        by_booking.setdefault(key, []).append((event, parsed))
+
+    for key, items in by_booking.items():
+        try:
+            await fold_booking(stream, key, items)
+        except Exception as exc:  # a bug in the core must not stop the stream or lose input
+            log.exception("folding booking %r failed; dead-lettering its events", key)
+            for event, _ in items:
+                await dead_letter_event(event, "internal-error", f"{type(exc).__name__}: {exc}")
+
+
+async def fold_booking(stream: StreamT[Any], key: bytes, items: list[tuple[EventT, Any]]) -> None:
+    stored = bookings.get(key)
+    state: BookingState | None = BookingState.from_bytes(stored) if stored is not None else None
+    changed = False
+    for event, parsed in items:
+        result = fold(state, parsed)
+        state = result.state
+        changed = changed or result.changed
+        metrics.EVENTS_FOLDED.labels(result.outcome).inc()
+        if result.dead_letter is not None:
+            # The loser of a conflicting duplicate may be this record or the stored copy.
+            loser = result.dead_letter
+            value = None if loser == parsed else loser.to_json()
+            await dead_letter_event(
+                event, result.outcome, f"{result.outcome}: source={loser.source} id={loser.id}", value
+            )
+    assert state is not None  # at least one event was folded
+    latest = items[-1][0]
+    if changed:
+        write_under(stream, latest, lambda: bookings.__setitem__(key, state.to_bytes()))
+    # Re-sent even when nothing changed: after a crash the table may hold a state whose
+    # projection never left; the sink drops what it already wrote (by version).
+    projection = project(state, MAPPING)
+    if projection is not None:
+        metrics.PROJECTIONS_EMITTED.inc()
+        timestamp_ms = int(max(event.message.timestamp for event, _ in items) * 1000)
+        await projections_topic.send(
+            key=key,
+            value=projection.to_bytes(),
+            headers=[(EVENT_TIMESTAMP_HEADER, str(timestamp_ms).encode())],
+        )
+
+
+@app.agent(events_topic, name="ingest")
+async def ingest(stream: faust.StreamT[bytes]) -> None:
+    async for batch in stream.take_events(settings.fold_batch_size, within=settings.fold_batch_window):
+        await fold_batch(stream, batch)

@@ -1,0 +1,99 @@
+"""Worker processes on this machine, for the demo, the tests and the benchmarks.
+
+A worker is the real `activity-sync worker` command in its own process, configured by
+environment variables exactly as in production; nothing here is test-only behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.broker import free_port
+
+READY_MARKER = b"[^Worker]: Ready"
+
+
+class WorkerError(RuntimeError):
+    """A worker process did not start or died."""
+
+
+@dataclass
+class WorkerProcess:
+    """One `activity-sync worker` process; `env` holds its `ACTIVITY_SYNC_*` settings."""
+
+    env: dict[str, str]
+    log_path: Path
+    web_port: int = 0
+    loglevel: str = "info"
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.web_port == 0:
+            self.web_port = free_port()
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def start(self) -> WorkerProcess:
+        if self.process is not None and self.process.poll() is None:
+            raise WorkerError("worker already running")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            **self.env,
+            "ACTIVITY_SYNC_WEB_PORT": str(self.web_port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with open(self.log_path, "ab") as log:
+            log.write(b"\n--- worker start ---\n")
+            log.flush()
+            self._log_offset = log.tell()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker", "-l", self.loglevel],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
+        """Block until the worker logs that it is ready (partitions assigned, recovered)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise WorkerError(f"worker exited early; see {self.log_path}")
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_offset)
+                if READY_MARKER in log.read():
+                    return self
+            time.sleep(0.2)
+        raise WorkerError(f"worker not ready after {timeout}s; see {self.log_path}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commit, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM and wait: Faust's clean shutdown (offsets committed)."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,74 @@
+"""Prometheus metrics of the worker, served at `/metrics` by the worker's web server."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+EVENTS_INGESTED = Counter(
+    "activity_sync_events_ingested", "Records read from booking-events.", registry=REGISTRY
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "activity_sync_events_dead_lettered",
+    "Records sent to a dead-letter topic, by topic and reason.",
+    ["topic", "reason"],
+    registry=REGISTRY,
+)
+EVENTS_FOLDED = Counter(
+    "activity_sync_events_folded",
+    "Valid events folded into booking state, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+REASSIGNMENTS_REJECTED = Gauge(
+    "activity_sync_reassignments_rejected_last",
+    "Rejected reassignments in the most recently folded booking (see /bookings/{id}).",
+    registry=REGISTRY,
+)
+PROJECTIONS_EMITTED = Counter(
+    "activity_sync_projections_emitted",
+    "Projections sent to activity-projections.",
+    registry=REGISTRY,
+)
+PROJECTIONS_SKIPPED = Counter(
+    "activity_sync_projections_skipped",
+    "Projections the sink skipped: superseded in the batch or already written.",
+    ["why"],
+    registry=REGISTRY,
+)
+SALESFORCE_CALLS = Counter(
+    "activity_sync_salesforce_calls",
+    "Salesforce API calls made by the sink, by operation.",
+    ["operation"],
+    registry=REGISTRY,
+)
+SALESFORCE_RECORDS = Counter(
+    "activity_sync_salesforce_records",
+    "Event records sent to Salesforce, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SALESFORCE_ERRORS = Counter(
+    "activity_sync_salesforce_errors",
+    "Salesforce errors seen by the sink, by error code.",
+    ["code"],
+    registry=REGISTRY,
+)
+SALESFORCE_API_REMAINING = Gauge(
+    "activity_sync_salesforce_api_remaining",
+    "Remaining daily API calls, from the last Sforce-Limit-Info header.",
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "activity_sync_consumer_lag",
+    "Records not yet processed, by topic and partition.",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+END_TO_END_LATENCY = Histogram(
+    "activity_sync_end_to_end_latency_seconds",
+    "From the newest booking event's arrival at the worker to its Event being in Salesforce.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    registry=REGISTRY,
+)

@@ -1,0 +1,88 @@
+"""Configuration: environment variables prefixed `ACTIVITY_SYNC_`, or an env file.
+
+Everything an operator sets lives here; the Faust app, the agents and the CLI only
+read a `Settings`. Broker quirks are handled in `broker_profile_options()`, one
+named profile per broker kind, so no workaround is spread through the code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.salesforce.settings import SalesforceSettings
+
+BrokerProfile = Literal["embedded", "kafka"]
+
+
+class TopicNames(BaseSettings):
+    """Topic names; change them only to run several deployments on one cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="ACTIVITY_SYNC_TOPIC_", extra="ignore")
+
+    events: str = "booking-events"
+    events_dlq: str = "booking-events.dlq"
+    projections: str = "activity-projections"
+    projections_dlq: str = "activity-projections.dlq"
+
+
+class Settings(BaseSettings):
+    """The worker's settings. Field `foo` is read from `ACTIVITY_SYNC_FOO`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ACTIVITY_SYNC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    app_id: str = "booking-activity-sync"
+    # Bump to rebuild every table from the start of the topic (see README, backfill).
+    app_version: int = 1
+    broker_url: str = "kafka://127.0.0.1:9092"
+    broker_profile: BrokerProfile = "embedded"
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    # rocksdb:// in production (state survives restarts without a full changelog
+    # replay); memory:// is fine for tests and the demo.
+    store: str = "rocksdb://"
+    data_dir: Path = Path("var/worker")
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+
+    field_mapping: Literal["default", "oncehub"] = "default"
+    # The fold agent coalesces per booking within a batch: fewer table writes and sends.
+    fold_batch_size: int = Field(default=1000, ge=1)
+    fold_batch_window: float = Field(default=0.05, gt=0)
+    # The sink batches up to one sObject Collections call (200 records).
+    sink_batch_size: int = Field(default=200, ge=1, le=200)
+    sink_batch_window: float = Field(default=0.5, gt=0)
+    # A REQUEST_LIMIT_EXCEEDED answer pauses the sink this long before trying again.
+    sink_limit_pause: float = Field(default=60.0, gt=0)
+
+    # A booking still Scheduled/Rescheduled this long after its end becomes Completed.
+    completion_grace: float = Field(default=3600.0, ge=0)
+    completion_check_interval: float = Field(default=30.0, gt=0)
+
+    topics: TopicNames = Field(default_factory=TopicNames)
+    salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+
+    def broker_profile_options(self) -> dict[str, Any]:
+        """Faust options for the broker kind, each workaround explained once."""
+        if self.broker_profile == "kafka":
+            return {"broker_session_timeout": 30.0, "broker_heartbeat_interval": 3.0}
+        return {
+            # Tansu makes a consumer-group join wait session_timeout/2: keep it short so
+            # a worker starts (and a killed one is replaced) in seconds, not tens.
+            "broker_session_timeout": 6.0,
+            "broker_heartbeat_interval": 1.0,
+            # Tansu answers ListOffsets(latest) with the first offset of the newest
+            # batch + 1. Faust's table recovery reads up to that offset, so with
+            # multi-record batches it stops early and loses the tail of a changelog.
+            # One record per producer batch makes the answer exact.
+            "producer_max_batch_size": 1,
+        }

@@ -1,0 +1,200 @@
+"""The sink agent: activity-projections -> one sObject Collections upsert per batch.
+
+Failure paths (DESIGN §5), each handled here because Faust acknowledges a batch's
+events as soon as this agent stops looking at it, raising or not:
+- Salesforce down, 5xx, timeouts, UNABLE_TO_LOCK_ROW: the client retries with
+  backoff; when its deadline passes we keep the batch and try again. The stream is
+  held meanwhile (back-pressure), nothing is skipped.
+- 401: the client re-authenticates.
+- REQUEST_LIMIT_EXCEEDED: pause `sink_limit_pause` seconds, report, try again.
+- A record Salesforce rejects (validation): to activity-projections.dlq with
+  Salesforce's error; the rest of the batch is written.
+- The worker stopping while records are still unwritten: they are sent back to
+  activity-projections before the batch is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from streams import metrics
+from streams.app import app, projections_dlq_topic, projections_topic, settings, synced
+from streams.dead_letter import DeadLetter
+from streams.ingest import EVENT_TIMESTAMP_HEADER
+from streams.projection import Projection, complete_related
+from streams.salesforce import (
+    RequestLimitExceeded,
+    SalesforceClient,
+    SalesforceUnavailable,
+    UpsertOutcome,
+)
+from streams.sink_plan import Candidate, plan_writes
+from streams.table_partition import write_under
+
+log = logging.getLogger(__name__)
+
+FORCE_HEADER = "activity-sync.force"
+# One client attempt (with its own retries) gets this long before the batch loop
+# logs, re-checks for shutdown and starts over.
+ATTEMPT_DEADLINE = 30.0
+BACKOFF_BASE, BACKOFF_CAP = 0.3, 60.0
+
+_client: SalesforceClient | None = None
+
+
+def salesforce() -> SalesforceClient:
+    global _client
+    if _client is None:
+        _client = SalesforceClient(settings.salesforce)
+    return _client
+
+
+def _headers(event: EventT) -> dict[str, bytes]:
+    raw = event.message.headers or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return {name: value for name, value in pairs}
+
+
+def backoff(attempt: int) -> float:
+    """Full-jitter exponential backoff: 0.3 s doubling, capped at 60 s."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+
+
+async def dead_letter_projection(event: EventT, code: str, message: str) -> None:
+    msg = event.message
+    letter = DeadLetter(code, message, msg.topic, msg.partition, msg.offset)
+    log.warning("projection %r dead-lettered: %s: %s", msg.key, code, message)
+    metrics.EVENTS_DEAD_LETTERED.labels(projections_dlq_topic.get_topic_name(), code).inc()
+    await projections_dlq_topic.send(key=msg.key, value=msg.value, headers=letter.headers())
+
+
+async def _decode(batch: Sequence[EventT]) -> list[Candidate[EventT]]:
+    candidates: list[Candidate[EventT]] = []
+    for event in batch:
+        try:
+            projection = Projection.from_bytes(event.message.value)
+        except Exception as exc:  # anything undecodable is set aside, never dropped
+            await dead_letter_projection(event, "undecodable", repr(exc))
+            continue
+        forced = _headers(event).get(FORCE_HEADER) == b"1"
+        candidates.append(Candidate(projection, event, forced))
+    return candidates
+
+
+async def _lookup_related(pending: dict[str, Candidate[EventT]]) -> dict[str, tuple[str, str]]:
+    emails: dict[str, str] = {}
+    for candidate in pending.values():
+        email = candidate.projection.lookup_email
+        if email:
+            emails[email] = candidate.projection.customer_name or email
+    if not emails:
+        return {}
+    client = salesforce()
+    calls_before = client.api_calls
+    found = await client.resolve_related(emails)
+    metrics.SALESFORCE_CALLS.labels("query").inc(client.api_calls - calls_before)
+    return {email: (record.sobject, record.id) for email, record in found.items()}
+
+
+def _record_written(stream: StreamT[Any], candidate: Candidate[EventT]) -> None:
+    event = candidate.meta
+    projection = candidate.projection
+    write_under(
+        stream, event, lambda: synced.__setitem__(event.message.key, projection.version)
+    )
+    stamp = _headers(event).get(EVENT_TIMESTAMP_HEADER)
+    if stamp is not None:
+        metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - int(stamp) / 1000))
+
+
+async def _apply_outcomes(
+    stream: StreamT[Any],
+    pending: dict[str, Candidate[EventT]],
+    outcomes: Sequence[UpsertOutcome],
+) -> None:
+    for outcome in outcomes:
+        metrics.SALESFORCE_RECORDS.labels(outcome.status).inc()
+        candidate = pending.get(outcome.external_id)
+        if candidate is None:
+            continue
+        if outcome.status in ("created", "updated"):
+            _record_written(stream, candidate)
+            del pending[outcome.external_id]
+        elif outcome.status == "rejected":
+            for error in outcome.errors:
+                metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
+            message = "; ".join(f"{e.status_code}: {e.message}" for e in outcome.errors)
+            code = outcome.errors[0].status_code if outcome.errors else "rejected"
+            await dead_letter_projection(candidate.meta, code, message)
+            del pending[outcome.external_id]
+        else:
+            for error in outcome.errors:
+                metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
+
+
+async def write_batch(stream: StreamT[Any], batch: Sequence[EventT]) -> None:
+    plan = plan_writes(await _decode(batch), lambda booking: synced[booking.encode()])
+    metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
+    metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
+    pending = {c.projection.booking_id: c for c in plan.to_write}
+    attempt = 0
+    try:
+        while pending:
+            try:
+                found = await _lookup_related(pending)
+                records = [complete_related(c.projection, found) for c in pending.values()]
+                client = salesforce()
+                calls_before = client.api_calls
+                try:
+                    outcomes = await client.upsert_events(
+                        records, deadline=time.monotonic() + ATTEMPT_DEADLINE
+                    )
+                finally:
+                    metrics.SALESFORCE_CALLS.labels("upsert").inc(client.api_calls - calls_before)
+                    if client.remaining_api_calls is not None:
+                        metrics.SALESFORCE_API_REMAINING.set(client.remaining_api_calls)
+                await _apply_outcomes(stream, pending, outcomes)
+            except RequestLimitExceeded as exc:
+                metrics.SALESFORCE_ERRORS.labels("REQUEST_LIMIT_EXCEEDED").inc()
+                log.error(
+                    "Salesforce API limit reached (%s); pausing the sink %.0fs with %d records held",
+                    exc,
+                    settings.sink_limit_pause,
+                    len(pending),
+                )
+                await asyncio.sleep(settings.sink_limit_pause)
+                continue
+            except SalesforceUnavailable as exc:
+                metrics.SALESFORCE_ERRORS.labels("UNAVAILABLE").inc()
+                log.warning("Salesforce unavailable (%s); holding %d records", exc, len(pending))
+            except Exception:  # unknown failure: hold and retry rather than drop
+                metrics.SALESFORCE_ERRORS.labels("UNEXPECTED").inc()
+                log.exception("sink write failed; holding %d records", len(pending))
+            if pending:
+                attempt += 1
+                await asyncio.sleep(backoff(attempt))
+            else:
+                attempt = 0
+    except asyncio.CancelledError:
+        # Stopping mid-outage: the batch is about to be acknowledged, so hand the
+        # unwritten projections back to the topic for whoever owns them next.
+        for candidate in pending.values():
+            msg = candidate.meta.message
+            projections_topic.send_soon(key=msg.key, value=msg.value, headers=msg.headers)
+        if pending:
+            log.warning("re-queued %d unwritten projections on shutdown", len(pending))
+        raise
+
+
+@app.agent(projections_topic, name="sink")
+async def sink(stream: faust.StreamT[bytes]) -> None:
+    async for batch in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_window):
+        await write_batch(stream, batch)
