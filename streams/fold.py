@@ -18,11 +18,9 @@ lifecycle events for one booking means a producer loop, not a real booking.
 from __future__ import annotations
 
 import bisect
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import orjson
@@ -143,7 +141,8 @@ def reason_text(reason: str | None, by: str) -> str:
 
 
 def _utc_minute(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # str() of a UTC datetime starts "YYYY-MM-DD HH:MM"; much cheaper than strftime.
+    return str(datetime.fromisoformat(iso).astimezone(UTC))[:16] + " UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +230,9 @@ class _Replay:
         self.last_time_us: int | None = None
 
     def copy(self) -> _Replay:
-        twin = copy.copy(self)
+        twin = _Replay.__new__(_Replay)
+        for name in _Replay.__slots__:
+            setattr(twin, name, getattr(self, name))
         twin.rejected = list(self.rejected)
         twin.history = list(self.history)
         return twin
@@ -371,15 +372,24 @@ class BookingState:
     # The replay of `events` when the fold already had it (appending in order); a cache.
     _seed: _Replay | None = field(default=None, compare=False, repr=False)
 
-    @cached_property
+    # Derived values are cached in the instance dict; functools.cached_property would
+    # do the same but takes a lock on every access on Python 3.11.
+    @property
     def _replayed(self) -> _Replay:
-        if self._seed is not None:
-            return self._seed
-        return _replay(self.booking_id, self.events)
+        cached = self._seed
+        if cached is None:
+            cached = self.__dict__.get("_replayed_cache")
+            if cached is None:
+                cached = self.__dict__["_replayed_cache"] = _replay(self.booking_id, self.events)
+        return cached
 
-    @cached_property
+    @property
     def view(self) -> BookingView:
-        return self._replayed.view()
+        """The booking as its events say now (computed once per state)."""
+        cached: BookingView | None = self.__dict__.get("_view_cache")
+        if cached is None:
+            cached = self.__dict__["_view_cache"] = self._replayed.view()
+        return cached
 
     @property
     def status(self) -> str | None:

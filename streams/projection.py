@@ -61,7 +61,8 @@ def cut(text: str | None, limit: int) -> str | None:
 
 
 def salesforce_datetime(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC, whole seconds, `Z`: `2026-11-24T09:30:00Z` (isoformat: far cheaper than strftime)."""
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ def description_text(current: BookingView) -> str:
         label = _TYPE_LABEL.get(entry.type, entry.type)
         if not entry.applied:
             label += " (not applied)"
-        when = entry.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        when = str(entry.time.astimezone(UTC))[:16]  # "YYYY-MM-DD HH:MM"
         lines.append(f"{when} {label}: {entry.detail}" if entry.detail else f"{when} {label}")
     history = "\n".join([_HISTORY_HEADING, *lines])
     if current.description:

@@ -1,0 +1,90 @@
+"""Micro-benchmark of the pure core on one core: `make bench-fold`.
+
+Decodes, validates, folds and projects a realistic mix of events (from
+`streams.generate`), as the ingest agent does per message, then measures what
+loading and storing a `BookingState` costs (the pipeline does both per table access).
+Options: `--bookings N --seed S --repeat R --profile`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from collections.abc import Callable
+
+import orjson
+
+from schemas import parse_event
+from streams.fold import BookingState, fold
+from streams.generate import generate_events
+from streams.projection import project
+
+
+def _messages(bookings: int, seed: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (event["subject"].encode(), orjson.dumps(event))
+        for event in generate_events(bookings, seed)
+    ]
+
+
+def _ingest(messages: list[tuple[bytes, bytes]]) -> dict[str, BookingState]:
+    states: dict[str, BookingState] = {}
+    for key, raw in messages:
+        event = parse_event(raw, key)
+        result = fold(states.get(event.subject), event)
+        if result.changed:
+            states[event.subject] = result.state
+            project(result.state)
+    return states
+
+
+def _best(runs: int, work: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        began = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bookings", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="cProfile one ingest run")
+    args = parser.parse_args(argv)
+
+    messages = _messages(args.bookings, args.seed)
+    states = _ingest(messages)  # warm-up; also the states for the storage figures
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(_ingest, messages)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(20)
+
+    seconds = _best(args.repeat, lambda: _ingest(messages))
+    stored = [state.to_bytes() for state in states.values()]
+    events_per_state = sum(len(state.events) for state in states.values()) / len(states)
+    dump_s = _best(args.repeat, lambda: [state.to_bytes() for state in states.values()])
+    load_s = _best(args.repeat, lambda: [BookingState.from_bytes(raw) for raw in stored])
+    view_s = _best(
+        args.repeat, lambda: [BookingState.from_bytes(raw).view for raw in stored]
+    )
+    mean_bytes = sum(map(len, stored)) / len(stored)
+
+    print(f"events: {len(messages):,} over {len(states):,} bookings (seed {args.seed})")
+    print(
+        f"decode+validate+fold+project: {len(messages) / seconds:,.0f} events/s "
+        f"({seconds / len(messages) * 1e6:.1f} µs/event, one core)"
+    )
+    print(f"state: {events_per_state:.1f} events, {mean_bytes:,.0f} bytes on average")
+    print(f"BookingState.to_bytes:   {dump_s / len(states) * 1e6:.1f} µs/state")
+    print(f"BookingState.from_bytes: {load_s / len(states) * 1e6:.1f} µs/state")
+    print(f"from_bytes + view:       {view_s / len(states) * 1e6:.1f} µs/state")
+
+
+if __name__ == "__main__":
+    main()
