@@ -78,6 +78,7 @@ COLLECTIONS_UPSERT_MIN_VERSION = 46.0
 UPSERT_200_MIN_VERSION = 46.0
 MAX_COLLECTION = 200
 QUERY_BATCH = 2000
+MAX_URI = 16_384
 ENV_PREFIX = "ACTIVITY_SYNC_EMULATOR_"
 _JSON = "application/json"
 
@@ -1004,7 +1005,11 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     credentials = load_credentials(config)
     context, ca_file = prepare_tls(config.data_dir, _names(config, config.public_url))
     emulator = Emulator(config, credentials)
-    runner = web.AppRunner(emulator.app, access_log=None, handle_signals=False)
+    # Salesforce accepts URIs up to 16,384 bytes (long SOQL in GET query?q=); aiohttp's
+    # default request-line limit is 8,190.
+    runner = web.AppRunner(
+        emulator.app, access_log=None, handle_signals=False, max_line_size=MAX_URI + 32
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
     await site.start()

@@ -1,0 +1,96 @@
+"""Salesforce connection settings, from `ACTIVITY_SYNC_SALESFORCE_*` environment variables.
+
+Secrets (client_secret, password, security_token) can also come from files: set
+`ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET_FILE=/run/secrets/sf_secret` (the Docker/Kubernetes
+convention); the file's content, stripped of surrounding whitespace, is the value. They
+are `SecretStr`, so neither `repr()` nor logging the settings shows them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "ACTIVITY_SYNC_SALESFORCE_"
+SECRET_FIELDS = ("client_secret", "password", "security_token")
+
+
+class _SecretFilesSource(PydanticBaseSettingsSource):
+    """`<PREFIX><FIELD>_FILE` names a file holding the value of a secret field."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"{ENV_PREFIX}{field_name.upper()}_FILE")
+        if field_name not in SECRET_FIELDS or not path:
+            return None, field_name, False
+        return Path(path).read_text().strip(), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(info, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class SalesforceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    login_url: str = Field(
+        default="https://login.salesforce.com",
+        description="where tokens come from: login/test.salesforce.com, My Domain, emulator",
+    )
+    auth: Literal["client_credentials", "password"] = "client_credentials"
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    security_token: SecretStr = SecretStr("")
+    api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+    ca_file: Path | None = Field(
+        default=None, description="PEM bundle to trust instead of the system store"
+    )
+    sobject: str = "Event"
+    external_id_field: str = "Booking_Id__c"
+    create_missing_leads: bool = False
+    lead_company: str = Field(
+        default="[not provided]", description="Company for Leads created from a booking"
+    )
+    timeout_s: float = Field(default=30.0, gt=0, description="per HTTP request")
+    retry_base_s: float = Field(default=0.3, gt=0)
+    retry_cap_s: float = Field(default=60.0, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=200, description="records per collection")
+    related_cache_size: int = Field(default=10_000, ge=0)
+    related_cache_ttl_s: float = Field(default=3600.0, ge=0)
+
+    @field_validator("login_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials_for_auth(self) -> SalesforceSettings:
+        if self.auth == "password" and not self.username:
+            raise ValueError("auth=password needs username (and password, security_token)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then plain env vars, then *_FILE secrets.
+        return init_settings, env_settings, dotenv_settings, _SecretFilesSource(settings_cls)
