@@ -70,9 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     events_per_state = sum(len(state.events) for state in states.values()) / len(states)
     dump_s = _best(args.repeat, lambda: [state.to_bytes() for state in states.values()])
     load_s = _best(args.repeat, lambda: [BookingState.from_bytes(raw) for raw in stored])
-    view_s = _best(
-        args.repeat, lambda: [BookingState.from_bytes(raw).view for raw in stored]
-    )
+    view_s = _best(args.repeat, lambda: [BookingState.from_bytes(raw).view for raw in stored])
     mean_bytes = sum(map(len, stored)) / len(stored)
 
     print(f"events: {len(messages):,} over {len(states):,} bookings (seed {args.seed})")
