@@ -23,15 +23,6 @@ DESCRIPTION_MAX = 32_000
 PROJECTION_FORMAT = 1
 
 _HISTORY_HEADING = "Booking history (UTC):"
-_TYPE_LABEL = {
-    "booking.scheduled": "Scheduled",
-    "booking.requested": "Requested",
-    "booking.rescheduled": "Rescheduled",
-    "booking.reassigned": "Reassigned",
-    "booking.canceled": "Canceled",
-    "booking.completed": "Completed",
-    "booking.no_show": "No-show",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +98,7 @@ class Projection:
 
 def description_text(current: BookingView) -> str:
     """The booking's description, then one line per lifecycle event."""
-    lines = []
-    for entry in current.history:
-        label = _TYPE_LABEL.get(entry.type, entry.type)
-        if not entry.applied:
-            label += " (not applied)"
-        when = str(entry.time.astimezone(UTC))[:16]  # "YYYY-MM-DD HH:MM"
-        lines.append(f"{when} {label}: {entry.detail}" if entry.detail else f"{when} {label}")
-    history = "\n".join([_HISTORY_HEADING, *lines])
+    history = "\n".join([_HISTORY_HEADING, *(entry.line for entry in current.history)])
     if current.description:
         return f"{current.description}\n\n{history}"
     return history
