@@ -110,6 +110,14 @@ def _errors_from(content: object, key: str) -> list[RecordError]:
     return out
 
 
+def _raise_if_untrusted(exc: Exception) -> None:
+    """A certificate that fails verification is configuration, not a transient fault."""
+    if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        raise SalesforceRequestError(
+            "TLS certificate verification failed (set ca_file to the CA that signed it)"
+        ) from None
+
+
 def _describe(exc: SalesforceError) -> str:
     """`STATUS ERROR_CODE: message` from a simple-salesforce exception, nothing more."""
     errors = _errors_from(exc.content, "errorCode")
@@ -197,6 +205,7 @@ class SalesforceClient:
                 verify=self._verify,
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
+            _raise_if_untrusted(exc)
             raise _Retryable(f"token endpoint unreachable: {type(exc).__name__}") from None
         if response.status_code >= 500:
             raise _Retryable(f"token endpoint HTTP {response.status_code}")
@@ -274,6 +283,7 @@ class SalesforceClient:
         try:
             result = sf.restful(path, params, method, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as exc:
+            _raise_if_untrusted(exc)
             raise _Retryable(type(exc).__name__) from None
         except SalesforceGeneralError as exc:
             if exc.status >= 500:
@@ -294,33 +304,30 @@ class SalesforceClient:
     async def _with_retries(self, call: Any, deadline: float | None, what: str) -> Any:
         """Run `call(sf, timeout)` in a thread, retrying whole-call failures until deadline."""
         attempt = 0
-        fresh_token = False
         while True:
+            fresh_token = self._sf is None
             try:
                 sf = await self._current(deadline)
+                try:
+                    return await asyncio.to_thread(call, sf, self._timeout(deadline))
+                except SalesforceExpiredSession:
+                    if fresh_token:
+                        raise
+                # The token expired: log in again and retry at once, just this once.
+                fresh_token = True
+                sf = await self._reauthenticate(sf, deadline)
                 return await asyncio.to_thread(call, sf, self._timeout(deadline))
             except SalesforceExpiredSession:
-                if not fresh_token:
-                    fresh_token = True
-                    await self._reauthenticate_quietly(sf, deadline)
-                    continue
-                reason = "HTTP 401 INVALID_SESSION_ID after a fresh token"
+                # Refused straight after a new login: back off like any failure, and start
+                # over with yet another token.
+                reason = "HTTP 401 INVALID_SESSION_ID with a fresh token"
+                self._sf = None
             except _Retryable as exc:
                 reason = str(exc)
-            fresh_token = False
             if not await self._sleep_or_give_up(attempt, deadline):
                 raise SalesforceUnavailable(f"{what}: giving up at the deadline: {reason}")
             log.warning("salesforce %s failed (%s); retry %d", what, reason, attempt + 1)
             attempt += 1
-            if reason.startswith("HTTP 401"):
-                self._sf = None
-
-    async def _reauthenticate_quietly(self, stale: Salesforce, deadline: float | None) -> None:
-        # A token endpoint outage here is retried by the caller's loop via _current().
-        try:
-            await self._reauthenticate(stale, deadline)
-        except _Retryable:
-            self._sf = None
 
     # Upserts -------------------------------------------------------------------
 

@@ -397,23 +397,24 @@ class Emulator:
         version = float(request.match_info["version"])
         if not MIN_API_VERSION <= version <= self.max_version:
             return _not_found()
-        if self.faults.fire("invalid_session") or not self._authorized(request):
+        # The raw path keeps %2F inside an external-id value from splitting a segment.
+        prefix = f"/services/data/v{request.match_info['version']}"
+        raw_tail = request.raw_path.split("?", 1)[0][len(prefix) :]
+        parts = [unquote(p) for p in raw_tail.split("/") if p]
+        kind, handler = self._route(request.method, parts)
+        if self.faults.fire("invalid_session", kind) or not self._authorized(request):
             return _errors(401, ApiError("INVALID_SESSION_ID", "Session expired or invalid"))
-        if self.faults.fire("request_limit_exceeded") or self._used() >= self.daily_limit:
+        if self.faults.fire("request_limit_exceeded", kind) or self._used() >= self.daily_limit:
             response = _errors(
                 403, ApiError("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
             )
             response.headers.update(self._limit_header())
             return response
-        # The raw path keeps %2F inside an external-id value from splitting a segment.
-        raw_tail = request.raw_path.split("?", 1)[0].split(f"v{request.match_info['version']}", 1)[
-            1
-        ]
-        parts = [unquote(p) for p in raw_tail.split("/") if p]
-        kind, handler = self._route(request.method, parts)
         self._count(kind)
-        if self.faults.fire("http_500"):
-            response = _errors(
+        server_error: web.Response | None = None
+        after_write = False
+        if self.faults.fire("http_500", kind):
+            server_error = _errors(
                 500,
                 ApiError(
                     "UNKNOWN_EXCEPTION",
@@ -421,15 +422,21 @@ class Emulator:
                     f"contact support: {secrets.randbelow(10**9)}-{secrets.randbelow(10**5)}",
                 ),
             )
-        elif self.faults.fire("http_503"):
-            response = _errors(
+            after_write = self.faults.after_write("http_500")
+        elif self.faults.fire("http_503", kind):
+            server_error = _errors(
                 503, ApiError("SERVER_UNAVAILABLE", "Service Unavailable: please retry later")
             )
-        else:
+            after_write = self.faults.after_write("http_503")
+        if server_error is None or after_write:
             try:
                 response = await handler(request, version, parts)
             except RequestError as exc:
                 response = _errors(exc.status, exc.error)
+        # after_write: the work is committed, yet the caller sees the error (as when a
+        # response is lost); a client must not assume a failed call wrote nothing.
+        if server_error is not None:
+            response = server_error
         response.headers.update(self._limit_header())
         return response
 

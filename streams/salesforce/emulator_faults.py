@@ -21,6 +21,13 @@ class FaultCounter(BaseModel):
 
     next: int = Field(default=0, ge=0, description="fire for the next N requests/records")
     probability: float = Field(default=0.0, ge=0.0, le=1.0, description="then fire at random")
+    only: list[str] = Field(
+        default_factory=list,
+        description="request kinds it applies to (e.g. collections_upsert, query); [] = all",
+    )
+    after_write: bool = Field(
+        default=False, description="http_500/503: do the work, then answer the error"
+    )
 
 
 class ValidationRuleSpec(BaseModel):
@@ -104,12 +111,18 @@ class FaultState:
     def is_down(self) -> bool:
         return time.monotonic() < self._down_until
 
-    def fire(self, name: CounterName) -> bool:
+    def fire(self, name: CounterName, kind: str | None = None) -> bool:
         counter: FaultCounter = getattr(self._faults, name)
+        if counter.only and kind not in counter.only:
+            return False
         if counter.next > 0:
             counter.next -= 1
             return True
         return counter.probability > 0 and self._rng.random() < counter.probability
+
+    def after_write(self, name: CounterName) -> bool:
+        counter: FaultCounter = getattr(self._faults, name)
+        return counter.after_write
 
     def validation_rules(self) -> tuple[ValidationRule, ...]:
         return tuple(
