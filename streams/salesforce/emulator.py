@@ -566,6 +566,21 @@ class Emulator:
     ) -> tuple[Record | None, list[ApiError]]:
         """Validate and write one record. Returns the stored record or the errors."""
         merged, errors = validate(sobject, changes, existing, rules=self.faults.validation_rules())
+        ext_field = sobject.external_id_field
+        ext_value = changes.get(ext_field) if ext_field else None
+        if ext_field and ext_value is not None and not errors:
+            # The external id is unique: SQLite would refuse it too, but Salesforce names
+            # the record holding the value.
+            holder = self.store.get_by_external_ids(sobject, [str(ext_value)]).get(str(ext_value))
+            if holder is not None and (existing is None or holder["Id"] != existing["Id"]):
+                errors = [
+                    ApiError(
+                        "DUPLICATE_VALUE",
+                        f"duplicate value found: {ext_field} duplicates value on record with "
+                        f"id: {holder['Id']}",
+                        (ext_field,),
+                    )
+                ]
         if not errors and self.faults.fire("unable_to_lock_row"):
             target = existing["Id"] if existing else ""
             errors = [
@@ -948,13 +963,13 @@ class Emulator:
 
     async def _admin_faults(self, request: web.Request) -> web.Response:
         if request.method != "GET":
-            body = await request.json()
             try:
+                body = await request.json()
                 if request.method == "PUT":
                     self.faults.replace(Faults.model_validate(body))
                 else:
                     self.faults.merge(body)
-            except (ValidationError, TypeError) as exc:
+            except (ValidationError, TypeError, ValueError) as exc:
                 return _json({"error": str(exc)}, 400)
         return _json(self.faults.snapshot())
 

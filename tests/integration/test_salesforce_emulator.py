@@ -218,6 +218,19 @@ def test_external_id_value_is_url_decoded(salesforce_emulator: SalesforceEmulato
     assert [r["Booking_Id__c"] for r in salesforce_emulator.records()] == ["a/b c"]
 
 
+def test_external_id_is_unique(salesforce_emulator: SalesforceEmulator) -> None:
+    sf = connect(salesforce_emulator)
+    first = sf.Event.create(event("b-1"))["id"]
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.Event.create(event("b-1"))
+    assert caught.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
+    assert first in caught.value.content[0]["message"]
+    other = sf.Event.create(event("b-2"))["id"]
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.Event.update(other, {"Booking_Id__c": "b-1"})
+    assert sorted(r["Booking_Id__c"] for r in salesforce_emulator.records()) == ["b-1", "b-2"]
+
+
 def test_upsert_by_a_field_that_is_not_an_external_id(
     salesforce_emulator: SalesforceEmulator,
 ) -> None:
