@@ -32,7 +32,7 @@ def create_app(conf: Settings) -> faust.App:
         "web_enabled": conf.web_enabled,
         "web_host": conf.web_host,
         "web_port": conf.web_port,
-        "web_bind": conf.web_host,
+        "web_bind": conf.web_bind,
         **conf.broker_profile_options(),
     }
     return faust.App(conf.app_id, **options)
@@ -65,25 +65,23 @@ ALL_TOPICS = (events_topic, events_dlq_topic, projections_topic, projections_dlq
 # booking id (bytes) -> BookingState.to_bytes(): every accepted event and the view.
 bookings = app.Table(
     "bookings",
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
+    schema=faust.Schema(
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    ),
     partitions=settings.partitions,
 )
 # booking id (bytes) -> last projection version written to Salesforce.
 synced = app.Table(
     "synced",
     default=int,
-    key_type=bytes,
-    value_type=int,
-    key_serializer="raw",
-    value_serializer="json",
+    schema=faust.Schema(
+        key_type=bytes, value_type=int, key_serializer="raw", value_serializer="json"
+    ),
     partitions=settings.partitions,
 )
 
 
-@app.task
+@app.task  # type: ignore[untyped-decorator]  # faust's decorator is untyped
 async def declare_topics() -> None:
     """Create every topic with the configured partition count before traffic flows."""
     for topic in ALL_TOPICS:

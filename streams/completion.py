@@ -43,6 +43,6 @@ async def complete_ended_bookings(now: datetime | None = None) -> int:
     return sent
 
 
-@app.timer(settings.completion_check_interval, name="completion-timer")
+@app.timer(settings.completion_check_interval, name="completion-timer")  # type: ignore[untyped-decorator]
 async def completion_timer() -> None:
     await complete_ended_bookings()

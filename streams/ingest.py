@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from schemas import EventRejected, parse_event
 from streams import metrics
@@ -33,7 +33,9 @@ MAPPING = PRESETS[settings.field_mapping]
 EVENT_TIMESTAMP_HEADER = "activity-sync.event-timestamp-ms"
 
 
-async def dead_letter_event(event: EventT, code: str, message: str, value: bytes | None = None) -> None:
+async def dead_letter_event(
+    event: EventT[bytes], code: str, message: str, value: bytes | None = None
+) -> None:
     """Send a booking-events record to its DLQ with the reason; log and count it."""
     msg = event.message
     letter = DeadLetter(code, message, msg.topic, msg.partition, msg.offset)
@@ -46,17 +48,18 @@ async def dead_letter_event(event: EventT, code: str, message: str, value: bytes
     )
 
 
-async def fold_batch(stream: StreamT[Any], batch: Sequence[EventT]) -> None:
+async def fold_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]) -> None:
     metrics.EVENTS_INGESTED.inc(len(batch))
-    by_booking: dict[bytes, list[tuple[EventT, Any]]] = {}
+    by_booking: dict[bytes, list[tuple[EventT[bytes], Any]]] = {}
     for event in batch:
         raw = event.message.value
         key = event.message.key
         try:
-            parsed = parse_event(raw if isinstance(raw, bytes) else b"", key=key)
+            parsed = parse_event(raw or b"", key=key)
         except EventRejected as rejected:
             await dead_letter_event(event, rejected.code, rejected.message)
             continue
+        assert key is not None  # parse_event checked it equals the subject
         by_booking.setdefault(key, []).append((event, parsed))
 
     for key, items in by_booking.items():
@@ -68,7 +71,9 @@ async def fold_batch(stream: StreamT[Any], batch: Sequence[EventT]) -> None:
                 await dead_letter_event(event, "internal-error", f"{type(exc).__name__}: {exc}")
 
 
-async def fold_booking(stream: StreamT[Any], key: bytes, items: list[tuple[EventT, Any]]) -> None:
+async def fold_booking(
+    stream: faust.Stream[bytes], key: bytes, items: list[tuple[EventT[bytes], Any]]
+) -> None:
     stored = bookings.get(key)
     state: BookingState | None = BookingState.from_bytes(stored) if stored is not None else None
     changed = False
@@ -82,7 +87,10 @@ async def fold_booking(stream: StreamT[Any], key: bytes, items: list[tuple[Event
             loser = result.dead_letter
             value = None if loser == parsed else loser.to_json()
             await dead_letter_event(
-                event, result.outcome, f"{result.outcome}: source={loser.source} id={loser.id}", value
+                event,
+                result.outcome,
+                f"{result.outcome}: source={loser.source} id={loser.id}",
+                value,
             )
     assert state is not None  # at least one event was folded
     latest = items[-1][0]
@@ -103,5 +111,9 @@ async def fold_booking(stream: StreamT[Any], key: bytes, items: list[tuple[Event
 
 @app.agent(events_topic, name="ingest")
 async def ingest(stream: faust.StreamT[bytes]) -> None:
-    async for batch in stream.take_events(settings.fold_batch_size, within=settings.fold_batch_window):
-        await fold_batch(stream, batch)
+    # The concrete Stream: StreamT's stub lacks take_events.
+    concrete = cast(faust.Stream[bytes], stream)
+    async for batch in concrete.take_events(
+        settings.fold_batch_size, within=settings.fold_batch_window
+    ):
+        await fold_batch(concrete, batch)

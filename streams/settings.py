@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     store: str = "rocksdb://"
     data_dir: Path = Path("var/worker")
     web_enabled: bool = True
+    # The host other workers use to reach this one (Faust forwards /bookings/{id} there).
     web_host: str = "127.0.0.1"
+    web_bind: str = "127.0.0.1"
     web_port: int = 6066
 
     field_mapping: Literal["default", "oncehub"] = "default"

@@ -19,11 +19,11 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import cast
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from streams import metrics
 from streams.app import app, projections_dlq_topic, projections_topic, settings, synced
@@ -57,10 +57,10 @@ def salesforce() -> SalesforceClient:
     return _client
 
 
-def _headers(event: EventT) -> dict[str, bytes]:
+def _headers(event: EventT[bytes]) -> dict[str, bytes]:
     raw = event.message.headers or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
-    return {name: value for name, value in pairs}
+    pairs = raw.items() if isinstance(raw, Mapping) else raw
+    return {str(name): bytes(value) for name, value in pairs}
 
 
 def backoff(attempt: int) -> float:
@@ -68,7 +68,7 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
-async def dead_letter_projection(event: EventT, code: str, message: str) -> None:
+async def dead_letter_projection(event: EventT[bytes], code: str, message: str) -> None:
     msg = event.message
     letter = DeadLetter(code, message, msg.topic, msg.partition, msg.offset)
     log.warning("projection %r dead-lettered: %s: %s", msg.key, code, message)
@@ -76,11 +76,11 @@ async def dead_letter_projection(event: EventT, code: str, message: str) -> None
     await projections_dlq_topic.send(key=msg.key, value=msg.value, headers=letter.headers())
 
 
-async def _decode(batch: Sequence[EventT]) -> list[Candidate[EventT]]:
-    candidates: list[Candidate[EventT]] = []
+async def _decode(batch: Sequence[EventT[bytes]]) -> list[Candidate[EventT[bytes]]]:
+    candidates: list[Candidate[EventT[bytes]]] = []
     for event in batch:
         try:
-            projection = Projection.from_bytes(event.message.value)
+            projection = Projection.from_bytes(event.message.value or b"")
         except Exception as exc:  # anything undecodable is set aside, never dropped
             await dead_letter_projection(event, "undecodable", repr(exc))
             continue
@@ -89,7 +89,9 @@ async def _decode(batch: Sequence[EventT]) -> list[Candidate[EventT]]:
     return candidates
 
 
-async def _lookup_related(pending: dict[str, Candidate[EventT]]) -> dict[str, tuple[str, str]]:
+async def _lookup_related(
+    pending: dict[str, Candidate[EventT[bytes]]],
+) -> dict[str, tuple[str, str]]:
     emails: dict[str, str] = {}
     for candidate in pending.values():
         email = candidate.projection.lookup_email
@@ -99,25 +101,23 @@ async def _lookup_related(pending: dict[str, Candidate[EventT]]) -> dict[str, tu
         return {}
     client = salesforce()
     calls_before = client.api_calls
-    found = await client.resolve_related(emails)
+    found = await client.resolve_related(emails, names=emails)
     metrics.SALESFORCE_CALLS.labels("query").inc(client.api_calls - calls_before)
     return {email: (record.sobject, record.id) for email, record in found.items()}
 
 
-def _record_written(stream: StreamT[Any], candidate: Candidate[EventT]) -> None:
+def _record_written(stream: faust.Stream[bytes], candidate: Candidate[EventT[bytes]]) -> None:
     event = candidate.meta
     projection = candidate.projection
-    write_under(
-        stream, event, lambda: synced.__setitem__(event.message.key, projection.version)
-    )
+    write_under(stream, event, lambda: synced.__setitem__(event.message.key, projection.version))
     stamp = _headers(event).get(EVENT_TIMESTAMP_HEADER)
     if stamp is not None:
         metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - int(stamp) / 1000))
 
 
 async def _apply_outcomes(
-    stream: StreamT[Any],
-    pending: dict[str, Candidate[EventT]],
+    stream: faust.Stream[bytes],
+    pending: dict[str, Candidate[EventT[bytes]]],
     outcomes: Sequence[UpsertOutcome],
 ) -> None:
     for outcome in outcomes:
@@ -140,7 +140,7 @@ async def _apply_outcomes(
                 metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
 
 
-async def write_batch(stream: StreamT[Any], batch: Sequence[EventT]) -> None:
+async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]) -> None:
     plan = plan_writes(await _decode(batch), lambda booking: synced[booking.encode()])
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
     metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
@@ -163,9 +163,10 @@ async def write_batch(stream: StreamT[Any], batch: Sequence[EventT]) -> None:
                         metrics.SALESFORCE_API_REMAINING.set(client.remaining_api_calls)
                 await _apply_outcomes(stream, pending, outcomes)
             except RequestLimitExceeded as exc:
+                await _apply_outcomes(stream, pending, exc.outcomes)
                 metrics.SALESFORCE_ERRORS.labels("REQUEST_LIMIT_EXCEEDED").inc()
                 log.error(
-                    "Salesforce API limit reached (%s); pausing the sink %.0fs with %d records held",
+                    "Salesforce API limit reached (%s); sink paused %.0fs, %d records held",
                     exc,
                     settings.sink_limit_pause,
                     len(pending),
@@ -173,6 +174,7 @@ async def write_batch(stream: StreamT[Any], batch: Sequence[EventT]) -> None:
                 await asyncio.sleep(settings.sink_limit_pause)
                 continue
             except SalesforceUnavailable as exc:
+                await _apply_outcomes(stream, pending, exc.outcomes)
                 metrics.SALESFORCE_ERRORS.labels("UNAVAILABLE").inc()
                 log.warning("Salesforce unavailable (%s); holding %d records", exc, len(pending))
             except Exception:  # unknown failure: hold and retry rather than drop
@@ -196,5 +198,9 @@ async def write_batch(stream: StreamT[Any], batch: Sequence[EventT]) -> None:
 
 @app.agent(projections_topic, name="sink")
 async def sink(stream: faust.StreamT[bytes]) -> None:
-    async for batch in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_window):
-        await write_batch(stream, batch)
+    # The concrete Stream: StreamT's stub lacks take_events.
+    concrete = cast(faust.Stream[bytes], stream)
+    async for batch in concrete.take_events(
+        settings.sink_batch_size, within=settings.sink_batch_window
+    ):
+        await write_batch(concrete, batch)

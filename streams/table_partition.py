@@ -12,18 +12,19 @@ latest event current for the duration of the write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from faust.types import EventT, StreamT
+import faust
+from faust.types import EventT
 
 T = TypeVar("T")
 
 
-def write_under(stream: StreamT[Any], event: EventT, write: Callable[[], T]) -> T:
+def write_under(stream: faust.Stream[bytes], event: EventT[bytes], write: Callable[[], T]) -> T:
     """Run `write` (a table assignment) with `event` as the stream's current event."""
     previous = stream.current_event
-    stream._set_current_event(event)  # noqa: SLF001 - the only way to steer the partition
+    stream._set_current_event(event)
     try:
         return write()
     finally:
-        stream._set_current_event(previous)  # noqa: SLF001
+        stream._set_current_event(previous)

@@ -1,0 +1,44 @@
+"""HTTP views served by every worker (Faust's web server).
+
+- `GET /bookings/{booking_id}`: the booking's report, answered by the worker that owns
+  its partition (Faust's table routing forwards the request there).
+- `GET /metrics`: Prometheus text format.
+- `GET /health`: 200 once the worker runs.
+"""
+
+from __future__ import annotations
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams import metrics
+from streams.app import app, bookings, settings, synced
+from streams.booking_report import booking_report
+from streams.fold import BookingState
+from streams.projection import PRESETS
+
+MAPPING = PRESETS[settings.field_mapping]
+
+
+@app.page("/bookings/{booking_id}/")
+class BookingPage(View):
+    @app.table_route(table=bookings, match_info="booking_id")  # type: ignore[arg-type]
+    async def get(self, request: Request, booking_id: str) -> Response:
+        key = booking_id.encode()
+        raw = bookings.get(key)
+        if raw is None:
+            return self.json({"error": f"unknown booking {booking_id!r}"}, status=404)
+        state = BookingState.from_bytes(raw)
+        return self.json(booking_report(state, synced[key], MAPPING))
+
+
+@app.page("/metrics/")
+class MetricsPage(View):
+    async def get(self, request: Request) -> Response:
+        return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+
+@app.page("/health/")
+class HealthPage(View):
+    async def get(self, request: Request) -> Response:
+        return self.json({"status": "ok", "app": settings.app_id, "version": settings.app_version})
