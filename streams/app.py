@@ -74,9 +74,7 @@ bookings = app.Table(
 synced = app.Table(
     "synced",
     default=int,
-    schema=faust.Schema(
-        key_type=bytes, value_type=int, key_serializer="raw", value_serializer="json"
-    ),
+    schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
     partitions=settings.partitions,
 )
 
