@@ -6,6 +6,29 @@ port, wait until it answers and stop it afterwards.
 
 from __future__ import annotations
 
+import asyncio as _asyncio
+import time as _time
+from collections.abc import Callable as _Callable
+from collections.abc import Iterable as _Iterable
+from collections.abc import Iterator as _Iterator
+from datetime import datetime as _datetime
+from pathlib import Path as _Path
+from typing import Any as _Any
+
+import orjson as _orjson
+import pytest
+from aiokafka import AIOKafkaConsumer as _Consumer
+from aiokafka import AIOKafkaProducer as _Producer
+from aiokafka import TopicPartition as _TopicPartition
+
+from schemas import event_from_dict as _event_from_dict
+from streams.broker import EmbeddedBroker
+from streams.fold import fold_all as _fold_all
+from streams.local_stack import WorkerProcess
+from streams.projection import project as _project
+from streams.salesforce.emulator_process import SalesforceEmulator
+from streams.salesforce.settings import SalesforceSettings
+
 # ---------------------------------------------------------------------------------------
 # Salesforce emulator
 #
@@ -14,172 +37,6 @@ from __future__ import annotations
 # its own process and data dir (for restarts and stops). Admin calls go to /__admin/ and
 # are never counted as Salesforce API calls.
 # ---------------------------------------------------------------------------------------
-import json as _json
-import select as _select
-import subprocess as _subprocess
-import sys as _sys
-from collections.abc import Iterator as _Iterator
-from pathlib import Path as _Path
-from typing import Any as _Any
-
-import pytest
-import requests as _requests
-
-from streams.salesforce.settings import SalesforceSettings
-
-EMULATOR_START_TIMEOUT_S = 30.0
-
-
-class SalesforceEmulator:
-    """A running `python -m streams.salesforce.emulator` process and its admin API."""
-
-    def __init__(self, data_dir: _Path, *extra_args: str) -> None:
-        self.data_dir = data_dir
-        self.extra_args = list(extra_args)
-        self.process: _subprocess.Popen[str] | None = None
-        self.info: dict[str, _Any] = {}
-        self._port = 0
-        self._http = _requests.Session()
-        self._http.trust_env = False  # REQUESTS_CA_BUNDLE must not replace our CA
-        self.start()
-
-    # Process control -------------------------------------------------------------
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        stderr = open(self.data_dir / "emulator.stderr.log", "ab")  # noqa: SIM115
-        self.process = _subprocess.Popen(
-            [
-                _sys.executable,
-                "-m",
-                "streams.salesforce.emulator",
-                "--port",
-                str(self._port),
-                "--data-dir",
-                str(self.data_dir),
-                *self.extra_args,
-            ],
-            stdout=_subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        stderr.close()
-        assert self.process.stdout is not None
-        ready, _, _ = _select.select([self.process.stdout], [], [], EMULATOR_START_TIMEOUT_S)
-        line = self.process.stdout.readline() if ready else ""
-        if not line:
-            self.stop()
-            log = (self.data_dir / "emulator.stderr.log").read_text()
-            raise RuntimeError(f"Salesforce emulator did not start:\n{log[-3000:]}")
-        self.info = _json.loads(line)
-        # A restart binds the same port, so clients keep their login and instance URLs.
-        self._port = int(self.url.rsplit(":", 1)[1])
-        self._http.verify = self.ca_file
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except _subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-        self._http.close()
-
-    # Connection details ----------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return str(self.info["url"])
-
-    @property
-    def ca_file(self) -> str:
-        return str(self.info["ca_file"])
-
-    @property
-    def client_id(self) -> str:
-        return str(self.info["client_id"])
-
-    @property
-    def client_secret(self) -> str:
-        return str(self.info["client_secret"])
-
-    @property
-    def username(self) -> str:
-        return str(self.info["username"])
-
-    @property
-    def password(self) -> str:
-        return str(self.info["password"])
-
-    @property
-    def security_token(self) -> str:
-        return str(self.info["security_token"])
-
-    def settings(self, **overrides: _Any) -> SalesforceSettings:
-        """Client settings for this emulator, with backoff short enough for tests."""
-        values: dict[str, _Any] = {
-            "login_url": self.url,
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-            "ca_file": self.ca_file,
-            "retry_base_s": 0.01,
-            "retry_cap_s": 0.2,
-            "timeout_s": 10.0,
-        }
-        values.update(overrides)
-        return SalesforceSettings(**values)
-
-    # Admin API -------------------------------------------------------------------
-
-    def admin(self, method: str, path: str, body: object = None) -> _Any:
-        response = self._http.request(method, f"{self.url}/__admin/{path}", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def records(self, sobject: str = "Event") -> list[dict[str, _Any]]:
-        return list(self.admin("GET", f"records/{sobject}")["records"])
-
-    def insert(self, sobject: str, *records: dict[str, _Any]) -> list[str]:
-        """Seed records without spending API calls; returns their ids."""
-        results = self.admin("POST", f"records/{sobject}", {"records": list(records)})
-        assert all(r["success"] for r in results), results
-        return [str(r["id"]) for r in results]
-
-    def api_calls(self) -> dict[str, _Any]:
-        return dict(self.admin("GET", "api-calls"))
-
-    def total_api_calls(self) -> int:
-        return int(self.api_calls()["total"])
-
-    def set_faults(self, faults: dict[str, _Any] | None = None, **more: _Any) -> dict[str, _Any]:
-        """Merge faults into the current ones, e.g. set_faults(http_503={"next": 2})."""
-        return dict(self.admin("POST", "faults", {**(faults or {}), **more}))
-
-    def replace_faults(self, faults: dict[str, _Any]) -> dict[str, _Any]:
-        return dict(self.admin("PUT", "faults", faults))
-
-    def down(self, for_s: float, mode: str = "503") -> None:
-        self.admin("POST", "down", {"for_s": for_s, "mode": mode})
-
-    def set_daily_limit(self, limit: int) -> None:
-        self.admin("POST", "limits", {"daily_limit": limit})
-
-    def expire_tokens(self) -> int:
-        return int(self.admin("POST", "expire-tokens")["expired"])
-
-    def reset(self) -> None:
-        self.admin("POST", "reset")
 
 
 @pytest.fixture(scope="session")
@@ -213,3 +70,200 @@ def fresh_salesforce_emulator(tmp_path: _Path) -> _Iterator[SalesforceEmulator]:
 @pytest.fixture
 def salesforce_settings(salesforce_emulator: SalesforceEmulator) -> SalesforceSettings:
     return salesforce_emulator.settings()
+
+
+# ---------------------------------------------------------------------------------------
+# Pipeline: the embedded broker, worker processes, producing and reading topics
+#
+# Every test gets its own broker (in memory, starts in well under a second), so topics,
+# consumer groups and tables never leak between tests. Workers are real
+# `activity-sync worker` processes configured through ACTIVITY_SYNC_* variables.
+# ---------------------------------------------------------------------------------------
+
+
+# Long enough that the completion timer never fires during a test unless asked to.
+NO_COMPLETION_GRACE = str(20 * 365 * 86400)
+
+
+@pytest.fixture
+def broker(tmp_path: _Path) -> _Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as running:
+        yield running
+
+
+def worker_environment(
+    broker: EmbeddedBroker, emulator: SalesforceEmulator, data_dir: _Path, **extra: str
+) -> dict[str, str]:
+    """ACTIVITY_SYNC_* settings of a worker on this broker and emulator."""
+    env = {
+        "ACTIVITY_SYNC_BROKER_URL": broker.url,
+        "ACTIVITY_SYNC_STORE": "memory://",
+        "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
+        "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
+        "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": "1",
+        "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
+        "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,
+        "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": emulator.client_secret,
+        "ACTIVITY_SYNC_SALESFORCE_CA_FILE": emulator.ca_file,
+        "ACTIVITY_SYNC_SALESFORCE_RETRY_CAP_S": "2",
+    }
+    env.update({f"ACTIVITY_SYNC_{name.upper()}": value for name, value in extra.items()})
+    return env
+
+
+class Workers:
+    """Starts worker processes for one test and stops them all afterwards."""
+
+    def __init__(self, broker: EmbeddedBroker, emulator: SalesforceEmulator, root: _Path) -> None:
+        self.broker = broker
+        self.emulator = emulator
+        self.root = root
+        self.started: list[WorkerProcess] = []
+
+    def start(self, name: str = "worker-1", *, wait: bool = True, **settings: str) -> WorkerProcess:
+        env = worker_environment(self.broker, self.emulator, self.root / name, **settings)
+        worker = WorkerProcess(env, self.root / f"{name}.log").start()
+        self.started.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+@pytest.fixture
+def workers(
+    broker: EmbeddedBroker, salesforce_emulator: SalesforceEmulator, tmp_path: _Path
+) -> _Iterator[Workers]:
+    running = Workers(broker, salesforce_emulator, tmp_path)
+    yield running
+    running.stop_all()
+
+
+Record = tuple[bytes | None, bytes]
+
+
+async def produce(broker: EmbeddedBroker, topic: str, records: _Iterable[Record]) -> int:
+    producer = _Producer(bootstrap_servers=broker.bootstrap, max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    sent = 0
+    try:
+        for key, value in records:
+            await producer.send(topic, key=key, value=value)
+            sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def event_records(events: _Iterable[dict[str, _Any]]) -> list[Record]:
+    """Kafka records for event dicts, keyed by subject as producers must."""
+    return [(str(event["subject"]).encode(), _orjson.dumps(event)) for event in events]
+
+
+async def read_topic(
+    broker: EmbeddedBroker, topic: str, *, expect: int, wait_s: float = 30.0
+) -> list[_Any]:
+    """Every record of `topic` from the start, once at least `expect` are there."""
+    consumer = _Consumer(
+        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[_Any] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        deadline = _time.monotonic() + wait_s
+        while not partitions and _time.monotonic() < deadline:
+            await _asyncio.sleep(0.2)
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([_TopicPartition(topic, p) for p in partitions])
+        while len(records) < expect and _time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for items in batch.values():
+                records.extend(items)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def wait_until(check: _Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = _time.monotonic() + timeout
+    while _time.monotonic() < deadline:
+        if check():
+            return
+        _time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# The fields whose equality with the pure fold proves a booking synced.
+COMPARED_FIELDS = (
+    "Event_Status__c",
+    "Cancel_Reschedule_Reason__c",
+    "OwnerId",
+    "StartDateTime",
+    "EndDateTime",
+    "Subject",
+)
+
+
+def expected_events(events: _Iterable[dict[str, _Any]]) -> dict[str, dict[str, _Any]]:
+    """What the pure fold says Salesforce should hold: booking id -> Event fields."""
+    by_booking: dict[str, list[_Any]] = {}
+    for event in events:
+        by_booking.setdefault(str(event["subject"]), []).append(_event_from_dict(dict(event)))
+    expected = {}
+    for booking, folded in by_booking.items():
+        projection = _project(_fold_all(folded))
+        if projection is not None:
+            expected[booking] = projection.fields
+    return expected
+
+
+def _normal(field: str, value: _Any) -> _Any:
+    if value in (None, ""):
+        return None
+    if field.endswith("DateTime"):
+        return _datetime.fromisoformat(str(value).replace("+0000", "+00:00"))
+    return value
+
+
+def salesforce_differences(
+    emulator: SalesforceEmulator, expected: dict[str, dict[str, _Any]]
+) -> list[str]:
+    """Human-readable differences between Salesforce and the expected Events."""
+    records = emulator.records("Event")
+    by_booking: dict[str, list[dict[str, _Any]]] = {}
+    for record in records:
+        by_booking.setdefault(str(record.get("Booking_Id__c")), []).append(record)
+    problems = []
+    for booking, fields in expected.items():
+        found = by_booking.get(booking, [])
+        if len(found) != 1:
+            problems.append(f"{booking}: {len(found)} Events")
+            continue
+        for name in COMPARED_FIELDS:
+            want, got = _normal(name, fields.get(name)), _normal(name, found[0].get(name))
+            if want != got:
+                problems.append(f"{booking}.{name}: want {want!r}, got {got!r}")
+    problems.extend(f"{b}: unexpected Event" for b in by_booking if b not in expected)
+    return problems
+
+
+def wait_for_salesforce(
+    emulator: SalesforceEmulator, expected: dict[str, dict[str, _Any]], timeout: float = 60.0
+) -> None:
+    problems: list[str] = []
+
+    def in_sync() -> bool:
+        nonlocal problems
+        problems = salesforce_differences(emulator, expected)
+        return not problems
+
+    try:
+        wait_until(in_sync, timeout, "Salesforce to match the fold")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {len(problems)} differences, e.g. {problems[:5]}") from None
