@@ -65,18 +65,13 @@ ALL_TOPICS = (events_topic, events_dlq_topic, projections_topic, projections_dlq
 # booking id (bytes) -> BookingState.to_bytes(): every accepted event and the view.
 bookings = app.Table(
     "bookings",
-    schema=faust.Schema(
-        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    ),
+    # key_type/value_type bytes make Faust use the raw codec for the changelog too.
+    key_type=bytes,
+    value_type=bytes,
     partitions=settings.partitions,
 )
-# booking id (bytes) -> last projection version written to Salesforce.
-synced = app.Table(
-    "synced",
-    default=int,
-    schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
-    partitions=settings.partitions,
-)
+# booking id (bytes) -> last projection version written to Salesforce (JSON int).
+synced = app.Table("synced", default=int, key_type=bytes, partitions=settings.partitions)
 
 
 @app.task  # type: ignore[untyped-decorator]  # faust's decorator is untyped

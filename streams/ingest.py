@@ -52,14 +52,16 @@ async def fold_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]
     metrics.EVENTS_INGESTED.inc(len(batch))
     by_booking: dict[bytes, list[tuple[EventT[bytes], Any]]] = {}
     for event in batch:
-        raw = event.message.value
         key = event.message.key
         try:
-            parsed = parse_event(raw or b"", key=key)
+            if key is None:
+                raise EventRejected(
+                    "key-mismatch", "key", "record has no key; it must be the subject"
+                )
+            parsed = parse_event(event.message.value or b"", key=key)
         except EventRejected as rejected:
             await dead_letter_event(event, rejected.code, rejected.message)
             continue
-        assert key is not None  # parse_event checked it equals the subject
         by_booking.setdefault(key, []).append((event, parsed))
 
     for key, items in by_booking.items():

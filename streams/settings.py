@@ -60,8 +60,10 @@ class Settings(BaseSettings):
     # The fold agent coalesces per booking within a batch: fewer table writes and sends.
     fold_batch_size: int = Field(default=1000, ge=1)
     fold_batch_window: float = Field(default=0.05, gt=0)
-    # The sink batches up to one sObject Collections call (200 records).
-    sink_batch_size: int = Field(default=200, ge=1, le=200)
+    # Projections the sink takes at once. Newest-per-booking of them is written in
+    # sObject Collections calls of `salesforce.batch_size` (200) records, so a large
+    # take fills every call during a backfill; live traffic flushes every window.
+    sink_batch_size: int = Field(default=1000, ge=1, le=10_000)
     sink_batch_window: float = Field(default=0.5, gt=0)
     # A REQUEST_LIMIT_EXCEEDED answer pauses the sink this long before trying again.
     sink_limit_pause: float = Field(default=60.0, gt=0)

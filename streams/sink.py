@@ -203,4 +203,11 @@ async def sink(stream: faust.StreamT[bytes]) -> None:
     async for batch in concrete.take_events(
         settings.sink_batch_size, within=settings.sink_batch_window
     ):
-        await write_batch(concrete, batch)
+        try:
+            await write_batch(concrete, batch)
+        except Exception as exc:  # Faust would ack the batch anyway: set it aside instead
+            log.exception("sink batch failed; dead-lettering its %d records", len(batch))
+            for event in batch:
+                await dead_letter_projection(
+                    event, "internal-error", f"{type(exc).__name__}: {exc}"
+                )

@@ -1,0 +1,210 @@
+"""The whole pipeline: embedded broker, real worker processes, the Salesforce emulator.
+
+Each test checks Salesforce against the pure fold of what was produced (`expected_events`),
+so a lost, stale or duplicated update shows up as a named difference.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.dead_letter import read_headers
+from streams.generate import generate_events
+from streams.salesforce.emulator_process import SalesforceEmulator
+from tests.factories import scheduled
+from tests.fixtures import (
+    Workers,
+    event_records,
+    expected_events,
+    produce,
+    read_topic,
+    wait_for_salesforce,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+EVENTS = "booking-events"
+
+
+def bookings_with_events(count: int, seed: int) -> list[list[dict[str, Any]]]:
+    """`count` generated bookings that each end with a Salesforce Event, grouped."""
+    by_booking: dict[str, list[dict[str, Any]]] = {}
+    for event in generate_events(count * 2, seed=seed, duplicate_rate=0.0):
+        by_booking.setdefault(str(event["subject"]), []).append(event)
+    with_event = [
+        events for booking, events in by_booking.items() if booking in expected_events(events)
+    ]
+    assert len(with_event) >= count, "generator gave too few bookings with an Event"
+    return with_event[:count]
+
+
+def shuffled_with_duplicates(
+    bookings: list[list[dict[str, Any]]], rng: random.Random
+) -> list[dict[str, Any]]:
+    """Each booking's events in a random order with random re-sends, bookings interleaved."""
+    queues = []
+    for events in bookings:
+        copies = events + [e for e in events if rng.random() < 0.3]
+        rng.shuffle(copies)
+        queues.append(copies)
+    out = []
+    while queues:
+        queue = rng.choice(queues)
+        out.append(queue.pop())
+        if not queue:
+            queues.remove(queue)
+    return out
+
+
+async def test_lifecycles_shuffled_and_duplicated_end_as_the_fold_says(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    bookings = bookings_with_events(200, seed=11)
+    events = shuffled_with_duplicates(bookings, random.Random(5))
+    expected = expected_events(events)
+    assert len(expected) == 200
+
+    workers.start()
+    await produce(broker, EVENTS, event_records(events))
+
+    wait_for_salesforce(salesforce_emulator, expected)
+    assert len(salesforce_emulator.records("Event")) == 200
+
+
+def _event(booking: str, **changes: Any) -> dict[str, Any]:
+    """A valid `booking.scheduled` for `booking`, with envelope fields overridden."""
+    return {**scheduled(booking_id=booking, event_id=f"{booking}-1"), **changes}
+
+
+async def test_bad_input_goes_to_the_dead_letter_topic_with_reasons(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    good = [_event(f"good-{n}") for n in range(3)]
+    naive = _event("bad-naive")
+    naive["time"] = "2026-11-24T09:30:00"
+    conflicting = dict(good[0], time="2026-11-24T10:00:00Z")  # same (source, id), new content
+    bad: list[tuple[str, bytes | None, bytes]] = [
+        ("not-utf8", b"bad-1", b"\xff\xfe{}"),
+        ("not-json", b"bad-2", b"{not json"),
+        ("schema", b"bad-3", orjson.dumps({k: v for k, v in good[1].items() if k != "id"})),
+        ("schema", b"bad-naive", orjson.dumps(naive)),
+        ("unknown-type", b"bad-4", orjson.dumps(dict(_event("bad-4"), type="booking.exploded"))),
+        ("key-mismatch", b"someone-else", orjson.dumps(_event("bad-5"))),
+        ("key-mismatch", None, orjson.dumps(_event("bad-6"))),
+        ("too-large", b"bad-7", orjson.dumps(_event("bad-7", padding="x" * 70_000))),
+        ("conflicting-duplicate", b"good-0", orjson.dumps(conflicting)),
+    ]
+    records = event_records(good[:1])
+    for _, key, value in bad:
+        records.append((key, value))
+    records += event_records(good[1:])
+
+    worker = workers.start()
+    await produce(broker, EVENTS, records)
+
+    dead = await read_topic(broker, "booking-events.dlq", expect=len(bad))
+    got = sorted((read_headers(r.headers)["code"], r.key or b"", r.value) for r in dead)
+    assert [g[:2] for g in got] == sorted((code, key or b"") for code, key, _ in bad)
+    # Original bytes kept; for a conflict the loser is whichever copy sorts second.
+    assert {g[2] for g in got if g[0] != "conflicting-duplicate"} == {
+        value for code, _, value in bad if code != "conflicting-duplicate"
+    }
+    for record in dead:
+        headers = read_headers(record.headers)
+        assert headers["topic"] == EVENTS
+        assert int(headers["offset"]) >= 0
+        assert headers["message"]
+    wait_for_salesforce(salesforce_emulator, expected_events(good))
+    assert worker.process is not None
+    assert worker.process.poll() is None, "worker died"
+
+
+async def test_worker_killed_mid_stream_recovers_its_tables(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    events = list(generate_events(400, seed=21, duplicate_rate=0.05))
+    first, second = events[: len(events) // 2], events[len(events) // 2 :]
+    worker = workers.start()
+    await produce(broker, EVENTS, event_records(first))
+    wait_for_salesforce(salesforce_emulator, expected_events(first))
+
+    worker.kill()
+    # Most of these continue bookings begun in `first`: they only fold right if the
+    # restarted worker recovered the `bookings` table from its changelog.
+    await produce(broker, EVENTS, event_records(second))
+    workers.start("worker-1-restarted")
+
+    wait_for_salesforce(salesforce_emulator, expected_events(events))
+
+
+async def test_a_second_worker_joining_loses_nothing(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    events = list(generate_events(400, seed=31, duplicate_rate=0.05))
+    first, second = events[: len(events) // 2], events[len(events) // 2 :]
+    workers.start("worker-1")
+    await produce(broker, EVENTS, event_records(first))
+    wait_for_salesforce(salesforce_emulator, expected_events(first))
+
+    # Partitions move to the newcomer, which must recover their state from changelogs.
+    workers.start("worker-2")
+    await produce(broker, EVENTS, event_records(second))
+
+    wait_for_salesforce(salesforce_emulator, expected_events(events))
+
+
+async def test_salesforce_outage_holds_the_stream_and_delivers_everything(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    events = list(generate_events(150, seed=41))
+    workers.start()
+    salesforce_emulator.down(20)
+    await produce(broker, EVENTS, event_records(events))
+
+    wait_for_salesforce(salesforce_emulator, expected_events(events), timeout=90)
+    assert salesforce_emulator.total_api_calls() > 0
+
+
+async def test_a_record_failing_validation_is_dead_lettered_and_its_batch_written(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    events = [scheduled(booking_id=f"v-{n}", title=f"Meeting {n}") for n in range(5)]
+    salesforce_emulator.set_faults(
+        validation_rules=[
+            {"sobject": "Event", "field": "Subject", "value": "Meeting 3", "message": "No."}
+        ]
+    )
+    workers.start()
+    await produce(broker, EVENTS, event_records(events))
+
+    dead = await read_topic(broker, "activity-projections.dlq", expect=1)
+    assert [r.key for r in dead] == [b"v-3"]
+    assert read_headers(dead[0].headers)["code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    expected = expected_events(events)
+    del expected["v-3"]
+    wait_for_salesforce(salesforce_emulator, expected)
+
+
+async def test_backfill_from_an_empty_salesforce_costs_few_api_calls(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    events = list(generate_events(5000, seed=51))
+    expected = expected_events(events)
+    await produce(broker, EVENTS, event_records(events))
+    workers.start()
+
+    wait_until(
+        lambda: len(salesforce_emulator.records("Event")) >= len(expected),
+        180,
+        "the backfill to reach Salesforce",
+    )
+    wait_for_salesforce(salesforce_emulator, expected)
+    calls = salesforce_emulator.total_api_calls()
+    print(f"backfill: 5000 bookings, {calls} API calls, {calls / 5000:.4f} per booking")
+    assert calls <= 5000 / 100
