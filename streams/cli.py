@@ -24,6 +24,7 @@ from streams.app import app, settings
 from streams.broker import BrokerError, EmbeddedBroker, wait_for_port
 from streams.command_base import OperatorCommand, UserError, until_signal
 from streams.kafka_io import DEFAULT_TIMEOUT_S
+from streams.settings import TopicNames
 
 
 def main() -> None:
@@ -162,7 +163,11 @@ async def salesforce_emulator(
     option("--seed", type=int, default=0, help="Seed for --generate (same seed, same events)."),
     option("--topic", default=None, help="Topic to send to [default: booking-events]."),
     option(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="Seconds to wait for the broker."
+        "--timeout",
+        "timeout_s",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="Seconds to wait for the broker.",
     ),
     base=OperatorCommand,
 )
@@ -253,3 +258,130 @@ async def demo(self: OperatorCommand, directory: Path, timeout_s: float, keep_ru
     from streams.demo import run_demo
 
     return await run_demo(directory, timeout_s, keep_running)
+
+
+@app.command(
+    option(
+        "--since",
+        default=None,
+        metavar="TIME",
+        help="Bookings with events since TIME (ISO-8601, or an age: 2h, 1d).",
+    ),
+    option(
+        "--bookings",
+        "-b",
+        "booking_ids",
+        multiple=True,
+        metavar="ID",
+        help="A booking to replay (repeatable; or IDs as arguments).",
+    ),
+    argument("ids", nargs=-1, metavar="[ID]..."),
+    option(
+        "--timeout",
+        "timeout_s",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="Seconds to wait for the broker.",
+    ),
+    base=OperatorCommand,
+)
+async def replay(
+    self: OperatorCommand,
+    since: str | None,
+    booking_ids: tuple[str, ...],
+    ids: tuple[str, ...],
+    timeout_s: float,
+) -> int:
+    """Re-project bookings to Salesforce with a forced upsert (even if already synced).
+
+    Reads booking-events from the start, folds the chosen bookings like the workers
+    do, and sends their projections marked as forced; the workers' sink writes them.
+    Exit code 1 when a requested booking has no events in the topic.
+    """
+    from streams.projection import PRESETS
+    from streams.replay import parse_since
+    from streams.replay import replay as run_replay
+
+    chosen = [*booking_ids, *ids]
+    if (since is None) == (not chosen):
+        raise UserError("give --since TIME or --bookings ID..., not both")
+    summary = await run_replay(
+        settings.broker_url,
+        settings.topics.events,
+        settings.topics.projections,
+        PRESETS[settings.field_mapping],
+        bookings=chosen,
+        since=parse_since(since) if since is not None else None,
+        timeout_s=timeout_s,
+    )
+    for booking in summary.unknown:
+        print(
+            f"unknown booking {booking!r}: no events in {settings.topics.events}", file=sys.stderr
+        )
+    print(summary.line())
+    return 1 if summary.unknown else 0
+
+
+@app.command(
+    option(
+        "--app-version",
+        type=int,
+        default=None,
+        help="The rebuilding version [default: ACTIVITY_SYNC_APP_VERSION].",
+    ),
+    option(
+        "--worker",
+        "worker_urls",
+        multiple=True,
+        metavar="URL",
+        help="Web URL of a worker of that version, for its Salesforce API calls (repeatable).",
+    ),
+    option("--interval", type=float, default=2.0, help="Seconds between progress lines."),
+    option(
+        "--timeout",
+        "timeout_s",
+        type=float,
+        default=None,
+        help="Give up after this many seconds [default: wait].",
+    ),
+    base=OperatorCommand,
+)
+async def backfill(
+    self: OperatorCommand,
+    app_version: int | None,
+    worker_urls: tuple[str, ...],
+    interval: float,
+    timeout_s: float | None,
+) -> int:
+    """Follow a rebuild: a new app version folding booking-events from the start.
+
+    Start workers with ACTIVITY_SYNC_APP_VERSION=N (and a per-version
+    ACTIVITY_SYNC_TOPIC_PROJECTIONS), then run this with the same settings: it shows
+    the new consumer group's progress and the Salesforce API calls spent, and exits 0
+    when the rebuild has caught up. See docs/operations.md.
+    """
+    from streams.backfill import group_id, watch
+
+    version = settings.app_version if app_version is None else app_version
+    if version <= 1:
+        raise UserError(
+            "a rebuild needs a new app version > 1 (--app-version or ACTIVITY_SYNC_APP_VERSION)"
+        )
+    if settings.topics.projections == TopicNames().projections:
+        print(
+            f"warning: the projections topic is the shared {settings.topics.projections!r}: "
+            "the new version's sink will first re-write the old version's projections. Set "
+            f"ACTIVITY_SYNC_TOPIC_PROJECTIONS={settings.topics.projections}.v{version} "
+            "on its workers.",
+            file=sys.stderr,
+        )
+    return await watch(
+        settings.broker_url,
+        group=group_id(settings.app_id, version),
+        events_topic=settings.topics.events,
+        projections_topic=settings.topics.projections,
+        worker_urls=list(worker_urls),
+        interval_s=interval,
+        timeout_s=timeout_s,
+        out=sys.stdout,
+    )

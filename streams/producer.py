@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 import orjson
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError
 
 from schemas import EventRejected, parse_event
 from streams.command_base import UserError, one_line
