@@ -1,0 +1,641 @@
+"""Shared pieces of the pipeline bench and the chaos run.
+
+Everything here observes the pipeline from outside, as an operator would: worker
+processes are the real `python -m streams worker`, progress is read from each worker's
+`/metrics/` page, Salesforce is read through the emulator's admin API, and topics are
+read and written with plain aiokafka clients. The helpers mirror `tests/fixtures.py`
+(copied, so the benches do not import the test tree).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import requests
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas import event_from_dict
+from streams.broker import EmbeddedBroker, free_port
+from streams.fold import fold_all
+from streams.generate import iso, rescheduled_data
+from streams.local_stack import READY_MARKER, WorkerProcess
+from streams.projection import project
+from streams.salesforce.emulator_process import SalesforceEmulator
+
+EVENTS_TOPIC = "booking-events"
+EVENTS_DLQ_TOPIC = "booking-events.dlq"
+PARTITIONS = 4
+# Long enough that the completion timer never fires during a run: the expected state is
+# then exactly the fold of what was produced.
+NO_COMPLETION_GRACE = str(20 * 365 * 86400)
+
+Event = dict[str, Any]
+Record = tuple[bytes | None, bytes]
+
+
+# ---------------------------------------------------------------------------------------
+# Workloads
+# ---------------------------------------------------------------------------------------
+
+
+def backfill_workload(
+    n_bookings: int, n_events: int, seed: int, *, spread: int = 1000
+) -> list[Event]:
+    """About `n_events` events over `n_bookings` bookings, as a long-lived topic holds them.
+
+    Lifecycles come from `streams.generate` (with its duplicates and late arrivals);
+    each booking is then extended with alternating reschedules and cancellations
+    (the reschedule-request flow) until the total reaches `n_events`, and the bookings
+    are interleaved with `spread` of them in flight at once, so one booking's events
+    lie spread over roughly `spread × events-per-booking` records of the topic.
+    """
+    from streams.generate import generate_events
+
+    rng = random.Random(seed)
+    lifecycles: dict[str, list[Event]] = {}
+    for event in generate_events(n_bookings, seed):
+        lifecycles.setdefault(str(event["subject"]), []).append(event)
+    total = sum(len(events) for events in lifecycles.values())
+    extra = max(0, n_events - total)
+    bookings = list(lifecycles)
+    for n in range(extra):
+        booking = bookings[n % len(bookings)]
+        events = lifecycles[booking]
+        last = max(events, key=lambda e: int(e["sequence"]))
+        sequence = int(last["sequence"]) + 1
+        moment = datetime.fromisoformat(str(last["time"])) + timedelta(hours=rng.randrange(1, 48))
+        if sequence % 2:
+            start = moment + timedelta(days=rng.randrange(1, 20))
+            data = rescheduled_data(start, start + timedelta(minutes=30), "Moved", "customer")
+            kind = "booking.rescheduled"
+        else:
+            data = {"reason": "Cannot make it", "by": "customer"}
+            kind = "booking.canceled"
+        events.append(
+            {
+                **last,
+                "id": f"{booking}-x{sequence}",
+                "type": kind,
+                "time": iso(moment),
+                "sequence": sequence,
+                "data": data,
+            }
+        )
+    return interleave(list(lifecycles.values()), rng, spread)
+
+
+def interleave(queues: list[list[Event]], rng: random.Random, spread: int) -> list[Event]:
+    """Each queue's events in order, `spread` queues in flight at once, picked at random."""
+    waiting = [list(reversed(q)) for q in queues]
+    waiting.reverse()
+    active: list[list[Event]] = []
+    out: list[Event] = []
+    while waiting or active:
+        while waiting and len(active) < spread:
+            active.append(waiting.pop())
+        slot = rng.randrange(len(active))
+        queue = active[slot]
+        out.append(queue.pop())
+        if not queue:
+            active[slot] = active[-1]
+            active.pop()
+    return out
+
+
+def event_records(events: Iterable[Event]) -> list[Record]:
+    """Kafka records for event dicts, keyed by subject as producers must."""
+    return [(str(event["subject"]).encode(), orjson.dumps(event)) for event in events]
+
+
+# ---------------------------------------------------------------------------------------
+# Expected Salesforce state (the pure fold) and the comparison
+# ---------------------------------------------------------------------------------------
+
+COMPARED_FIELDS = (
+    "Event_Status__c",
+    "Cancel_Reschedule_Reason__c",
+    "OwnerId",
+    "StartDateTime",
+    "EndDateTime",
+    "Subject",
+)
+
+
+def expected_events(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
+    """What the pure fold says Salesforce should hold: booking id -> Event fields."""
+    by_booking: dict[str, list[Any]] = {}
+    for event in events:
+        by_booking.setdefault(str(event["subject"]), []).append(event_from_dict(dict(event)))
+    expected = {}
+    for booking, folded in by_booking.items():
+        projection = project(fold_all(folded))
+        if projection is not None:
+            expected[booking] = projection.fields
+    return expected
+
+
+def _normal(name: str, value: Any) -> Any:
+    if value in (None, ""):
+        return None
+    if name.endswith("DateTime"):
+        return datetime.fromisoformat(str(value).replace("+0000", "+00:00"))
+    return value
+
+
+@dataclass
+class Comparison:
+    """Salesforce against the expected Events, booking by booking."""
+
+    lost: list[str] = field(default_factory=list)  # expected, no Event
+    stale: list[str] = field(default_factory=list)  # one Event, a field differs
+    duplicate: list[str] = field(default_factory=list)  # more than one Event
+    unexpected: list[str] = field(default_factory=list)  # an Event the fold does not give
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.stale or self.duplicate or self.unexpected)
+
+
+def compare_salesforce(
+    records: Sequence[dict[str, Any]], expected: dict[str, dict[str, Any]]
+) -> Comparison:
+    by_booking: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_booking.setdefault(str(record.get("Booking_Id__c")), []).append(record)
+    result = Comparison()
+    for booking, fields in expected.items():
+        found = by_booking.get(booking, [])
+        if not found:
+            result.lost.append(booking)
+            result.details.append(f"{booking}: no Event")
+            continue
+        if len(found) > 1:
+            result.duplicate.append(booking)
+            result.details.append(f"{booking}: {len(found)} Events")
+        for name in COMPARED_FIELDS:
+            want, got = _normal(name, fields.get(name)), _normal(name, found[0].get(name))
+            if want != got:
+                result.stale.append(booking)
+                result.details.append(f"{booking}.{name}: want {want!r}, got {got!r}")
+                break
+    for booking in by_booking:
+        if booking not in expected:
+            result.unexpected.append(booking)
+            result.details.append(f"{booking}: unexpected Event")
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Processes: broker, emulator, workers, the bare Faust app
+# ---------------------------------------------------------------------------------------
+
+
+def worker_environment(
+    broker: EmbeddedBroker, emulator: SalesforceEmulator, data_dir: Path, **extra: str
+) -> dict[str, str]:
+    """ACTIVITY_SYNC_* settings of a worker on this broker and emulator."""
+    env = {
+        "ACTIVITY_SYNC_BROKER_URL": broker.url,
+        "ACTIVITY_SYNC_STORE": "memory://",
+        "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
+        "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
+        "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": "1",
+        "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
+        "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,
+        "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": emulator.client_secret,
+        "ACTIVITY_SYNC_SALESFORCE_CA_FILE": emulator.ca_file,
+        "ACTIVITY_SYNC_SALESFORCE_RETRY_CAP_S": "2",
+    }
+    env.update({f"ACTIVITY_SYNC_{name.upper()}": value for name, value in extra.items()})
+    return env
+
+
+def start_worker(
+    broker: EmbeddedBroker, emulator: SalesforceEmulator, root: Path, name: str, **extra: str
+) -> WorkerProcess:
+    env = worker_environment(broker, emulator, root / name, **extra)
+    return WorkerProcess(env, root / f"{name}.log").start()
+
+
+@dataclass
+class BareFaustProcess:
+    """`python -m bench.bare_faust_app worker`: Faust's own per-message ceiling."""
+
+    broker: EmbeddedBroker
+    root: Path
+    batch_size: int = 1000
+    batch_window: float = 0.05
+    web_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "bare-faust.log"
+
+    def start(self) -> BareFaustProcess:
+        self.root.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "ACTIVITY_SYNC_BROKER_URL": self.broker.url,
+            "ACTIVITY_SYNC_DATA_DIR": str(self.root / "bare-data"),
+            "ACTIVITY_SYNC_WEB_PORT": str(self.web_port),
+            "ACTIVITY_SYNC_FOLD_BATCH_SIZE": str(self.batch_size),
+            "ACTIVITY_SYNC_FOLD_BATCH_WINDOW": str(self.batch_window),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.bare_faust_app", "worker", "-l", "info"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def ready(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"bare Faust app exited; see {self.log_path}")
+        return READY_MARKER in self.log_path.read_bytes()
+
+    def count(self) -> int:
+        try:
+            answer = requests.get(f"http://127.0.0.1:{self.web_port}/count/", timeout=2)
+            return int(answer.json()["count"])
+        except (requests.RequestException, ValueError, KeyError):
+            return 0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def worker_ready(worker: WorkerProcess) -> bool:
+    if worker.process is None or worker.process.poll() is not None:
+        raise RuntimeError(f"worker exited; see {worker.log_path}")
+    with open(worker.log_path, "rb") as log:
+        log.seek(getattr(worker, "_log_offset", 0))
+        return READY_MARKER in log.read()
+
+
+# ---------------------------------------------------------------------------------------
+# Metrics: the workers' /metrics/ pages
+# ---------------------------------------------------------------------------------------
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """`name{labels}` -> value for every sample, plus `name` -> sum over its label sets."""
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_part, _, value = line.rpartition(" ")
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        samples[name_part] = number
+        if "{" in name_part:
+            bare = name_part.split("{", 1)[0]
+            samples[bare] = samples.get(bare, 0.0) + number
+    return samples
+
+
+def scrape(workers: Iterable[WorkerProcess]) -> dict[str, float]:
+    """The workers' metrics summed sample by sample (a dead or starting worker adds 0)."""
+    total: dict[str, float] = {}
+    for worker in workers:
+        try:
+            answer = requests.get(f"{worker.web_url}/metrics/", timeout=2)
+        except requests.RequestException:
+            continue
+        if answer.status_code != 200:
+            continue
+        for name, value in parse_prometheus(answer.text).items():
+            total[name] = total.get(name, 0.0) + value
+    return total
+
+
+def folded(samples: dict[str, float]) -> float:
+    """Events the fold has finished with: folded (any outcome) or dead-lettered on input."""
+    dlq = sum(
+        value
+        for name, value in samples.items()
+        if name.startswith("activity_sync_events_dead_lettered_total{")
+        and f'topic="{EVENTS_DLQ_TOPIC}"' in name
+    )
+    return samples.get("activity_sync_events_folded_total", 0.0) + dlq
+
+
+def histogram_quantile(samples: dict[str, float], name: str, q: float) -> float | None:
+    """Quantile `q` of a Prometheus histogram, interpolated linearly inside its bucket."""
+    buckets: list[tuple[float, float]] = []
+    prefix = f"{name}_bucket{{"
+    for key, value in samples.items():
+        if key.startswith(prefix) and 'le="' in key:
+            bound = key.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound), value))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            width = count - below
+            return lower + (bound - lower) * ((rank - below) / width if width else 1.0)
+        lower, below = bound, count
+    return lower
+
+
+def histogram_share_below(samples: dict[str, float], name: str, bound: float) -> float | None:
+    total = samples.get(f'{name}_bucket{{le="+Inf"}}', 0.0)
+    within = samples.get(f'{name}_bucket{{le="{bound}"}}')
+    if not total or within is None:
+        return None
+    return within / total
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.1) -> float:
+    """Poll `check` until true; return the monotonic time it first was. Raises on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(poll)
+
+
+# ---------------------------------------------------------------------------------------
+# Kafka clients
+# ---------------------------------------------------------------------------------------
+
+
+async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = PARTITIONS) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        if new:
+            await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[Record],
+    *,
+    rate: float | None = None,
+    on_sent: Callable[[int, float], None] | None = None,
+) -> float:
+    """Send `records` (at `rate` per second if given); return seconds taken incl. flush.
+
+    `on_sent(index, wall_time)` is called as each record is handed to the producer.
+    """
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        max_request_size=4 * 1024 * 1024,
+        linger_ms=5 if rate is None else 0,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    began = time.monotonic()
+    try:
+        for index, (key, value) in enumerate(records):
+            if rate is not None:
+                delay = began + index / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await producer.send(topic, key=key, value=value)
+            if on_sent is not None:
+                on_sent(index, time.time())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return time.monotonic() - began
+
+
+async def consume_count(bootstrap: str, topic: str, expect: int, limit_s: float = 60.0) -> float:
+    """Raw aiokafka: read `expect` records of `topic` from the start; return seconds taken."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        seen = 0
+        began = time.monotonic()
+        deadline = began + limit_s
+        while seen < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=100_000)
+            seen += sum(len(items) for items in batch.values())
+        return time.monotonic() - began
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[Any]:
+    """Every record of `topic` from the start (stops once nothing came for `idle_s`)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            return []
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=200)
+            got = sum(len(items) for items in batch.values())
+            for items in batch.values():
+                records.extend(items)
+            if got:
+                quiet_since = time.monotonic()
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            if all(positions[tp] >= ends[tp] for tp in tps) and not got:
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "python": sys.version.split()[0]}
+
+
+# ---------------------------------------------------------------------------------------
+# Progress seen from outside: consumer-group commits, topic ends, Salesforce API calls
+# ---------------------------------------------------------------------------------------
+
+PROJECTIONS_TOPIC = "activity-projections"
+APP_GROUP = "booking-activity-sync"
+
+
+@dataclass
+class Sample:
+    at: float  # time.monotonic()
+    committed: dict[str, int]  # topic -> committed offsets summed over partitions
+    ends: dict[str, int]  # topic -> end offsets summed (exact only for Faust's 1-record batches)
+    api_calls: int | None
+
+
+class Watch:
+    """A thread sampling the app's progress every `interval` seconds.
+
+    The worker's own progress signal is its consumer group: Faust commits the offsets
+    of events the agents have finished (every commit interval, 2.8 s by default). To
+    time the end of the fold more finely than that, the watch also follows the end
+    offset of activity-projections, which the ingest agent appends to after folding
+    each batch: the fold finished when that offset last moved.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        group: str = APP_GROUP,
+        emulator: SalesforceEmulator | None = None,
+        interval: float = 0.1,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.emulator = emulator
+        self.interval = interval
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="watch")
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._sample_forever())
+        except BaseException as exc:  # surfaced to the caller through wait()
+            self.error = exc
+        finally:
+            loop.close()
+
+    async def _sample_forever(self) -> None:
+        tps = [
+            TopicPartition(t, p)
+            for t in (EVENTS_TOPIC, PROJECTIONS_TOPIC)
+            for p in range(PARTITIONS)
+        ]
+        ends_tps = [TopicPartition(PROJECTIONS_TOPIC, p) for p in range(PARTITIONS)]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await admin.start()
+        await consumer.start()
+        try:
+            while not self._stop.is_set():
+                committed: dict[str, int] = {}
+                ends: dict[str, int] = {}
+                try:
+                    offsets = await admin.list_consumer_group_offsets(self.group, partitions=tps)
+                    for tp, meta in offsets.items():
+                        committed[tp.topic] = committed.get(tp.topic, 0) + max(0, meta.offset)
+                    for tp, end in (await consumer.end_offsets(ends_tps)).items():
+                        ends[tp.topic] = ends.get(tp.topic, 0) + end
+                except Exception:  # a topic not there yet, a rebalance: sample again
+                    await asyncio.sleep(self.interval)
+                    continue
+                calls = None
+                if self.emulator is not None:
+                    with contextlib.suppress(Exception):
+                        calls = int(self.emulator.api_calls()["total"])
+                self.samples.append(Sample(time.monotonic(), committed, ends, calls))
+                await asyncio.sleep(self.interval)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    def latest(self) -> Sample | None:
+        return self.samples[-1] if self.samples else None
+
+    def wait(self, check: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            if self.error is not None:
+                raise RuntimeError(f"watch failed: {self.error!r}")
+            for sample in self.samples[seen:]:
+                if check(sample):
+                    return sample
+            seen = len(self.samples)
+            time.sleep(self.interval / 2)
+        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}: {self.latest()}")
+
+    def last_change(self, value: Callable[[Sample], object], since: float, until: float) -> float:
+        """When `value` of the samples last changed within (since, until]."""
+        last = since
+        previous: object = None
+        for sample in self.samples:
+            if sample.at > until:
+                break
+            current = value(sample)
+            if sample.at > since and previous is not None and current != previous:
+                last = sample.at
+            previous = current
+        return last
+
+    def first_time(self, check: Callable[[Sample], bool], since: float) -> float | None:
+        for sample in self.samples:
+            if sample.at >= since and check(sample):
+                return sample.at
+        return None

@@ -1,0 +1,487 @@
+"""The whole pipeline's speed and cost on this machine: `make bench` (`--quick` for a smoke run).
+
+Everything runs as in production on the embedded broker (Tansu) and the Salesforce
+emulator: real `python -m streams worker` processes, observed only from outside
+(consumer-group commits, topic end offsets, the emulator's admin API). Scenarios:
+
+1. ceilings on one topic: raw aiokafka consume, and Faust's bare `take_events` loop
+   (`bench/bare_faust_app.py`, a worker process that does nothing with the events);
+2. backfill, one worker: the topic is produced first, then the worker starts; fold
+   time runs from the worker's "Ready" to its last batch (the last projection sent);
+3. the same backfill with two workers (scale-out);
+4. live: a running worker, a producer flooding it (fold throughput), then a steady
+   500 events/s (latency from the send of the event to its Event's SystemModstamp in
+   Salesforce, and API calls per event).
+
+Prints a table, writes bench/results.json. Timings are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import harness as h
+from schemas import event_from_dict
+from streams.broker import EmbeddedBroker
+from streams.fold import BookingState, fold
+from streams.generate import generate_events
+from streams.local_stack import WorkerProcess
+from streams.salesforce.emulator_process import SalesforceEmulator
+
+RESULTS = Path(__file__).with_name("results.json")
+
+TARGETS = {
+    "backfill_fold_vs_bare_faust": 0.6,
+    "scale_out_two_vs_one": 1.5,
+    "live_p99_s": 1.0,
+    "api_calls_per_event_backfill": 1 / 150,
+    "api_calls_per_event_live": 1 / 20,
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Scenarios
+# ---------------------------------------------------------------------------------------
+
+
+def ceilings(broker: EmbeddedBroker, root: Path, count: int, args: argparse.Namespace) -> dict:
+    raw_s = min(
+        asyncio.run(h.consume_count(broker.bootstrap, h.EVENTS_TOPIC, count)) for _ in range(2)
+    )
+    log(f"raw aiokafka consume: {count / raw_s:,.0f} ev/s")
+    bare = h.BareFaustProcess(broker, root, args.fold_batch_size, args.fold_batch_window).start()
+    try:
+        spawned = time.monotonic()
+        ready = h.wait_until(bare.ready, 90, "the bare Faust app to be ready")
+        first = h.wait_until(lambda: bare.count() > 0, 90, "the bare Faust app's first batch")
+        done = h.wait_until(lambda: bare.count() >= count, 600, "the bare Faust app to finish")
+    finally:
+        bare.stop()
+    rate = count / (done - ready)
+    log(f"bare Faust take_events: {rate:,.0f} ev/s (ready after {ready - spawned:.1f}s)")
+    return {
+        "raw_aiokafka_consume_ev_s": count / raw_s,
+        "bare_faust_ev_s": rate,
+        "bare_faust_ev_s_from_first_batch": count / (done - first),
+        "bare_faust_startup_s": ready - spawned,
+    }
+
+
+def _start_workers(
+    broker: EmbeddedBroker,
+    emulator: SalesforceEmulator,
+    root: Path,
+    n: int,
+    args: argparse.Namespace,
+) -> list[WorkerProcess]:
+    return [
+        h.start_worker(broker, emulator, root, f"{root.name}-w{i + 1}", **worker_settings(args))
+        for i in range(n)
+    ]
+
+
+def worker_settings(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        "fold_batch_size": str(args.fold_batch_size),
+        "fold_batch_window": str(args.fold_batch_window),
+        "sink_batch_size": str(args.sink_batch_size),
+        "sink_batch_window": str(args.sink_batch_window),
+    }
+
+
+def _sink_done(watch: h.Watch, timeout: float) -> h.Sample:
+    """Wait until the sink committed everything the fold sent to activity-projections."""
+    return watch.wait(
+        lambda s: (
+            s.ends.get(h.PROJECTIONS_TOPIC, 0) > 0
+            and s.committed.get(h.PROJECTIONS_TOPIC, 0) >= s.ends.get(h.PROJECTIONS_TOPIC, 0)
+        ),
+        timeout,
+        "the sink to catch up",
+    )
+
+
+def backfill(
+    broker: EmbeddedBroker,
+    emulator: SalesforceEmulator,
+    root: Path,
+    n_workers: int,
+    count: int,
+    expected: dict[str, dict[str, Any]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    emulator.reset()
+    workers: list[WorkerProcess] = []
+    with h.Watch(broker.bootstrap, emulator=emulator) as watch:
+        try:
+            spawned = time.monotonic()
+            workers = _start_workers(broker, emulator, root, n_workers, args)
+            readies = [
+                h.wait_until(lambda w=w: h.worker_ready(w), 90, "a worker to be ready")
+                for w in workers
+            ]
+            ready = max(readies)
+            committed = watch.wait(
+                lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= count, 900, "the fold"
+            )
+            projections = h.PROJECTIONS_TOPIC
+            fold_done = watch.last_change(lambda s: s.ends.get(projections), spawned, committed.at)
+            first = watch.first_time(lambda s: s.ends.get(projections, 0) > 0, spawned) or ready
+            synced = _sink_done(watch, 900)
+            sf_done = watch.last_change(lambda s: s.api_calls, spawned, synced.at)
+            calls = emulator.api_calls()
+            comparison = h.compare_salesforce(emulator.records(), expected)
+            samples = h.scrape(workers)
+        finally:
+            for worker in workers:
+                worker.stop()
+    fold_s = fold_done - ready
+    result = {
+        "workers": n_workers,
+        "events": count,
+        "startup_s": ready - spawned,
+        "ready_spread_s": max(readies) - min(readies),
+        "fold_s": fold_s,
+        "fold_ev_s": count / fold_s,
+        "fold_ev_s_from_first_output": count / max(1e-9, fold_done - first),
+        "salesforce_done_s": sf_done - ready,
+        "end_to_end_ev_s": count / (sf_done - ready),
+        "projections_sent": synced.ends.get(h.PROJECTIONS_TOPIC, 0),
+        "api_calls": calls["total"],
+        "api_calls_by_kind": calls.get("by_kind", {}),
+        "api_calls_per_event": calls["total"] / count,
+        "salesforce_matches_fold": comparison.ok,
+        "salesforce_problems": comparison.details[:5],
+        "metrics_endpoint": "ok" if samples else "unavailable",
+    }
+    log(
+        f"backfill x{n_workers}: fold {result['fold_ev_s']:,.0f} ev/s, Salesforce done after "
+        f"{result['salesforce_done_s']:.1f}s, {calls['total']} API calls, "
+        f"matches fold: {comparison.ok}"
+    )
+    return result
+
+
+def _produce(broker: EmbeddedBroker, records: list[h.Record], **kw: Any) -> float:
+    return asyncio.run(h.produce(broker.bootstrap, h.EVENTS_TOPIC, records, **kw))
+
+
+def latencies_from_salesforce(
+    events: list[h.Event], sent_at: list[float], records: list[dict[str, Any]]
+) -> list[float]:
+    """Per booking: from the send of the last event that changed it to its SystemModstamp.
+
+    The sink writes a booking only for a newer state version, so the Event's last
+    modification is the write of the state that event produced.
+    """
+    modified = {
+        str(r["Booking_Id__c"]): datetime.fromisoformat(
+            str(r["SystemModstamp"]).replace("+0000", "+00:00")
+        ).timestamp()
+        for r in records
+        if r.get("Booking_Id__c") and r.get("SystemModstamp")
+    }
+    states: dict[str, BookingState] = {}
+    last_change: dict[str, int] = {}
+    for index, event in enumerate(events):
+        booking = str(event["subject"])
+        result = fold(states.get(booking), event_from_dict(dict(event)))
+        states[booking] = result.state
+        if result.changed:
+            last_change[booking] = index
+    return [
+        modified[booking] - sent_at[index]
+        for booking, index in last_change.items()
+        if booking in modified
+    ]
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def live(
+    broker: EmbeddedBroker, emulator: SalesforceEmulator, root: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    emulator.reset()
+    asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+    flood = h.event_records(generate_events(args.live_bookings, args.seed + 1, id_prefix="f-"))
+    steady_events = list(
+        generate_events(max(1, int(args.rate * args.duration / 2.5)), args.seed + 2, id_prefix="s-")
+    )[: int(args.rate * args.duration)]
+    steady = h.event_records(steady_events)
+    expected = h.expected_events(steady_events)
+    result: dict[str, Any] = {}
+    with h.Watch(broker.bootstrap, emulator=emulator) as watch:
+        (worker,) = _start_workers(broker, emulator, root, 1, args)
+        try:
+            h.wait_until(lambda: h.worker_ready(worker), 90, "the worker to be ready")
+            time.sleep(1.0)  # the group settles; the first poll has happened
+            # Flood: as fast as one producer sends, into a running worker.
+            began = time.monotonic()
+            _produce(broker, flood)
+            committed = watch.wait(
+                lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= len(flood), 600, "the live fold"
+            )
+            fold_done = watch.last_change(
+                lambda s: s.ends.get(h.PROJECTIONS_TOPIC), began, committed.at
+            )
+            result["flood_events"] = len(flood)
+            result["flood_fold_ev_s"] = len(flood) / (fold_done - began)
+            log(f"live flood: fold {result['flood_fold_ev_s']:,.0f} ev/s")
+            _sink_done(watch, 600)
+            time.sleep(1.0)
+            # Steady rate: latency and API calls per event.
+            calls_before = emulator.total_api_calls()
+            sent_at = [0.0] * len(steady)
+
+            def stamp(index: int, wall: float) -> None:
+                sent_at[index] = wall
+
+            base = watch.latest()
+            base_committed = base.committed.get(h.EVENTS_TOPIC, 0) if base else 0
+            took = _produce(broker, steady, rate=args.rate, on_sent=stamp)
+            watch.wait(
+                lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= base_committed + len(steady),
+                600,
+                "the steady-rate fold",
+            )
+            _sink_done(watch, 600)
+            calls = emulator.total_api_calls() - calls_before
+            records = [
+                r for r in emulator.records() if str(r.get("Booking_Id__c", "")).startswith("s-")
+            ]
+            latencies = latencies_from_salesforce(steady_events, sent_at, records)
+            comparison = h.compare_salesforce(records, expected)
+            samples = h.scrape([worker])
+        finally:
+            worker.stop()
+    name = "activity_sync_end_to_end_latency_seconds"
+    result.update(
+        {
+            "steady_rate_ev_s": args.rate,
+            "steady_events": len(steady),
+            "steady_achieved_ev_s": len(steady) / took,
+            "latency_samples": len(latencies),
+            "latency_p50_s": quantile(latencies, 0.5),
+            "latency_p99_s": quantile(latencies, 0.99),
+            "latency_max_s": max(latencies) if latencies else None,
+            "latency_mean_s": statistics.fmean(latencies) if latencies else None,
+            "share_within_1s": (
+                sum(1 for v in latencies if v <= 1.0) / len(latencies) if latencies else None
+            ),
+            "metrics_histogram_p50_s": h.histogram_quantile(samples, name, 0.5),
+            "metrics_histogram_p99_s": h.histogram_quantile(samples, name, 0.99),
+            "metrics_endpoint": "ok" if samples else "unavailable",
+            "api_calls": calls,
+            "api_calls_per_event": calls / len(steady),
+            "salesforce_matches_fold": comparison.ok,
+            "salesforce_problems": comparison.details[:5],
+        }
+    )
+    log(
+        f"live {args.rate:.0f} ev/s: p50 {result['latency_p50_s']}, p99 {result['latency_p99_s']}"
+        f", {calls} API calls for {len(steady)} events"
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    c, one, two, lv = (
+        results["ceilings"],
+        results["backfill_1"],
+        results["backfill_2"],
+        results["live"],
+    )
+    fraction_bare = one["fold_ev_s"] / c["bare_faust_ev_s"]
+    fraction_raw = one["fold_ev_s"] / c["raw_aiokafka_consume_ev_s"]
+    scale = two["fold_ev_s"] / one["fold_ev_s"]
+    p99 = lv["latency_p99_s"]
+    derived = {
+        "backfill_fold_vs_bare_faust": fraction_bare,
+        "backfill_fold_vs_raw_aiokafka": fraction_raw,
+        "scale_out_two_vs_one": scale,
+    }
+    results["derived"] = derived
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+    rows = [
+        ("raw aiokafka consume", f"{c['raw_aiokafka_consume_ev_s']:,.0f} ev/s", "", ""),
+        ("Faust bare take_events", f"{c['bare_faust_ev_s']:,.0f} ev/s", "", ""),
+        ("backfill fold, 1 worker", f"{one['fold_ev_s']:,.0f} ev/s", "", ""),
+        (
+            "  as fraction of bare Faust",
+            f"{fraction_bare:.2f}",
+            "≥ 0.60",
+            verdict(fraction_bare >= TARGETS["backfill_fold_vs_bare_faust"]),
+        ),
+        ("  as fraction of raw aiokafka", f"{fraction_raw:.3f}", "", ""),
+        ("backfill to Salesforce, 1 worker", f"{one['end_to_end_ev_s']:,.0f} ev/s", "", ""),
+        ("backfill fold, 2 workers", f"{two['fold_ev_s']:,.0f} ev/s", "", ""),
+        (
+            "  scale-out 2 vs 1",
+            f"{scale:.2f}x",
+            "≥ 1.5x",
+            verdict(scale >= TARGETS["scale_out_two_vs_one"]),
+        ),
+        ("live fold (flooded, running worker)", f"{lv['flood_fold_ev_s']:,.0f} ev/s", "", ""),
+        (
+            f"live latency p50 @ {lv['steady_rate_ev_s']:.0f} ev/s",
+            _fmt(lv["latency_p50_s"], ".3f"),
+            "",
+            "",
+        ),
+        (
+            f"live latency p99 @ {lv['steady_rate_ev_s']:.0f} ev/s",
+            _fmt(p99, ".3f") + " s",
+            "≤ 1 s",
+            verdict(None if p99 is None else p99 <= TARGETS["live_p99_s"]),
+        ),
+        (
+            "API calls per event, backfill",
+            f"1/{1 / max(one['api_calls_per_event'], 1e-9):,.0f}",
+            "≤ 1/150",
+            verdict(one["api_calls_per_event"] <= TARGETS["api_calls_per_event_backfill"]),
+        ),
+        (
+            "API calls per event, live",
+            f"1/{1 / max(lv['api_calls_per_event'], 1e-9):,.1f}",
+            "≤ 1/20",
+            verdict(lv["api_calls_per_event"] <= TARGETS["api_calls_per_event_live"]),
+        ),
+        (
+            "Salesforce = fold (1w, 2w, live)",
+            " ".join("yes" if r["salesforce_matches_fold"] else "NO" for r in (one, two, lv)),
+            "",
+            "",
+        ),
+    ]
+    return rows
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    header = ("measure", "value", "target", "")
+    widths = [max(w, len(hd)) for w, hd in zip(widths, header, strict=True)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--bookings", type=int, help="backfill bookings (10,000)")
+    parser.add_argument("--events", type=int, help="backfill events (100,000)")
+    parser.add_argument(
+        "--spread", type=int, default=1000, help="bookings in flight while generating the topic"
+    )
+    parser.add_argument("--live-bookings", type=int, help="bookings in the live flood (8,000)")
+    parser.add_argument("--rate", type=float, default=500.0, help="steady live rate, ev/s")
+    parser.add_argument("--duration", type=float, help="steady live seconds (30)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--fold-batch-size", type=int, default=1000)
+    parser.add_argument("--fold-batch-window", type=float, default=0.05)
+    parser.add_argument("--sink-batch-size", type=int, default=200)
+    parser.add_argument("--sink-batch-window", type=float, default=0.5)
+    parser.add_argument(
+        "--only", choices=("ceilings", "backfill", "scale", "live"), action="append"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.bookings = args.bookings or (2_000 if quick else 10_000)
+    args.events = args.events or (20_000 if quick else 100_000)
+    args.live_bookings = args.live_bookings or (2_000 if quick else 8_000)
+    args.duration = args.duration or (10.0 if quick else 30.0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def only(part: str) -> bool:
+        return not args.only or part in args.only
+
+    work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    log(f"work dir {work}")
+    started = time.monotonic()
+    events = h.backfill_workload(args.bookings, args.events, args.seed, spread=args.spread)
+    records = h.event_records(events)
+    expected = h.expected_events(events)
+    log(f"workload: {len(records):,} events over {args.bookings:,} bookings")
+    results: dict[str, Any] = {
+        "machine": h.machine(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "workload": {
+            "events": len(records),
+            "bookings": args.bookings,
+            "expected_events": len(expected),
+        },
+    }
+    emulator = SalesforceEmulator(work / "salesforce")
+    try:
+        with EmbeddedBroker(log_path=work / "broker-1.log") as broker:
+            asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+            results["produce_ev_s"] = len(records) / _produce(broker, records)
+            if only("ceilings"):
+                results["ceilings"] = ceilings(broker, work, len(records), args)
+            if only("backfill"):
+                results["backfill_1"] = backfill(
+                    broker, emulator, work / "backfill-1", 1, len(records), expected, args
+                )
+        if only("scale"):
+            with EmbeddedBroker(log_path=work / "broker-2.log") as broker:
+                asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+                _produce(broker, records)
+                results["backfill_2"] = backfill(
+                    broker, emulator, work / "backfill-2", 2, len(records), expected, args
+                )
+        if only("live"):
+            with EmbeddedBroker(log_path=work / "broker-3.log") as broker:
+                results["live"] = live(broker, emulator, work / "live", args)
+    finally:
+        emulator.close()
+    results["elapsed_s"] = time.monotonic() - started
+    if all(k in results for k in ("ceilings", "backfill_1", "backfill_2", "live")):
+        rows = report(results)
+        results["targets"] = TARGETS
+        print_table(rows)
+    else:
+        print(json.dumps(results, indent=2, default=str))
+    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    log(f"wrote {args.output} after {results['elapsed_s']:.0f}s (logs in {work})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
