@@ -16,6 +16,8 @@ Salesforce API (what a real org answers, shapes from the REST API guide):
     GET|PATCH|DELETE .../sobjects/{T}/{id}            read / update / delete
     GET|PATCH|DELETE .../sobjects/{T}/{extField}/{v}  read / upsert / delete by external id
     GET  .../sobjects/{T}/describe
+    POST  .../composite                               composite (<= 25 subrequests, <= 5
+                                                      queries; GET query and GET record)
     POST  .../composite/sobjects                      create collection (<= 200)
     PATCH .../composite/sobjects/{T}/{extField}       upsert collection (<= 200, API >= 46)
 Every API response carries `Sforce-Limit-Info: api-usage=USED/MAX`.
@@ -37,6 +39,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -47,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import trustme
 from aiohttp import web
@@ -77,6 +80,17 @@ COLLECTIONS_MIN_VERSION = 42.0
 COLLECTIONS_UPSERT_MIN_VERSION = 46.0
 UPSERT_200_MIN_VERSION = 46.0
 MAX_COLLECTION = 200
+COMPOSITE_MIN_VERSION = 38.0
+COLLATE_MIN_VERSION = 48.0
+MAX_SUBREQUESTS = 25
+# Of a composite's subrequests, at most this many may be queries or sObject Collections.
+MAX_COMPOSITE_HEAVY = 5
+_HEAVY_KINDS = frozenset({"query", "collections_create", "collections_upsert"})
+_SUBREQUEST_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
+_SUBREQUEST_FIELDS = frozenset({"method", "url", "referenceId", "body", "httpHeaders"})
+_INHERITED_HEADERS = frozenset({"accept", "authorization", "content-type"})
+_REFERENCE_ID = re.compile(r"[A-Za-z0-9_]+")
+_SUBREQUEST_URL = re.compile(r"/services/data/v([0-9]+\.[0-9])(/.*)?")
 QUERY_BATCH = 2000
 MAX_URI = 16_384
 ENV_PREFIX = "ACTIVITY_SYNC_EMULATOR_"
@@ -231,6 +245,24 @@ _Handler = Callable[[web.Request, float, list[str]], Awaitable[web.Response]]
 
 class _RollBack(Exception):
     """Raised inside a transaction to undo an allOrNone collection."""
+
+
+@dataclass(frozen=True)
+class _Subrequest:
+    """One validated composite subrequest; `kind` is None when no resource matches."""
+
+    method: str
+    url: str
+    reference_id: str
+    body: object
+    kind: str | None
+    version: float
+    parts: list[str]
+    params: dict[str, str]
+
+
+def _bad_input(message: str, code: str = "INVALID_API_INPUT") -> RequestError:
+    return RequestError(400, ApiError(code, message))
 
 
 # The emulator -------------------------------------------------------------------
@@ -476,6 +508,8 @@ class Emulator:
                     kind,
                     {"GET": self._read, "PATCH": self._write_one, "DELETE": self._delete},
                 )
+        if head == "composite" and n == 1:
+            return handler("composite", {"POST": self._composite})
         if head == "composite" and n >= 2 and parts[1] == "sobjects":
             if n == 2:
                 return handler("collections_create", {"POST": self._collection_create})
@@ -662,14 +696,19 @@ class Emulator:
         return self.store.get(sobject, parts[2]), None
 
     async def _read(self, request: web.Request, version: float, parts: list[str]) -> web.Response:
+        return self._read_record(version, parts, request.query)
+
+    def _read_record(
+        self, version: float, parts: list[str], params: Mapping[str, str]
+    ) -> web.Response:
         sobject = self._sobject(parts[1])
         record, _ = self._lookup(sobject, parts)
         if record is None:
             return _not_found()
         fields = None
-        if "fields" in request.query:
+        if "fields" in params:
             fields = []
-            for name in request.query["fields"].split(","):
+            for name in params["fields"].split(","):
                 fdef = sobject.resolve_field(name.strip())
                 if fdef is None:
                     raise RequestError(
@@ -855,12 +894,174 @@ class Emulator:
             items.append((sobject, changes, existing.get(str(value)), early))
         return _json(self._run_collection(all_or_none, items, upsert=True))
 
+    # Handlers: composite ----------------------------------------------------------
+
+    async def _composite(
+        self, request: web.Request, version: float, parts: list[str]
+    ) -> web.Response:
+        """POST .../composite: subrequests in order, one API call for all of them.
+
+        Executed here: GET query (and its nextRecordsUrl pages) and GET sObject records
+        (by id or external id). Any other resource answers a 400 INVALID_API_INPUT in its
+        own subrequest result; references between subrequests (@{ref.field}) likewise.
+        """
+        if version < COMPOSITE_MIN_VERSION:
+            raise RequestError(404, ApiError("NOT_FOUND", "The requested resource does not exist"))
+        body = await self._body(request)
+        subrequests = self._composite_request(body, version)
+        all_or_none = bool(body.get("allOrNone", False))
+        results: list[dict[str, object]] = []
+        first_failure: int | None = None
+        for index, sub in enumerate(subrequests):
+            if all_or_none and first_failure is not None:
+                break
+            status, payload = self._run_subrequest(sub)
+            if status >= 400 and first_failure is None:
+                first_failure = index
+            results.append(
+                {
+                    "body": payload,
+                    "httpHeaders": {},
+                    "httpStatusCode": status,
+                    "referenceId": sub.reference_id,
+                }
+            )
+        if all_or_none and first_failure is not None:
+            halted = ApiError(
+                "PROCESSING_HALTED",
+                "The transaction was rolled back since another operation in the same "
+                "transaction failed.",
+            )
+            results = [
+                results[index]
+                if index == first_failure
+                else {
+                    "body": [halted.as_top_level()],
+                    "httpHeaders": {},
+                    "httpStatusCode": 400,
+                    "referenceId": sub.reference_id,
+                }
+                for index, sub in enumerate(subrequests)
+            ]
+        return _json({"compositeResponse": results})
+
+    def _composite_request(self, body: object, version: float) -> list[_Subrequest]:
+        """Validate the whole request first: any problem fails it with one 400."""
+        if not isinstance(body, dict) or not isinstance(body.get("compositeRequest"), list):
+            raise _bad_input("Expected a body with a 'compositeRequest' list", "JSON_PARSER_ERROR")
+        known = {"allOrNone", "compositeRequest"}
+        if version >= COLLATE_MIN_VERSION:
+            known.add("collateSubrequests")
+        for name, value in body.items():
+            if name not in known:
+                raise _bad_input(f'Unrecognized field "{name}"', "JSON_PARSER_ERROR")
+            if name != "compositeRequest" and not isinstance(value, bool):
+                raise _bad_input(f"{name} must be a boolean", "JSON_PARSER_ERROR")
+        raw = body["compositeRequest"]
+        if not raw:
+            raise _bad_input("compositeRequest needs at least one subrequest")
+        if len(raw) > MAX_SUBREQUESTS:
+            raise _bad_input(
+                f"A composite request can have at most {MAX_SUBREQUESTS} subrequests, "
+                f"not {len(raw)}",
+                "LIMIT_EXCEEDED",
+            )
+        subrequests: list[_Subrequest] = []
+        seen: set[str] = set()
+        for item in raw:
+            sub = self._subrequest(item, version)
+            if sub.reference_id in seen:
+                raise _bad_input(
+                    f"Duplicate ReferenceId provided in the request: {sub.reference_id}"
+                )
+            seen.add(sub.reference_id)
+            subrequests.append(sub)
+        heavy = sum(1 for sub in subrequests if sub.kind in _HEAVY_KINDS)
+        if heavy > MAX_COMPOSITE_HEAVY:
+            raise _bad_input(
+                f"A composite request can have at most {MAX_COMPOSITE_HEAVY} query or sObject "
+                f"Collections subrequests, not {heavy}",
+                "LIMIT_EXCEEDED",
+            )
+        return subrequests
+
+    def _subrequest(self, item: object, version: float) -> _Subrequest:
+        if not isinstance(item, dict):
+            raise _bad_input("Each subrequest must be a JSON object", "JSON_PARSER_ERROR")
+        for name in item:
+            if name not in _SUBREQUEST_FIELDS:
+                raise _bad_input(f'Unrecognized field "{name}"', "JSON_PARSER_ERROR")
+        method, url, reference_id = item.get("method"), item.get("url"), item.get("referenceId")
+        if method not in _SUBREQUEST_METHODS:
+            raise _bad_input(f"Invalid subrequest method: {method}")
+        if not isinstance(url, str) or not url:
+            raise _bad_input("Each subrequest needs a url")
+        if not isinstance(reference_id, str) or not _REFERENCE_ID.fullmatch(reference_id):
+            raise _bad_input(
+                f"Invalid referenceId: {reference_id}; use only letters, numbers and '_'"
+            )
+        headers = item.get("httpHeaders", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise _bad_input("httpHeaders must map header names to strings", "JSON_PARSER_ERROR")
+        for name in headers:
+            if name.lower() in _INHERITED_HEADERS:
+                raise _bad_input(f"Subrequests inherit {name} from the composite request")
+        split = urlsplit(url)
+        match = _SUBREQUEST_URL.fullmatch(split.path)
+        kind: str | None = None
+        sub_version = version
+        parts: list[str] = []
+        if not split.scheme and not split.netloc and match is not None:
+            sub_version = float(match[1])
+            if MIN_API_VERSION <= sub_version <= version:
+                parts = [unquote(p) for p in (match[2] or "").split("/") if p]
+                kind, _ = self._route(str(method), parts)
+        params = dict(parse_qsl(split.query, keep_blank_values=True))
+        return _Subrequest(
+            str(method), url, reference_id, item.get("body"), kind, sub_version, parts, params
+        )
+
+    def _run_subrequest(self, sub: _Subrequest) -> tuple[int, object]:
+        """(httpStatusCode, body) of one subrequest; errors are Salesforce error lists."""
+        if sub.kind in (None, "other"):
+            return 404, [
+                ApiError("NOT_FOUND", "The requested resource does not exist").as_top_level()
+            ]
+        if "@{" in sub.url or "@{" in json.dumps(sub.body):
+            message = "References between subrequests (@{...}) are not emulated"
+            return 400, [ApiError("INVALID_API_INPUT", message).as_top_level()]
+        runners = {"query": self._run_query, "read": self._read_record}
+        runner = runners.get(sub.kind or "")
+        if runner is None or sub.method != "GET":
+            if sub.kind == "query":
+                error = ApiError(
+                    "METHOD_NOT_ALLOWED", f"HTTP Method '{sub.method}' not allowed. Allowed are GET"
+                )
+                return 405, [error.as_top_level()]
+            message = (
+                f"The emulator runs only GET query and GET sObject record subrequests in a "
+                f"composite request, not {sub.method} {sub.kind}"
+            )
+            return 400, [ApiError("INVALID_API_INPUT", message).as_top_level()]
+        try:
+            response = runner(sub.version, sub.parts, sub.params)
+        except RequestError as exc:
+            return exc.status, [exc.error.as_top_level()]
+        raw = response.body
+        payload = json.loads(raw) if isinstance(raw, bytes) and raw else None
+        return response.status, payload
+
     # Handlers: query ------------------------------------------------------------
 
     async def _query(self, request: web.Request, version: float, parts: list[str]) -> web.Response:
+        return self._run_query(version, parts, request.query)
+
+    def _run_query(
+        self, version: float, parts: list[str], params: Mapping[str, str]
+    ) -> web.Response:
         if len(parts) == 2:
             return self._query_page(version, parts[1])
-        text = request.query.get("q")
+        text = params.get("q")
         if not text:
             raise RequestError(
                 400, ApiError("MALFORMED_QUERY", "A query string has to be specified")
