@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 
 import orjson
 import requests
@@ -61,6 +61,9 @@ RETRYABLE_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
 # Salesforce refuses URIs over 16,384 bytes; SOQL travels in the query string.
 MAX_QUERY_CHARS = 12_000
 MAX_IN_VALUES = 200
+# A composite request may hold at most 5 query (or sObject Collections) subrequests.
+MAX_COMPOSITE_QUERIES = 5
+RELATED_SOBJECTS: tuple[Literal["Contact", "Lead"], ...] = ("Contact", "Lead")
 
 
 class RecordError(NamedTuple):
@@ -149,7 +152,8 @@ class SalesforceClient:
         self._counter_lock = threading.Lock()
         self._token_requests = 0
         self._usage: tuple[int, int] | None = None
-        self._related: OrderedDict[str, tuple[RelatedRecord, float]] = OrderedDict()
+        # email key -> (record, expiry); record None: a remembered miss (shorter TTL).
+        self._related: OrderedDict[str, tuple[RelatedRecord | None, float]] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
@@ -459,23 +463,76 @@ class SalesforceClient:
 
     async def query(self, soql: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
         """All records a SOQL query returns, following `nextRecordsUrl` pages."""
-        rows: list[dict[str, Any]] = []
-        path = "query/"
-        params: dict[str, str] | None = {"q": soql}
-        while True:
+        page = await self._query_page("query/", {"q": soql}, deadline)
+        return await self._all_rows(page, deadline)
 
-            def call(sf: Salesforce, timeout: float, path: str = path, params: Any = params) -> Any:
-                return self._restful(sf, "GET", path, timeout, params=params)
+    async def _query_page(
+        self, path: str, params: dict[str, str] | None, deadline: float | None
+    ) -> Mapping[str, Any]:
+        def call(sf: Salesforce, timeout: float) -> Any:
+            return self._restful(sf, "GET", path, timeout, params=params)
 
-            try:
-                page = await self._with_retries(call, deadline, "query")
-            except SalesforceMalformedRequest as exc:
-                raise SalesforceRequestError(f"query rejected: {_describe(exc)}") from None
+        try:
+            page = await self._with_retries(call, deadline, "query")
+        except SalesforceMalformedRequest as exc:
+            raise SalesforceRequestError(f"query rejected: {_describe(exc)}") from None
+        if not isinstance(page, Mapping):
+            raise SalesforceRequestError("query: unexpected response shape")
+        return page
+
+    async def _all_rows(
+        self, page: Mapping[str, Any], deadline: float | None
+    ) -> list[dict[str, Any]]:
+        """The rows of a first query page and of every page after it."""
+        rows: list[dict[str, Any]] = list(page.get("records", []))
+        while not page.get("done", True) and page.get("nextRecordsUrl"):
+            path = "query/" + str(page["nextRecordsUrl"]).rsplit("/query/", 1)[1]
+            page = await self._query_page(path, None, deadline)
             rows.extend(page.get("records", []))
-            next_url = page.get("nextRecordsUrl")
-            if page.get("done", True) or not next_url:
-                return rows
-            path, params = "query/" + str(next_url).rsplit("/query/", 1)[1], None
+        return rows
+
+    def _composite_queries(
+        self, sf: Salesforce, timeout: float, soqls: Sequence[str]
+    ) -> list[Mapping[str, Any]]:
+        """First pages of up to 5 SOQL queries in one Composite call (one API call).
+
+        A subrequest answering 5xx fails the call as a whole (retried like any call);
+        any other subrequest error is the query's fault and raises SalesforceRequestError.
+        """
+        if not 0 < len(soqls) <= MAX_COMPOSITE_QUERIES:
+            raise ValueError(f"1 to {MAX_COMPOSITE_QUERIES} queries per composite call")
+        base = f"/services/data/v{self.settings.api_version}/query/?"
+        body = {
+            "allOrNone": False,
+            "compositeRequest": [
+                {"method": "GET", "url": base + urlencode({"q": soql}), "referenceId": f"q{n}"}
+                for n, soql in enumerate(soqls)
+            ],
+        }
+        try:
+            result = self._restful(sf, "POST", "composite", timeout, body=body)
+        except SalesforceMalformedRequest as exc:
+            raise SalesforceRequestError(f"composite rejected: {_describe(exc)}") from None
+        answers = result.get("compositeResponse") if isinstance(result, Mapping) else None
+        if not isinstance(answers, list) or len(answers) != len(soqls):
+            raise SalesforceRequestError("composite: unexpected response shape")
+        by_ref = {a.get("referenceId"): a for a in answers if isinstance(a, Mapping)}
+        pages: list[Mapping[str, Any]] = []
+        for n in range(len(soqls)):
+            answer = by_ref.get(f"q{n}")
+            if answer is None:
+                raise SalesforceRequestError(f"composite: no result for subrequest q{n}")
+            status = answer.get("httpStatusCode")
+            page = answer.get("body")
+            if not isinstance(status, int) or status >= 300 or not isinstance(page, Mapping):
+                errors = _errors_from(page, "errorCode")
+                detail = "; ".join(f"{e.status_code}: {e.message}" for e in errors)
+                described = f"HTTP {status} {detail or 'no error body'}"
+                if isinstance(status, int) and status >= 500:
+                    raise _Retryable(f"composite subrequest {described}")
+                raise SalesforceRequestError(f"query rejected: {described}")
+            pages.append(page)
+        return pages
 
     async def resolve_related(
         self,
@@ -487,9 +544,12 @@ class SalesforceClient:
         """Find the Contact, else the Lead, for each email (case-insensitive).
 
         Batched SOQL (`WHERE Email IN (...)`, values escaped by simple-salesforce's
-        `format_soql`), results cached (LRU, TTL). With `create_missing_leads`, an email
-        with neither gets a new Lead named from `names[email]` (else the address's local
-        part). Emails without a match are absent from the result.
+        `format_soql`): the Contact and Lead queries for up to 2 batches of 200 emails go
+        in one Composite call, so 400 new emails cost one API call. Results are cached
+        (LRU, `related_cache_ttl_s`), and so are misses (`related_miss_ttl_s`). With
+        `create_missing_leads`, an email with neither gets a new Lead named from
+        `names[email]` (else the address's local part). Emails without a match are absent
+        from the result.
         """
         wanted: dict[str, list[str]] = {}
         for email in emails:
@@ -497,20 +557,26 @@ class SalesforceClient:
             if key:
                 wanted.setdefault(key, []).append(email)
         found: dict[str, RelatedRecord] = {}
+        known_misses: set[str] = set()
         now = time.monotonic()
         for key in list(wanted):
             cached = self._related.get(key)
             if cached is not None and cached[1] > now:
                 self._related.move_to_end(key)
-                found[key] = cached[0]
-        missing = [k for k in wanted if k not in found]
-        for sobject in ("Contact", "Lead"):
-            missing = [k for k in missing if k not in found]
-            found.update(await self._find_by_email(sobject, missing, deadline))
-        missing = [k for k in missing if k not in found]
+                if cached[0] is None:
+                    known_misses.add(key)
+                else:
+                    found[key] = cached[0]
+        lookup = [k for k in wanted if k not in found and k not in known_misses]
+        looked_up = await self._find_by_email(RELATED_SOBJECTS, lookup, deadline)
+        found.update(looked_up)
+        missing = [k for k in lookup if k not in found]
         if missing and self.settings.create_missing_leads:
-            found.update(await self._create_leads(missing, wanted, names or {}, deadline))
-        self._remember(found)
+            created = await self._create_leads(missing, wanted, names or {}, deadline)
+            found.update(created)
+            missing = [k for k in missing if k not in created]
+        self._remember({k: found[k] for k in lookup if k in found})
+        self._remember_misses(missing)
         return {
             original: found[key]
             for key, originals in wanted.items()
@@ -534,22 +600,48 @@ class SalesforceClient:
         return batches
 
     async def _find_by_email(
-        self, sobject: Literal["Contact", "Lead"], keys: Sequence[str], deadline: float | None
+        self,
+        sobjects: Sequence[Literal["Contact", "Lead"]],
+        keys: Sequence[str],
+        deadline: float | None,
     ) -> dict[str, RelatedRecord]:
-        found: dict[str, RelatedRecord] = {}
-        for batch in self._email_batches(keys):
-            soql = format_soql(
-                "SELECT Id, Email FROM {:literal} WHERE Email IN {} ORDER BY CreatedDate ASC",
-                sobject,
-                batch,
-            )
-            for row in await self.query(soql, deadline=deadline):
-                email = str(row.get("Email") or "")
-                key = email.lower()
-                # The oldest record wins when several share an address.
-                if key in batch and key not in found:
-                    found[key] = RelatedRecord(sobject, str(row["Id"]), email)
-        return found
+        """The record of each key among `sobjects`, the first sObject winning.
+
+        One Composite call per group of batches: a batch needs one query per sObject, at
+        most 5 queries a call (Contact and Lead: 2 batches of <= 200 emails a call).
+        """
+        batches = self._email_batches(keys)
+        per_call = max(1, MAX_COMPOSITE_QUERIES // len(sobjects))
+        by_sobject: dict[str, dict[str, RelatedRecord]] = {s: {} for s in sobjects}
+        for start in range(0, len(batches), per_call):
+            group = batches[start : start + per_call]
+            targets = [(sobject, batch) for batch in group for sobject in sobjects]
+            soqls = [
+                format_soql(
+                    "SELECT Id, Email FROM {:literal} WHERE Email IN {} ORDER BY CreatedDate ASC",
+                    sobject,
+                    batch,
+                )
+                for sobject, batch in targets
+            ]
+
+            def call(sf: Salesforce, timeout: float, soqls: list[str] = soqls) -> Any:
+                return self._composite_queries(sf, timeout, soqls)
+
+            pages = await self._with_retries(call, deadline, "related lookup")
+            for (sobject, batch), page in zip(targets, pages, strict=True):
+                wanted = set(batch)
+                found = by_sobject[sobject]
+                for row in await self._all_rows(page, deadline):
+                    email = str(row.get("Email") or "")
+                    key = email.lower()
+                    # The oldest record wins when several share an address.
+                    if key in wanted and key not in found:
+                        found[key] = RelatedRecord(sobject, str(row["Id"]), email)
+        result: dict[str, RelatedRecord] = {}
+        for sobject in reversed(sobjects):
+            result.update(by_sobject[sobject])
+        return result
 
     async def _create_leads(
         self,
@@ -583,7 +675,7 @@ class SalesforceClient:
                         "lead creation: giving up at the deadline"
                     ) from None
                 attempt += 1
-                again = await self._find_by_email("Lead", batch, deadline)
+                again = await self._find_by_email(("Lead",), batch, deadline)
                 created.update(again)
                 todo = [k for k in todo if k not in again]
                 continue
@@ -614,11 +706,22 @@ class SalesforceClient:
         return fields
 
     def _remember(self, found: Mapping[str, RelatedRecord]) -> None:
+        expires = time.monotonic() + self.settings.related_cache_ttl_s
+        self._cache({key: (record, expires) for key, record in found.items()})
+
+    def _remember_misses(self, keys: Iterable[str]) -> None:
+        """Emails with neither Contact nor Lead, kept for the shorter `related_miss_ttl_s`
+        so the same booking's next events do not look them up again."""
+        ttl = self.settings.related_miss_ttl_s
+        if ttl > 0:
+            expires = time.monotonic() + ttl
+            self._cache({key: (None, expires) for key in keys})
+
+    def _cache(self, entries: Mapping[str, tuple[RelatedRecord | None, float]]) -> None:
         if self.settings.related_cache_size == 0:
             return
-        expires = time.monotonic() + self.settings.related_cache_ttl_s
-        for key, record in found.items():
-            self._related[key] = (record, expires)
+        for key, entry in entries.items():
+            self._related[key] = entry
             self._related.move_to_end(key)
         while len(self._related) > self.settings.related_cache_size:
             self._related.popitem(last=False)

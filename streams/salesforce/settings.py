@@ -71,6 +71,11 @@ class SalesforceSettings(BaseSettings):
     batch_size: int = Field(default=200, ge=1, le=200, description="records per collection")
     related_cache_size: int = Field(default=10_000, ge=0)
     related_cache_ttl_s: float = Field(default=3600.0, ge=0)
+    related_miss_ttl_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="how long an email without Contact or Lead is remembered (0: not)",
+    )
 
     @field_validator("login_url")
     @classmethod

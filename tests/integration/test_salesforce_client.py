@@ -369,7 +369,8 @@ async def test_contact_is_preferred_over_lead(
         "both@x.io": RelatedRecord("Contact", contact, "both@x.io"),
         "lead.only@x.io": RelatedRecord("Lead", lead_ids[1], "Lead.Only@X.io"),
     }
-    assert salesforce_emulator.api_calls()["by_kind"] == {"query": 2}
+    # Contact and Lead queries travel in one Composite call.
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": 1}
     assert salesforce_emulator.records("Lead")[1]["Id"] == lead_ids[1]
 
 
@@ -396,10 +397,12 @@ async def test_related_lookups_are_batched_and_cached(
     )
     first = await client.resolve_related(emails)
     assert len(first) == 450
-    assert client.api_calls == 3  # 200 + 200 + 50 emails, all found among Contacts
+    # 200 + 200 emails (Contact and Lead queries) in one Composite call, 50 in another.
+    assert client.api_calls == 2
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": 2}
     again = await client.resolve_related(reversed(emails))
     assert again == first
-    assert client.api_calls == 3
+    assert client.api_calls == 2
 
 
 async def test_missing_leads_are_created_when_enabled(
@@ -441,7 +444,7 @@ async def test_failed_lead_creation_is_not_resent_blindly(
         found = await sf_client.resolve_related(["new@x.io"])
     (lead,) = salesforce_emulator.records("Lead")
     assert found["new@x.io"] == RelatedRecord("Lead", lead["Id"], "new@x.io", not after_write)
-    # Contact and Lead lookups, the failed create, a second Lead lookup, then a create
-    # only when the first one really wrote nothing.
-    expected = {"query": 3, "collections_create": 2 if not after_write else 1}
+    # Contact and Lead lookups (one Composite call), the failed create, a second Lead
+    # lookup, then a create only when the first one really wrote nothing.
+    expected = {"composite": 2, "collections_create": 2 if not after_write else 1}
     assert salesforce_emulator.api_calls()["by_kind"] == expected
