@@ -43,6 +43,13 @@ def group_id(app_id: str, version: int) -> str:
 class SalesforceUsage:
     calls: float
     records_written: float
+    silent: tuple[str, ...] = ()  # workers whose /metrics did not answer (still starting?)
+
+    def text(self) -> str:
+        text = f"Salesforce API calls {self.calls:.0f}, records written {self.records_written:.0f}"
+        if self.silent:
+            text += f" (no metrics from {', '.join(self.silent)})"
+        return text
 
 
 def parse_usage(metrics_text: str) -> SalesforceUsage:
@@ -61,21 +68,22 @@ def parse_usage(metrics_text: str) -> SalesforceUsage:
 
 
 async def salesforce_usage(worker_urls: Iterable[str], timeout_s: float = 5.0) -> SalesforceUsage:
-    """Summed over the workers; an unreachable worker is an error (its calls would be missed)."""
+    """Summed over the workers that answer; the others are named in `silent`."""
     calls = written = 0.0
+    silent = []
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for url in worker_urls:
-            target = f"{url.rstrip('/')}/metrics/"
             try:
-                async with session.get(target) as response:
+                async with session.get(f"{url.rstrip('/')}/metrics/") as response:
                     response.raise_for_status()
                     usage = parse_usage(await response.text())
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise UserError(f"cannot read metrics from {target}: {exc}") from None
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                silent.append(url)
+                continue
             calls += usage.calls
             written += usage.records_written
-    return SalesforceUsage(calls, written)
+    return SalesforceUsage(calls, written, tuple(silent))
 
 
 @dataclass(frozen=True)
@@ -108,8 +116,10 @@ def measure(
     return Progress(done, total, events_done and lag == 0, lag)
 
 
-async def committed_offsets(admin_client: Any, group: str) -> dict[Any, int]:
-    found = await admin_client.list_consumer_group_offsets(group)
+async def committed_offsets(admin_client: Any, group: str, partitions: list[Any]) -> dict[Any, int]:
+    # Partitions named explicitly: the embedded broker drops the connection on an
+    # OffsetFetch for "all partitions of the group".
+    found = await admin_client.list_consumer_group_offsets(group, partitions=partitions)
     return {tp: meta.offset for tp, meta in found.items() if meta is not None and meta.offset >= 0}
 
 
@@ -141,12 +151,14 @@ async def watch(
         )
         projections_partitions: list[Any] = []
         while True:
-            committed = await committed_offsets(admin_client, group)
             if not projections_partitions:
                 # Created by the new version's workers when they start.
                 found = client.partitions_for_topic(projections_topic)
                 if found:
                     projections_partitions = await partitions_of(client, projections_topic)
+            committed = await committed_offsets(
+                admin_client, group, [*events_partitions, *projections_partitions]
+            )
             projections_end: dict[Any, int] = {}
             if projections_partitions:
                 projections_end = dict(await client.end_offsets(projections_partitions))
@@ -160,10 +172,7 @@ async def watch(
             )
             usage = await salesforce_usage(worker_urls) if worker_urls else None
             if usage is not None:
-                line += (
-                    f", Salesforce API calls {usage.calls:.0f}, "
-                    f"records written {usage.records_written:.0f}"
-                )
+                line += ", " + usage.text()
             print(line, file=out, flush=True)
             # A group with nothing committed has not started: never "caught up" then.
             if progress.caught_up and (committed or total == 0):
@@ -177,9 +186,6 @@ async def watch(
     rate = progress.total / elapsed if elapsed > 0 else 0.0
     summary = f"backfill: caught up: {progress.total} records in {elapsed:.1f}s ({rate:.0f}/s)"
     if usage is not None:
-        summary += (
-            f"; Salesforce API calls spent {usage.calls:.0f} for "
-            f"{usage.records_written:.0f} records written"
-        )
+        summary += f"; {usage.text()}"
     print(summary, file=out, flush=True)
     return 0

@@ -26,6 +26,9 @@ from streams.command_base import OperatorCommand, UserError, until_signal
 from streams.kafka_io import DEFAULT_TIMEOUT_S
 from streams.settings import TopicNames
 
+# The embedded broker's end offsets are exact only with one record per batch.
+EMBEDDED = settings.broker_profile == "embedded"
+
 
 def main() -> None:
     app.main()
@@ -194,7 +197,11 @@ async def produce(
         if generate < 0:
             raise UserError("--generate needs a count >= 0")
         summary = await produce_lines(
-            settings.broker_url, target, generated_lines(generate, seed), timeout_s=timeout_s
+            settings.broker_url,
+            target,
+            generated_lines(generate, seed),
+            timeout_s=timeout_s,
+            one_record_batches=EMBEDDED,
         )
     else:
         assert file is not None
@@ -205,6 +212,7 @@ async def produce(
                 target,
                 read_lines(stream),
                 timeout_s=timeout_s,
+                one_record_batches=EMBEDDED,
                 report=sys.stderr,
             )
         finally:
@@ -313,6 +321,7 @@ async def replay(
         bookings=chosen,
         since=parse_since(since) if since is not None else None,
         timeout_s=timeout_s,
+        one_record_batches=EMBEDDED,
     )
     for booking in summary.unknown:
         print(
@@ -367,7 +376,7 @@ async def backfill(
         raise UserError(
             "a rebuild needs a new app version > 1 (--app-version or ACTIVITY_SYNC_APP_VERSION)"
         )
-    if settings.topics.projections == TopicNames().projections:
+    if settings.topics.projections == TopicNames.model_fields["projections"].default:
         print(
             f"warning: the projections topic is the shared {settings.topics.projections!r}: "
             "the new version's sink will first re-write the old version's projections. Set "

@@ -56,15 +56,19 @@ async def _start(client: Any, servers: list[str], timeout_s: float) -> None:
 
 @asynccontextmanager
 async def producer(
-    broker_url: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    broker_url: str, timeout_s: float = DEFAULT_TIMEOUT_S, *, one_record_batches: bool = False
 ) -> AsyncIterator[AIOKafkaProducer]:
+    """`one_record_batches` for the embedded broker (see `Settings.broker_profile_options`):
+    it reports a partition's end as the first offset of its newest batch + 1, so end
+    offsets, and the lag and progress computed from them, are only exact then."""
     servers = bootstrap_servers(broker_url)
     client = AIOKafkaProducer(
         bootstrap_servers=servers,
         # acks=all and no idempotence: the embedded broker (Tansu) has no idempotent
         # producer; duplicates from a retry are harmless, the fold dedupes by event id.
         acks="all",
-        linger_ms=5,
+        linger_ms=0 if one_record_batches else 5,
+        max_batch_size=1 if one_record_batches else 16384,
         max_request_size=1024 * 1024,
         **_client_options(timeout_s),
     )

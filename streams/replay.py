@@ -118,9 +118,11 @@ async def replay(
     bookings: Iterable[str] = (),
     since: datetime | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    one_record_batches: bool = False,
 ) -> ReplaySummary:
     summary = ReplaySummary()
-    chosen: set[str] = set(bookings)
+    requested = set(bookings)
+    chosen = set(requested)
     async with consumer(broker_url, timeout_s) as client:
         partitions = await partitions_of(client, events_topic, timeout_s)
         begin, end = await offsets(client, partitions)
@@ -148,11 +150,11 @@ async def replay(
             if record.key not in keys:
                 return
             try:
-                events.setdefault(record.key, []).append(
-                    parse_event(record.value or b"", key=record.key)
-                )
+                event = parse_event(record.value or b"", key=record.key)
             except EventRejected:
                 summary.invalid_skipped += 1  # it went to the DLQ when the workers read it
+                return
+            events.setdefault(record.key, []).append(event)
 
         if keys:
             total = sum(end[tp] - begin[tp] for tp in partitions)
@@ -160,7 +162,8 @@ async def replay(
                 await read_partitions(client, dict(begin), end, keep, bar.update)
 
     summary.selected = len(chosen)
-    summary.unknown = sorted(booking for booking in chosen if booking.encode() not in events)
+    # Only bookings asked for by id can be unknown; --since found its keys in the topic.
+    summary.unknown = sorted(booking for booking in requested if booking.encode() not in events)
     projections = []
     for key, booking_events in sorted(events.items()):
         projection = project(fold_all(booking_events), mapping)
@@ -169,7 +172,7 @@ async def replay(
         else:
             projections.append((key, projection.to_bytes()))
     if projections:
-        async with producer(broker_url, timeout_s) as out:
+        async with producer(broker_url, timeout_s, one_record_batches=one_record_batches) as out:
             with _progress_bar(len(projections), f"sending to {projections_topic}") as bar:
                 pending = [
                     await out.send(

@@ -35,7 +35,11 @@ class BookingPage(View):
 @app.page("/metrics/")
 class MetricsPage(View):
     async def get(self, request: Request) -> Response:
-        return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        # The header, not content_type=: aiohttp refuses a content_type carrying a charset,
+        # and Prometheus' type is "text/plain; version=0.0.4; charset=utf-8".
+        return self.bytes(
+            generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
 
 @app.page("/health/")

@@ -7,6 +7,7 @@ CLI, and the status, replay and HTTP tests read what it made.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ from streams.salesforce.emulator_process import SalesforceEmulator
 from tests.fixtures import (
     NO_COMPLETION_GRACE,
     expected_events,
+    produce,
     read_topic,
     wait_for_salesforce,
     wait_until,
@@ -103,6 +105,8 @@ def stack(
             path = root / "events.jsonl"
             path.write_bytes(input_lines(events))
             produced = run_cli("produce", str(path), env=env)
+            # Every test below starts from a worker that has synced all of it.
+            wait_for_salesforce(emulator, expected_events(events))
             yield Stack(broker, emulator, worker, env, events, produced)
         finally:
             worker.stop()
@@ -127,8 +131,6 @@ async def test_produce_reports_bad_lines_by_number_and_sends_the_rest(stack: Sta
     records = await read_topic(stack.broker, "booking-events", expect=len(stack.events))
     assert len(records) == len(stack.events)
     assert all(record.key == orjson.loads(record.value)["subject"].encode() for record in records)
-    # And the worker synced exactly what the valid lines say.
-    wait_for_salesforce(stack.emulator, expected_events(stack.events))
 
 
 async def test_produce_generate_and_stdin_exit_zero(tmp_path: Path) -> None:
@@ -173,7 +175,6 @@ def test_produce_input_errors_are_one_line(tmp_path: Path) -> None:
 def test_status_shows_events_view_projection_and_sync(stack: Stack) -> None:
     booking = a_booking_with_an_event(stack)
     expected = expected_events(stack.events)[booking]
-    wait_for_salesforce(stack.emulator, expected_events(stack.events))
     result = run_cli("status", booking, "--worker", stack.worker.web_url, env=stack.env)
     assert result.returncode == 0, result.stderr
     assert f"Booking {booking}" in result.stdout
@@ -224,10 +225,15 @@ def test_worker_http_endpoints(stack: Stack) -> None:
     ingested = [
         line for line in text.splitlines() if line.startswith("activity_sync_events_ingested_total")
     ]
-    assert ingested and float(ingested[0].split()[-1]) >= len(stack.events)
-    assert 'activity_sync_events_dead_lettered_total{reason="not-json"' in text
+    assert ingested
+    assert float(ingested[0].split()[-1]) >= len(stack.events)
     assert "activity_sync_end_to_end_latency_seconds_bucket" in text
     assert "activity_sync_salesforce_calls_total" in text
+
+    # A record that bypassed `produce`'s validation is dead-lettered and counted.
+    asyncio.run(produce(stack.broker, "booking-events", [(b"raw-1", b"{not json")]))
+    dead = 'activity_sync_events_dead_lettered_total{reason="not-json",topic="booking-events.dlq"}'
+    wait_until(lambda: dead in requests.get(f"{base}/metrics/", timeout=5).text, 20, "DLQ count")
 
 
 # replay -----------------------------------------------------------------------------
@@ -235,7 +241,6 @@ def test_worker_http_endpoints(stack: Stack) -> None:
 
 def test_replay_bookings_rewrites_them_even_when_already_synced(stack: Stack) -> None:
     expected = expected_events(stack.events)
-    wait_for_salesforce(stack.emulator, expected)
     stack.emulator.reset()  # Salesforce lost every Event; the worker still thinks it is in sync
     chosen = sorted(expected)[:2]
     result = run_cli("replay", "--bookings", chosen[0], "--bookings", chosen[1], env=stack.env)
@@ -246,7 +251,6 @@ def test_replay_bookings_rewrites_them_even_when_already_synced(stack: Stack) ->
 
 def test_replay_since_rewrites_every_recent_booking(stack: Stack) -> None:
     expected = expected_events(stack.events)
-    wait_for_salesforce(stack.emulator, expected, timeout=30)
     stack.emulator.reset()
     result = run_cli("replay", "--since", "1h", env=stack.env)
     assert result.returncode == 0, result.stderr
@@ -272,7 +276,6 @@ def test_replay_bad_input_is_a_one_line_error(stack: Stack) -> None:
 
 def test_backfill_follows_a_new_app_version_until_it_has_caught_up(stack: Stack) -> None:
     expected = expected_events(stack.events)
-    wait_for_salesforce(stack.emulator, expected, timeout=30)
     stack.emulator.reset()  # the rebuild must write every Event again
     rebuild = {
         **worker_environment(stack.broker, stack.emulator, stack.worker.log_path.parent / "v2"),
@@ -297,7 +300,7 @@ def test_backfill_follows_a_new_app_version_until_it_has_caught_up(stack: Stack)
         assert "group booking-activity-sync-v2" in result.stdout
         assert "backfill: caught up" in result.stdout
         summary = result.stdout.strip().splitlines()[-1]
-        calls = int(summary.split("Salesforce API calls spent ")[1].split()[0])
+        calls = int(summary.split("Salesforce API calls ")[1].split(",")[0])
         assert calls >= 1
         assert "warning" not in result.stderr  # a per-version projections topic was set
         wait_for_salesforce(stack.emulator, expected)
