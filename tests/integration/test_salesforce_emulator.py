@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -479,6 +480,211 @@ def test_query_pages_after_2000_records(salesforce_emulator: SalesforceEmulator)
     first = sf.query("SELECT Id FROM Contact")
     assert (first["totalSize"], first["done"], len(first["records"])) == (2001, False, 2000)
     assert len(sf.query_all("SELECT Id FROM Contact")["records"]) == 2001
+
+
+# Composite ----------------------------------------------------------------------------
+
+
+def composite(sf: Salesforce, *subrequests: dict[str, Any], **body: Any) -> Any:
+    return sf.restful(
+        "composite",
+        method="POST",
+        json={"allOrNone": False, "compositeRequest": list(subrequests), **body},
+    )
+
+
+def query_sub(ref: str, soql: str, version: str = "62.0") -> dict[str, Any]:
+    url = f"/services/data/v{version}/query/?" + urlencode({"q": soql})
+    return {"method": "GET", "url": url, "referenceId": ref}
+
+
+def test_composite_answers_like_salesforce(salesforce_emulator: SalesforceEmulator) -> None:
+    contact_ids = salesforce_emulator.insert(
+        "Contact",
+        {"LastName": "Lovelace", "Email": "ada@example.com"},
+        {"LastName": "O'Brien", "Email": "o'brien\\x@example.com"},
+    )
+    (event_id,) = salesforce_emulator.insert("Event", event("b-1"))
+    sf = connect(salesforce_emulator)
+    tricky = format_soql(
+        "SELECT Id, Email FROM Contact WHERE Email IN {}", ["o'brien\\x@example.com", "x@y.z"]
+    )
+    base = "/services/data/v62.0"
+    result = composite(
+        sf,
+        query_sub("contacts", "SELECT Id, LastName FROM Contact ORDER BY LastName"),
+        query_sub("tricky", tricky, version="58.0"),
+        {
+            "method": "GET",
+            "url": f"{base}/sobjects/Contact/{contact_ids[0]}?fields=LastName",
+            "referenceId": "byId",
+        },
+        {
+            "method": "GET",
+            "url": f"{base}/sobjects/Event/Booking_Id__c/b-1",
+            "referenceId": "byExt",
+        },
+        query_sub("bad", "SELECT Id FROM Contact WHERE"),
+        {
+            "method": "GET",
+            "url": f"{base}/sobjects/Contact/003000000000000AAA",
+            "referenceId": "gone",
+        },
+        {
+            "method": "POST",
+            "url": f"{base}/sobjects/Lead",
+            "referenceId": "write",
+            "body": {"LastName": "L"},
+        },
+        {"method": "GET", "url": f"{base}/nowhere", "referenceId": "nowhere"},
+        {
+            "method": "POST",
+            "url": f"{base}/query/?q=SELECT+Id+FROM+Lead",
+            "referenceId": "postQuery",
+        },
+        collateSubrequests=False,
+    )
+    assert list(result) == ["compositeResponse"]
+    answers = result["compositeResponse"]
+    assert [a["referenceId"] for a in answers] == [
+        "contacts", "tricky", "byId", "byExt", "bad", "gone", "write", "nowhere", "postQuery"
+    ]  # fmt: skip
+    for answer in answers:
+        assert sorted(answer) == ["body", "httpHeaders", "httpStatusCode", "referenceId"]
+        assert answer["httpHeaders"] == {}
+    by_ref = {a["referenceId"]: a for a in answers}
+    assert [a["httpStatusCode"] for a in answers] == [200, 200, 200, 200, 400, 404, 400, 404, 405]
+    contacts = by_ref["contacts"]["body"]
+    assert (contacts["totalSize"], contacts["done"]) == (2, True)
+    assert [r["LastName"] for r in contacts["records"]] == ["Lovelace", "O'Brien"]
+    assert contacts["records"][0]["attributes"] == {
+        "type": "Contact",
+        "url": f"/services/data/v62.0/sobjects/Contact/{contact_ids[0]}",
+    }
+    assert [r["Id"] for r in by_ref["tricky"]["body"]["records"]] == [contact_ids[1]]
+    assert by_ref["tricky"]["body"]["records"][0]["attributes"]["url"].startswith(
+        "/services/data/v58.0/"
+    )
+    assert list(by_ref["byId"]["body"]) == ["attributes", "LastName"]
+    assert by_ref["byExt"]["body"]["Id"] == event_id
+    for ref, code in [
+        ("bad", "MALFORMED_QUERY"),
+        ("gone", "NOT_FOUND"),
+        ("write", "INVALID_API_INPUT"),
+        ("nowhere", "NOT_FOUND"),
+        ("postQuery", "METHOD_NOT_ALLOWED"),
+    ]:
+        (error,) = by_ref[ref]["body"]
+        assert error["errorCode"] == code
+        assert error["message"]
+    # Subrequests are not API calls of their own; the unsupported write wrote nothing.
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": 1}
+    assert salesforce_emulator.records("Lead") == []
+    # Each query subrequest answers what the query resource itself answers.
+    assert contacts == sf.query("SELECT Id, LastName FROM Contact ORDER BY LastName")
+
+
+def test_composite_all_or_none_halts_the_others(salesforce_emulator: SalesforceEmulator) -> None:
+    salesforce_emulator.insert("Contact", {"LastName": "Lovelace", "Email": "ada@example.com"})
+    sf = connect(salesforce_emulator)
+    answers = composite(
+        sf,
+        query_sub("first", "SELECT Id FROM Contact"),
+        query_sub("broken", "SELECT Nope FROM Contact"),
+        query_sub("third", "SELECT Id FROM Contact"),
+        allOrNone=True,
+    )["compositeResponse"]
+    assert [a["httpStatusCode"] for a in answers] == [400, 400, 400]
+    codes = [a["body"][0]["errorCode"] for a in answers]
+    assert codes == ["PROCESSING_HALTED", "INVALID_FIELD", "PROCESSING_HALTED"]
+
+
+def test_composite_query_pages_continue_with_the_query_resource(
+    salesforce_emulator: SalesforceEmulator,
+) -> None:
+    salesforce_emulator.insert(
+        "Contact", *({"LastName": f"n{i}", "Email": "same@example.com"} for i in range(2001))
+    )
+    sf = connect(salesforce_emulator)
+    (answer,) = composite(sf, query_sub("all", "SELECT Id FROM Contact"))["compositeResponse"]
+    page = answer["body"]
+    assert (page["totalSize"], page["done"], len(page["records"])) == (2001, False, 2000)
+    rest = sf.query_more(page["nextRecordsUrl"], identifier_is_url=True)
+    assert (rest["done"], len(rest["records"])) == (True, 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "error_code"),
+    [
+        (
+            {"compositeRequest": [query_sub(f"q{n}", "SELECT Id FROM Lead") for n in range(6)]},
+            "LIMIT_EXCEEDED",
+        ),
+        (
+            {
+                "compositeRequest": [
+                    {
+                        "method": "GET",
+                        "url": f"/services/data/v62.0/sobjects/Lead/00Q{n:015d}",
+                        "referenceId": f"r{n}",
+                    }
+                    for n in range(26)
+                ]
+            },
+            "LIMIT_EXCEEDED",
+        ),
+        ({"compositeRequest": [query_sub("same", "SELECT Id FROM Lead")] * 2}, "INVALID_API_INPUT"),
+        ({"compositeRequest": [query_sub("bad-ref", "SELECT Id FROM Lead")]}, "INVALID_API_INPUT"),
+        ({"compositeRequest": [{"method": "GET", "referenceId": "nourl"}]}, "INVALID_API_INPUT"),
+        (
+            {
+                "compositeRequest": [
+                    {**query_sub("q", "SELECT Id FROM Lead"), "httpHeaders": {"Authorization": "x"}}
+                ]
+            },
+            "INVALID_API_INPUT",
+        ),
+        ({"compositeRequest": []}, "INVALID_API_INPUT"),
+        ({"requests": []}, "JSON_PARSER_ERROR"),
+        (
+            {"allOrNone": "yes", "compositeRequest": [query_sub("q", "SELECT Id FROM Lead")]},
+            "JSON_PARSER_ERROR",
+        ),
+    ],
+)
+def test_composite_request_errors_fail_the_whole_call(
+    salesforce_emulator: SalesforceEmulator, body: dict[str, Any], error_code: str
+) -> None:
+    sf = connect(salesforce_emulator)
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.restful("composite", method="POST", json=body)
+    assert caught.value.content[0]["errorCode"] == error_code
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": 1}
+
+
+def test_composite_needs_api_38(salesforce_emulator: SalesforceEmulator) -> None:
+    sf = connect(salesforce_emulator, version="37.0")
+    with pytest.raises(SalesforceResourceNotFound):
+        composite(sf, query_sub("q", "SELECT Id FROM Lead", version="37.0"))
+
+
+def test_faults_apply_to_the_composite_call_as_a_whole(
+    salesforce_emulator: SalesforceEmulator,
+) -> None:
+    sf = connect(salesforce_emulator)
+    salesforce_emulator.set_faults(http_503={"next": 1, "only": ["composite"]})
+    with pytest.raises(SalesforceGeneralError) as caught:
+        composite(
+            sf, query_sub("a", "SELECT Id FROM Lead"), query_sub("b", "SELECT Id FROM Contact")
+        )
+    assert caught.value.status == 503
+    answers = composite(sf, query_sub("a", "SELECT Id FROM Lead"))["compositeResponse"]
+    assert answers[0]["httpStatusCode"] == 200
+    salesforce_emulator.set_daily_limit(2)
+    with pytest.raises(SalesforceRefusedRequest) as refused:
+        composite(sf, query_sub("a", "SELECT Id FROM Lead"))
+    assert refused.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": 2}
 
 
 # Limits, counting, faults -------------------------------------------------------------
