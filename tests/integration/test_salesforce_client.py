@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -448,3 +449,140 @@ async def test_failed_lead_creation_is_not_resent_blindly(
     # lookup, then a create only when the first one really wrote nothing.
     expected = {"composite": 2, "collections_create": 2 if not after_write else 1}
     assert salesforce_emulator.api_calls()["by_kind"] == expected
+
+
+async def test_400_emails_cost_one_api_call(
+    client: SalesforceClient, salesforce_emulator: SalesforceEmulator
+) -> None:
+    tricky = "o'brien\\\"quoted\\\\@x.io"
+    emails = [f"c{n}@x.io" for n in range(100)]  # Contacts only
+    emails += [f"l{n}@x.io" for n in range(100)]  # Leads only
+    emails += [f"b{n}@x.io" for n in range(50)]  # both: the Contact wins
+    emails += [f"n{n}@x.io" for n in range(149)]  # neither
+    emails.append(tricky)
+    assert len(emails) == 400
+    contacts = [e for e in emails if e[0] in "cb"]
+    contact_ids = salesforce_emulator.insert(
+        "Contact", *({"LastName": "C", "Email": e.upper()} for e in [*contacts, tricky])
+    )
+    # A later duplicate Contact never beats the oldest one.
+    salesforce_emulator.insert("Contact", {"LastName": "Late", "Email": "c0@x.io"})
+    leads = [e for e in emails if e[0] in "lb"]
+    lead_ids = salesforce_emulator.insert(
+        "Lead", *({"LastName": "L", "Company": "Acme", "Email": e} for e in leads)
+    )
+    found = await client.resolve_related(emails)
+    expected = {
+        **{e: RelatedRecord("Lead", i, e) for e, i in zip(leads, lead_ids, strict=True)},
+        **{
+            e: RelatedRecord("Contact", i, e.upper())
+            for e, i in zip([*contacts, tricky], contact_ids, strict=True)
+        },
+    }
+    assert found == expected
+    assert client.api_calls == 1
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": 1}
+    # Found records and misses alike are cached.
+    assert await client.resolve_related(emails) == expected
+    assert client.api_calls == 1
+
+
+async def test_misses_are_cached_then_expire(salesforce_emulator: SalesforceEmulator) -> None:
+    settings = salesforce_emulator.settings(related_miss_ttl_s=0.5)
+    async with SalesforceClient(settings) as sf_client:
+        assert await sf_client.resolve_related(["later@x.io"]) == {}
+        (contact,) = salesforce_emulator.insert("Contact", {"LastName": "C", "Email": "later@x.io"})
+        # The booking's next events do not look the address up again...
+        assert await sf_client.resolve_related(["later@x.io", "LATER@x.io"]) == {}
+        assert sf_client.api_calls == 1
+        await asyncio.sleep(0.6)
+        # ...until the miss expires.
+        found = await sf_client.resolve_related(["later@x.io"])
+        assert found == {"later@x.io": RelatedRecord("Contact", contact, "later@x.io")}
+        assert sf_client.api_calls == 2
+
+
+async def test_miss_caching_can_be_disabled(salesforce_emulator: SalesforceEmulator) -> None:
+    async with SalesforceClient(salesforce_emulator.settings(related_miss_ttl_s=0)) as sf_client:
+        for _ in range(3):
+            assert await sf_client.resolve_related(["nobody@x.io"]) == {}
+        assert sf_client.api_calls == 3
+
+
+async def test_created_lead_replaces_the_miss_and_rejected_ones_stay_misses(
+    salesforce_emulator: SalesforceEmulator,
+) -> None:
+    salesforce_emulator.set_faults(
+        validation_rules=[{"sobject": "Lead", "field": "Email", "value": "bad@x.io"}]
+    )
+    settings = salesforce_emulator.settings(create_missing_leads=True)
+    async with SalesforceClient(settings) as sf_client:
+        found = await sf_client.resolve_related(["new@x.io", "bad@x.io"])
+        (lead,) = salesforce_emulator.records("Lead")
+        assert found == {"new@x.io": RelatedRecord("Lead", lead["Id"], "new@x.io", True)}
+        again = await sf_client.resolve_related(["new@x.io", "bad@x.io"])
+        assert again == found
+    # One lookup and one create; the second resolve was answered from the cache.
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": 1, "collections_create": 1}
+
+
+async def test_oldest_record_wins_past_one_query_page(
+    client: SalesforceClient, salesforce_emulator: SalesforceEmulator
+) -> None:
+    ids = salesforce_emulator.insert(
+        "Contact", *({"LastName": f"n{i}", "Email": "same@x.io"} for i in range(2001))
+    )
+    found = await client.resolve_related(["same@x.io", "other@x.io"])
+    assert found == {"same@x.io": RelatedRecord("Contact", ids[0], "same@x.io")}
+    # The Composite call, then the second page of the Contact query.
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": 1, "query": 1}
+
+
+@pytest.mark.parametrize(
+    ("faults", "calls", "logins", "counted"),
+    [
+        ({"http_500": {"next": 2, "only": ["composite"]}}, 3, 1, 3),
+        ({"http_503": {"next": 3, "only": ["composite"]}}, 4, 1, 4),
+        # A refused session is not an API call for Salesforce's counter.
+        ({"invalid_session": {"next": 1, "only": ["composite"]}}, 2, 2, 1),
+        ({"invalid_session": {"next": 3, "only": ["composite"]}}, 4, 4, 1),
+        ({"http_503": {"next": 1, "after_write": True}}, 2, 1, 2),
+    ],
+)
+async def test_failed_related_lookups_are_retried(
+    client: SalesforceClient,
+    salesforce_emulator: SalesforceEmulator,
+    faults: dict[str, Any],
+    calls: int,
+    logins: int,
+    counted: int,
+) -> None:
+    (contact,) = salesforce_emulator.insert("Contact", {"LastName": "C", "Email": "c@x.io"})
+    salesforce_emulator.set_faults(faults)
+    found = await client.resolve_related(["c@x.io", "nobody@x.io"])
+    assert found == {"c@x.io": RelatedRecord("Contact", contact, "c@x.io")}
+    assert client.api_calls == calls
+    assert client.token_requests == logins
+    assert salesforce_emulator.api_calls()["by_kind"] == {"composite": counted}
+
+
+async def test_related_lookup_limit_and_outage(
+    client: SalesforceClient, salesforce_emulator: SalesforceEmulator
+) -> None:
+    salesforce_emulator.set_faults(request_limit_exceeded={"next": 1, "only": ["composite"]})
+    with pytest.raises(RequestLimitExceeded):
+        await client.resolve_related(["a@x.io"])
+    assert client.api_calls == 1
+    salesforce_emulator.down(30)
+    started = time.monotonic()
+    with pytest.raises(SalesforceUnavailable, match="related lookup"):
+        await client.resolve_related(["a@x.io"], deadline=started + 0.3)
+    salesforce_emulator.down(0)
+    salesforce_emulator.set_faults(latency_ms=2000)
+    with pytest.raises(SalesforceUnavailable):
+        await client.resolve_related(["a@x.io"], deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - started < 2.0
+    # Nothing failed was cached as a miss.
+    salesforce_emulator.set_faults(latency_ms=0)
+    (contact,) = salesforce_emulator.insert("Contact", {"LastName": "C", "Email": "a@x.io"})
+    assert (await client.resolve_related(["a@x.io"]))["a@x.io"].id == contact
