@@ -1,0 +1,323 @@
+"""Fault injection over the whole pipeline: `make chaos`.
+
+Two worker processes on the embedded broker and the Salesforce emulator. While a
+producer sends the lifecycles of `--bookings` bookings at a steady pace (with 1 %
+malformed records of every kind the contract names), a script of faults runs:
+
+  UNABLE_TO_LOCK_ROW on 20 % of written records, a worker SIGKILLed and restarted,
+  every Salesforce token expired, REQUEST_LIMIT_EXCEEDED twice, Salesforce down for
+  30 s (with the other worker SIGKILLed and restarted during the outage), then
+  UNABLE_TO_LOCK_ROW again.
+
+Afterwards Salesforce must equal the pure fold of every valid event (no lost, stale or
+duplicate Events, nothing unexpected) and every malformed record must be in
+booking-events.dlq. Prints one line, `chaos: N bookings, lost=0 stale=0 duplicate=0
+dlq=M/M`, details of anything wrong on stderr, and exits 1 if anything is off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import harness as h
+from streams.broker import EmbeddedBroker
+from streams.dead_letter import read_headers
+from streams.generate import generate_events
+from streams.local_stack import WorkerProcess
+from streams.salesforce.emulator_process import SalesforceEmulator
+
+MALFORMED_KINDS = (
+    "not-json",
+    "not-utf8",
+    "bad-schema",
+    "naive-time",
+    "unknown-type",
+    "key-not-subject",
+    "no-key",
+    "oversized",
+)
+
+
+def log(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def malformed(kind: str, sample: h.Event, n: int) -> h.Record:
+    """A record the worker must dead-letter; built from a real event where that helps."""
+    key = str(sample["subject"]).encode()
+    event = {**sample, "id": f"malformed-{n}"}
+    if kind == "not-json":
+        return key, b'{"specversion": "1.0", "id": "broken-' + str(n).encode() + b'"'
+    if kind == "not-utf8":
+        return key, b"\xff\xfe\x00garbage-" + str(n).encode()
+    if kind == "bad-schema":
+        return key, orjson.dumps({**event, "sequence": "third"})
+    if kind == "naive-time":
+        return key, orjson.dumps({**event, "time": "2026-11-24T09:30:00"})
+    if kind == "unknown-type":
+        return key, orjson.dumps({**event, "type": "booking.teleported", "data": {}})
+    if kind == "key-not-subject":
+        return b"b-someone-else", orjson.dumps(event)
+    if kind == "no-key":
+        return None, orjson.dumps(event)
+    if kind == "oversized":
+        data = dict(sample.get("data") or {})
+        data["description"] = "x" * (70 * 1024)
+        return key, orjson.dumps({**event, "data": data})
+    raise ValueError(kind)
+
+
+def build_traffic(
+    bookings: int, seed: int, malformed_rate: float
+) -> tuple[list[h.Event], list[h.Record], list[tuple[str, h.Record]]]:
+    """Valid events, the records to send (valid and malformed mixed), the malformed ones."""
+    rng = random.Random(seed)
+    events = list(generate_events(bookings, seed))
+    count = max(len(MALFORMED_KINDS), round(len(events) * malformed_rate))
+    bad: list[tuple[str, h.Record]] = []
+    for n in range(count):
+        kind = MALFORMED_KINDS[n % len(MALFORMED_KINDS)]
+        bad.append((kind, malformed(kind, rng.choice(events), n)))
+    records = h.event_records(events)
+    slots = sorted(rng.sample(range(len(records) + len(bad)), len(bad)))
+    mixed: list[h.Record] = []
+    bad_iter = iter(bad)
+    good_iter = iter(records)
+    slot_set = set(slots)
+    for position in range(len(records) + len(bad)):
+        mixed.append(next(bad_iter)[1] if position in slot_set else next(good_iter))
+    return events, mixed, bad
+
+
+class Producer(threading.Thread):
+    """Sends the records at a steady pace in the background."""
+
+    def __init__(self, bootstrap: str, records: list[h.Record], rate: float) -> None:
+        super().__init__(daemon=True, name="producer")
+        self.bootstrap, self.records, self.rate = bootstrap, records, rate
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        def count(index: int, _: float) -> None:
+            self.sent = index + 1
+
+        try:
+            asyncio.run(
+                h.produce(
+                    self.bootstrap, h.EVENTS_TOPIC, self.records, rate=self.rate, on_sent=count
+                )
+            )
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+
+class Chaos:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.workers: dict[str, WorkerProcess] = {}
+        self.timeline: list[str] = []
+        self.began = time.monotonic()
+
+    def note(self, what: str) -> None:
+        line = f"t={time.monotonic() - self.began:5.1f}s {what}"
+        self.timeline.append(line)
+        log(line)
+
+
+def run(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="chaos-"))
+    log(f"work dir {work} (worker logs, emulator data)")
+    events, mixed, bad = build_traffic(args.bookings, args.seed, args.malformed_rate)
+    expected = h.expected_events(events)
+    rate = len(mixed) / args.duration
+    log(
+        f"{args.bookings} bookings: {len(events)} valid events, {len(bad)} malformed, "
+        f"{len(expected)} Events expected; sending at {rate:.0f}/s for {args.duration:.0f}s"
+    )
+    emulator = SalesforceEmulator(work / "salesforce")
+    chaos = Chaos(args, work)
+    settings = {
+        "sink_limit_pause": str(args.limit_pause),
+        "salesforce_retry_cap_s": "2",
+    }
+    try:
+        with EmbeddedBroker(log_path=work / "broker.log") as broker:
+            asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+            for name in ("worker-1", "worker-2"):
+                chaos.workers[name] = h.start_worker(broker, emulator, work, name, **settings)
+            for worker in chaos.workers.values():
+                h.wait_until(lambda w=worker: h.worker_ready(w), 90, "a worker to be ready")
+            chaos.began = time.monotonic()
+            chaos.note("workers ready; traffic starts")
+            producer = Producer(broker.bootstrap, mixed, rate)
+            producer.start()
+            script(chaos, emulator, args.duration)
+            producer.join()
+            if producer.error is not None:
+                raise RuntimeError(f"producer failed: {producer.error!r}")
+            chaos.note(f"traffic done: {producer.sent} records sent")
+            emulator.replace_faults({})
+            comparison = converge(chaos, emulator, expected, args.settle)
+            dlq = asyncio.run(h.read_topic(broker.bootstrap, h.EVENTS_DLQ_TOPIC))
+            for worker in chaos.workers.values():
+                worker.stop()
+    finally:
+        emulator.close()
+    return verdict(chaos, args, events, expected, comparison, dlq, bad)
+
+
+def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> None:
+    """The faults, at fixed fractions of the traffic's duration."""
+
+    def at(fraction: float) -> None:
+        wait = chaos.began + fraction * duration - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def kill_and_restart(name: str, down_for: float) -> None:
+        worker = chaos.workers[name]
+        worker.kill()
+        chaos.note(f"SIGKILL {name} (pid {worker.process.pid if worker.process else '?'})")
+        time.sleep(down_for)
+        worker.start()
+        chaos.note(f"restarted {name}")
+
+    steps: list[tuple[float, Callable[[], None]]] = [
+        (0.05, lambda: lock_rows(chaos, emulator, 0.2)),
+        (0.15, lambda: kill_and_restart("worker-2", 4.0)),
+        (0.25, lambda: clear_faults(chaos, emulator)),
+        (0.28, lambda: expire(chaos, emulator)),
+        (0.33, lambda: limit(chaos, emulator)),
+        (0.40, lambda: down(chaos, emulator, 30.0)),
+        (0.55, lambda: kill_and_restart("worker-1", 3.0)),
+        (0.85, lambda: lock_rows(chaos, emulator, 0.2)),
+        (0.95, lambda: clear_faults(chaos, emulator)),
+    ]
+    for fraction, step in steps:
+        at(fraction)
+        step()
+
+
+def lock_rows(chaos: Chaos, emulator: SalesforceEmulator, probability: float) -> None:
+    emulator.set_faults(unable_to_lock_row={"probability": probability}, seed=11)
+    chaos.note(f"UNABLE_TO_LOCK_ROW on {probability:.0%} of written records")
+
+
+def clear_faults(chaos: Chaos, emulator: SalesforceEmulator) -> None:
+    emulator.replace_faults({})
+    chaos.note("faults cleared")
+
+
+def expire(chaos: Chaos, emulator: SalesforceEmulator) -> None:
+    chaos.note(f"expired {emulator.expire_tokens()} Salesforce tokens")
+
+
+def limit(chaos: Chaos, emulator: SalesforceEmulator) -> None:
+    emulator.set_faults(request_limit_exceeded={"next": 2})
+    chaos.note("REQUEST_LIMIT_EXCEEDED for the next 2 requests")
+
+
+def down(chaos: Chaos, emulator: SalesforceEmulator, seconds: float) -> None:
+    emulator.down(seconds)
+    chaos.note(f"Salesforce down for {seconds:.0f}s")
+
+
+def converge(
+    chaos: Chaos, emulator: SalesforceEmulator, expected: dict[str, dict[str, Any]], settle: float
+) -> h.Comparison:
+    """Wait (up to `settle` s) for Salesforce to match the fold; return the last comparison."""
+    deadline = time.monotonic() + settle
+    while True:
+        comparison = h.compare_salesforce(emulator.records(), expected)
+        if comparison.ok or time.monotonic() > deadline:
+            break
+        time.sleep(2.0)
+    chaos.note(
+        "Salesforce matches the fold"
+        if comparison.ok
+        else f"Salesforce still differs after {settle:.0f}s"
+    )
+    return comparison
+
+
+def verdict(
+    chaos: Chaos,
+    args: argparse.Namespace,
+    events: list[h.Event],
+    expected: dict[str, dict[str, Any]],
+    comparison: h.Comparison,
+    dlq: list[Any],
+    bad: list[tuple[str, h.Record]],
+) -> int:
+    in_dlq = Counter((record.key, record.value) for record in dlq)
+    found = 0
+    missing: list[str] = []
+    codes: Counter[str] = Counter()
+    for kind, (key, value) in bad:
+        if in_dlq[(key, value)] > 0:
+            in_dlq[(key, value)] -= 1
+            found += 1
+        else:
+            missing.append(kind)
+    for record in dlq:
+        codes[read_headers(record.headers).get("code", "?")] += 1
+    extra = sum(in_dlq.values())
+    ok = comparison.ok and found == len(bad)
+    if not ok:
+        for line in comparison.details[:50]:
+            log(f"difference: {line}")
+        if missing:
+            log(f"malformed records missing from the DLQ, by kind: {Counter(missing)}")
+        investigate(chaos, events, comparison)
+    log(f"DLQ codes: {dict(codes)}; records not from the malformed set: {extra}")
+    log("timeline:\n  " + "\n  ".join(chaos.timeline))
+    print(
+        f"chaos: {args.bookings} bookings, lost={len(comparison.lost)} "
+        f"stale={len(comparison.stale)} duplicate={len(comparison.duplicate)} "
+        f"dlq={found}/{len(bad)}"
+        + (f" unexpected={len(comparison.unexpected)}" if comparison.unexpected else "")
+    )
+    return 0 if ok else 1
+
+
+def investigate(chaos: Chaos, events: list[h.Event], comparison: h.Comparison) -> None:
+    """For a few wrong bookings: their events, and every worker log line naming them."""
+    wrong = (comparison.lost + comparison.stale + comparison.duplicate + comparison.unexpected)[:5]
+    for booking in wrong:
+        mine = [e for e in events if e["subject"] == booking]
+        log(f"--- {booking}: {len(mine)} events")
+        for event in mine:
+            log(f"    seq={event['sequence']} {event['type']} id={event['id']} at {event['time']}")
+        for name, worker in chaos.workers.items():
+            for line in worker.log_text().splitlines():
+                if booking in line:
+                    log(f"    {name}: {line[:300]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bookings", type=int, default=2_500)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--duration", type=float, default=90.0, help="seconds of traffic")
+    parser.add_argument("--malformed-rate", type=float, default=0.01)
+    parser.add_argument("--limit-pause", type=float, default=2.0, help="sink_limit_pause, s")
+    parser.add_argument("--settle", type=float, default=180.0, help="max wait to converge, s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
