@@ -25,9 +25,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
+from aiokafka.errors import KafkaError
 
 from schemas import BookingEvent, EventRejected, parse_event
-from streams.command_base import UserError
+from streams.command_base import UserError, one_line
 from streams.fold import fold_all
 from streams.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, partitions_of, producer
 from streams.projection import FieldMapping, project
@@ -174,14 +175,20 @@ async def replay(
     if projections:
         async with producer(broker_url, timeout_s, one_record_batches=one_record_batches) as out:
             with _progress_bar(len(projections), f"sending to {projections_topic}") as bar:
-                pending = [
-                    await out.send(
-                        projections_topic, value=value, key=key, headers=[(FORCE_HEADER, b"1")]
-                    )
-                    for key, value in projections
-                ]
-                for future in pending:
-                    await future
-                    summary.sent += 1
-                    bar.update(1)
+                try:
+                    pending = [
+                        await out.send(
+                            projections_topic, value=value, key=key, headers=[(FORCE_HEADER, b"1")]
+                        )
+                        for key, value in projections
+                    ]
+                    for future in pending:
+                        await future
+                        summary.sent += 1
+                        bar.update(1)
+                except KafkaError as exc:
+                    raise UserError(
+                        f"sending to {projections_topic!r} failed after {summary.sent} "
+                        f"projections: {one_line(exc)}"
+                    ) from None
     return summary
