@@ -131,6 +131,7 @@ class Chaos:
         self.workers: dict[str, WorkerProcess] = {}
         self.timeline: list[str] = []
         self.began = time.monotonic()
+        self.dumps: dict[str, list[str]] = {}
 
     def note(self, what: str) -> None:
         line = f"t={time.monotonic() - self.began:5.1f}s {what}"
@@ -175,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
             dlq = asyncio.run(h.read_topic(broker.bootstrap, h.EVENTS_DLQ_TOPIC))
             for worker in chaos.workers.values():
                 worker.stop()
+            if not comparison.ok:
+                chaos.dumps = dump_topics(broker, work, comparison)
     finally:
         emulator.close()
     return verdict(chaos, args, events, expected, comparison, dlq, bad)
@@ -294,14 +297,65 @@ def verdict(
     return 0 if ok else 1
 
 
+DUMPED_TOPICS = (
+    h.EVENTS_TOPIC,
+    h.PROJECTIONS_TOPIC,
+    f"{h.APP_GROUP}-bookings-changelog",
+    f"{h.APP_GROUP}-synced-changelog",
+)
+
+
+def _summary(topic: str, value: bytes | None) -> str:
+    """A short description of one record of a dumped topic."""
+    try:
+        body: Any = orjson.loads(value or b"null")
+    except orjson.JSONDecodeError:
+        return repr((value or b"")[:80])
+    if not isinstance(body, dict):
+        return repr(body)[:80]
+    if topic == h.EVENTS_TOPIC:
+        return f"{body.get('type')} seq={body.get('sequence')} id={body.get('id')}"
+    if topic == h.PROJECTIONS_TOPIC:
+        fields = body.get("fields") or {}
+        return f"projection v={body.get('version')} status={fields.get('Event_Status__c')}"
+    if "events" in body:
+        return f"state v={body.get('version')} events={len(body['events'])}"
+    return repr(body)[:120]
+
+
+def dump_topics(
+    broker: EmbeddedBroker, work: Path, comparison: h.Comparison
+) -> dict[str, list[str]]:
+    """Every record of the wrong bookings in the app's topics, for the post-mortem."""
+    wrong = set(comparison.lost + comparison.stale + comparison.duplicate + comparison.unexpected)
+    lines: dict[str, list[str]] = {booking: [] for booking in wrong}
+    for topic in DUMPED_TOPICS:
+        records = asyncio.run(h.read_topic(broker.bootstrap, topic))
+        for record in records:
+            booking = (record.key or b"").decode("utf-8", "replace").strip('"')
+            if booking in lines:
+                stamp = time.strftime("%H:%M:%S", time.localtime(record.timestamp / 1000))
+                millis = record.timestamp % 1000
+                lines[booking].append(
+                    f"{stamp}.{millis:03d} {topic}[{record.partition}]@{record.offset} "
+                    f"{_summary(topic, record.value)}"
+                )
+    with open(work / "wrong-bookings.txt", "w") as out:
+        for booking, entries in sorted(lines.items()):
+            out.write(f"--- {booking}\n" + "\n".join(sorted(entries)) + "\n")
+    return lines
+
+
 def investigate(chaos: Chaos, events: list[h.Event], comparison: h.Comparison) -> None:
-    """For a few wrong bookings: their events, and every worker log line naming them."""
+    """For a few wrong bookings: their events, topic records, and worker log lines."""
     wrong = (comparison.lost + comparison.stale + comparison.duplicate + comparison.unexpected)[:5]
     for booking in wrong:
         mine = [e for e in events if e["subject"] == booking]
         log(f"--- {booking}: {len(mine)} events")
         for event in mine:
             log(f"    seq={event['sequence']} {event['type']} id={event['id']} at {event['time']}")
+        for line in sorted(chaos.dumps.get(booking, [])):
+            log(f"    {line}")
         for name, worker in chaos.workers.items():
             for line in worker.log_text().splitlines():
                 if booking in line:

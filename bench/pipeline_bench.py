@@ -36,6 +36,7 @@ from streams.fold import BookingState, fold
 from streams.generate import generate_events
 from streams.local_stack import WorkerProcess
 from streams.salesforce.emulator_process import SalesforceEmulator
+from streams.settings import Settings
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -62,7 +63,13 @@ def ceilings(broker: EmbeddedBroker, root: Path, count: int, args: argparse.Name
         asyncio.run(h.consume_count(broker.bootstrap, h.EVENTS_TOPIC, count)) for _ in range(2)
     )
     log(f"raw aiokafka consume: {count / raw_s:,.0f} ev/s")
-    bare = h.BareFaustProcess(broker, root, args.fold_batch_size, args.fold_batch_window).start()
+    defaults = Settings()
+    bare = h.BareFaustProcess(
+        broker,
+        root,
+        args.fold_batch_size or defaults.fold_batch_size,
+        args.fold_batch_window or defaults.fold_batch_window,
+    ).start()
     try:
         spawned = time.monotonic()
         ready = h.wait_until(bare.ready, 90, "the bare Faust app to be ready")
@@ -94,12 +101,9 @@ def _start_workers(
 
 
 def worker_settings(args: argparse.Namespace) -> dict[str, str]:
-    return {
-        "fold_batch_size": str(args.fold_batch_size),
-        "fold_batch_window": str(args.fold_batch_window),
-        "sink_batch_size": str(args.sink_batch_size),
-        "sink_batch_window": str(args.sink_batch_window),
-    }
+    """The batching settings given on the command line (the rest: the worker's defaults)."""
+    names = ("fold_batch_size", "fold_batch_window", "sink_batch_size", "sink_batch_window")
+    return {name: str(getattr(args, name)) for name in names if getattr(args, name) is not None}
 
 
 def _sink_done(watch: h.Watch, timeout: float) -> h.Sample:
@@ -409,10 +413,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=500.0, help="steady live rate, ev/s")
     parser.add_argument("--duration", type=float, help="steady live seconds (30)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--fold-batch-size", type=int, default=1000)
-    parser.add_argument("--fold-batch-window", type=float, default=0.05)
-    parser.add_argument("--sink-batch-size", type=int, default=200)
-    parser.add_argument("--sink-batch-window", type=float, default=0.5)
+    # Unset: the worker's own defaults (streams/settings.py).
+    parser.add_argument("--fold-batch-size", type=int)
+    parser.add_argument("--fold-batch-window", type=float)
+    parser.add_argument("--sink-batch-size", type=int)
+    parser.add_argument("--sink-batch-window", type=float)
     parser.add_argument(
         "--only", choices=("ceilings", "backfill", "scale", "live"), action="append"
     )
