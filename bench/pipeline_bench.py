@@ -73,8 +73,11 @@ def ceilings(broker: EmbeddedBroker, root: Path, count: int, args: argparse.Name
     try:
         spawned = time.monotonic()
         ready = h.wait_until(bare.ready, 90, "the bare Faust app to be ready")
+        pids = {"bare-faust": bare.process.pid if bare.process else None, "broker": _pid(broker)}
+        cpu_before = h.cpu_snapshot(pids)
         first = h.wait_until(lambda: bare.count() > 0, 90, "the bare Faust app's first batch")
         done = h.wait_until(lambda: bare.count() >= count, 600, "the bare Faust app to finish")
+        cpu = h.cores_used(cpu_before, h.cpu_snapshot(pids), done - ready)
     finally:
         bare.stop()
     rate = count / (done - ready)
@@ -84,6 +87,7 @@ def ceilings(broker: EmbeddedBroker, root: Path, count: int, args: argparse.Name
         "bare_faust_ev_s": rate,
         "bare_faust_ev_s_from_first_batch": count / (done - first),
         "bare_faust_startup_s": ready - spawned,
+        "bare_faust_cores_used": cpu,
     }
 
 
@@ -138,9 +142,13 @@ def backfill(
                 for w in workers
             ]
             ready = max(readies)
+            pids = {w.log_path.stem: w.process.pid if w.process else None for w in workers}
+            pids.update(broker=_pid(broker), emulator=_pid(emulator))
+            cpu_before = h.cpu_snapshot(pids)
             committed = watch.wait(
                 lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= count, 900, "the fold"
             )
+            cpu = h.cores_used(cpu_before, h.cpu_snapshot(pids), committed.at - ready)
             projections = h.PROJECTIONS_TOPIC
             fold_done = watch.last_change(lambda s: s.ends.get(projections), spawned, committed.at)
             first = watch.first_time(lambda s: s.ends.get(projections, 0) > 0, spawned) or ready
@@ -161,6 +169,7 @@ def backfill(
         "fold_s": fold_s,
         "fold_ev_s": count / fold_s,
         "fold_ev_s_from_first_output": count / max(1e-9, fold_done - first),
+        "cores_used_during_fold": cpu,
         "salesforce_done_s": sf_done - ready,
         "end_to_end_ev_s": count / (sf_done - ready),
         "projections_sent": synced.ends.get(h.PROJECTIONS_TOPIC, 0),
@@ -177,6 +186,10 @@ def backfill(
         f"matches fold: {comparison.ok}"
     )
     return result
+
+
+def _pid(handle: EmbeddedBroker | SalesforceEmulator) -> int | None:
+    return handle.process.pid if handle.process is not None else None
 
 
 def _produce(broker: EmbeddedBroker, records: list[h.Record], **kw: Any) -> float:
