@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import harness as h
+from bench import worker_profile as profile
 from schemas import event_from_dict
 from streams.broker import EmbeddedBroker
 from streams.fold import BookingState, fold
@@ -145,6 +146,11 @@ def backfill(
             pids = {w.log_path.stem: w.process.pid if w.process else None for w in workers}
             pids.update(broker=_pid(broker), emulator=_pid(emulator))
             cpu_before = h.cpu_snapshot(pids)
+            spy = None
+            if args.py_spy and n_workers == 1 and workers[0].process is not None:
+                spy = profile.record(
+                    args.py_spy, workers[0].process.pid, args.profile_s, root / "profile.raw"
+                )
             committed = watch.wait(
                 lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= count, 900, "the fold"
             )
@@ -157,9 +163,16 @@ def backfill(
             calls = emulator.api_calls()
             comparison = h.compare_salesforce(emulator.records(), expected)
             samples = h.scrape(workers)
+            stages: list[tuple[str, float]] = []
+            if spy is not None:
+                spy.wait(args.profile_s + 30)
+                stages = profile.summarise(root / "profile.raw")
         finally:
             for worker in workers:
                 worker.stop()
+    if stages:
+        log("worker profile during the fold (py-spy):")
+        profile.print_summary(stages)
     fold_s = fold_done - ready
     result = {
         "workers": n_workers,
@@ -179,6 +192,7 @@ def backfill(
         "salesforce_matches_fold": comparison.ok,
         "salesforce_problems": comparison.details[:5],
         "metrics_endpoint": "ok" if samples else "unavailable",
+        "profile": {name: round(share, 3) for name, share in stages},
     }
     log(
         f"backfill x{n_workers}: fold {result['fold_ev_s']:,.0f} ev/s, Salesforce done after "
@@ -435,6 +449,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", choices=("ceilings", "backfill", "scale", "live"), action="append"
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--py-spy", help="py-spy binary: profile the one-worker backfill")
+    parser.add_argument("--profile-s", type=float, default=20.0, help="seconds to profile")
     args = parser.parse_args(argv)
     quick = args.quick
     args.bookings = args.bookings or (2_000 if quick else 10_000)
