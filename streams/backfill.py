@@ -4,10 +4,8 @@ A rebuild (the fold's rules changed, or the tables are suspect) is a new app ver
 workers started with `ACTIVITY_SYNC_APP_VERSION=N` form a new consumer group
 (`<app_id>-vN`) with new, empty tables (changelog topics `<app_id>-vN-*`), read
 booking-events from the beginning and write every booking's Event again in full
-200-record batches. Give the new version its own projections topic
-(`ACTIVITY_SYNC_TOPIC_PROJECTIONS=activity-projections.vN`): a new group reads its
-input topics from the beginning, and on the shared topic its sink would first
-re-write every projection the old version ever emitted (see docs/operations.md).
+200-record batches. The projections topic can stay shared: its records carry the
+app version that made them and the new sink skips the old version's (streams.headers).
 
 This command does not start workers; it watches the new group: how far it has read
 booking-events (committed offsets against the end offsets taken when the command

@@ -24,7 +24,6 @@ from streams.app import app, settings
 from streams.broker import BrokerError, EmbeddedBroker, wait_for_port
 from streams.command_base import OperatorCommand, UserError, until_signal
 from streams.kafka_io import DEFAULT_TIMEOUT_S
-from streams.settings import TopicNames
 
 # The embedded broker's end offsets are exact only with one record per batch.
 EMBEDDED = settings.broker_profile == "embedded"
@@ -322,6 +321,7 @@ async def replay(
         since=parse_since(since) if since is not None else None,
         timeout_s=timeout_s,
         one_record_batches=EMBEDDED,
+        app_version=settings.app_version,
     )
     for booking in summary.unknown:
         print(
@@ -364,8 +364,7 @@ async def backfill(
 ) -> int:
     """Follow a rebuild: a new app version folding booking-events from the start.
 
-    Start workers with ACTIVITY_SYNC_APP_VERSION=N (and a per-version
-    ACTIVITY_SYNC_TOPIC_PROJECTIONS), then run this with the same settings: it shows
+    Start workers with ACTIVITY_SYNC_APP_VERSION=N, then run this with the same settings: it shows
     the new consumer group's progress and the Salesforce API calls spent, and exits 0
     when the rebuild has caught up. See docs/operations.md.
     """
@@ -375,14 +374,6 @@ async def backfill(
     if version <= 1:
         raise UserError(
             "a rebuild needs a new app version > 1 (--app-version or ACTIVITY_SYNC_APP_VERSION)"
-        )
-    if settings.topics.projections == TopicNames.model_fields["projections"].default:
-        print(
-            f"warning: the projections topic is the shared {settings.topics.projections!r}: "
-            "the new version's sink will first re-write the old version's projections. Set "
-            f"ACTIVITY_SYNC_TOPIC_PROJECTIONS={settings.topics.projections}.v{version} "
-            "on its workers.",
-            file=sys.stderr,
         )
     return await watch(
         settings.broker_url,

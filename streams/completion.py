@@ -28,7 +28,8 @@ async def complete_ended_bookings(now: datetime | None = None) -> int:
     sent = 0
     for key, raw in list(bookings.items()):
         state = BookingState.from_bytes(raw)
-        if not state.view.completion_due(now, grace):
+        # A full history cannot take the event (it would be dead-lettered every scan).
+        if state.full or not state.view.completion_due(now, grace):
             continue
         event = completion_event(state, grace)
         if event.id in _in_flight:

@@ -18,7 +18,7 @@ import faust
 from faust.types import EventT
 
 from schemas import EventRejected, parse_event
-from streams import metrics
+from streams import headers, metrics
 from streams.app import app, bookings, events_dlq_topic, events_topic, projections_topic, settings
 from streams.dead_letter import DeadLetter
 from streams.fold import BookingState, fold
@@ -28,9 +28,7 @@ from streams.table_partition import write_under
 log = logging.getLogger(__name__)
 
 MAPPING = PRESETS[settings.field_mapping]
-# Header on each projection: Kafka timestamp (ms) of the newest event folded into it,
-# for the end-to-end latency metric measured when the sink has written it.
-EVENT_TIMESTAMP_HEADER = "activity-sync.event-timestamp-ms"
+APP_VERSION = str(settings.app_version).encode()
 
 
 async def dead_letter_event(
@@ -107,7 +105,10 @@ async def fold_booking(
         await projections_topic.send(
             key=key,
             value=projection.to_bytes(),
-            headers=[(EVENT_TIMESTAMP_HEADER, str(timestamp_ms).encode())],
+            headers=[
+                (headers.EVENT_TIMESTAMP, str(timestamp_ms).encode()),
+                (headers.APP_VERSION, APP_VERSION),
+            ],
         )
 
 

@@ -28,11 +28,11 @@ import click
 from aiokafka.errors import KafkaError
 
 from schemas import BookingEvent, EventRejected, parse_event
+from streams import headers
 from streams.command_base import UserError, one_line
 from streams.fold import fold_all
 from streams.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, partitions_of, producer
 from streams.projection import FieldMapping, project
-from streams.sink import FORCE_HEADER
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -120,6 +120,7 @@ async def replay(
     since: datetime | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     one_record_batches: bool = False,
+    app_version: int = 1,
 ) -> ReplaySummary:
     summary = ReplaySummary()
     requested = set(bookings)
@@ -172,13 +173,15 @@ async def replay(
             summary.without_event.append(key.decode())
         else:
             projections.append((key, projection.to_bytes()))
+    # Forced, and tagged with the running app version so its sink accepts them.
+    record_headers = [(headers.FORCE, b"1"), (headers.APP_VERSION, str(app_version).encode())]
     if projections:
         async with producer(broker_url, timeout_s, one_record_batches=one_record_batches) as out:
             with _progress_bar(len(projections), f"sending to {projections_topic}") as bar:
                 try:
                     pending = [
                         await out.send(
-                            projections_topic, value=value, key=key, headers=[(FORCE_HEADER, b"1")]
+                            projections_topic, value=value, key=key, headers=record_headers
                         )
                         for key, value in projections
                     ]

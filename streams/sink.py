@@ -25,10 +25,9 @@ from typing import cast
 import faust
 from faust.types import EventT
 
-from streams import metrics
+from streams import headers, metrics
 from streams.app import app, projections_dlq_topic, projections_topic, settings, synced
 from streams.dead_letter import DeadLetter
-from streams.ingest import EVENT_TIMESTAMP_HEADER
 from streams.projection import Projection, complete_related
 from streams.salesforce import (
     RequestLimitExceeded,
@@ -41,7 +40,6 @@ from streams.table_partition import write_under
 
 log = logging.getLogger(__name__)
 
-FORCE_HEADER = "activity-sync.force"
 # One client attempt (with its own retries) gets this long before the batch loop
 # logs, re-checks for shutdown and starts over.
 ATTEMPT_DEADLINE = 30.0
@@ -84,8 +82,16 @@ async def _decode(batch: Sequence[EventT[bytes]]) -> list[Candidate[EventT[bytes
         except Exception as exc:  # anything undecodable is set aside, never dropped
             await dead_letter_projection(event, "undecodable", repr(exc))
             continue
-        forced = _headers(event).get(FORCE_HEADER) == b"1"
-        candidates.append(Candidate(projection, event, forced))
+        found = _headers(event)
+        version = found.get(headers.APP_VERSION)
+        candidates.append(
+            Candidate(
+                projection,
+                event,
+                forced=found.get(headers.FORCE) == b"1",
+                app_version=version.decode("utf-8", "replace") if version is not None else None,
+            )
+        )
     return candidates
 
 
@@ -102,7 +108,7 @@ async def _lookup_related(
     client = salesforce()
     calls_before = client.api_calls
     found = await client.resolve_related(emails, names=emails)
-    metrics.SALESFORCE_CALLS.labels("query").inc(client.api_calls - calls_before)
+    metrics.SALESFORCE_CALLS.labels("lookup").inc(client.api_calls - calls_before)
     return {email: (record.sobject, record.id) for email, record in found.items()}
 
 
@@ -110,7 +116,7 @@ def _record_written(stream: faust.Stream[bytes], candidate: Candidate[EventT[byt
     event = candidate.meta
     projection = candidate.projection
     write_under(stream, event, lambda: synced.__setitem__(event.message.key, projection.version))
-    stamp = _headers(event).get(EVENT_TIMESTAMP_HEADER)
+    stamp = _headers(event).get(headers.EVENT_TIMESTAMP)
     if stamp is not None:
         metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - int(stamp) / 1000))
 
@@ -141,9 +147,14 @@ async def _apply_outcomes(
 
 
 async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]) -> None:
-    plan = plan_writes(await _decode(batch), lambda booking: synced[booking.encode()])
+    plan = plan_writes(
+        await _decode(batch),
+        lambda booking: synced[booking.encode()],
+        app_version=str(settings.app_version),
+    )
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
     metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
+    metrics.PROJECTIONS_SKIPPED.labels("other-app-version").inc(plan.other_app_version)
     pending = {c.projection.booking_id: c for c in plan.to_write}
     attempt = 0
     try:

@@ -62,3 +62,14 @@ def test_plan_keeps_the_newest_record_as_meta() -> None:
     candidates = [Candidate(projection("a", v), meta=f"record-{v}") for v in (1, 2)]
     plan = plan_writes(candidates, lambda _: 0)
     assert [c.meta for c in plan.to_write] == ["record-2"]
+
+
+def test_projections_of_another_app_version_are_skipped() -> None:
+    candidates = [
+        Candidate(projection("a", 7), meta="old-rules", app_version="1"),
+        Candidate(projection("b", 1), meta="new-rules", app_version="2"),
+        Candidate(projection("c", 1), meta="no-header"),
+    ]
+    plan = plan_writes(candidates, lambda _: 0, app_version="2")
+    assert sorted(c.meta for c in plan.to_write) == ["new-rules", "no-header"]
+    assert plan.other_app_version == 1
