@@ -41,6 +41,18 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM, wait up to `timeout`, then SIGKILL: a clean stop that cannot hang."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class EmbeddedBroker:
     """A Tansu broker process listening on 127.0.0.1:port (a free port when 0)."""
@@ -95,14 +107,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import free_port
+from streams.broker import free_port, stop_process
 
 READY_MARKER = b"[^Worker]: Ready"
 
@@ -88,12 +88,4 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM and wait: Faust's clean shutdown (offsets committed)."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(self.process, timeout)
