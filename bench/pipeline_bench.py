@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -452,6 +453,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", choices=("ceilings", "backfill", "scale", "live"), action="append"
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        help="experiment: workers' consumer fetch wait (Faust hard-codes 1500 ms)",
+    )
     parser.add_argument("--py-spy", help="py-spy binary: profile the one-worker backfill")
     parser.add_argument("--profile-s", type=float, default=20.0, help="seconds to profile")
     args = parser.parse_args(argv)
@@ -469,6 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     def only(part: str) -> bool:
         return not args.only or part in args.only
 
+    if args.fetch_max_wait_ms is not None:
+        # Worker processes inherit the environment: see bench/fetch_wait_patch.
+        patch = Path(__file__).with_name("fetch_wait_patch")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(patch), os.environ.get("PYTHONPATH", "")) if p
+        )
+        os.environ["BENCH_FETCH_MAX_WAIT_MS"] = str(args.fetch_max_wait_ms)
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     log(f"work dir {work}")
     started = time.monotonic()
