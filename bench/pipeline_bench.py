@@ -440,9 +440,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--spread", type=int, default=1000, help="bookings in flight while generating the topic"
     )
-    parser.add_argument("--live-bookings", type=int, help="bookings in the live flood (8,000)")
+    parser.add_argument("--live-bookings", type=int, help="bookings in the live flood (5,000)")
     parser.add_argument("--rate", type=float, default=500.0, help="steady live rate, ev/s")
-    parser.add_argument("--duration", type=float, help="steady live seconds (30)")
+    parser.add_argument("--duration", type=float, help="steady live seconds (20)")
     parser.add_argument("--seed", type=int, default=7)
     # Unset: the worker's own defaults (streams/settings.py).
     parser.add_argument("--fold-batch-size", type=int)
@@ -464,8 +464,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quick = args.quick
     args.bookings = args.bookings or (2_000 if quick else 10_000)
     args.events = args.events or (20_000 if quick else 100_000)
-    args.live_bookings = args.live_bookings or (2_000 if quick else 8_000)
-    args.duration = args.duration or (10.0 if quick else 30.0)
+    args.live_bookings = args.live_bookings or (2_000 if quick else 5_000)
+    args.duration = args.duration or (10.0 if quick else 20.0)
     return args
 
 
