@@ -47,7 +47,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("offset commits", ("commit",)),
-    ("thread pool (off-loop calls)", ("concurrent/futures/thread.py",)),
+    ("thread pool (off-loop calls)", ("_WorkItem.run",)),
     (
         "event loop, scheduling, waiting",
         ("selectors.py", "base_events.py", "asyncio/events.py", "asyncio/tasks.py", "mode/"),
@@ -64,6 +64,8 @@ def summarise(raw: Path) -> list[tuple[str, float]]:
         if not number.isdigit():
             continue
         samples = int(number)
+        if stack.rsplit(";", 1)[-1].startswith("_worker (") and "futures/thread.py" in stack:
+            continue  # an idle pool thread waiting for work, not CPU
         total += samples
         stage = next((name for name, marks in STAGES if any(m in stack for m in marks)), "other")
         counts[stage] += samples
