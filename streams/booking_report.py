@@ -45,7 +45,9 @@ def booking_report(
         if projection is None
         else {"version": projection.version, "fields": projection.fields},
         "sync": {
-            "synced_version": synced_version,
-            "in_sync": projection is None or synced_version >= projection.version,
+            # `synced` holds minus the version when Salesforce rejected it (see the DLQ).
+            "synced_version": abs(synced_version),
+            "rejected": synced_version < 0,
+            "in_sync": projection is None or abs(synced_version) >= projection.version,
         },
     }

@@ -19,7 +19,7 @@ import click
 from faust.cli import argument, option
 
 # Importing the agent and view modules registers them with the app.
-from streams import completion, ingest, lag, sink, web  # noqa: F401
+from streams import completion, ingest, lag, reconcile, sink, web  # noqa: F401
 from streams.app import app, settings
 from streams.broker import BrokerError, EmbeddedBroker, wait_for_port
 from streams.command_base import OperatorCommand, UserError, until_signal

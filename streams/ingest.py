@@ -22,7 +22,7 @@ from streams import headers, metrics
 from streams.app import app, bookings, events_dlq_topic, events_topic, projections_topic, settings
 from streams.dead_letter import DeadLetter
 from streams.fold import BookingState, fold
-from streams.projection import PRESETS, project
+from streams.projection import PRESETS, Projection, project
 from streams.table_partition import write_under
 
 log = logging.getLogger(__name__)
@@ -100,16 +100,21 @@ async def fold_booking(
     # projection never left; the sink drops what it already wrote (by version).
     projection = project(state, MAPPING)
     if projection is not None:
-        metrics.PROJECTIONS_EMITTED.inc()
-        timestamp_ms = int(max(event.message.timestamp for event, _ in items) * 1000)
-        await projections_topic.send(
-            key=key,
-            value=projection.to_bytes(),
-            headers=[
-                (headers.EVENT_TIMESTAMP, str(timestamp_ms).encode()),
-                (headers.APP_VERSION, APP_VERSION),
-            ],
-        )
+        newest = max(event.message.timestamp for event, _ in items)
+        await send_projection(key, projection, event_timestamp=newest)
+
+
+async def send_projection(
+    key: bytes, projection: Projection, *, event_timestamp: float | None = None
+) -> None:
+    """To activity-projections, tagged with this app version (and the newest event's
+    Kafka timestamp, when known, for the end-to-end latency metric)."""
+    metrics.PROJECTIONS_EMITTED.inc()
+    record_headers = [(headers.APP_VERSION, APP_VERSION)]
+    if event_timestamp is not None:
+        stamp = str(int(event_timestamp * 1000)).encode()
+        record_headers.append((headers.EVENT_TIMESTAMP, stamp))
+    await projections_topic.send(key=key, value=projection.to_bytes(), headers=record_headers)
 
 
 @app.agent(events_topic, name="ingest")

@@ -31,6 +31,11 @@ PROJECTIONS_EMITTED = Counter(
     "Projections sent to activity-projections.",
     registry=REGISTRY,
 )
+PROJECTIONS_RESENT = Counter(
+    "activity_sync_projections_resent",
+    "Projections re-sent by the reconcile timer because Salesforce stayed behind.",
+    registry=REGISTRY,
+)
 PROJECTIONS_SKIPPED = Counter(
     "activity_sync_projections_skipped",
     "Projections the sink skipped: superseded in the batch or already written.",

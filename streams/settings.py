@@ -65,12 +65,19 @@ class Settings(BaseSettings):
     # take fills every call during a backfill; live traffic flushes every window.
     sink_batch_size: int = Field(default=1000, ge=1, le=10_000)
     sink_batch_window: float = Field(default=0.5, gt=0)
+    # One Salesforce attempt (the client retries inside it) may take this long; then the
+    # sink logs that it is holding records and starts the attempt over.
+    sink_attempt_deadline: float = Field(default=10.0, gt=0)
     # A REQUEST_LIMIT_EXCEEDED answer pauses the sink this long before trying again.
     sink_limit_pause: float = Field(default=60.0, gt=0)
 
     # A booking still Scheduled/Rescheduled this long after its end becomes Completed.
     completion_grace: float = Field(default=3600.0, ge=0)
     completion_check_interval: float = Field(default=30.0, gt=0)
+
+    # Every this many seconds each worker re-sends projections that Salesforce has stayed
+    # behind for two sweeps (a projection lost to a crash; see streams/sync_gaps.py).
+    reconcile_interval: float = Field(default=60.0, gt=0)
 
     topics: TopicNames = Field(default_factory=TopicNames)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)

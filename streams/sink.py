@@ -10,12 +10,12 @@ events as soon as this agent stops looking at it, raising or not:
 - A record Salesforce rejects (validation): to activity-projections.dlq with
   Salesforce's error; the rest of the batch is written.
 - The worker stopping while records are still unwritten: they are sent back to
-  activity-projections before the batch is acknowledged.
+  activity-projections before the batch is acknowledged (a SIGKILL acknowledges
+  nothing, so those records are simply read again).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -36,13 +36,11 @@ from streams.salesforce import (
     UpsertOutcome,
 )
 from streams.sink_plan import Candidate, plan_writes
+from streams.sync_gaps import handled_version
 from streams.table_partition import write_under
 
 log = logging.getLogger(__name__)
 
-# One client attempt (with its own retries) gets this long before the batch loop
-# logs, re-checks for shutdown and starts over.
-ATTEMPT_DEADLINE = 30.0
 BACKOFF_BASE, BACKOFF_CAP = 0.3, 60.0
 
 _client: SalesforceClient | None = None
@@ -107,15 +105,23 @@ async def _lookup_related(
         return {}
     client = salesforce()
     calls_before = client.api_calls
-    found = await client.resolve_related(emails, names=emails)
+    found = await client.resolve_related(
+        emails, names=emails, deadline=time.monotonic() + settings.sink_attempt_deadline
+    )
     metrics.SALESFORCE_CALLS.labels("lookup").inc(client.api_calls - calls_before)
     return {email: (record.sobject, record.id) for email, record in found.items()}
 
 
-def _record_written(stream: faust.Stream[bytes], candidate: Candidate[EventT[bytes]]) -> None:
+def _record_handled(
+    stream: faust.Stream[bytes], candidate: Candidate[EventT[bytes]], *, rejected: bool = False
+) -> None:
+    """Remember in `synced` that this version is done: written, or (negative) rejected,
+    so neither the sink nor the reconcile timer sends it to Salesforce again."""
     event = candidate.meta
-    projection = candidate.projection
-    write_under(stream, event, lambda: synced.__setitem__(event.message.key, projection.version))
+    value = -candidate.projection.version if rejected else candidate.projection.version
+    write_under(stream, event, lambda: synced.__setitem__(event.message.key, value))
+    if rejected:
+        return
     stamp = _headers(event).get(headers.EVENT_TIMESTAMP)
     if stamp is not None:
         metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - int(stamp) / 1000))
@@ -132,7 +138,7 @@ async def _apply_outcomes(
         if candidate is None:
             continue
         if outcome.status in ("created", "updated"):
-            _record_written(stream, candidate)
+            _record_handled(stream, candidate)
             del pending[outcome.external_id]
         elif outcome.status == "rejected":
             for error in outcome.errors:
@@ -140,6 +146,7 @@ async def _apply_outcomes(
             message = "; ".join(f"{e.status_code}: {e.message}" for e in outcome.errors)
             code = outcome.errors[0].status_code if outcome.errors else "rejected"
             await dead_letter_projection(candidate.meta, code, message)
+            _record_handled(stream, candidate, rejected=True)
             del pending[outcome.external_id]
         else:
             for error in outcome.errors:
@@ -149,7 +156,7 @@ async def _apply_outcomes(
 async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]) -> None:
     plan = plan_writes(
         await _decode(batch),
-        lambda booking: synced[booking.encode()],
+        lambda booking: handled_version(synced[booking.encode()]),
         app_version=str(settings.app_version),
     )
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
@@ -157,54 +164,64 @@ async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]
     metrics.PROJECTIONS_SKIPPED.labels("other-app-version").inc(plan.other_app_version)
     pending = {c.projection.booking_id: c for c in plan.to_write}
     attempt = 0
+    while pending:
+        if app.should_stop:
+            await _hand_back(pending)
+            return
+        try:
+            await _attempt(stream, pending)
+            attempt = 0
+            continue
+        except RequestLimitExceeded as exc:
+            await _apply_outcomes(stream, pending, exc.outcomes)
+            metrics.SALESFORCE_ERRORS.labels("REQUEST_LIMIT_EXCEEDED").inc()
+            log.error(
+                "Salesforce API limit reached (%s); sink paused %.0fs, %d records held",
+                exc,
+                settings.sink_limit_pause,
+                len(pending),
+            )
+            await app.sleep(settings.sink_limit_pause)
+            continue
+        except SalesforceUnavailable as exc:
+            await _apply_outcomes(stream, pending, exc.outcomes)
+            metrics.SALESFORCE_ERRORS.labels("UNAVAILABLE").inc()
+            log.warning("Salesforce unavailable (%s); holding %d records", exc, len(pending))
+        except Exception:  # unknown failure: hold and retry rather than drop
+            metrics.SALESFORCE_ERRORS.labels("UNEXPECTED").inc()
+            log.exception("sink write failed; holding %d records", len(pending))
+        attempt += 1
+        # Returns early when the worker stops, so shutdown is not held up by backoff.
+        await app.sleep(backoff(attempt))
+
+
+async def _attempt(
+    stream: faust.Stream[bytes], pending: dict[str, Candidate[EventT[bytes]]]
+) -> None:
+    """One try at writing what is pending: related lookup, then the upserts."""
+    found = await _lookup_related(pending)
+    records = [complete_related(c.projection, found) for c in pending.values()]
+    client = salesforce()
+    calls_before = client.api_calls
     try:
-        while pending:
-            try:
-                found = await _lookup_related(pending)
-                records = [complete_related(c.projection, found) for c in pending.values()]
-                client = salesforce()
-                calls_before = client.api_calls
-                try:
-                    outcomes = await client.upsert_events(
-                        records, deadline=time.monotonic() + ATTEMPT_DEADLINE
-                    )
-                finally:
-                    metrics.SALESFORCE_CALLS.labels("upsert").inc(client.api_calls - calls_before)
-                    if client.remaining_api_calls is not None:
-                        metrics.SALESFORCE_API_REMAINING.set(client.remaining_api_calls)
-                await _apply_outcomes(stream, pending, outcomes)
-            except RequestLimitExceeded as exc:
-                await _apply_outcomes(stream, pending, exc.outcomes)
-                metrics.SALESFORCE_ERRORS.labels("REQUEST_LIMIT_EXCEEDED").inc()
-                log.error(
-                    "Salesforce API limit reached (%s); sink paused %.0fs, %d records held",
-                    exc,
-                    settings.sink_limit_pause,
-                    len(pending),
-                )
-                await asyncio.sleep(settings.sink_limit_pause)
-                continue
-            except SalesforceUnavailable as exc:
-                await _apply_outcomes(stream, pending, exc.outcomes)
-                metrics.SALESFORCE_ERRORS.labels("UNAVAILABLE").inc()
-                log.warning("Salesforce unavailable (%s); holding %d records", exc, len(pending))
-            except Exception:  # unknown failure: hold and retry rather than drop
-                metrics.SALESFORCE_ERRORS.labels("UNEXPECTED").inc()
-                log.exception("sink write failed; holding %d records", len(pending))
-            if pending:
-                attempt += 1
-                await asyncio.sleep(backoff(attempt))
-            else:
-                attempt = 0
-    except asyncio.CancelledError:
-        # Stopping mid-outage: the batch is about to be acknowledged, so hand the
-        # unwritten projections back to the topic for whoever owns them next.
-        for candidate in pending.values():
-            msg = candidate.meta.message
-            projections_topic.send_soon(key=msg.key, value=msg.value, headers=msg.headers)
-        if pending:
-            log.warning("re-queued %d unwritten projections on shutdown", len(pending))
-        raise
+        outcomes = await client.upsert_events(
+            records, deadline=time.monotonic() + settings.sink_attempt_deadline
+        )
+    finally:
+        metrics.SALESFORCE_CALLS.labels("upsert").inc(client.api_calls - calls_before)
+        if client.remaining_api_calls is not None:
+            metrics.SALESFORCE_API_REMAINING.set(client.remaining_api_calls)
+    await _apply_outcomes(stream, pending, outcomes)
+
+
+async def _hand_back(pending: dict[str, Candidate[EventT[bytes]]]) -> None:
+    """The worker is stopping with records unwritten (Salesforce down). Faust will
+    acknowledge the batch when this agent returns, so send them back to the topic,
+    for this worker after a restart or whoever owns the partition next."""
+    for candidate in pending.values():
+        msg = candidate.meta.message
+        await projections_topic.send(key=msg.key, value=msg.value, headers=msg.headers)
+    log.warning("stopping: handed %d unwritten projections back to the topic", len(pending))
 
 
 @app.agent(projections_topic, name="sink")

@@ -101,6 +101,8 @@ def worker_environment(
         "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
         "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
         "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": "1",
+        "ACTIVITY_SYNC_SINK_ATTEMPT_DEADLINE": "3",
+        "ACTIVITY_SYNC_RECONCILE_INTERVAL": "2",
         "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
         "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,
         "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": emulator.client_secret,

@@ -171,6 +171,28 @@ async def test_salesforce_outage_holds_the_stream_and_delivers_everything(
     assert salesforce_emulator.total_api_calls() > 0
 
 
+async def test_a_worker_stopped_during_an_outage_hands_its_unwritten_records_back(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    events = list(generate_events(100, seed=43))
+    expected = expected_events(events)
+    worker = workers.start()
+    salesforce_emulator.down(120)
+    await produce(broker, EVENTS, event_records(events))
+    # Let the sink take the projections and start retrying, then stop it cleanly while
+    # Salesforce is still down: what it took and did not write must not be lost.
+    wait_until(lambda: "holding" in worker.log_text(), 20, "the sink to hold records")
+    worker.stop(timeout=20)
+    assert worker.process is not None
+    assert worker.process.returncode == 0, "the worker did not stop cleanly"
+    assert "handed" in worker.log_text()
+    assert salesforce_emulator.records("Event") == []
+    salesforce_emulator.down(0)
+
+    workers.start("worker-after-outage")
+    wait_for_salesforce(salesforce_emulator, expected, timeout=90)
+
+
 async def test_a_record_failing_validation_is_dead_lettered_and_its_batch_written(
     broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:

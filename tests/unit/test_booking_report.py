@@ -33,8 +33,13 @@ def test_report_holds_events_view_projection_and_sync_state() -> None:
     assert report["view"]["reason"] == "Sick (customer)"
     assert report["projection"]["version"] == state.version
     assert report["projection"]["fields"]["Event_Status__c"] == "Rescheduled"
-    assert report["sync"] == {"synced_version": 1, "in_sync": state.version <= 1}
-    assert report["sync"]["in_sync"] is False
+    assert report["sync"] == {"synced_version": 1, "rejected": False, "in_sync": False}
+
+
+def test_a_version_salesforce_rejected_is_reported_as_such() -> None:
+    state = fold_dicts([scheduled()])
+    report = booking_report(state, synced_version=-state.version, mapping=DEFAULT)
+    assert report["sync"] == {"synced_version": state.version, "rejected": True, "in_sync": True}
 
 
 def test_report_is_in_sync_once_the_version_is_written() -> None:
