@@ -110,6 +110,8 @@ def render_report(report: dict[str, Any]) -> str:
     synced = sync.get("synced_version", 0)
     if projection is None:
         state = "nothing to write"
+    elif sync.get("rejected"):
+        state = f"rejected by Salesforce at version {synced} (see activity-projections.dlq)"
     elif sync.get("in_sync"):
         state = f"in sync (Salesforce has version {synced})"
     elif synced:

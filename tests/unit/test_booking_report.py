@@ -97,3 +97,9 @@ def test_render_shows_pending_writes() -> None:
 
 def test_booking_url_quotes_the_id() -> None:
     assert booking_url("http://w:6066/", "b 1/2") == "http://w:6066/bookings/b%201%2F2/"
+
+
+def test_render_names_a_rejected_version() -> None:
+    state = fold_dicts([scheduled()])
+    text = render_report(booking_report(state, -state.version, DEFAULT))
+    assert f"rejected by Salesforce at version {state.version}" in text
