@@ -96,9 +96,9 @@ async def fold_booking(
     latest = items[-1][0]
     if changed:
         write_under(stream, latest, lambda: bookings.__setitem__(key, state.to_bytes()))
-    # Re-sent even when nothing changed: after a crash the table may hold a state whose
-    # projection never left; the sink drops what it already wrote (by version).
-    projection = project(state, MAPPING)
+    # Unchanged (only duplicates): nothing to send. A state whose projection never left
+    # (a crash in between) is re-sent by the reconcile timer (streams/reconcile.py).
+    projection = project(state, MAPPING) if changed else None
     if projection is not None:
         newest = max(event.message.timestamp for event, _ in items)
         await send_projection(key, projection, event_timestamp=newest)

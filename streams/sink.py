@@ -132,13 +132,16 @@ async def _apply_outcomes(
     pending: dict[str, Candidate[EventT[bytes]]],
     outcomes: Sequence[UpsertOutcome],
 ) -> None:
+    # `synced` rows of partitions revoked meanwhile belong to their new owner.
+    owned = app.consumer.assignment()
     for outcome in outcomes:
         metrics.SALESFORCE_RECORDS.labels(outcome.status).inc()
         candidate = pending.get(outcome.external_id)
         if candidate is None:
             continue
         if outcome.status in ("created", "updated"):
-            _record_handled(stream, candidate)
+            if candidate.meta.message.tp in owned:
+                _record_handled(stream, candidate)
             del pending[outcome.external_id]
         elif outcome.status == "rejected":
             for error in outcome.errors:
@@ -146,7 +149,8 @@ async def _apply_outcomes(
             message = "; ".join(f"{e.status_code}: {e.message}" for e in outcome.errors)
             code = outcome.errors[0].status_code if outcome.errors else "rejected"
             await dead_letter_projection(candidate.meta, code, message)
-            _record_handled(stream, candidate, rejected=True)
+            if candidate.meta.message.tp in owned:
+                _record_handled(stream, candidate, rejected=True)
             del pending[outcome.external_id]
         else:
             for error in outcome.errors:
@@ -167,6 +171,9 @@ async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]
     while pending:
         if app.should_stop:
             await _hand_back(pending)
+            return
+        _drop_revoked(pending)
+        if not pending:
             return
         try:
             await _attempt(stream, pending)
@@ -193,6 +200,23 @@ async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]
         attempt += 1
         # Returns early when the worker stops, so shutdown is not held up by backoff.
         await app.sleep(backoff(attempt))
+
+
+def _drop_revoked(pending: dict[str, Candidate[EventT[bytes]]]) -> None:
+    """Leave projections of partitions this worker no longer owns to their new owner.
+
+    A rebalance during an outage hands the partitions of a held batch to another
+    worker, which reads them again from the committed offset and writes the newest
+    versions. Writing our older copies after that would make Salesforce stale; the
+    `synced` rows for those partitions are no longer ours to write either.
+    """
+    owned = app.consumer.assignment()
+    revoked = [b for b, c in pending.items() if c.meta.message.tp not in owned]
+    for booking in revoked:
+        del pending[booking]
+    if revoked:
+        metrics.PROJECTIONS_SKIPPED.labels("partition-revoked").inc(len(revoked))
+        log.warning("partitions revoked: left %d projections to their new owner", len(revoked))
 
 
 async def _attempt(
