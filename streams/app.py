@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 
+from streams import embedded_transport  # noqa: F401  (registers the tansu:// transport)
 from streams.settings import Settings
 
 settings = Settings()

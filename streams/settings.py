@@ -96,4 +96,7 @@ class Settings(BaseSettings):
             # multi-record batches it stops early and loses the tail of a changelog.
             # One record per producer batch makes the answer exact.
             "producer_max_batch_size": 1,
+            # Tansu holds a fetch for half of Faust's hard-coded 1.5 s wait: consume
+            # through a transport with a 50 ms wait (streams/embedded_transport.py).
+            "broker_consumer": self.broker_url.replace("kafka://", "tansu://"),
         }
