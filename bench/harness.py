@@ -29,20 +29,14 @@ import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from schemas import event_from_dict
 from streams.broker import EmbeddedBroker, free_port
-from streams.fold import fold_all
 from streams.generate import iso, rescheduled_data
-from streams.local_stack import READY_MARKER, WorkerProcess
-from streams.projection import project
+from streams.local_stack import READY_MARKER, WorkerProcess, worker_environment
 from streams.salesforce.emulator_process import SalesforceEmulator
 
 EVENTS_TOPIC = "booking-events"
 EVENTS_DLQ_TOPIC = "booking-events.dlq"
 PARTITIONS = 4
-# Long enough that the completion timer never fires during a run: the expected state is
-# then exactly the fold of what was produced.
-NO_COMPLETION_GRACE = str(20 * 365 * 86400)
 
 Event = dict[str, Any]
 Record = tuple[bytes | None, bytes]
@@ -126,104 +120,10 @@ def event_records(events: Iterable[Event]) -> list[Record]:
 # Expected Salesforce state (the pure fold) and the comparison
 # ---------------------------------------------------------------------------------------
 
-COMPARED_FIELDS = (
-    "Event_Status__c",
-    "Cancel_Reschedule_Reason__c",
-    "OwnerId",
-    "StartDateTime",
-    "EndDateTime",
-    "Subject",
-)
-
-
-def expected_events(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
-    """What the pure fold says Salesforce should hold: booking id -> Event fields."""
-    by_booking: dict[str, list[Any]] = {}
-    for event in events:
-        by_booking.setdefault(str(event["subject"]), []).append(event_from_dict(dict(event)))
-    expected = {}
-    for booking, folded in by_booking.items():
-        projection = project(fold_all(folded))
-        if projection is not None:
-            expected[booking] = projection.fields
-    return expected
-
-
-def _normal(name: str, value: Any) -> Any:
-    if value in (None, ""):
-        return None
-    if name.endswith("DateTime"):
-        return datetime.fromisoformat(str(value).replace("+0000", "+00:00"))
-    return value
-
-
-@dataclass
-class Comparison:
-    """Salesforce against the expected Events, booking by booking."""
-
-    lost: list[str] = field(default_factory=list)  # expected, no Event
-    stale: list[str] = field(default_factory=list)  # one Event, a field differs
-    duplicate: list[str] = field(default_factory=list)  # more than one Event
-    unexpected: list[str] = field(default_factory=list)  # an Event the fold does not give
-    details: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.lost or self.stale or self.duplicate or self.unexpected)
-
-
-def compare_salesforce(
-    records: Sequence[dict[str, Any]], expected: dict[str, dict[str, Any]]
-) -> Comparison:
-    by_booking: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        by_booking.setdefault(str(record.get("Booking_Id__c")), []).append(record)
-    result = Comparison()
-    for booking, fields in expected.items():
-        found = by_booking.get(booking, [])
-        if not found:
-            result.lost.append(booking)
-            result.details.append(f"{booking}: no Event")
-            continue
-        if len(found) > 1:
-            result.duplicate.append(booking)
-            result.details.append(f"{booking}: {len(found)} Events")
-        for name in COMPARED_FIELDS:
-            want, got = _normal(name, fields.get(name)), _normal(name, found[0].get(name))
-            if want != got:
-                result.stale.append(booking)
-                result.details.append(f"{booking}.{name}: want {want!r}, got {got!r}")
-                break
-    for booking in by_booking:
-        if booking not in expected:
-            result.unexpected.append(booking)
-            result.details.append(f"{booking}: unexpected Event")
-    return result
-
 
 # ---------------------------------------------------------------------------------------
 # Processes: broker, emulator, workers, the bare Faust app
 # ---------------------------------------------------------------------------------------
-
-
-def worker_environment(
-    broker: EmbeddedBroker, emulator: SalesforceEmulator, data_dir: Path, **extra: str
-) -> dict[str, str]:
-    """ACTIVITY_SYNC_* settings of a worker on this broker and emulator."""
-    env = {
-        "ACTIVITY_SYNC_BROKER_URL": broker.url,
-        "ACTIVITY_SYNC_STORE": "memory://",
-        "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
-        "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
-        "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": "1",
-        "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
-        "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,
-        "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": emulator.client_secret,
-        "ACTIVITY_SYNC_SALESFORCE_CA_FILE": emulator.ca_file,
-        "ACTIVITY_SYNC_SALESFORCE_RETRY_CAP_S": "2",
-    }
-    env.update({f"ACTIVITY_SYNC_{name.upper()}": value for name, value in extra.items()})
-    return env
 
 
 def start_worker(

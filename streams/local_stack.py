@@ -14,9 +14,37 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import free_port, stop_process
+from streams.broker import EmbeddedBroker, free_port, stop_process
+from streams.salesforce.emulator_process import SalesforceEmulator
 
 READY_MARKER = b"[^Worker]: Ready"
+# Long enough that the completion timer never fires during a test or bench run: the
+# expected state is then exactly the fold of what was produced.
+NO_COMPLETION_GRACE = str(20 * 365 * 86400)
+
+
+def worker_environment(
+    broker: EmbeddedBroker, emulator: SalesforceEmulator, data_dir: Path, **extra: str
+) -> dict[str, str]:
+    """ACTIVITY_SYNC_* settings of a test or bench worker on this broker and emulator:
+    memory tables, no completion timer, short retries and sweeps. `extra` overrides by
+    setting name (`fold_batch_size="5000"` sets ACTIVITY_SYNC_FOLD_BATCH_SIZE)."""
+    env = {
+        "ACTIVITY_SYNC_BROKER_URL": broker.url,
+        "ACTIVITY_SYNC_STORE": "memory://",
+        "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
+        "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
+        "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": "1",
+        "ACTIVITY_SYNC_SINK_ATTEMPT_DEADLINE": "3",
+        "ACTIVITY_SYNC_RECONCILE_INTERVAL": "2",
+        "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
+        "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,
+        "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": emulator.client_secret,
+        "ACTIVITY_SYNC_SALESFORCE_CA_FILE": emulator.ca_file,
+        "ACTIVITY_SYNC_SALESFORCE_RETRY_CAP_S": "2",
+    }
+    env.update({f"ACTIVITY_SYNC_{name.upper()}": value for name, value in extra.items()})
+    return env
 
 
 class WorkerError(RuntimeError):

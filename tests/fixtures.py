@@ -11,7 +11,6 @@ import time as _time
 from collections.abc import Callable as _Callable
 from collections.abc import Iterable as _Iterable
 from collections.abc import Iterator as _Iterator
-from datetime import datetime as _datetime
 from pathlib import Path as _Path
 from typing import Any as _Any
 
@@ -21,13 +20,11 @@ from aiokafka import AIOKafkaConsumer as _Consumer
 from aiokafka import AIOKafkaProducer as _Producer
 from aiokafka import TopicPartition as _TopicPartition
 
-from schemas import event_from_dict as _event_from_dict
 from streams.broker import EmbeddedBroker
-from streams.fold import fold_all as _fold_all
-from streams.local_stack import WorkerProcess
-from streams.projection import project as _project
+from streams.local_stack import WorkerProcess, worker_environment
 from streams.salesforce.emulator_process import SalesforceEmulator
 from streams.salesforce.settings import SalesforceSettings
+from streams.verification import compare_salesforce
 
 # ---------------------------------------------------------------------------------------
 # Salesforce emulator
@@ -81,36 +78,10 @@ def salesforce_settings(salesforce_emulator: SalesforceEmulator) -> SalesforceSe
 # ---------------------------------------------------------------------------------------
 
 
-# Long enough that the completion timer never fires during a test unless asked to.
-NO_COMPLETION_GRACE = str(20 * 365 * 86400)
-
-
 @pytest.fixture
 def broker(tmp_path: _Path) -> _Iterator[EmbeddedBroker]:
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as running:
         yield running
-
-
-def worker_environment(
-    broker: EmbeddedBroker, emulator: SalesforceEmulator, data_dir: _Path, **extra: str
-) -> dict[str, str]:
-    """ACTIVITY_SYNC_* settings of a worker on this broker and emulator."""
-    env = {
-        "ACTIVITY_SYNC_BROKER_URL": broker.url,
-        "ACTIVITY_SYNC_STORE": "memory://",
-        "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
-        "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
-        "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": "1",
-        "ACTIVITY_SYNC_SINK_ATTEMPT_DEADLINE": "3",
-        "ACTIVITY_SYNC_RECONCILE_INTERVAL": "2",
-        "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
-        "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,
-        "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": emulator.client_secret,
-        "ACTIVITY_SYNC_SALESFORCE_CA_FILE": emulator.ca_file,
-        "ACTIVITY_SYNC_SALESFORCE_RETRY_CAP_S": "2",
-    }
-    env.update({f"ACTIVITY_SYNC_{name.upper()}": value for name, value in extra.items()})
-    return env
 
 
 class Workers:
@@ -201,58 +172,11 @@ def wait_until(check: _Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-# The fields whose equality with the pure fold proves a booking synced.
-COMPARED_FIELDS = (
-    "Event_Status__c",
-    "Cancel_Reschedule_Reason__c",
-    "OwnerId",
-    "StartDateTime",
-    "EndDateTime",
-    "Subject",
-)
-
-
-def expected_events(events: _Iterable[dict[str, _Any]]) -> dict[str, dict[str, _Any]]:
-    """What the pure fold says Salesforce should hold: booking id -> Event fields."""
-    by_booking: dict[str, list[_Any]] = {}
-    for event in events:
-        by_booking.setdefault(str(event["subject"]), []).append(_event_from_dict(dict(event)))
-    expected = {}
-    for booking, folded in by_booking.items():
-        projection = _project(_fold_all(folded))
-        if projection is not None:
-            expected[booking] = projection.fields
-    return expected
-
-
-def _normal(field: str, value: _Any) -> _Any:
-    if value in (None, ""):
-        return None
-    if field.endswith("DateTime"):
-        return _datetime.fromisoformat(str(value).replace("+0000", "+00:00"))
-    return value
-
-
 def salesforce_differences(
     emulator: SalesforceEmulator, expected: dict[str, dict[str, _Any]]
 ) -> list[str]:
     """Human-readable differences between Salesforce and the expected Events."""
-    records = emulator.records("Event")
-    by_booking: dict[str, list[dict[str, _Any]]] = {}
-    for record in records:
-        by_booking.setdefault(str(record.get("Booking_Id__c")), []).append(record)
-    problems = []
-    for booking, fields in expected.items():
-        found = by_booking.get(booking, [])
-        if len(found) != 1:
-            problems.append(f"{booking}: {len(found)} Events")
-            continue
-        for name in COMPARED_FIELDS:
-            want, got = _normal(name, fields.get(name)), _normal(name, found[0].get(name))
-            if want != got:
-                problems.append(f"{booking}.{name}: want {want!r}, got {got!r}")
-    problems.extend(f"{b}: unexpected Event" for b in by_booking if b not in expected)
-    return problems
+    return compare_salesforce(emulator.records("Event"), expected).details
 
 
 def wait_for_salesforce(

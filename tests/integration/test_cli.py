@@ -25,17 +25,10 @@ import requests
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.generate import generate_events
-from streams.local_stack import WorkerProcess
+from streams.local_stack import NO_COMPLETION_GRACE, WorkerProcess, worker_environment
 from streams.salesforce.emulator_process import SalesforceEmulator
-from tests.fixtures import (
-    NO_COMPLETION_GRACE,
-    expected_events,
-    produce,
-    read_topic,
-    wait_for_salesforce,
-    wait_until,
-    worker_environment,
-)
+from streams.verification import expected_events
+from tests.fixtures import produce, read_topic, wait_for_salesforce, wait_until
 
 pytestmark = pytest.mark.integration
 

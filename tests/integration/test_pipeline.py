@@ -16,11 +16,11 @@ from streams.broker import EmbeddedBroker
 from streams.dead_letter import read_headers
 from streams.generate import generate_events
 from streams.salesforce.emulator_process import SalesforceEmulator
+from streams.verification import expected_events
 from tests.factories import scheduled
 from tests.fixtures import (
     Workers,
     event_records,
-    expected_events,
     produce,
     read_topic,
     wait_for_salesforce,
