@@ -37,6 +37,16 @@ def _read_secret(path: Path | None) -> str | None:
     return path.read_text().strip() if path is not None else None
 
 
+# `--timeout` of every command that talks to the broker.
+BROKER_TIMEOUT = option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=DEFAULT_TIMEOUT_S,
+    help="Seconds to wait for the broker.",
+)
+
+
 @app.command(
     option("--host", default="127.0.0.1", help="Address to listen on."),
     option(
@@ -164,13 +174,7 @@ async def salesforce_emulator(
     ),
     option("--seed", type=int, default=0, help="Seed for --generate (same seed, same events)."),
     option("--topic", default=None, help="Topic to send to [default: booking-events]."),
-    option(
-        "--timeout",
-        "timeout_s",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help="Seconds to wait for the broker.",
-    ),
+    BROKER_TIMEOUT,
     base=OperatorCommand,
 )
 async def produce(
@@ -283,13 +287,7 @@ async def demo(self: OperatorCommand, directory: Path, timeout_s: float, keep_ru
         help="A booking to replay (repeatable; or IDs as arguments).",
     ),
     argument("ids", nargs=-1, metavar="[ID]..."),
-    option(
-        "--timeout",
-        "timeout_s",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help="Seconds to wait for the broker.",
-    ),
+    BROKER_TIMEOUT,
     base=OperatorCommand,
 )
 async def replay(
