@@ -1253,6 +1253,8 @@ async def run_emulator(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # asyncio raises these off the main thread or where signals are unsupported
+        # (Windows); the emulator then stops by cancellation only.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
