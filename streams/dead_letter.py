@@ -6,9 +6,19 @@ prefix of our own, so an operator can read them with any Kafka tool.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from streams import metrics
+
+if TYPE_CHECKING:
+    import faust
+    from faust.types import EventT
 
 HEADER_PREFIX = "activity-sync.error."
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +56,23 @@ def read_headers(headers: object) -> dict[str, str]:
         for name, value in pairs
         if name.startswith(HEADER_PREFIX)
     }
+
+
+async def send_to_dead_letter(
+    dlq: faust.TopicT,
+    event: EventT[bytes],
+    code: str,
+    message: str,
+    value: bytes | None = None,
+) -> None:
+    """Set `event` aside on `dlq` with its key, its bytes (or `value`) and the reason;
+    log and count it. Used by every agent: bad input never crashes or vanishes."""
+    msg = event.message
+    letter = DeadLetter(code, message, msg.topic, msg.partition, msg.offset)
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, code, message
+    )
+    metrics.EVENTS_DEAD_LETTERED.labels(dlq.get_topic_name(), code).inc()
+    await dlq.send(
+        key=msg.key, value=msg.value if value is None else value, headers=letter.headers()
+    )

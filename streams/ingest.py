@@ -20,7 +20,7 @@ from faust.types import EventT
 from schemas import EventRejected, parse_event
 from streams import headers, metrics
 from streams.app import app, bookings, events_dlq_topic, events_topic, projections_topic, settings
-from streams.dead_letter import DeadLetter
+from streams.dead_letter import send_to_dead_letter
 from streams.fold import BookingState, fold
 from streams.projection import PRESETS, Projection, project
 from streams.table_partition import write_under
@@ -34,16 +34,7 @@ APP_VERSION = str(settings.app_version).encode()
 async def dead_letter_event(
     event: EventT[bytes], code: str, message: str, value: bytes | None = None
 ) -> None:
-    """Send a booking-events record to its DLQ with the reason; log and count it."""
-    msg = event.message
-    letter = DeadLetter(code, message, msg.topic, msg.partition, msg.offset)
-    log.warning(
-        "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, code, message
-    )
-    metrics.EVENTS_DEAD_LETTERED.labels(events_dlq_topic.get_topic_name(), code).inc()
-    await events_dlq_topic.send(
-        key=msg.key, value=msg.value if value is None else value, headers=letter.headers()
-    )
+    await send_to_dead_letter(events_dlq_topic, event, code, message, value)
 
 
 async def fold_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]) -> None:

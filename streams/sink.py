@@ -27,7 +27,7 @@ from faust.types import EventT
 
 from streams import headers, metrics
 from streams.app import app, projections_dlq_topic, projections_topic, settings, synced
-from streams.dead_letter import DeadLetter
+from streams.dead_letter import send_to_dead_letter
 from streams.projection import Projection, complete_related
 from streams.salesforce import (
     RequestLimitExceeded,
@@ -65,11 +65,7 @@ def backoff(attempt: int) -> float:
 
 
 async def dead_letter_projection(event: EventT[bytes], code: str, message: str) -> None:
-    msg = event.message
-    letter = DeadLetter(code, message, msg.topic, msg.partition, msg.offset)
-    log.warning("projection %r dead-lettered: %s: %s", msg.key, code, message)
-    metrics.EVENTS_DEAD_LETTERED.labels(projections_dlq_topic.get_topic_name(), code).inc()
-    await projections_dlq_topic.send(key=msg.key, value=msg.value, headers=letter.headers())
+    await send_to_dead_letter(projections_dlq_topic, event, code, message)
 
 
 async def _decode(batch: Sequence[EventT[bytes]]) -> list[Candidate[EventT[bytes]]]:
