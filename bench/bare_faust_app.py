@@ -51,7 +51,7 @@ async def bare(stream: faust.StreamT[bytes]) -> None:
         iterated += len(batch)
 
 
-@app.page("/count/")  # type: ignore[untyped-decorator]
+@app.page("/count/")
 async def count(web: Any, request: Any) -> Any:
     return web.json({"count": iterated})
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from typing import Any
 import orjson
 
 from bench import harness as h
+from streams import verification
 from streams.broker import EmbeddedBroker
 from streams.dead_letter import read_headers
 from streams.generate import generate_events
@@ -143,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="chaos-"))
     log(f"work dir {work} (worker logs, emulator data)")
     events, mixed, bad = build_traffic(args.bookings, args.seed, args.malformed_rate)
-    expected = h.expected_events(events)
+    expected = verification.expected_events(events)
     rate = len(mixed) / args.duration
     log(
         f"{args.bookings} bookings: {len(events)} valid events, {len(bad)} malformed, "
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             for name in ("worker-1", "worker-2"):
                 chaos.workers[name] = h.start_worker(broker, emulator, work, name, **settings)
             for worker in chaos.workers.values():
-                h.wait_until(lambda w=worker: h.worker_ready(w), 90, "a worker to be ready")
+                h.wait_until(functools.partial(h.worker_ready, worker), 90, "a worker to be ready")
             chaos.began = time.monotonic()
             chaos.note("workers ready; traffic starts")
             producer = Producer(broker.bootstrap, mixed, rate)
@@ -241,11 +243,11 @@ def down(chaos: Chaos, emulator: SalesforceEmulator, seconds: float) -> None:
 
 def converge(
     chaos: Chaos, emulator: SalesforceEmulator, expected: dict[str, dict[str, Any]], settle: float
-) -> h.Comparison:
+) -> verification.Comparison:
     """Wait (up to `settle` s) for Salesforce to match the fold; return the last comparison."""
     deadline = time.monotonic() + settle
     while True:
-        comparison = h.compare_salesforce(emulator.records(), expected)
+        comparison = verification.compare_salesforce(emulator.records(), expected)
         if comparison.ok or time.monotonic() > deadline:
             break
         time.sleep(2.0)
@@ -262,7 +264,7 @@ def verdict(
     args: argparse.Namespace,
     events: list[h.Event],
     expected: dict[str, dict[str, Any]],
-    comparison: h.Comparison,
+    comparison: verification.Comparison,
     dlq: list[Any],
     bad: list[tuple[str, h.Record]],
 ) -> int:
@@ -324,7 +326,7 @@ def _summary(topic: str, value: bytes | None) -> str:
 
 
 def dump_topics(
-    broker: EmbeddedBroker, work: Path, comparison: h.Comparison
+    broker: EmbeddedBroker, work: Path, comparison: verification.Comparison
 ) -> dict[str, list[str]]:
     """Every record of the wrong bookings in the app's topics, for the post-mortem."""
     wrong = set(comparison.lost + comparison.stale + comparison.duplicate + comparison.unexpected)
@@ -346,7 +348,7 @@ def dump_topics(
     return lines
 
 
-def investigate(chaos: Chaos, events: list[h.Event], comparison: h.Comparison) -> None:
+def investigate(chaos: Chaos, events: list[h.Event], comparison: verification.Comparison) -> None:
     """For a few wrong bookings: their events, topic records, and worker log lines."""
     wrong = (comparison.lost + comparison.stale + comparison.duplicate + comparison.unexpected)[:5]
     for booking in wrong:

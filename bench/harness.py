@@ -254,8 +254,8 @@ def histogram_quantile(samples: dict[str, float], name: str, q: float) -> float 
     prefix = f"{name}_bucket{{"
     for key, value in samples.items():
         if key.startswith(prefix) and 'le="' in key:
-            bound = key.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float("inf") if bound == "+Inf" else float(bound), value))
+            label = key.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if label == "+Inf" else float(label), value))
     buckets.sort()
     if not buckets or buckets[-1][1] == 0:
         return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -33,6 +34,7 @@ from typing import Any
 from bench import harness as h
 from bench import worker_profile as profile
 from schemas import event_from_dict
+from streams import verification
 from streams.broker import EmbeddedBroker
 from streams.fold import BookingState, fold
 from streams.generate import generate_events
@@ -60,7 +62,9 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def ceilings(broker: EmbeddedBroker, root: Path, count: int, args: argparse.Namespace) -> dict:
+def ceilings(
+    broker: EmbeddedBroker, root: Path, count: int, args: argparse.Namespace
+) -> dict[str, Any]:
     raw_s = min(
         asyncio.run(h.consume_count(broker.bootstrap, h.EVENTS_TOPIC, count)) for _ in range(2)
     )
@@ -140,7 +144,7 @@ def backfill(
             spawned = time.monotonic()
             workers = _start_workers(broker, emulator, root, n_workers, args)
             readies = [
-                h.wait_until(lambda w=w: h.worker_ready(w), 90, "a worker to be ready")
+                h.wait_until(functools.partial(h.worker_ready, w), 90, "a worker to be ready")
                 for w in workers
             ]
             ready = max(readies)
@@ -162,7 +166,7 @@ def backfill(
             synced = _sink_done(watch, 900)
             sf_done = watch.last_change(lambda s: s.api_calls, spawned, synced.at)
             calls = emulator.api_calls()
-            comparison = h.compare_salesforce(emulator.records(), expected)
+            comparison = verification.compare_salesforce(emulator.records(), expected)
             samples = h.scrape(workers)
             stages: list[tuple[str, float]] = []
             if spy is not None:
@@ -258,7 +262,7 @@ def live(
         generate_events(max(1, int(args.rate * args.duration / 2.5)), args.seed + 2, id_prefix="s-")
     )[: int(args.rate * args.duration)]
     steady = h.event_records(steady_events)
-    expected = h.expected_events(steady_events)
+    expected = verification.expected_events(steady_events)
     result: dict[str, Any] = {}
     with h.Watch(broker.bootstrap, emulator=emulator) as watch:
         (worker,) = _start_workers(broker, emulator, root, 1, args)
@@ -301,7 +305,7 @@ def live(
                 r for r in emulator.records() if str(r.get("Booking_Id__c", "")).startswith("s-")
             ]
             latencies = latencies_from_salesforce(steady_events, sent_at, records)
-            comparison = h.compare_salesforce(records, expected)
+            comparison = verification.compare_salesforce(records, expected)
             metrics_after = h.scrape([worker])
             # The histogram counts since the worker started: keep the steady phase only.
             samples = {k: v - metrics_before.get(k, 0.0) for k, v in metrics_after.items()}
@@ -487,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     events = h.backfill_workload(args.bookings, args.events, args.seed, spread=args.spread)
     records = h.event_records(events)
-    expected = h.expected_events(events)
+    expected = verification.expected_events(events)
     log(f"workload: {len(records):,} events over {args.bookings:,} bookings")
     results: dict[str, Any] = {
         "machine": h.machine(),

@@ -24,6 +24,6 @@ try:
             kwargs["fetch_max_wait_ms"] = int(os.environ.get("BENCH_FETCH_MAX_WAIT_MS", "50"))
         _original_init(self, *args, **kwargs)
 
-    aiokafka.AIOKafkaConsumer.__init__ = _init  # type: ignore[method-assign]
+    aiokafka.AIOKafkaConsumer.__init__ = _init
 except ImportError:  # pragma: no cover - not an aiokafka process
     pass
