@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import faust
 
+from streams import embedded_transport  # noqa: F401  (the profile's tansu:// consumer)
 from streams.settings import Settings
 
 settings = Settings()
