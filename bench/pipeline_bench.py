@@ -111,9 +111,15 @@ def _start_workers(
 
 
 def worker_settings(args: argparse.Namespace) -> dict[str, str]:
-    """The batching settings given on the command line (the rest: the worker's defaults)."""
+    """The batching settings given on the command line (the rest: the worker's defaults).
+
+    The reconcile sweep runs at the production interval unless given: the test
+    workers' 2 s sweep (streams.local_stack) would put a whole-table scan every 2 s
+    into every figure."""
     names = ("fold_batch_size", "fold_batch_window", "sink_batch_size", "sink_batch_window")
-    return {name: str(getattr(args, name)) for name in names if getattr(args, name) is not None}
+    chosen = {name: str(getattr(args, name)) for name in names if getattr(args, name) is not None}
+    interval = args.reconcile_interval or Settings.model_fields["reconcile_interval"].default
+    return {**chosen, "reconcile_interval": str(interval)}
 
 
 def _sink_done(watch: h.Watch, timeout: float) -> h.Sample:
@@ -453,6 +459,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fold-batch-window", type=float)
     parser.add_argument("--sink-batch-size", type=int)
     parser.add_argument("--sink-batch-window", type=float)
+    parser.add_argument("--reconcile-interval", type=float, help="seconds (production default)")
     parser.add_argument(
         "--only", choices=("ceilings", "backfill", "scale", "live"), action="append"
     )
