@@ -132,14 +132,16 @@ async def watch(
     timeout_s: float | None = None,
     out: IO[str],
     connect_timeout_s: float = DEFAULT_TIMEOUT_S,
+    embedded: bool = False,
 ) -> int:
     started = time.monotonic()
+    embedded_broker = broker_url if embedded else None
     async with (
         consumer(broker_url, connect_timeout_s) as client,
         admin(broker_url, connect_timeout_s) as admin_client,
     ):
         events_partitions = await partitions_of(client, events_topic, connect_timeout_s)
-        begin, target = await offsets(client, events_partitions)
+        begin, target = await offsets(client, events_partitions, embedded_broker=embedded_broker)
         total = sum(target[tp] - begin[tp] for tp in events_partitions)
         print(
             f"backfill: group {group} rebuilding from {total} records of {events_topic} "
@@ -159,7 +161,9 @@ async def watch(
             )
             projections_end: dict[Any, int] = {}
             if projections_partitions:
-                projections_end = dict(await client.end_offsets(projections_partitions))
+                _, projections_end = await offsets(
+                    client, projections_partitions, embedded_broker=embedded_broker
+                )
             else:
                 await client._client.force_metadata_update()
             progress = measure(committed, begin, target, projections_end)

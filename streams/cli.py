@@ -25,7 +25,7 @@ from streams.broker import BrokerError, EmbeddedBroker, wait_for_port
 from streams.command_base import OperatorCommand, UserError, until_signal
 from streams.kafka_io import DEFAULT_TIMEOUT_S
 
-# The embedded broker's end offsets are exact only with one record per batch.
+# The embedded broker needs its end offsets corrected (streams/tansu_offsets.py).
 EMBEDDED = settings.broker_profile == "embedded"
 
 
@@ -204,7 +204,6 @@ async def produce(
             target,
             generated_lines(generate, seed),
             timeout_s=timeout_s,
-            one_record_batches=EMBEDDED,
         )
     else:
         assert file is not None
@@ -215,7 +214,6 @@ async def produce(
                 target,
                 read_lines(stream),
                 timeout_s=timeout_s,
-                one_record_batches=EMBEDDED,
                 report=sys.stderr,
             )
         finally:
@@ -318,7 +316,7 @@ async def replay(
         bookings=chosen,
         since=parse_since(since) if since is not None else None,
         timeout_s=timeout_s,
-        one_record_batches=EMBEDDED,
+        embedded=EMBEDDED,
         app_version=settings.app_version,
     )
     for booking in summary.unknown:
@@ -382,4 +380,5 @@ async def backfill(
         interval_s=interval,
         timeout_s=timeout_s,
         out=sys.stdout,
+        embedded=EMBEDDED,
     )

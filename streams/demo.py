@@ -271,7 +271,8 @@ def mismatches(bookings: list[DemoBooking], records: list[dict[str, Any]]) -> li
 async def dead_letter_count(broker_url: str) -> int:
     async with consumer(broker_url) as client:
         partitions = await partitions_of(client, DLQ_TOPIC, timeout_s=1.0)
-        begin, end = await offsets(client, partitions)
+        # The demo's broker is always the embedded one.
+        begin, end = await offsets(client, partitions, embedded_broker=broker_url)
         return sum(end[tp] - begin[tp] for tp in partitions)
 
 

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from streams.command_base import UserError, one_line
+from streams.tansu_offsets import exact_end_offsets
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -56,19 +57,15 @@ async def _start(client: Any, servers: list[str], timeout_s: float) -> None:
 
 @asynccontextmanager
 async def producer(
-    broker_url: str, timeout_s: float = DEFAULT_TIMEOUT_S, *, one_record_batches: bool = False
+    broker_url: str, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> AsyncIterator[AIOKafkaProducer]:
-    """`one_record_batches` for the embedded broker (see `Settings.broker_profile_options`):
-    it reports a partition's end as the first offset of its newest batch + 1, so end
-    offsets, and the lag and progress computed from them, are only exact then."""
     servers = bootstrap_servers(broker_url)
     client = AIOKafkaProducer(
         bootstrap_servers=servers,
         # acks=all and no idempotence: the embedded broker (Tansu) has no idempotent
         # producer; duplicates from a retry are harmless, the fold dedupes by event id.
         acks="all",
-        linger_ms=0 if one_record_batches else 5,
-        max_batch_size=1 if one_record_batches else 16384,
+        linger_ms=5,
         max_request_size=1024 * 1024,
         **_client_options(timeout_s),
     )
@@ -134,9 +131,12 @@ async def partitions_of(
 
 
 async def offsets(
-    client: AIOKafkaConsumer, partitions: list[TopicPartition]
+    client: AIOKafkaConsumer, partitions: list[TopicPartition], *, embedded_broker: str | None
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    """(beginning, end) offsets of each partition."""
+    """(beginning, end) offsets of each partition. `embedded_broker`: the broker URL when
+    it is the embedded one, whose end offsets need a correction (streams.tansu_offsets)."""
     begin = await client.beginning_offsets(partitions)
-    end = await client.end_offsets(partitions)
-    return dict(begin), dict(end)
+    end = dict(await client.end_offsets(partitions))
+    if embedded_broker is not None:
+        end = await exact_end_offsets(bootstrap_servers(embedded_broker), end)
+    return dict(begin), end

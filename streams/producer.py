@@ -67,11 +67,10 @@ async def produce_lines(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     report: IO[str] | None = None,
-    one_record_batches: bool = False,
 ) -> ProduceSummary:
     """Validate and send every line; bad lines are reported to `report` and skipped."""
     summary = ProduceSummary()
-    async with producer(broker_url, timeout_s, one_record_batches=one_record_batches) as client:
+    async with producer(broker_url, timeout_s) as client:
         in_flight: list[asyncio.Future[object]] = []
 
         async def settle() -> None:

@@ -119,7 +119,7 @@ async def replay(
     bookings: Iterable[str] = (),
     since: datetime | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
-    one_record_batches: bool = False,
+    embedded: bool = False,
     app_version: int = 1,
 ) -> ReplaySummary:
     summary = ReplaySummary()
@@ -127,7 +127,9 @@ async def replay(
     chosen = set(requested)
     async with consumer(broker_url, timeout_s) as client:
         partitions = await partitions_of(client, events_topic, timeout_s)
-        begin, end = await offsets(client, partitions)
+        begin, end = await offsets(
+            client, partitions, embedded_broker=broker_url if embedded else None
+        )
         if since is not None:
             found = await client.offsets_for_times(
                 {tp: int(since.timestamp() * 1000) for tp in partitions}
@@ -176,7 +178,7 @@ async def replay(
     # Forced, and tagged with the running app version so its sink accepts them.
     record_headers = [(headers.FORCE, b"1"), (headers.APP_VERSION, str(app_version).encode())]
     if projections:
-        async with producer(broker_url, timeout_s, one_record_batches=one_record_batches) as out:
+        async with producer(broker_url, timeout_s) as out:
             with _progress_bar(len(projections), f"sending to {projections_topic}") as bar:
                 try:
                     pending = [

@@ -91,12 +91,8 @@ class Settings(BaseSettings):
             # a worker starts (and a killed one is replaced) in seconds, not tens.
             "broker_session_timeout": 6.0,
             "broker_heartbeat_interval": 1.0,
-            # Tansu answers ListOffsets(latest) with the first offset of the newest
-            # batch + 1. Faust's table recovery reads up to that offset, so with
-            # multi-record batches it stops early and loses the tail of a changelog.
-            # One record per producer batch makes the answer exact.
-            "producer_max_batch_size": 1,
-            # Tansu holds a fetch for half of Faust's hard-coded 1.5 s wait: consume
-            # through a transport with a 50 ms wait (streams/embedded_transport.py).
+            # Tansu holds a fetch for half of Faust's hard-coded 1.5 s wait, and answers
+            # ListOffsets(latest) short of the newest batch's tail: consume through a
+            # transport that corrects both (streams/embedded_transport.py).
             "broker_consumer": self.broker_url.replace("kafka://", "tansu://"),
         }

@@ -1,0 +1,60 @@
+"""The embedded broker's end offsets, corrected (streams/tansu_offsets.py), on the real broker."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import NewTopic
+
+from streams import kafka_io
+from streams.broker import EmbeddedBroker
+from streams.tansu_offsets import exact_end_offsets
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "changelog-like"
+TPS = [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)]
+
+
+async def _produce_batches(broker: EmbeddedBroker, batches: list[int]) -> None:
+    """Into partition 0, one producer batch of `size` records per entry of `batches`."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=200)
+    await producer.start()
+    try:
+        for size in batches:
+            sent = [
+                await producer.send(TOPIC, key=b"k%d" % n, value=b"v", partition=0)
+                for n in range(size)
+            ]
+            for future in sent:
+                await future
+    finally:
+        await producer.stop()
+
+
+async def _end_offsets(
+    broker: EmbeddedBroker, embedded_broker: str | None
+) -> dict[TopicPartition, int]:
+    async with kafka_io.consumer(broker.url) as consumer:
+        _, end = await kafka_io.offsets(consumer, TPS, embedded_broker=embedded_broker)
+        return end
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [[], [1], [25], [10, 10, 10], [1, 1, 1, 1], [7, 1, 30]],
+    ids=["empty", "one-record", "one-batch", "three-batches", "single-records", "mixed"],
+)
+async def test_end_offsets_are_the_offset_after_the_last_record(
+    broker: EmbeddedBroker, batches: list[int]
+) -> None:
+    async with kafka_io.admin(broker.url) as admin:
+        await admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)])
+    await _produce_batches(broker, batches)
+    # Partition 1 stays empty throughout.
+    want = {TPS[0]: sum(batches), TPS[1]: 0}
+    reported = await _end_offsets(broker, embedded_broker=None)
+
+    assert await exact_end_offsets(broker.bootstrap, reported) == want, f"reported {reported}"
+    # The operator commands' view of the same partitions.
+    assert await _end_offsets(broker, embedded_broker=broker.url) == want
