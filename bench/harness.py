@@ -28,6 +28,7 @@ import orjson
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.generate import iso, rescheduled_data
@@ -207,18 +208,12 @@ def worker_ready(worker: WorkerProcess) -> bool:
 def parse_prometheus(text: str) -> dict[str, float]:
     """`name{labels}` -> value for every sample, plus `name` -> sum over its label sets."""
     samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name_part, _, value = line.rpartition(" ")
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        samples[name_part] = number
-        if "{" in name_part:
-            bare = name_part.split("{", 1)[0]
-            samples[bare] = samples.get(bare, 0.0) + number
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
+            if sample.labels:
+                labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+                samples[f"{sample.name}{{{labels}}}"] = sample.value
     return samples
 
 

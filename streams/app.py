@@ -34,6 +34,8 @@ def create_app(conf: Settings) -> faust.App:
         "web_host": conf.web_host,
         "web_port": conf.web_port,
         "web_bind": conf.web_bind,
+        # Faust's Stream plus batches that widen during a backlog (streams/batching.py).
+        "Stream": "streams.batching:AdaptiveStream",
         **conf.broker_profile_options(),
     }
     return faust.App(conf.app_id, **options)

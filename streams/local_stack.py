@@ -14,6 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
 from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.salesforce.emulator_process import SalesforceEmulator
 
@@ -107,6 +111,16 @@ class WorkerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metrics(self, timeout: float = 5.0) -> list[Sample]:
+        """Every sample of the worker's /metrics/ page."""
+        answer = requests.get(f"{self.web_url}/metrics/", timeout=timeout)
+        answer.raise_for_status()
+        return [
+            sample
+            for family in text_string_to_metric_families(answer.text)
+            for sample in family.samples
+        ]
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no final commit, as in a crash."""

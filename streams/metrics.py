@@ -26,6 +26,12 @@ REASSIGNMENTS_REJECTED = Gauge(
     "Rejected reassignments in the most recently folded booking (see /bookings/{id}).",
     registry=REGISTRY,
 )
+FOLD_BATCH_EVENTS = Histogram(
+    "activity_sync_fold_batch_events",
+    "Events per fold batch: small while live, large while catching up on a backlog.",
+    buckets=(1, 10, 100, 1000, 2500, 5000, 10_000, 25_000),
+    registry=REGISTRY,
+)
 PROJECTIONS_EMITTED = Counter(
     "activity_sync_projections_emitted",
     "Projections sent to activity-projections.",

@@ -58,8 +58,12 @@ class Settings(BaseSettings):
 
     field_mapping: Literal["default", "oncehub"] = "default"
     # The fold agent coalesces per booking within a batch: fewer table writes and sends.
+    # Live batches are small and quick; once one fills up (a backlog: a backfill, a
+    # restart) batches grow to the catch-up size and window until the backlog is gone.
     fold_batch_size: int = Field(default=1000, ge=1)
     fold_batch_window: float = Field(default=0.05, gt=0)
+    fold_catch_up_batch_size: int = Field(default=25_000, ge=1)
+    fold_catch_up_window: float = Field(default=3.0, gt=0)
     # Projections the sink takes at once. Newest-per-booking of them is written in
     # sObject Collections calls of `salesforce.batch_size` (200) records, so a large
     # take fills every call during a backfill; live traffic flushes every window.

@@ -219,7 +219,7 @@ async def test_backfill_from_an_empty_salesforce_costs_few_api_calls(
     events = list(generate_events(5000, seed=51))
     expected = expected_events(events)
     await produce(broker, EVENTS, event_records(events))
-    workers.start()
+    worker = workers.start()
 
     wait_until(
         lambda: len(salesforce_emulator.records("Event")) >= len(expected),
@@ -230,3 +230,11 @@ async def test_backfill_from_an_empty_salesforce_costs_few_api_calls(
     calls = salesforce_emulator.total_api_calls()
     print(f"backfill: 5000 bookings, {calls} API calls, {calls / 5000:.4f} per booking")
     assert calls <= 5000 / 100
+    # The backlog made the fold take catch-up batches, larger than a live one (1000).
+    name = "activity_sync_fold_batch_events"
+    batches = {
+        sample.labels.get("le", "all"): sample.value
+        for sample in worker.metrics()
+        if sample.name in (f"{name}_bucket", f"{name}_count")
+    }
+    assert batches["all"] > batches["1000.0"], batches
