@@ -12,6 +12,7 @@ import faust
 
 from streams import embedded_transport  # noqa: F401  (registers the tansu:// transport)
 from streams.settings import Settings
+from streams.sink_progress import SinkProgress
 
 settings = Settings()
 
@@ -80,6 +81,11 @@ bookings = app.Table(
 )
 # booking id (bytes) -> last projection version written to Salesforce (JSON int).
 synced = app.Table("synced", default=int, key_type=bytes, partitions=settings.partitions)
+
+
+# Where this worker's sink has read activity-projections, and the fold's newest
+# projection per booking (for the reconcile timer; in memory, per process).
+sink_progress = SinkProgress()
 
 
 @app.task  # type: ignore[untyped-decorator]  # faust's decorator is untyped

@@ -461,6 +461,15 @@ class BookingState:
             }
         )
 
+    @staticmethod
+    def version_of(raw: bytes) -> int:
+        """The `version` of a state written by `to_bytes`, without loading its events."""
+        loaded = orjson.loads(raw)
+        if loaded.get("format") != STATE_FORMAT:
+            raise ValueError(f"unknown BookingState format {loaded.get('format')!r}")
+        version: int = loaded["version"]
+        return version
+
     @classmethod
     def from_bytes(cls, raw: bytes) -> BookingState:
         """Load a state written by `to_bytes`; no pydantic validation (it was validated once)."""

@@ -13,14 +13,24 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, cast
 
 import faust
 from faust.types import EventT
+from faust.types.tuples import FutureMessage
 
 from schemas import EventRejected, parse_event
 from streams import headers, metrics
-from streams.app import app, bookings, events_dlq_topic, events_topic, projections_topic, settings
+from streams.app import (
+    app,
+    bookings,
+    events_dlq_topic,
+    events_topic,
+    projections_topic,
+    settings,
+    sink_progress,
+)
 from streams.batching import AdaptiveStream, BatchPolicy
 from streams.dead_letter import send_to_dead_letter
 from streams.fold import BookingState, fold
@@ -115,7 +125,17 @@ async def send_projection(
     if event_timestamp is not None:
         stamp = str(int(event_timestamp * 1000)).encode()
         record_headers.append((headers.EVENT_TIMESTAMP, stamp))
-    await projections_topic.send(key=key, value=projection.to_bytes(), headers=record_headers)
+    await projections_topic.send(
+        key=key,
+        value=projection.to_bytes(),
+        headers=record_headers,
+        callback=partial(_record_sent, key, projection.version),
+    )
+
+
+def _record_sent(key: bytes, version: int, sent: FutureMessage) -> None:
+    metadata = sent.result()
+    sink_progress.sent(key, version, metadata.partition, metadata.offset)
 
 
 def batch_policy() -> BatchPolicy:

@@ -1,15 +1,20 @@
 """The reconcile timer: re-send projections that Salesforce stays behind (see
-`streams.sync_gaps` for why and when). Runs on every worker over its local tables."""
+`streams.sync_gaps` for why and when). Runs on every worker over its local tables.
+
+A sweep reads only each booking's version (no replay, no projection) and leaves alone
+what this worker's sink has not read yet (`streams.sink_progress`), so it stays cheap
+and quiet while the sink trails the fold in a backfill.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from streams import metrics
-from streams.app import app, bookings, settings, synced
+from streams.app import app, bookings, settings, sink_progress, synced
 from streams.fold import BookingState
 from streams.ingest import MAPPING, send_projection
-from streams.projection import Projection, project
+from streams.projection import project
 from streams.sync_gaps import SyncGaps
 
 log = logging.getLogger(__name__)
@@ -18,20 +23,24 @@ _gaps = SyncGaps()
 
 
 async def resend_lagging_projections() -> int:
-    projections: dict[bytes, Projection] = {}
     rows = []
     for key, raw in list(bookings.items()):
-        projection = project(BookingState.from_bytes(raw), MAPPING)
+        version = BookingState.version_of(raw)
+        if not sink_progress.in_flight(key, version):
+            rows.append((key, version, synced[key]))
+    sink_progress.forget_read()
+    resent = 0
+    for key in _gaps.sweep(rows):
+        raw = bookings.get(key)
+        # None: a booking without an Event (e.g. it never got a start time): nothing to send.
+        projection = project(BookingState.from_bytes(raw), MAPPING) if raw is not None else None
         if projection is not None:
-            projections[key] = projection
-            rows.append((key, projection.version, synced[key]))
-    resend = _gaps.sweep(rows)
-    for key in resend:
-        await send_projection(key, projections[key])
-    if resend:
-        metrics.PROJECTIONS_RESENT.inc(len(resend))
-        log.warning("reconcile: re-sent %d projections Salesforce stayed behind", len(resend))
-    return len(resend)
+            await send_projection(key, projection)
+            resent += 1
+    if resent:
+        metrics.PROJECTIONS_RESENT.inc(resent)
+        log.warning("reconcile: re-sent %d projections Salesforce stayed behind", resent)
+    return resent
 
 
 @app.timer(settings.reconcile_interval, name="reconcile-timer")  # type: ignore[untyped-decorator]

@@ -26,7 +26,14 @@ import faust
 from faust.types import EventT
 
 from streams import headers, metrics
-from streams.app import app, projections_dlq_topic, projections_topic, settings, synced
+from streams.app import (
+    app,
+    projections_dlq_topic,
+    projections_topic,
+    settings,
+    sink_progress,
+    synced,
+)
 from streams.dead_letter import send_to_dead_letter
 from streams.projection import Projection, complete_related
 from streams.salesforce import (
@@ -259,3 +266,5 @@ async def sink(stream: faust.StreamT[bytes]) -> None:
                 await dead_letter_projection(
                     event, "internal-error", f"{type(exc).__name__}: {exc}"
                 )
+        for event in batch:
+            sink_progress.read(event.message.partition, event.message.offset)

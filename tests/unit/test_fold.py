@@ -369,6 +369,7 @@ def test_state_round_trips_through_bytes_exactly() -> None:
     loaded = BookingState.from_bytes(state.to_bytes())
     assert loaded == state
     assert loaded.version == state.version == 5
+    assert BookingState.version_of(state.to_bytes()) == 5
     assert loaded.view == state.view
     assert loaded.to_bytes() == state.to_bytes()
     # A loaded state folds on exactly like the original.
@@ -377,8 +378,11 @@ def test_state_round_trips_through_bytes_exactly() -> None:
 
 
 def test_unknown_state_format_is_refused() -> None:
+    unknown = b'{"format": 99, "booking_id": "b", "version": 1, "events": []}'
     with pytest.raises(ValueError, match="format"):
-        BookingState.from_bytes(b'{"format": 99, "booking_id": "b", "version": 1, "events": []}')
+        BookingState.from_bytes(unknown)
+    with pytest.raises(ValueError, match="format"):
+        BookingState.version_of(unknown)
 
 
 def test_state_exposes_end_and_status_for_the_completion_timer() -> None:
