@@ -13,6 +13,7 @@ from typing import Any, cast
 import faust
 
 from streams import embedded_transport  # noqa: F401  (the profile's tansu:// consumer)
+from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 
 settings = Settings()
@@ -58,4 +59,5 @@ async def count(web: Any, request: Any) -> Any:
 
 
 if __name__ == "__main__":
+    tune_gc()  # as the worker does, so the ceiling runs under the same runtime settings
     app.main()

@@ -23,6 +23,7 @@ from streams import completion, ingest, lag, reconcile, sink, web  # noqa: F401
 from streams.app import app, settings
 from streams.broker import BrokerError, EmbeddedBroker, wait_for_port
 from streams.command_base import OperatorCommand, UserError, until_signal
+from streams.gc_tuning import tune_gc
 from streams.kafka_io import DEFAULT_TIMEOUT_S
 
 # The embedded broker needs its end offsets corrected (streams/tansu_offsets.py).
@@ -30,6 +31,7 @@ EMBEDDED = settings.broker_profile == "embedded"
 
 
 def main() -> None:
+    tune_gc()
     app.main()
 
 
