@@ -37,11 +37,7 @@ def create_app(conf: Settings) -> faust.App:
         "web_bind": conf.web_bind,
         # Faust's Stream plus batches that widen during a backlog (streams/batching.py).
         "Stream": "streams.batching:AdaptiveStream",
-        # While the fold works through a catch-up batch, the consumer keeps reading ahead,
-        # so the next batch is already there (Faust's defaults, 4,096 events buffered and
-        # 1 MiB per partition per fetch, left the worker idle ~20% of a backfill).
-        "stream_buffer_maxsize": max(4096, conf.fold_catch_up_batch_size),
-        "consumer_max_fetch_size": 8 * 1024 * 1024,
+        **conf.read_ahead_options(),
         **conf.broker_profile_options(),
     }
     return faust.App(conf.app_id, **options)
