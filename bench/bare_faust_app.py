@@ -1,7 +1,7 @@
 """Faust's own per-message ceiling: an agent that only iterates booking-events.
 
 Run as a worker process, like the real app: `python -m bench.bare_faust_app worker`.
-Same broker profile, read-ahead, GC thresholds, partitions and live batching
+Same broker profile, GC thresholds, partitions and live batching
 (`take_events`) as the ingest agent; raw bytes, no table, no sends. `GET /count/`
 answers how many events it has iterated. Settings come from the same
 `ACTIVITY_SYNC_*` variables as the worker's.
@@ -32,7 +32,6 @@ app = faust.App(
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
     **settings.broker_profile_options(),
-    **settings.read_ahead_options(),
 )
 events_topic = app.topic(
     settings.topics.events,

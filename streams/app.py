@@ -10,7 +10,8 @@ from typing import Any
 
 import faust
 
-from streams import embedded_transport  # noqa: F401  (registers the tansu:// transport)
+# Importing registers the consumer transports the broker profiles name.
+from streams import acks, embedded_transport  # noqa: F401
 from streams.settings import Settings
 from streams.sink_progress import SinkProgress
 
@@ -37,7 +38,6 @@ def create_app(conf: Settings) -> faust.App:
         "web_bind": conf.web_bind,
         # Faust's Stream plus batches that widen during a backlog (streams/batching.py).
         "Stream": "streams.batching:AdaptiveStream",
-        **conf.read_ahead_options(),
         **conf.broker_profile_options(),
     }
     return faust.App(conf.app_id, **options)

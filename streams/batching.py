@@ -115,9 +115,9 @@ class AdaptiveStream(faust.Stream[Any]):
                 try:
                     yield list(events)
                 finally:
-                    policy.observe(self._backlog_behind(events))
                     for event in events:
                         await self.ack(event)
+                    policy.observe(self._backlog_behind(events))
                     events.clear()
                     notify(buffer_consuming)
                     buffer_full.clear()
@@ -134,7 +134,10 @@ class AdaptiveStream(faust.Stream[Any]):
             message = event.message
             next_offsets[message.tp] = message.offset + 1
         waiting = 0
+        assigned = self.app.consumer.assignment()
         for tp, next_offset in next_offsets.items():
+            if tp not in assigned:
+                continue  # revoked by a rebalance meanwhile (aiokafka asserts on it)
             highwater = self.app.consumer.highwater(tp)
             if highwater is not None:
                 waiting += max(0, highwater - next_offset)

@@ -14,7 +14,8 @@ Two Tansu behaviours, each corrected here so the rest of the app is plain Faust:
   batch one record long instead, which made every record its own produce request.
 
 Selected by the embedded profile in `streams.settings` through the URL scheme
-`tansu://` for the consumer; the `kafka` profile keeps Faust's own transport.
+`tansu://` for the consumer. Both profiles' consumers refuse acknowledgements that would
+commit past unprocessed records (`streams.acks`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from streams import acks
 from streams.tansu_offsets import exact_end_offsets
 
 SCHEME = "tansu"
@@ -46,7 +48,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await exact_end_offsets(servers, reported)
 
 
-class Consumer(faust_aiokafka.Consumer):
+class Consumer(acks.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

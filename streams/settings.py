@@ -86,19 +86,15 @@ class Settings(BaseSettings):
     topics: TopicNames = Field(default_factory=TopicNames)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
 
-    def read_ahead_options(self) -> dict[str, Any]:
-        """While the fold works through a catch-up batch, the consumer keeps reading ahead,
-        so the next batch is already there (Faust's defaults, 4,096 events buffered and
-        1 MiB per partition per fetch, left the worker idle ~20% of a backfill)."""
-        return {
-            "stream_buffer_maxsize": max(4096, self.fold_catch_up_batch_size),
-            "consumer_max_fetch_size": 8 * 1024 * 1024,
-        }
-
     def broker_profile_options(self) -> dict[str, Any]:
         """Faust options for the broker kind, each workaround explained once."""
         if self.broker_profile == "kafka":
-            return {"broker_session_timeout": 30.0, "broker_heartbeat_interval": 3.0}
+            return {
+                "broker_session_timeout": 30.0,
+                "broker_heartbeat_interval": 3.0,
+                # Faust's transport with the rebalance ack guard (streams/acks.py).
+                "broker_consumer": self.broker_url.replace("kafka://", "kafka+acks://"),
+            }
         return {
             # Tansu makes a consumer-group join wait session_timeout/2: keep it short so
             # a worker starts (and a killed one is replaced) in seconds, not tens.
