@@ -6,10 +6,10 @@ rebalance that its stream skips while the flow is suspended (it acks what it ski
 and the rest of a batch an agent was still working on. With no committed offset to
 compare against, `Consumer.ack` accepts them all, and they stay in its acked list when
 the partition comes back to the same worker. The next commit then moves past records
-that were skipped, not processed. Found by
+that were skipped, not processed. Seen in
 `tests/integration/test_pipeline.py::test_a_worker_joining_while_the_fold_catches_up_loses_nothing`
-(a catch-up batch and a read-ahead buffer make that window wide): a run of a
-partition's events was never folded.
+(a long catch-up batch widens the window): a run of a partition's events was never
+folded (docs/performance.md, "Two losses").
 
 `Consumer` here acknowledges a record only while the flow is active and the record
 belongs to the current consumer generation. A refused record is not committed, so
