@@ -28,7 +28,7 @@ import orjson
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample as MetricSample
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.generate import iso, rescheduled_data
@@ -205,16 +205,15 @@ def worker_ready(worker: WorkerProcess) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
-def parse_prometheus(text: str) -> dict[str, float]:
+def by_name(samples: Iterable[MetricSample]) -> dict[str, float]:
     """`name{labels}` -> value for every sample, plus `name` -> sum over its label sets."""
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
-            if sample.labels:
-                labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
-                samples[f"{sample.name}{{{labels}}}"] = sample.value
-    return samples
+    named: dict[str, float] = {}
+    for sample in samples:
+        named[sample.name] = named.get(sample.name, 0.0) + sample.value
+        if sample.labels:
+            labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+            named[f"{sample.name}{{{labels}}}"] = sample.value
+    return named
 
 
 def scrape(workers: Iterable[WorkerProcess]) -> dict[str, float]:
@@ -222,12 +221,10 @@ def scrape(workers: Iterable[WorkerProcess]) -> dict[str, float]:
     total: dict[str, float] = {}
     for worker in workers:
         try:
-            answer = requests.get(f"{worker.web_url}/metrics/", timeout=2)
-        except requests.RequestException:
+            samples = worker.metrics(timeout=2)
+        except requests.RequestException:  # not listening yet, gone, or not 200
             continue
-        if answer.status_code != 200:
-            continue
-        for name, value in parse_prometheus(answer.text).items():
+        for name, value in by_name(samples).items():
             total[name] = total.get(name, 0.0) + value
     return total
 

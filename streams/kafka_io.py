@@ -56,6 +56,16 @@ async def _start(client: Any, servers: list[str], timeout_s: float) -> None:
 
 
 @asynccontextmanager
+async def _running(client: Any, servers: list[str], timeout_s: float) -> AsyncIterator[None]:
+    """The producer or consumer started (or a one-line error), and stopped afterwards."""
+    await _start(client, servers, timeout_s)
+    try:
+        yield
+    finally:
+        await client.stop()
+
+
+@asynccontextmanager
 async def producer(
     broker_url: str, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> AsyncIterator[AIOKafkaProducer]:
@@ -69,11 +79,8 @@ async def producer(
         max_request_size=1024 * 1024,
         **_client_options(timeout_s),
     )
-    await _start(client, servers, timeout_s)
-    try:
+    async with _running(client, servers, timeout_s):
         yield client
-    finally:
-        await client.stop()
 
 
 @asynccontextmanager
@@ -89,11 +96,8 @@ async def consumer(
         auto_offset_reset="earliest",
         **_client_options(timeout_s),
     )
-    await _start(client, servers, timeout_s)
-    try:
+    async with _running(client, servers, timeout_s):
         yield client
-    finally:
-        await client.stop()
 
 
 @asynccontextmanager
