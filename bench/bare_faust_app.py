@@ -5,22 +5,54 @@ Same broker profile, GC thresholds, partitions and live batching
 (`take_events`) as the ingest agent; raw bytes, no table, no sends. `GET /count/`
 answers how many events it has iterated. Settings come from the same
 `ACTIVITY_SYNC_*` variables as the worker's.
+
+`BENCH_BARE_CONSUMER` picks the consumer:
+- `faust` (default): Faust's own aiokafka consumer, with only the embedded broker's
+  fetch wait corrected as the worker's is (Tansu holds a fetch for half of Faust's
+  hard-coded 1.5 s): Faust's ceiling, the reference of the fold target;
+- `app`: the worker's consumer (`streams.consumer`, which also drains cheaper), to
+  show what the same loop costs with it.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, cast
 
 import faust
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams import embedded_transport  # noqa: F401  (the profile's tansu:// consumer)
+from streams import embedded_transport
 from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 
+CONSUMER = os.environ.get("BENCH_BARE_CONSUMER", "faust")
+
+
+class FaustConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer; its thread (the fetch wait) is the embedded profile's."""
+
+    def _new_consumer_thread(self) -> embedded_transport.ConsumerThread:
+        return embedded_transport.ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class FaustTransport(faust_aiokafka.Transport):
+    Consumer = FaustConsumer
+
+
+TRANSPORTS.aliases["bench-faust"] = f"{__name__}:FaustTransport"
+
 settings = Settings()
+profile = settings.broker_profile_options()
+if CONSUMER == "faust":
+    profile["broker_consumer"] = settings.broker_url.replace("kafka://", "bench-faust://")
+elif CONSUMER != "app":
+    raise SystemExit(f"BENCH_BARE_CONSUMER must be faust or app, not {CONSUMER!r}")
 
 app = faust.App(
-    "bench-bare-faust",
+    # One consumer group per variant: each run reads the topic from the start.
+    f"bench-bare-{CONSUMER}",
     broker=settings.broker_url,
     store="memory://",
     datadir=str(settings.data_dir),
@@ -31,7 +63,7 @@ app = faust.App(
     web_port=settings.web_port,
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
-    **settings.broker_profile_options(),
+    **profile,
 )
 events_topic = app.topic(
     settings.topics.events,

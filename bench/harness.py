@@ -142,19 +142,22 @@ class BareFaustProcess:
     root: Path
     batch_size: int = 1000
     batch_window: float = 0.05
+    # "faust": Faust's own consumer (the ceiling); "app": the worker's (streams.consumer).
+    consumer: str = "faust"
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def log_path(self) -> Path:
-        return self.root / "bare-faust.log"
+        return self.root / f"bare-{self.consumer}.log"
 
     def start(self) -> BareFaustProcess:
         self.root.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
             "ACTIVITY_SYNC_BROKER_URL": self.broker.url,
-            "ACTIVITY_SYNC_DATA_DIR": str(self.root / "bare-data"),
+            "ACTIVITY_SYNC_DATA_DIR": str(self.root / f"bare-{self.consumer}-data"),
+            "BENCH_BARE_CONSUMER": self.consumer,
             "ACTIVITY_SYNC_WEB_PORT": str(self.web_port),
             "ACTIVITY_SYNC_FOLD_BATCH_SIZE": str(self.batch_size),
             "ACTIVITY_SYNC_FOLD_BATCH_WINDOW": str(self.batch_window),

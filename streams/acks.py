@@ -19,13 +19,10 @@ and folds it (the fold counts an event once, so a second pass is harmless).
 
 from __future__ import annotations
 
-from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
-
-SCHEME = "kafka+acks"
 
 
 def ack_counts(
@@ -50,10 +47,3 @@ class Consumer(faust_aiokafka.Consumer):
             self._unacked_messages.discard(message)
             notify(self._waiting_for_ack)
         return False
-
-
-class Transport(faust_aiokafka.Transport):
-    Consumer = Consumer
-
-
-TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"

@@ -11,7 +11,7 @@ from typing import Any
 import faust
 
 # Importing registers the consumer transports the broker profiles name.
-from streams import acks, embedded_transport  # noqa: F401
+from streams import consumer, embedded_transport  # noqa: F401
 from streams.settings import Settings
 from streams.sink_progress import SinkProgress
 

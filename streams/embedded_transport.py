@@ -14,8 +14,8 @@ Two Tansu behaviours, each corrected here so the rest of the app is plain Faust:
   batch one record long instead, which made every record its own produce request.
 
 Selected by the embedded profile in `streams.settings` through the URL scheme
-`tansu://` for the consumer. Both profiles' consumers refuse acknowledgements that would
-commit past unprocessed records (`streams.acks`).
+`tansu://` for the consumer. Otherwise it is the `kafka` profile's consumer
+(`streams.consumer`: the ack guard and one flow race per fetch).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from streams import acks
+from streams import consumer
 from streams.tansu_offsets import exact_end_offsets
 
 SCHEME = "tansu"
@@ -48,7 +48,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await exact_end_offsets(servers, reported)
 
 
-class Consumer(acks.Consumer):
+class Consumer(consumer.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -92,8 +92,9 @@ class Settings(BaseSettings):
             return {
                 "broker_session_timeout": 30.0,
                 "broker_heartbeat_interval": 3.0,
-                # Faust's transport with the rebalance ack guard (streams/acks.py).
-                "broker_consumer": self.broker_url.replace("kafka://", "kafka+acks://"),
+                # Faust's transport with the rebalance ack guard and a cheaper drain
+                # loop (streams/consumer.py).
+                "broker_consumer": self.broker_url.replace("kafka://", "kafka+sync://"),
             }
         return {
             # Tansu makes a consumer-group join wait session_timeout/2: keep it short so

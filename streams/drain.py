@@ -1,0 +1,89 @@
+"""Faust's fetch-and-deliver loop, racing a rebalance once per fetch instead of per record.
+
+Faust 0.15.3's `Consumer._drain_messages` hands each fetched record to the conductor
+with `Service.wait_first(callback(message), suspend_flow.wait())`, so that a record
+stuck behind a full stream buffer is abandoned when a rebalance suspends the flow.
+`wait_first` creates four tasks and an `asyncio.wait` for every record: ~45 µs,
+about a quarter of Faust's whole per-record cost on this machine and more than our
+fold spends on an event (docs/performance.md, "Faust's delivery loop").
+
+`DrainPerFetch._drain_messages` is the same loop with the race around the delivery
+of a whole fetch: the fetch's records are delivered in one task, raced once against
+the flow suspension. Nothing else changes: the read offsets, gap tracking, periodic
+commits and yields are Faust's, record by record. If the flow is suspended
+mid-fetch, the rest of that fetch is abandoned, as Faust abandons each remaining
+record (its `getmany` also stops yielding once the flow is inactive): the records
+are not acknowledged, so after the rebalance their partition's owner reads them
+again from the committed offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.types import TP, Message
+from mode import ServiceT
+
+# Faust's: give the event loop a turn every this many records.
+YIELD_EVERY = 100
+
+
+class DrainPerFetch(Consumer):
+    """Mixin for a Faust `Consumer`: `_drain_messages` with one flow race per fetch."""
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        # Runs for the life of the consumer (started by Faust's Fetcher service).
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set  # type: ignore[attr-defined]
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                # Fetching waits inside getmany while the flow is suspended; once it
+                # returns, the flow cannot change until this task yields.
+                fetched = [item async for item in self.getmany(timeout=1.0)]
+                await self.sleep(0)  # as Faust: getmany may return at once, in a loop
+                if fetched and not self.should_stop:
+                    await self.wait_first(self._deliver(fetched), self.suspend_flow.wait())
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver(self, fetched: Sequence[tuple[TP, Message]]) -> None:
+        """Faust's per-record body of the drain loop, for one fetch."""
+        callback: Callable[[Message], Any] = self.callback
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        since_yield = 0
+        for tp, message in fetched:
+            since_yield += 1
+            if since_yield > YIELD_EVERY:
+                await asyncio.sleep(0)
+                since_yield = 0
+            offset = message.offset
+            last_read = read_offset[tp]
+            if last_read is not None and offset < last_read:
+                self.log.dev("DROPPED MESSAGE ROFF %r", offset)  # read before a seek back
+                continue
+            if last_read and offset - last_read > 1 and acks_enabled_for(message.topic):
+                await self._add_gap(tp, last_read + 1, offset)
+            if self._commit_every is not None and self._n_acked >= self._commit_every:
+                self._n_acked = 0
+                await self.commit()
+            await callback(message)
+            read_offset[tp] = offset

@@ -1,0 +1,130 @@
+"""The drain loop with one flow race per fetch (streams/drain.py), on scripted fetches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.types import TP
+from mode import Service
+from mode.utils.locks import Event
+
+from streams.drain import DrainPerFetch
+
+TOPIC = "booking-events"
+P0, P1 = TP(TOPIC, 0), TP(TOPIC, 1)
+
+Record = tuple[TP, SimpleNamespace]
+
+
+def records(tp: TP, *offsets: int) -> list[Record]:
+    return [(tp, SimpleNamespace(topic=tp.topic, offset=offset)) for offset in offsets]
+
+
+class ScriptedConsumer(Service):
+    """What `DrainPerFetch` reads of a Faust consumer, with fetches given in advance."""
+
+    _drain_messages = DrainPerFetch._drain_messages
+    _deliver = DrainPerFetch._deliver
+    consumer_stopped_errors = ()
+
+    def __init__(
+        self,
+        fetches: Sequence[list[Record]],
+        callback: Callable[[SimpleNamespace], Awaitable[None]],
+        *,
+        commit_every: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.fetches = list(fetches)
+        self.callback = callback
+        self.suspend_flow = Event()
+        self._read_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
+        self._commit_every = commit_every
+        self._n_acked = 0
+        self.commits = 0
+        self.gaps: list[tuple[TP, int, int]] = []
+        self.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+        self.transport = SimpleNamespace(app=SimpleNamespace(should_stop=True))
+
+    async def getmany(self, timeout: float) -> Any:  # noqa: ASYNC109  (Faust's signature)
+        # A fetch resumes the flow, as Faust's does once a rebalance is over.
+        self.suspend_flow.clear()
+        if not self.fetches:
+            self._stopped.set()
+            return
+        for item in self.fetches.pop(0):
+            yield item
+
+    async def _add_gap(self, tp: TP, start: int, end: int) -> None:
+        self.gaps.append((tp, start, end))
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+
+async def drain(consumer: ScriptedConsumer) -> None:
+    fetcher = Service()
+    await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=5)
+
+
+async def test_every_record_of_every_fetch_is_delivered_in_order() -> None:
+    delivered: list[int] = []
+
+    async def deliver(message: SimpleNamespace) -> None:
+        delivered.append(message.offset)
+
+    fetches = [records(P0, 0, 1, 2) + records(P1, 0), records(P0, 3, 4)]
+    consumer = ScriptedConsumer(fetches, deliver)
+    await drain(consumer)
+    assert delivered == [0, 1, 2, 0, 3, 4]
+    assert consumer._read_offset[P0] == 4
+    assert consumer._read_offset[P1] == 0
+
+
+async def test_records_before_the_read_offset_are_dropped_and_gaps_recorded() -> None:
+    delivered: list[int] = []
+
+    async def deliver(message: SimpleNamespace) -> None:
+        delivered.append(message.offset)
+
+    consumer = ScriptedConsumer([records(P0, 3, 5, 6, 9)], deliver)
+    consumer._read_offset[P0] = 5  # read up to 5 before a seek back to 3
+    await drain(consumer)
+    assert delivered == [5, 6, 9]
+    assert consumer.gaps == [(P0, 7, 9)]
+
+
+async def test_a_fetch_is_abandoned_when_the_flow_is_suspended_mid_delivery() -> None:
+    delivered: list[int] = []
+    consumer: ScriptedConsumer
+
+    async def deliver(message: SimpleNamespace) -> None:
+        delivered.append(message.offset)
+        if message.offset == 1:
+            # A rebalance starts while this record waits for room in a full stream buffer.
+            consumer.suspend_flow.set()
+            await asyncio.Event().wait()
+
+    consumer = ScriptedConsumer([records(P0, 0, 1, 2, 3), records(P1, 7)], deliver)
+    await drain(consumer)
+    assert delivered == [0, 1, 7]  # 2 and 3 were never handed on; the next fetch was
+    assert consumer._read_offset[P0] == 0  # 1 never finished: not counted as read
+
+
+@pytest.mark.parametrize(("commit_every", "commits"), [(None, 0), (2, 2)])
+async def test_commits_every_n_acknowledged_records(commit_every: int | None, commits: int) -> None:
+    consumer: ScriptedConsumer
+
+    async def deliver_and_ack(message: SimpleNamespace) -> None:
+        consumer._n_acked += 1
+
+    consumer = ScriptedConsumer(
+        [records(P0, 0, 1, 2, 3, 4)], deliver_and_ack, commit_every=commit_every
+    )
+    await drain(consumer)
+    assert consumer.commits == commits
