@@ -1,6 +1,19 @@
-"""Faust's fetch-and-deliver loop, racing a rebalance once per fetch instead of per record.
+"""Faust's fetch-and-deliver loop: a fetch that cannot lose records, and one race per fetch.
 
-Faust 0.15.3's `Consumer._drain_messages` hands each fetched record to the conductor
+**The fetch.** Faust keeps the partitions it wants records of (the assignment minus
+paused ones) in one mutable set and hands that very set to its consumer thread, where
+aiokafka reads it when records arrive. A pause in between (Faust pauses the changelog
+partitions the moment table recovery ends) can leave it empty, and aiokafka reads an
+empty set as "every partition": it hands over, and moves its position past, records
+of partitions Faust has paused, and Faust drops them because they are paused. Seen as
+a restarted worker that folded nothing: its `booking-events` records were fetched
+during recovery and dropped; with no committed offset to seek back to, they were
+never read again (`test_worker_killed_mid_stream_recovers_its_tables`, about 1 run
+in 15; docs/performance.md, "Losses found"). `DrainPerFetch._getmany` hands the thread
+a frozen copy taken when the fetch starts, so aiokafka returns only records of
+partitions Faust asked for.
+
+**The race.** Faust 0.15.3's `Consumer._drain_messages` hands each fetched record to the conductor
 with `Service.wait_first(callback(message), suspend_flow.wait())`, so that a record
 stuck behind a full stream buffer is abandoned when a rebalance suspends the flow.
 `wait_first` creates four tasks and an `asyncio.wait` for every record: ~45 µs,
@@ -21,9 +34,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.transport.consumer import CONSUMER_FETCHING, ThreadDelegateConsumer
 from faust.types import TP, Message
 from mode import ServiceT
 
@@ -31,8 +44,17 @@ from mode import ServiceT
 YIELD_EVERY = 100
 
 
-class DrainPerFetch(Consumer):
-    """Mixin for a Faust `Consumer`: `_drain_messages` with one flow race per fetch."""
+class DrainPerFetch(ThreadDelegateConsumer):
+    """Mixin for Faust's threaded consumer (the aiokafka one's base): fetches of a
+    frozen partition set, and `_drain_messages` with one flow race per fetch."""
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109
+        if active_partitions is None:  # a client-only app: every assigned partition
+            return await super()._getmany(None, timeout)
+        wanted = frozenset(active_partitions)
+        if not wanted:
+            return {}  # never ask aiokafka with an empty set: it means "all"
+        return await super()._getmany(cast(set[TP], wanted), timeout)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         # Runs for the life of the consumer (started by Faust's Fetcher service).

@@ -128,3 +128,45 @@ async def test_commits_every_n_acknowledged_records(commit_every: int | None, co
     )
     await drain(consumer)
     assert consumer.commits == commits
+
+
+class ConsumerThread:
+    """Stands in for Faust's consumer thread: reads the partition set only after the
+    event loop has run on, as aiokafka does when records arrive."""
+
+    def __init__(self) -> None:
+        self.asked: list[set[TP] | None] = []
+
+    async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109
+        await asyncio.sleep(0)
+        self.asked.append(None if active_partitions is None else set(active_partitions))
+        return {}
+
+
+class Fetching(DrainPerFetch):
+    """Only `_getmany` is exercised: the rest of the consumer is not needed."""
+
+
+Fetching.__abstractmethods__ = frozenset()
+
+
+@pytest.mark.parametrize(
+    ("active", "paused_meanwhile", "asked"),
+    [
+        ({P0, P1}, {P0, P1}, [{P0, P1}]),  # paused after the fetch began: still those two
+        ({P0}, set(), [{P0}]),
+        (set(), set(), []),  # nothing to fetch: aiokafka is not asked (empty means all)
+        (None, set(), [None]),  # a client-only app fetches every assigned partition
+    ],
+)
+async def test_a_fetch_asks_for_the_partitions_active_when_it_began(
+    active: set[TP] | None, paused_meanwhile: set[TP], asked: list[set[TP] | None]
+) -> None:
+    consumer = Fetching.__new__(Fetching)
+    consumer._thread = thread = ConsumerThread()
+    fetch = asyncio.ensure_future(consumer._getmany(active, timeout=1.0))
+    await asyncio.sleep(0)
+    if active is not None:
+        active -= paused_meanwhile  # Faust's pause_partitions mutates the same set
+    assert await fetch == {}
+    assert thread.asked == asked
