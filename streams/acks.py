@@ -9,7 +9,7 @@ the partition comes back to the same worker. The next commit then moves past rec
 that were skipped, not processed. Seen in
 `tests/integration/test_pipeline.py::test_a_worker_joining_while_the_fold_catches_up_loses_nothing`
 (a long catch-up batch widens the window): a run of a partition's events was never
-folded (docs/performance.md, "Two losses").
+folded (docs/performance.md, "Losses found on the way").
 
 `Consumer` here acknowledges a record only while the flow is active and the record
 belongs to the current consumer generation. A refused record is not committed, so

@@ -9,7 +9,7 @@ of partitions Faust has paused, and Faust drops them because they are paused. Se
 a restarted worker that folded nothing: its `booking-events` records were fetched
 during recovery and dropped; with no committed offset to seek back to, they were
 never read again (`test_worker_killed_mid_stream_recovers_its_tables`, about 1 run
-in 15; docs/performance.md, "Losses found"). `DrainPerFetch._getmany` hands the thread
+in 15; docs/performance.md, "Losses found on the way"). `DrainPerFetch._getmany` hands the thread
 a frozen copy taken when the fetch starts, so aiokafka returns only records of
 partitions Faust asked for.
 
