@@ -418,7 +418,7 @@ APP_GROUP = "booking-activity-sync"
 class Sample:
     at: float  # time.monotonic()
     committed: dict[str, int]  # topic -> committed offsets summed over partitions
-    ends: dict[str, int]  # topic -> end offsets summed (exact only for Faust's 1-record batches)
+    ends: dict[str, int]  # topic -> end offsets summed (activity-projections only)
     api_calls: int | None
 
 
@@ -430,6 +430,12 @@ class Watch:
     time the end of the fold more finely than that, the watch also follows the end
     offset of activity-projections, which the ingest agent appends to after folding
     each batch: the fold finished when that offset last moved.
+
+    That end offset is read by consuming the topic (the offset after the last record
+    seen), not with ListOffsets: Tansu answers ListOffsets(latest) with the newest
+    record batch's first offset + 1 (streams/tansu_offsets.py), so with the producer's
+    large batches the sink looked caught up while it still had thousands of
+    projections to write, and Salesforce was compared with the fold too early.
     """
 
     def __init__(
@@ -474,22 +480,33 @@ class Watch:
         ]
         ends_tps = [TopicPartition(PROJECTIONS_TOPIC, p) for p in range(PARTITIONS)]
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        # Reads activity-projections from the start: the offset after its last record
+        # seen is the exact end (ListOffsets is not, on Tansu).
+        tail = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=50,
+        )
         await admin.start()
-        await consumer.start()
+        await tail.start()
+        tail.assign(ends_tps)
+        tail_ends = dict.fromkeys(ends_tps, 0)
         try:
             while not self._stop.is_set():
                 committed: dict[str, int] = {}
-                ends: dict[str, int] = {}
                 try:
                     offsets = await admin.list_consumer_group_offsets(self.group, partitions=tps)
                     for tp, meta in offsets.items():
                         committed[tp.topic] = committed.get(tp.topic, 0) + max(0, meta.offset)
-                    for tp, end in (await consumer.end_offsets(ends_tps)).items():
-                        ends[tp.topic] = ends.get(tp.topic, 0) + end
+                    fetched = await tail.getmany(timeout_ms=0)
                 except Exception:  # a topic not there yet, a rebalance: sample again
                     await asyncio.sleep(self.interval)
                     continue
+                for tp, records in fetched.items():
+                    if records:
+                        tail_ends[tp] = records[-1].offset + 1
+                ends = {PROJECTIONS_TOPIC: sum(tail_ends.values())}
                 calls = None
                 if self.emulator is not None:
                     with contextlib.suppress(Exception):
@@ -497,20 +514,23 @@ class Watch:
                 self.samples.append(Sample(time.monotonic(), committed, ends, calls))
                 await asyncio.sleep(self.interval)
         finally:
-            await consumer.stop()
+            await tail.stop()
             await admin.close()
 
     def latest(self) -> Sample | None:
         return self.samples[-1] if self.samples else None
 
-    def wait(self, check: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
+    def wait(
+        self, check: Callable[[Sample], bool], timeout: float, what: str, since: float = 0.0
+    ) -> Sample:
+        """The first sample taken at or after `since` (monotonic) that passes `check`."""
         deadline = time.monotonic() + timeout
         seen = 0
         while time.monotonic() < deadline:
             if self.error is not None:
                 raise RuntimeError(f"watch failed: {self.error!r}")
             for sample in self.samples[seen:]:
-                if check(sample):
+                if sample.at >= since and check(sample):
                     return sample
             seen = len(self.samples)
             time.sleep(self.interval / 2)
