@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from streams.app import app, bookings, events_topic, settings
 from streams.fold import BookingState, completion_event
+from streams.table_scan import scan
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ async def complete_ended_bookings(now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     grace = timedelta(seconds=settings.completion_grace)
     sent = 0
-    for key, raw in list(bookings.items()):
+    async for key, raw in scan(bookings):
         state = BookingState.from_bytes(raw)
         # A full history cannot take the event (it would be dead-lettered every scan).
         if state.full or not state.view.completion_due(now, grace):

@@ -16,6 +16,7 @@ from streams.fold import BookingState
 from streams.ingest import MAPPING, send_projection
 from streams.projection import project
 from streams.sync_gaps import SyncGaps
+from streams.table_scan import scan
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ _gaps = SyncGaps()
 
 async def resend_lagging_projections() -> int:
     rows = []
-    for key, raw in list(bookings.items()):
+    async for key, raw in scan(bookings):
         version = BookingState.version_of(raw)
         if not sink_progress.in_flight(key, version):
             rows.append((key, version, synced[key]))
