@@ -7,6 +7,7 @@ so a lost, stale or duplicated update shows up as a named difference.
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from streams.generate import generate_events
 from streams.local_stack import WorkerProcess
 from streams.salesforce.emulator_process import SalesforceEmulator
 from streams.verification import expected_events
-from tests.factories import scheduled
+from tests.factories import TIMER_SOURCE, scheduled
 from tests.fixtures import (
     Workers,
     event_records,
@@ -201,6 +202,34 @@ async def test_salesforce_outage_holds_the_stream_and_delivers_everything(
         s.value for s in worker.metrics() if s.name == "activity_sync_projections_resent_total"
     ]
     assert resent == [0.0]
+
+
+async def test_the_completion_timer_completes_bookings_past_their_end(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    now = datetime.now(UTC)
+    ended = scheduled(booking_id="b-ended", start=now - timedelta(hours=3))
+    upcoming = scheduled(booking_id="b-upcoming", start=now + timedelta(days=1))
+    # Grace one hour: b-ended (ended 2.5 h ago) is due, b-upcoming is not.
+    workers.start(completion_grace="3600", completion_check_interval="1")
+    await produce(broker, EVENTS, event_records([ended, upcoming]))
+
+    def statuses() -> dict[str, str]:
+        return {
+            str(r["Booking_Id__c"]): str(r["Event_Status__c"])
+            for r in salesforce_emulator.records()
+        }
+
+    wait_until(
+        lambda: statuses() == {"b-ended": "Completed", "b-upcoming": "Scheduled"},
+        60,
+        "the timer to complete b-ended only",
+    )
+    # The timer's event went through booking-events, so a replay reaches the same state
+    # (a second copy would be harmless: identical, and folded once).
+    values = [orjson.loads(r.value) for r in await read_topic(broker, EVENTS, expect=3)]
+    from_timer = {(e["subject"], e["type"]) for e in values if e["source"] == TIMER_SOURCE}
+    assert from_timer == {("b-ended", "booking.completed")}
 
 
 async def test_a_worker_stopped_during_an_outage_hands_its_unwritten_records_back(
