@@ -1,11 +1,12 @@
 """Scanning a whole table from a timer without stalling the agents.
 
 The completion and reconcile timers visit every booking of the worker's tables, and
-they run on the same event loop as the fold and the sink. Done in one go, a scan of
-8,000 bookings (~22 µs each to load and view) held the loop for ~0.18 s every 30 s,
-which is what the slowest 1 % of live events waited for (docs/performance.md, "Live
-p99"). `scan` hands out a snapshot of the table's items and gives the loop a turn
-every `slice_size` of them, so no slice holds it for more than a few milliseconds.
+they run on the same event loop as the fold and the sink. Done in one go, the
+completion scan of 8,000 bookings (~22 µs each to load and view, `make bench-fold`)
+held the loop for ~0.18 s every 30 s, and every live event arriving meanwhile waited
+for it (docs/performance.md, "Live p99"); the stall grows with the table. `scan` hands
+out a snapshot of the table's items and gives the loop a turn every `slice_size` of
+them, so no slice holds it for more than a few milliseconds.
 """
 
 from __future__ import annotations
