@@ -433,9 +433,9 @@ class Watch:
 
     That end offset is read by consuming the topic (the offset after the last record
     seen), not with ListOffsets: Tansu answers ListOffsets(latest) with the newest
-    record batch's first offset + 1 (streams/tansu_offsets.py), so with the producer's
-    large batches the sink looked caught up while it still had thousands of
-    projections to write, and Salesforce was compared with the fold too early.
+    record batch's first offset + 1 (streams/tansu_offsets.py), so the sink could look
+    caught up while the tail of the newest batch was still unwritten. (The larger
+    error, a "caught up" moment early in the fold, is `wait(since=...)`'s to avoid.)
     """
 
     def __init__(
