@@ -30,11 +30,8 @@ from streams.settings import Settings
 CONSUMER = os.environ.get("BENCH_BARE_CONSUMER", "faust")
 
 
-class FaustConsumer(faust_aiokafka.Consumer):
+class FaustConsumer(embedded_transport.TansuThread, faust_aiokafka.Consumer):
     """Faust's consumer; its thread (the fetch wait) is the embedded profile's."""
-
-    def _new_consumer_thread(self) -> embedded_transport.ConsumerThread:
-        return embedded_transport.ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 class FaustTransport(faust_aiokafka.Transport):

@@ -9,13 +9,14 @@ of partitions Faust has paused, and Faust drops them because they are paused. Se
 a restarted worker that folded nothing: its `booking-events` records were fetched
 during recovery and dropped; with no committed offset to seek back to, they were
 never read again (`test_worker_killed_mid_stream_recovers_its_tables`, about 1 run
-in 15; docs/performance.md, "Losses found on the way"). `DrainPerFetch._getmany` hands the thread
-a frozen copy taken when the fetch starts, so aiokafka returns only records of
-partitions Faust asked for.
+in 15; docs/performance.md, "Losses found on the way"). `DrainPerFetch._getmany`
+hands the thread a frozen copy taken when the fetch starts, so aiokafka returns only
+records of partitions Faust asked for.
 
-**The race.** Faust 0.15.3's `Consumer._drain_messages` hands each fetched record to the conductor
-with `Service.wait_first(callback(message), suspend_flow.wait())`, so that a record
-stuck behind a full stream buffer is abandoned when a rebalance suspends the flow.
+**The race.** Faust 0.15.3's `Consumer._drain_messages` hands each fetched record to
+the conductor with `Service.wait_first(callback(message), suspend_flow.wait())`, so
+that a record stuck behind a full stream buffer is abandoned when a rebalance
+suspends the flow.
 `wait_first` creates four tasks and an `asyncio.wait` for every record: ~45 µs,
 about a quarter of Faust's whole per-record cost on this machine and more than our
 fold spends on an event (docs/performance.md, "Faust's delivery loop").

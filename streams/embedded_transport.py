@@ -48,9 +48,15 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await exact_end_offsets(servers, reported)
 
 
-class Consumer(consumer.Consumer):
+class TansuThread(faust_aiokafka.Consumer):
+    """Mixin for a Faust aiokafka consumer: its thread is `ConsumerThread` above."""
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Consumer(TansuThread, consumer.Consumer):
+    """The app's consumer (`streams.consumer`) with the Tansu corrections."""
 
 
 class Transport(faust_aiokafka.Transport):
