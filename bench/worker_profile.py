@@ -33,7 +33,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fold: decode + validate", ("parse_event", "validate_json")),
     ("fold: state load/store (JSON)", ("from_bytes", "to_bytes")),
     ("fold: fold + project", ("streams/fold.py", "streams/projection.py")),
-    ("table bookkeeping", ("write_under", "ManagedUserDict", "faust/tables")),
+    ("table bookkeeping", ("table_partition", "ManagedUserDict", "faust/tables")),
     ("ingest agent, other", ("streams/ingest.py",)),
     (
         "Kafka consume (fetch, Faust events, acks)",

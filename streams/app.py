@@ -14,6 +14,7 @@ import faust
 from streams import consumer, embedded_transport  # noqa: F401
 from streams.settings import Settings
 from streams.sink_progress import SinkProgress
+from streams.table_partition import PartitionedTable
 
 settings = Settings()
 
@@ -67,16 +68,23 @@ projections_dlq_topic = _topic(settings.topics.projections_dlq)
 
 ALL_TOPICS = (events_topic, events_dlq_topic, projections_topic, projections_dlq_topic)
 
+# Both tables are reached only through PartitionedTable, which reads and writes a row
+# under its booking's own partition (streams/table_partition.py: RocksDB needs it).
 # booking id (bytes) -> BookingState.to_bytes(): every accepted event and the view.
-bookings = app.Table(
-    "bookings",
-    # key_type/value_type bytes make Faust use the raw codec for the changelog too.
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.partitions,
+bookings: PartitionedTable[bytes] = PartitionedTable(
+    app.Table(
+        "bookings",
+        # key_type/value_type bytes make Faust use the raw codec for the changelog too.
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+    )
 )
-# booking id (bytes) -> last projection version written to Salesforce (JSON int).
-synced = app.Table("synced", default=int, key_type=bytes, partitions=settings.partitions)
+# booking id (bytes) -> last projection version handled by the sink (JSON int; negative:
+# rejected by Salesforce, see streams/sync_gaps.py).
+synced: PartitionedTable[int] = PartitionedTable(
+    app.Table("synced", key_type=bytes, partitions=settings.partitions)
+)
 
 
 # Where this worker's sink has read activity-projections, and the fold's newest

@@ -27,7 +27,7 @@ async def complete_ended_bookings(now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     grace = timedelta(seconds=settings.completion_grace)
     sent = 0
-    async for key, raw in scan(bookings):
+    async for key, raw in scan(bookings.items()):
         state = BookingState.from_bytes(raw)
         # A full history cannot take the event (it would be dead-lettered every scan).
         if state.full or not state.view.completion_due(now, grace):

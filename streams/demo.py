@@ -309,7 +309,6 @@ async def run_demo(directory: Path, timeout_s: float = 60.0, keep_running: bool 
         _say(f"Salesforce emulator on {emulator.url}", started)
         env = {
             "ACTIVITY_SYNC_BROKER_URL": broker.url,
-            "ACTIVITY_SYNC_STORE": "memory://",
             "ACTIVITY_SYNC_DATA_DIR": str(directory / "worker-1"),
             # Bookings that ended over 10 minutes ago become Completed, checked every second.
             "ACTIVITY_SYNC_COMPLETION_GRACE": "600",

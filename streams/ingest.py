@@ -35,7 +35,6 @@ from streams.batching import AdaptiveStream, BatchPolicy
 from streams.dead_letter import send_to_dead_letter
 from streams.fold import BookingState, fold
 from streams.projection import PRESETS, Projection, project
-from streams.table_partition import write_under
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ async def dead_letter_event(
     await send_to_dead_letter(events_dlq_topic, event, code, message, value)
 
 
-async def fold_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]) -> None:
+async def fold_batch(batch: Sequence[EventT[bytes]]) -> None:
     metrics.EVENTS_INGESTED.inc(len(batch))
     metrics.FOLD_BATCH_EVENTS.observe(len(batch))
     by_booking: dict[bytes, list[tuple[EventT[bytes], Any]]] = {}
@@ -70,7 +69,7 @@ async def fold_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]
     outcomes: Counter[str] = Counter()
     for key, items in by_booking.items():
         try:
-            await fold_booking(stream, key, items, outcomes)
+            await fold_booking(key, items, outcomes)
         except Exception as exc:  # a bug in the core must not stop the stream or lose input
             log.exception("folding booking %r failed; dead-lettering its events", key)
             for event, _ in items:
@@ -80,12 +79,12 @@ async def fold_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]
 
 
 async def fold_booking(
-    stream: faust.Stream[bytes],
     key: bytes,
     items: list[tuple[EventT[bytes], Any]],
     outcomes: Counter[str],
 ) -> None:
-    stored = bookings.get(key)
+    latest = items[-1][0]
+    stored = bookings.get(key, under=latest)
     state: BookingState | None = BookingState.from_bytes(stored) if stored is not None else None
     changed = False
     for event, parsed in items:
@@ -104,9 +103,8 @@ async def fold_booking(
                 value,
             )
     assert state is not None  # at least one event was folded
-    latest = items[-1][0]
     if changed:
-        write_under(stream, latest, lambda: bookings.__setitem__(key, state.to_bytes()))
+        bookings.set(key, state.to_bytes(), under=latest)
     # Unchanged (only duplicates): nothing to send. A state whose projection never left
     # (a crash in between) is re-sent by the reconcile timer (streams/reconcile.py).
     projection = project(state, MAPPING) if changed else None
@@ -152,4 +150,4 @@ async def ingest(stream: faust.StreamT[bytes]) -> None:
     # The app's Stream class (streams/app.py); StreamT's stub does not know it.
     adaptive = cast(AdaptiveStream, stream)
     async for batch in adaptive.take_adaptive(batch_policy()):
-        await fold_batch(adaptive, batch)
+        await fold_batch(batch)

@@ -31,11 +31,11 @@ def worker_environment(
     broker: EmbeddedBroker, emulator: SalesforceEmulator, data_dir: Path, **extra: str
 ) -> dict[str, str]:
     """ACTIVITY_SYNC_* settings of a test or bench worker on this broker and emulator:
-    memory tables, no completion timer, short retries and sweeps. `extra` overrides by
+    the production store (rocksdb://, under `data_dir`), no completion timer, short
+    retries and sweeps. `extra` overrides by
     setting name (`fold_batch_size="5000"` sets ACTIVITY_SYNC_FOLD_BATCH_SIZE)."""
     env = {
         "ACTIVITY_SYNC_BROKER_URL": broker.url,
-        "ACTIVITY_SYNC_STORE": "memory://",
         "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
         "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
         "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": "1",

@@ -25,16 +25,18 @@ _gaps = SyncGaps()
 
 async def resend_lagging_projections() -> int:
     rows = []
-    async for key, raw in scan(bookings):
+    async for key, raw in scan(bookings.items()):
         version = BookingState.version_of(raw)
         if not sink_progress.in_flight(key, version):
-            rows.append((key, version, synced[key]))
+            rows.append((key, version, synced.get(key, under=None) or 0))
     sink_progress.forget_read()
     resent = 0
     for key in _gaps.sweep(rows):
-        raw = bookings.get(key)
+        stored = bookings.get(key, under=None)
         # None: a booking without an Event (e.g. it never got a start time): nothing to send.
-        projection = project(BookingState.from_bytes(raw), MAPPING) if raw is not None else None
+        projection = (
+            project(BookingState.from_bytes(stored), MAPPING) if stored is not None else None
+        )
         if projection is not None:
             await send_projection(key, projection)
             resent += 1

@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     broker_profile: BrokerProfile = "embedded"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    # rocksdb:// in production (state survives restarts without a full changelog
-    # replay); memory:// is fine for tests and the demo.
+    # rocksdb:// (state survives restarts without a full changelog replay) is what the
+    # demo, the tests and the benches run; memory:// rebuilds every table from its
+    # changelog at each start (one smoke test keeps it working).
     store: str = "rocksdb://"
     data_dir: Path = Path("var/worker")
     web_enabled: bool = True

@@ -44,7 +44,6 @@ from streams.salesforce import (
 )
 from streams.sink_plan import Candidate, plan_writes
 from streams.sync_gaps import handled_version
-from streams.table_partition import write_under
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +114,12 @@ async def _lookup_related(
     return {email: (record.sobject, record.id) for email, record in found.items()}
 
 
-def _record_handled(
-    stream: faust.Stream[bytes], candidate: Candidate[EventT[bytes]], *, rejected: bool = False
-) -> None:
+def _record_handled(candidate: Candidate[EventT[bytes]], *, rejected: bool = False) -> None:
     """Remember in `synced` that this version is done: written, or (negative) rejected,
     so neither the sink nor the reconcile timer sends it to Salesforce again."""
     event = candidate.meta
     value = -candidate.projection.version if rejected else candidate.projection.version
-    write_under(stream, event, lambda: synced.__setitem__(event.message.key, value))
+    synced.set(candidate.projection.booking_id.encode(), value, under=event)
     if rejected:
         return
     stamp = _headers(event).get(headers.EVENT_TIMESTAMP)
@@ -131,7 +128,6 @@ def _record_handled(
 
 
 async def _apply_outcomes(
-    stream: faust.Stream[bytes],
     pending: dict[str, Candidate[EventT[bytes]]],
     outcomes: Sequence[UpsertOutcome],
 ) -> None:
@@ -144,7 +140,7 @@ async def _apply_outcomes(
             continue
         if outcome.status in ("created", "updated"):
             if candidate.meta.message.tp in owned:
-                _record_handled(stream, candidate)
+                _record_handled(candidate)
             del pending[outcome.external_id]
         elif outcome.status == "rejected":
             for error in outcome.errors:
@@ -153,17 +149,22 @@ async def _apply_outcomes(
             code = outcome.errors[0].status_code if outcome.errors else "rejected"
             await dead_letter_projection(candidate.meta, code, message)
             if candidate.meta.message.tp in owned:
-                _record_handled(stream, candidate, rejected=True)
+                _record_handled(candidate, rejected=True)
             del pending[outcome.external_id]
         else:
             for error in outcome.errors:
                 metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
 
 
-async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]]) -> None:
+async def write_batch(batch: Sequence[EventT[bytes]]) -> None:
+    candidates = await _decode(batch)
+    # Each booking's `synced` row is read under its own (newest) projection event.
+    newest_event = {c.projection.booking_id: c.meta for c in candidates}
     plan = plan_writes(
-        await _decode(batch),
-        lambda booking: handled_version(synced[booking.encode()]),
+        candidates,
+        lambda booking: handled_version(
+            synced.get(booking.encode(), under=newest_event[booking]) or 0
+        ),
         app_version=str(settings.app_version),
     )
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
@@ -179,11 +180,11 @@ async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]
         if not pending:
             return
         try:
-            await _attempt(stream, pending)
+            await _attempt(pending)
             attempt = 0
             continue
         except RequestLimitExceeded as exc:
-            await _apply_outcomes(stream, pending, exc.outcomes)
+            await _apply_outcomes(pending, exc.outcomes)
             metrics.SALESFORCE_ERRORS.labels("REQUEST_LIMIT_EXCEEDED").inc()
             log.error(
                 "Salesforce API limit reached (%s); sink paused %.0fs, %d records held",
@@ -194,7 +195,7 @@ async def write_batch(stream: faust.Stream[bytes], batch: Sequence[EventT[bytes]
             await app.sleep(settings.sink_limit_pause)
             continue
         except SalesforceUnavailable as exc:
-            await _apply_outcomes(stream, pending, exc.outcomes)
+            await _apply_outcomes(pending, exc.outcomes)
             metrics.SALESFORCE_ERRORS.labels("UNAVAILABLE").inc()
             log.warning("Salesforce unavailable (%s); holding %d records", exc, len(pending))
         except Exception:  # unknown failure: hold and retry rather than drop
@@ -222,9 +223,7 @@ def _drop_revoked(pending: dict[str, Candidate[EventT[bytes]]]) -> None:
         log.warning("partitions revoked: left %d projections to their new owner", len(revoked))
 
 
-async def _attempt(
-    stream: faust.Stream[bytes], pending: dict[str, Candidate[EventT[bytes]]]
-) -> None:
+async def _attempt(pending: dict[str, Candidate[EventT[bytes]]]) -> None:
     """One try at writing what is pending: related lookup, then the upserts."""
     found = await _lookup_related(pending)
     records = [complete_related(c.projection, found) for c in pending.values()]
@@ -238,7 +237,7 @@ async def _attempt(
         metrics.SALESFORCE_CALLS.labels("upsert").inc(client.api_calls - calls_before)
         if client.remaining_api_calls is not None:
             metrics.SALESFORCE_API_REMAINING.set(client.remaining_api_calls)
-    await _apply_outcomes(stream, pending, outcomes)
+    await _apply_outcomes(pending, outcomes)
 
 
 async def _hand_back(pending: dict[str, Candidate[EventT[bytes]]]) -> None:
@@ -259,7 +258,7 @@ async def sink(stream: faust.StreamT[bytes]) -> None:
         settings.sink_batch_size, within=settings.sink_batch_window
     ):
         try:
-            await write_batch(concrete, batch)
+            await write_batch(batch)
         except Exception as exc:  # Faust would ack the batch anyway: set it aside instead
             log.exception("sink batch failed; dead-lettering its %d records", len(batch))
             for event in batch:

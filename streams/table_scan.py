@@ -12,7 +12,7 @@ them, so no slice holds it for more than a few milliseconds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable
 from typing import TypeVar
 
 K = TypeVar("K")
@@ -21,9 +21,11 @@ V = TypeVar("V")
 SLICE_SIZE = 256
 
 
-async def scan(table: Mapping[K, V], slice_size: int = SLICE_SIZE) -> AsyncIterator[tuple[K, V]]:
-    """The table's (key, value) pairs as they were when the scan began."""
-    for index, item in enumerate(list(table.items()), start=1):
+async def scan(
+    items: Iterable[tuple[K, V]], slice_size: int = SLICE_SIZE
+) -> AsyncIterator[tuple[K, V]]:
+    """A table's (key, value) pairs as they were when the scan began."""
+    for index, item in enumerate(list(items), start=1):
         yield item
         if index % slice_size == 0:
             await asyncio.sleep(0)

@@ -22,14 +22,14 @@ MAPPING = PRESETS[settings.field_mapping]
 
 @app.page("/bookings/{booking_id}/")
 class BookingPage(View):
-    @app.table_route(table=bookings, match_info="booking_id")  # type: ignore[arg-type]
+    @app.table_route(table=bookings.faust_table, match_info="booking_id")  # type: ignore[arg-type]
     async def get(self, request: Request, booking_id: str) -> Response:
         key = booking_id.encode()
-        raw = bookings.get(key)
+        raw = bookings.get(key, under=None)
         if raw is None:
             return self.json({"error": f"unknown booking {booking_id!r}"}, status=404)
         state = BookingState.from_bytes(raw)
-        return self.json(booking_report(state, synced[key], MAPPING))
+        return self.json(booking_report(state, synced.get(key, under=None) or 0, MAPPING))
 
 
 @app.page("/metrics/")

@@ -1,0 +1,24 @@
+"""Smoke test of the memory:// table store (an option; every other test runs rocksdb://).
+
+A memory worker rebuilds its tables from the changelogs at each start, so the restart
+in the middle of the scenario exercises that path.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.salesforce.emulator_process import SalesforceEmulator
+from tests.fixtures import Workers
+from tests.integration.test_pipeline import fold_spread_bookings_across_a_restart
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_memory_store_folds_and_recovers_like_rocksdb(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    await fold_spread_bookings_across_a_restart(
+        broker, workers, salesforce_emulator, store="memory://"
+    )

@@ -1,0 +1,83 @@
+"""Table rows read and written under their booking's partition (streams/table_partition.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from faust.streams import current_event
+
+from streams.table_partition import OutsideStreamError, PartitionedTable, current
+
+
+@dataclass
+class Message:
+    partition: int
+
+
+class Event:
+    """The part of a Faust event the store looks at (weak-referenceable, as Faust's)."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = Message(partition)
+
+
+class PartitionStore(dict[bytes, Any]):
+    """Files and finds a key under the current event's partition, as Faust's RocksDB
+    store does (`_set`/`_get`); without a current event it searches every partition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitions: dict[int, dict[bytes, Any]] = {}
+
+    def _partition(self) -> int | None:
+        event = current_event()
+        return None if event is None else event.message.partition
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        partition = self._partition()
+        assert partition is not None, "a write needs a current event"
+        self.partitions.setdefault(partition, {})[key] = value
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        partition = self._partition()
+        if partition is not None:
+            return self.partitions.get(partition, {}).get(key, default)
+        for rows in self.partitions.values():
+            if key in rows:
+                return rows[key]
+        return default
+
+    def items(self) -> Any:
+        return [item for rows in self.partitions.values() for item in rows.items()]
+
+
+def test_each_row_is_written_and_read_under_its_own_event_whatever_is_current() -> None:
+    store = PartitionStore()
+    table: PartitionedTable[int] = PartitionedTable(store)
+    a, b = Event(0), Event(3)
+    with current(b):  # a batch whose current event is of another partition
+        table.set(b"a", 1, under=a)
+        table.set(b"b", 2, under=b)
+        assert table.get(b"a", under=a) == 1
+        assert table.get(b"b", under=b) == 2
+        assert store.get(b"a") is None  # the partition-blind read misses it
+    assert store.partitions == {0: {b"a": 1}, 3: {b"b": 2}}
+    assert current_event() is None  # restored
+
+
+def test_outside_a_stream_reads_search_every_partition() -> None:
+    store = PartitionStore()
+    table: PartitionedTable[int] = PartitionedTable(store)
+    table.set(b"a", 1, under=Event(2))
+    assert table.get(b"a", under=None) == 1
+    assert list(table.items()) == [(b"a", 1)]
+
+
+def test_a_partition_blind_read_inside_a_stream_is_refused() -> None:
+    table: PartitionedTable[int] = PartitionedTable(PartitionStore())
+    with current(Event(1)), pytest.raises(OutsideStreamError):
+        table.get(b"a", under=None)
+    with current(Event(1)), pytest.raises(OutsideStreamError):
+        table.items()
