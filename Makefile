@@ -15,8 +15,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+# The dev kit (emulator, embedded broker, demo) runs from the checkout: `python -m devkit`.
 demo: $(STAMP)
-	$(BIN)/activity-sync demo
+	$(BIN)/python -m devkit demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

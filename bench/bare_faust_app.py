@@ -10,7 +10,7 @@ answers how many events it has iterated. Settings come from the same
 - `faust` (default): Faust's own aiokafka consumer, with only the embedded broker's
   fetch wait corrected as the worker's is (Tansu holds a fetch for half of Faust's
   hard-coded 1.5 s): Faust's ceiling, the reference of the fold target;
-- `app`: the worker's consumer (`streams.consumer`, which also drains cheaper), to
+- `app`: the worker's consumer (`streams.transport.consumer`, which also drains cheaper), to
   show what the same loop costs with it.
 """
 
@@ -23,14 +23,14 @@ import faust
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams import embedded_transport
-from streams.gc_tuning import tune_gc
-from streams.settings import Settings
+from streams.transport import tansu
+from streams.worker.gc_tuning import tune_gc
+from streams.worker.settings import Settings
 
 CONSUMER = os.environ.get("BENCH_BARE_CONSUMER", "faust")
 
 
-class FaustConsumer(embedded_transport.TansuThread, faust_aiokafka.Consumer):
+class FaustConsumer(tansu.TansuThread, faust_aiokafka.Consumer):
     """Faust's consumer; its thread (the fetch wait) is the embedded profile's."""
 
 

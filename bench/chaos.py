@@ -33,12 +33,12 @@ from typing import Any
 import orjson
 
 from bench import harness as h
-from streams import verification
-from streams.broker import EmbeddedBroker
-from streams.dead_letter import read_headers
-from streams.generate import generate_events
-from streams.local_stack import WorkerProcess
-from streams.salesforce.emulator_process import SalesforceEmulator
+from devkit import verification
+from devkit.broker import EmbeddedBroker
+from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.workers import WorkerProcess
+from streams.commands.generate import generate_events
+from streams.worker.dead_letter import read_headers
 
 MALFORMED_KINDS = (
     "not-json",

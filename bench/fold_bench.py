@@ -1,7 +1,7 @@
 """Micro-benchmark of the pure core on one core: `make bench-fold`.
 
 Decodes, validates, folds and projects a realistic mix of events (from
-`streams.generate`), as the ingest agent does per message, then measures what
+`streams.commands.generate`), as the ingest agent does per message, then measures what
 loading and storing a `BookingState` costs (the pipeline does both per table access).
 Options: `--bookings N --seed S --repeat R --profile`.
 
@@ -28,9 +28,9 @@ from collections.abc import Callable
 import orjson
 
 from schemas import BookingEvent, parse_event
-from streams.fold import BookingState, fold
-from streams.generate import generate_events
-from streams.projection import project
+from streams.commands.generate import generate_events
+from streams.core.fold import BookingState, fold
+from streams.core.projection import project
 
 
 def _messages(bookings: int, seed: int) -> list[tuple[bytes, bytes]]:
@@ -52,7 +52,7 @@ def _ingest(messages: list[tuple[bytes, bytes]]) -> dict[str, BookingState]:
 
 
 def _worker_path(batches: list[list[tuple[bytes, bytes]]]) -> dict[bytes, bytes]:
-    """As `streams.ingest.fold_batch` does, minus Kafka: the table holds state bytes."""
+    """As `streams.worker.ingest.fold_batch` does, minus Kafka: the table holds state bytes."""
     table: dict[bytes, bytes] = {}
     for batch in batches:
         by_booking: dict[bytes, list[BookingEvent]] = {}

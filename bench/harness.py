@@ -30,10 +30,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.samples import Sample as MetricSample
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.generate import iso, rescheduled_data
-from streams.local_stack import READY_MARKER, WorkerProcess, worker_environment
-from streams.salesforce.emulator_process import SalesforceEmulator
+from devkit.broker import EmbeddedBroker, free_port
+from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.workers import READY_MARKER, WorkerProcess, worker_environment
+from streams.commands.generate import iso, rescheduled_data
 
 EVENTS_TOPIC = "booking-events"
 EVENTS_DLQ_TOPIC = "booking-events.dlq"
@@ -53,13 +53,13 @@ def backfill_workload(
 ) -> list[Event]:
     """About `n_events` events over `n_bookings` bookings, as a long-lived topic holds them.
 
-    Lifecycles come from `streams.generate` (with its duplicates and late arrivals);
+    Lifecycles come from `streams.commands.generate` (with its duplicates and late arrivals);
     each booking is then extended with alternating reschedules and cancellations
     (the reschedule-request flow) until the total reaches `n_events`, and the bookings
     are interleaved with `spread` of them in flight at once, so one booking's events
     lie spread over roughly `spread × events-per-booking` records of the topic.
     """
-    from streams.generate import generate_events
+    from streams.commands.generate import generate_events
 
     rng = random.Random(seed)
     lifecycles: dict[str, list[Event]] = {}
@@ -142,7 +142,7 @@ class BareFaustProcess:
     root: Path
     batch_size: int = 1000
     batch_window: float = 0.05
-    # "faust": Faust's own consumer (the ceiling); "app": the worker's (streams.consumer).
+    # "faust": Faust's own consumer (the ceiling); "app": the worker's (streams.transport.consumer).
     consumer: str = "faust"
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -433,7 +433,7 @@ class Watch:
 
     That end offset is read by consuming the topic (the offset after the last record
     seen), not with ListOffsets: Tansu answers ListOffsets(latest) with the newest
-    record batch's first offset + 1 (streams/tansu_offsets.py), so the sink could look
+    record batch's first offset + 1 (streams/transport/tansu_offsets.py), so the sink could look
     caught up while the tail of the newest batch was still unwritten. (The larger
     error, a "caught up" moment early in the fold, is `wait(since=...)`'s to avoid.)
     """

@@ -33,14 +33,14 @@ from typing import Any
 
 from bench import harness as h
 from bench import worker_profile as profile
+from devkit import verification
+from devkit.broker import EmbeddedBroker
+from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.workers import WorkerProcess
 from schemas import event_from_dict
-from streams import verification
-from streams.broker import EmbeddedBroker
-from streams.fold import BookingState, fold
-from streams.generate import generate_events
-from streams.local_stack import WorkerProcess
-from streams.salesforce.emulator_process import SalesforceEmulator
-from streams.settings import Settings
+from streams.commands.generate import generate_events
+from streams.core.fold import BookingState, fold
+from streams.worker.settings import Settings
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -71,7 +71,7 @@ def ceilings(
     log(f"raw aiokafka consume: {count / raw_s:,.0f} ev/s")
     figures: dict[str, Any] = {"raw_aiokafka_consume_ev_s": count / raw_s}
     # Faust's own consumer is the ceiling; the worker's consumer drains cheaper
-    # (streams/drain.py), so the same bare loop through it is reported beside it.
+    # (streams/transport/drain.py), so the same bare loop through it is reported beside it.
     for consumer, prefix in (("faust", "bare_faust"), ("app", "bare_app_consumer")):
         figures.update(_bare_loop(broker, root, count, args, consumer, prefix))
     return figures
@@ -130,7 +130,7 @@ def worker_settings(args: argparse.Namespace) -> dict[str, str]:
     """The batching settings given on the command line (the rest: the worker's defaults).
 
     The reconcile sweep runs at the production interval unless given: the test
-    workers' 2 s sweep (streams.local_stack) would put a whole-table scan every 2 s
+    workers' 2 s sweep (devkit.workers) would put a whole-table scan every 2 s
     into every figure."""
     names = ("fold_batch_size", "fold_batch_window", "sink_batch_size", "sink_batch_window")
     chosen = {name: str(getattr(args, name)) for name in names if getattr(args, name) is not None}
@@ -484,7 +484,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=500.0, help="steady live rate, ev/s")
     parser.add_argument("--duration", type=float, help="steady live seconds (20)")
     parser.add_argument("--seed", type=int, default=7)
-    # Unset: the worker's own defaults (streams/settings.py).
+    # Unset: the worker's own defaults (streams/worker/settings.py).
     parser.add_argument("--fold-batch-size", type=int)
     parser.add_argument("--fold-batch-window", type=float)
     parser.add_argument("--sink-batch-size", type=int)

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sf-bench-") as data_dir:
         emulator = subprocess.Popen(
-            [sys.executable, "-m", "streams.salesforce.emulator", "--data-dir", data_dir],
+            [sys.executable, "-m", "devkit.salesforce_emulator.server", "--data-dir", data_dir],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 # First match wins: a sample counts for the first stage whose marker is in its stack.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("sink (Salesforce calls, synced table)", ("streams/sink.py", "salesforce/client.py")),
+    ("sink (Salesforce calls, synced table)", ("streams/worker/sink.py", "salesforce/client.py")),
     (
         "Kafka produce (projection sends, changelog writes)",
         (
@@ -32,9 +32,9 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("fold: decode + validate", ("parse_event", "validate_json")),
     ("fold: state load/store (JSON)", ("from_bytes", "to_bytes")),
-    ("fold: fold + project", ("streams/fold.py", "streams/projection.py")),
+    ("fold: fold + project", ("streams/core/fold.py", "streams/core/projection.py")),
     ("table bookkeeping", ("table_partition", "ManagedUserDict", "faust/tables")),
-    ("ingest agent, other", ("streams/ingest.py",)),
+    ("ingest agent, other", ("streams/worker/ingest.py",)),
     (
         "Kafka consume (fetch, Faust events, acks)",
         (

@@ -1,42 +1,34 @@
 """`activity-sync`: Faust's command line (worker, agents, tables, ...) plus our commands.
 
-Our commands (`demo`, `broker`, `salesforce-emulator`, `produce`, `replay`, `backfill`,
-`status`) use `OperatorCommand`: no Faust Worker around them, one-line errors on
-stderr and a meaningful exit code. Their logic lives in modules named by concern;
-this module only declares the command line.
+Our commands (`produce`, `replay`, `backfill`, `status`) use `OperatorCommand`: no Faust
+Worker around them, one-line errors on stderr and a meaningful exit code. Their logic
+lives in `streams/commands/`; this module only declares the command line. The local dev
+kit adds `demo`, `broker` and `salesforce-emulator` when run as `python -m devkit`
+(devkit/commands.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
-import click
 from faust.cli import argument, option
 
-# Importing the agent and view modules registers them with the app.
-from streams import completion, ingest, lag, reconcile, sink, web  # noqa: F401
-from streams.app import app, settings
-from streams.broker import BrokerError, EmbeddedBroker, wait_for_port
-from streams.command_base import OperatorCommand, UserError, until_signal
-from streams.gc_tuning import tune_gc
-from streams.kafka_io import DEFAULT_TIMEOUT_S
+from streams.commands.base import OperatorCommand, UserError
+from streams.commands.kafka_io import DEFAULT_TIMEOUT_S
 
-# The embedded broker needs its end offsets corrected (streams/tansu_offsets.py).
+# Importing the agent and view modules registers them with the app.
+from streams.worker import completion, ingest, lag, reconcile, sink, web  # noqa: F401
+from streams.worker.app import app, settings
+from streams.worker.gc_tuning import tune_gc
+
+# The embedded broker needs its end offsets corrected (streams/transport/tansu_offsets.py).
 EMBEDDED = settings.broker_profile == "embedded"
 
 
 def main() -> None:
     tune_gc()
     app.main()
-
-
-def _read_secret(path: Path | None) -> str | None:
-    return path.read_text().strip() if path is not None else None
 
 
 # `--timeout` of every command that talks to the broker.
@@ -47,122 +39,6 @@ BROKER_TIMEOUT = option(
     default=DEFAULT_TIMEOUT_S,
     help="Seconds to wait for the broker.",
 )
-
-
-@app.command(
-    option("--host", default="127.0.0.1", help="Address to listen on."),
-    option(
-        "--port",
-        type=int,
-        default=9092,
-        help="Port to listen on (0: any free port). 9092 matches the default broker URL.",
-    ),
-    base=OperatorCommand,
-)
-async def broker(self: OperatorCommand, host: str, port: int) -> int:
-    """Run the embedded Kafka-compatible broker (Tansu, data in memory) until Ctrl-C."""
-    if port and wait_for_port(host, port, timeout=0.2):
-        raise UserError(f"port {host}:{port} is already in use (another broker running?)")
-    running = EmbeddedBroker(host=host, port=port)
-    try:
-        await asyncio.to_thread(running.start)
-    except BrokerError as exc:
-        raise UserError(str(exc)) from None
-    print(f"embedded Kafka broker listening on {running.bootstrap}", flush=True)
-    print(f"export ACTIVITY_SYNC_BROKER_URL={running.url}", flush=True)
-    try:
-        await until_signal()
-    finally:
-        await asyncio.to_thread(running.stop)
-    return 0
-
-
-@app.command(
-    option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in Docker)."),
-    option("--port", type=int, default=0, help="Port to listen on (0: any free port)."),
-    option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("var/salesforce-emulator"),
-        help="CA, credentials and the SQLite store live here.",
-    ),
-    option("--api-version", default="62.0", help="Newest API version served."),
-    option(
-        "--public-url",
-        default=None,
-        help="instance_url given to clients (Docker: https://salesforce:8443).",
-    ),
-    option("--tls-name", multiple=True, help="Extra certificate name (repeatable)."),
-    option("--daily-limit", type=int, default=100_000, help="API calls per day."),
-    option("--token-ttl", type=float, default=7200.0, help="Token lifetime in seconds."),
-    option("--faults", default=None, help="Fault configuration: JSON, or @file."),
-    option(
-        "--client-id",
-        default=None,
-        help="Default: $ACTIVITY_SYNC_EMULATOR_CLIENT_ID, else generated.",
-    ),
-    option(
-        "--client-secret-file",
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
-        default=None,
-        help="Read the client secret from this file (Docker secrets).",
-    ),
-    base=OperatorCommand,
-)
-async def salesforce_emulator(
-    self: OperatorCommand,
-    host: str,
-    port: int,
-    data_dir: Path,
-    api_version: str,
-    public_url: str | None,
-    tls_name: tuple[str, ...],
-    daily_limit: int,
-    token_ttl: float,
-    faults: str | None,
-    client_id: str | None,
-    client_secret_file: Path | None,
-) -> int:
-    """Run the local Salesforce REST API emulator (HTTPS) until Ctrl-C.
-
-    Prints one JSON line when ready: url, ca_file and the credentials to give the
-    worker (ACTIVITY_SYNC_SALESFORCE_*). Other credentials come from
-    ACTIVITY_SYNC_EMULATOR_{CLIENT_SECRET,USERNAME,PASSWORD,SECURITY_TOKEN}.
-    """
-    from pydantic import ValidationError
-
-    from streams.salesforce.emulator import config_from_args, run_emulator
-
-    namespace = argparse.Namespace(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        api_version=api_version,
-        public_url=public_url,
-        tls_name=list(tls_name),
-        daily_limit=daily_limit,
-        token_ttl=token_ttl,
-        faults=faults,
-        client_id=client_id,
-        client_secret=_read_secret(client_secret_file),
-        username=None,
-        password=None,
-        security_token=None,
-    )
-    try:
-        config = config_from_args(namespace)
-    except (ValidationError, OSError) as exc:
-        raise UserError(f"--faults: {exc}") from None
-
-    def announce(running: Any) -> None:
-        sys.stdout.write(json.dumps(running.ready_line()) + "\n")
-        sys.stdout.flush()
-
-    try:
-        await run_emulator(config, announce)
-    except OSError as exc:
-        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
-    return 0
 
 
 @app.command(
@@ -193,7 +69,7 @@ async def produce(
     with its line number and skipped, the others are still sent. Exit code 1 when
     any line was rejected. The Kafka key is the event's subject (the booking id).
     """
-    from streams.producer import generated_lines, open_input, produce_lines, read_lines
+    from streams.commands.produce import generated_lines, open_input, produce_lines, read_lines
 
     if (file is None) == (generate is None):
         raise UserError("give a FILE (or - for stdin) or --generate N, not both")
@@ -242,33 +118,12 @@ async def status(
     self: OperatorCommand, booking_id: str, worker_url: str | None, timeout_s: float
 ) -> int:
     """Show one booking: its events, the derived view, the projection and the sync state."""
-    from streams.status import fetch_report, render_report
+    from streams.commands.status import fetch_report, render_report
 
     url = worker_url or f"http://{settings.web_host}:{settings.web_port}"
     report = await fetch_report(url, booking_id, timeout_s)
     print(json.dumps(report, indent=2) if self.json else render_report(report))
     return 0
-
-
-@app.command(
-    option(
-        "--dir",
-        "directory",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("var/demo"),
-        help="Logs and emulator data go here.",
-    ),
-    option(
-        "--timeout", "timeout_s", type=float, default=60.0, help="Seconds to wait for Salesforce."
-    ),
-    option("--keep-running", is_flag=True, default=False, help="Keep everything up until Ctrl-C."),
-    base=OperatorCommand,
-)
-async def demo(self: OperatorCommand, directory: Path, timeout_s: float, keep_running: bool) -> int:
-    """Run broker, Salesforce emulator and a worker; sync a set of bookings; show the result."""
-    from streams.demo import run_demo
-
-    return await run_demo(directory, timeout_s, keep_running)
 
 
 @app.command(
@@ -303,9 +158,9 @@ async def replay(
     do, and sends their projections marked as forced; the workers' sink writes them.
     Exit code 1 when a requested booking has no events in the topic.
     """
-    from streams.projection import PRESETS
-    from streams.replay import parse_since
-    from streams.replay import replay as run_replay
+    from streams.commands.replay import parse_since
+    from streams.commands.replay import replay as run_replay
+    from streams.core.projection import PRESETS
 
     chosen = [*booking_ids, *ids]
     if (since is None) == (not chosen):
@@ -366,7 +221,7 @@ async def backfill(
     the new consumer group's progress and the Salesforce API calls spent, and exits 0
     when the rebuild has caught up. See docs/operations.md.
     """
-    from streams.backfill import group_id, watch
+    from streams.commands.backfill import group_id, watch
 
     version = settings.app_version if app_version is None else app_version
     if version <= 1:

@@ -8,7 +8,7 @@ booking `b-1042` on a connected page, so a test states only what matters to it:
     state = fold_dicts(events)
 
 `random_lifecycle(rng, booking_id)` and `generate_events(n, seed)` come from
-`streams.generate` (also used by `activity-sync produce --generate` and the benches).
+`streams.commands.generate` (also used by `activity-sync produce --generate` and the benches).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from typing import Any
 import orjson
 
 from schemas import BookingEvent, parse_event
-from streams.fold import BookingState, fold
-from streams.generate import (
+from streams.commands.generate import (
     DEFAULT_SOURCE,
     TIMER_SOURCE,
     Catalog,
@@ -38,6 +37,7 @@ from streams.generate import (
     rescheduled_data,
     salesforce_id,
 )
+from streams.core.fold import BookingState, fold
 
 __all__ = [
     "ALICE",

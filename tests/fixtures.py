@@ -20,11 +20,11 @@ from aiokafka import AIOKafkaConsumer as _Consumer
 from aiokafka import AIOKafkaProducer as _Producer
 from aiokafka import TopicPartition as _TopicPartition
 
-from streams.broker import EmbeddedBroker
-from streams.local_stack import WorkerProcess, worker_environment
-from streams.salesforce.emulator_process import SalesforceEmulator
+from devkit.broker import EmbeddedBroker
+from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.verification import compare_salesforce
+from devkit.workers import WorkerProcess, worker_environment
 from streams.salesforce.settings import SalesforceSettings
-from streams.verification import compare_salesforce
 
 # ---------------------------------------------------------------------------------------
 # Salesforce emulator

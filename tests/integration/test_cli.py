@@ -23,11 +23,11 @@ import orjson
 import pytest
 import requests
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.generate import generate_events
-from streams.local_stack import NO_COMPLETION_GRACE, WorkerProcess, worker_environment
-from streams.salesforce.emulator_process import SalesforceEmulator
-from streams.verification import expected_events
+from devkit.broker import EmbeddedBroker, free_port
+from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.verification import expected_events
+from devkit.workers import NO_COMPLETION_GRACE, WorkerProcess, worker_environment
+from streams.commands.generate import generate_events
 from tests.fixtures import produce, read_topic, wait_for_salesforce, wait_until
 
 pytestmark = pytest.mark.integration
@@ -35,11 +35,19 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Commands of the dev kit (`python -m devkit`); the rest are `activity-sync`'s own.
+DEVKIT_COMMANDS = {"broker", "salesforce-emulator", "demo"}
+
+
+def command_line(*args: str) -> list[str]:
+    return [sys.executable, "-m", "devkit" if args[0] in DEVKIT_COMMANDS else "streams", *args]
+
+
 def run_cli(
     *args: str, env: dict[str, str], stdin: bytes | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
+        command_line(*args),
         cwd=REPO,
         env={**os.environ, **env},
         input=stdin.decode() if stdin is not None else None,
@@ -310,7 +318,7 @@ def test_backfill_needs_a_new_version(stack: Stack) -> None:
 
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "streams", *args],
+        command_line(*args),
         cwd=REPO,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,

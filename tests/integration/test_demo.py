@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.console import parse_table
-from streams.demo import demo_bookings
+from devkit.demo import demo_bookings
+from streams.commands.console import parse_table
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_demo_prints_the_salesforce_events_with_the_expected_statuses(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "streams", "demo", "--dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "devkit", "demo", "--dir", str(tmp_path / "demo")],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.salesforce.emulator_process import SalesforceEmulator
+from devkit.broker import EmbeddedBroker
+from devkit.salesforce_emulator.process import SalesforceEmulator
 from tests.fixtures import Workers
 from tests.integration.test_pipeline import fold_spread_bookings_across_a_restart
 

@@ -14,12 +14,12 @@ import orjson
 import pytest
 import requests
 
-from streams.broker import EmbeddedBroker
-from streams.dead_letter import read_headers
-from streams.generate import generate_events
-from streams.local_stack import WorkerProcess
-from streams.salesforce.emulator_process import SalesforceEmulator
-from streams.verification import expected_events
+from devkit.broker import EmbeddedBroker
+from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.verification import expected_events
+from devkit.workers import WorkerProcess
+from streams.commands.generate import generate_events
+from streams.worker.dead_letter import read_headers
 from tests.factories import TIMER_SOURCE, canceled, rescheduled, scheduled
 from tests.fixtures import (
     Workers,

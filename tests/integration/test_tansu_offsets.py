@@ -1,4 +1,5 @@
-"""The embedded broker's end offsets, corrected (streams/tansu_offsets.py), on the real broker."""
+"""The embedded broker's end offsets, corrected (streams/transport/tansu_offsets.py),
+on the real broker."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
 
-from streams import kafka_io
-from streams.broker import EmbeddedBroker
-from streams.tansu_offsets import exact_end_offsets
+from devkit.broker import EmbeddedBroker
+from streams.commands import kafka_io
+from streams.transport.tansu_offsets import exact_end_offsets
 
 pytestmark = pytest.mark.integration
 

@@ -1,10 +1,10 @@
-"""Which acknowledgements may move a committed offset (streams/acks.py)."""
+"""Which acknowledgements may move a committed offset (streams/transport/acks.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.acks import ack_counts
+from streams.transport.acks import ack_counts
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.batching import BatchPolicy
+from streams.worker.batching import BatchPolicy
 
 LIVE = (1000, 0.05)
 CATCH_UP_WINDOW = 1.0

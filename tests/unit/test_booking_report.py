@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from streams.booking_report import booking_report
-from streams.projection import PRESETS
-from streams.status import booking_url, render_report
+from streams.commands.status import booking_url, render_report
+from streams.core.booking_report import booking_report
+from streams.core.projection import PRESETS
 from tests.factories import (
     ALICE,
     BOB,

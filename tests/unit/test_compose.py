@@ -15,10 +15,10 @@ import click
 import pytest
 import yaml
 
-from streams.salesforce.emulator import ENV_PREFIX as EMULATOR_PREFIX
+from devkit.salesforce_emulator.server import ENV_PREFIX as EMULATOR_PREFIX
 from streams.salesforce.settings import ENV_PREFIX as SALESFORCE_PREFIX
 from streams.salesforce.settings import SECRET_FIELDS, SalesforceSettings
-from streams.settings import Settings, TopicNames
+from streams.worker.settings import Settings, TopicNames
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"\bACTIVITY_SYNC_[A-Z0-9_]+\b")
@@ -98,7 +98,7 @@ def test_topics_are_created_with_the_workers_partition_count() -> None:
 
 
 def test_emulator_command_uses_only_flags_the_cli_has() -> None:
-    from streams.cli import salesforce_emulator
+    from devkit.commands import salesforce_emulator
 
     command = [str(part) for part in compose()["services"]["salesforce"]["command"]]
     assert command[0] == "salesforce-emulator"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.dead_letter import HEADER_PREFIX, DeadLetter, read_headers
+from streams.worker.dead_letter import HEADER_PREFIX, DeadLetter, read_headers
 
 
 def test_headers_round_trip() -> None:

@@ -1,4 +1,4 @@
-"""The drain loop with one flow race per fetch (streams/drain.py), on scripted fetches."""
+"""The drain loop with one flow race per fetch (streams/transport/drain.py), on scripted fetches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from faust.types import TP
 from mode import Service
 from mode.utils.locks import Event
 
-from streams.drain import DrainPerFetch
+from streams.transport.drain import DrainPerFetch
 
 TOPIC = "booking-events"
 P0, P1 = TP(TOPIC, 0), TP(TOPIC, 1)

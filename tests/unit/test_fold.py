@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.fold import (
+from streams.core.fold import (
     MAX_EVENTS_PER_BOOKING,
     TIMER_SOURCE,
     BookingState,
@@ -19,7 +19,7 @@ from streams.fold import (
     stored_event,
     view,
 )
-from streams.projection import project
+from streams.core.projection import project
 from tests import factories as f
 
 ALICE_ID = f.ALICE["salesforce_user_id"]

@@ -1,4 +1,4 @@
-"""The worker command runs with the collector thresholds of streams/gc_tuning.py."""
+"""The worker command runs with the collector thresholds of streams/worker/gc_tuning.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from streams import cli
-from streams.gc_tuning import THRESHOLDS
+from streams.worker.gc_tuning import THRESHOLDS
 
 
 @pytest.fixture

@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from devkit.demo import MALFORMED_VALUE, demo_bookings, demo_records, mismatches
 from schemas import EventRejected, event_from_dict, parse_event
-from streams.backfill import Progress, group_id, measure, parse_usage
-from streams.command_base import UserError, one_line
-from streams.console import format_table, parse_table
-from streams.demo import MALFORMED_VALUE, demo_bookings, demo_records, mismatches
-from streams.fold import fold_all
-from streams.kafka_io import bootstrap_servers
-from streams.producer import read_lines, rejection_text, validate
-from streams.projection import project
-from streams.replay import parse_since
+from streams.commands.backfill import Progress, group_id, measure, parse_usage
+from streams.commands.base import UserError, one_line
+from streams.commands.console import format_table, parse_table
+from streams.commands.kafka_io import bootstrap_servers
+from streams.commands.produce import read_lines, rejection_text, validate
+from streams.commands.replay import parse_since
+from streams.core.fold import fold_all
+from streams.core.projection import project
 from tests.factories import raw, scheduled
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from streams.fold import BookingState
-from streams.projection import (
+from streams.core.fold import BookingState
+from streams.core.projection import (
     DESCRIPTION_MAX,
     PRESETS,
     FieldMapping,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.projection import Projection
-from streams.sink_plan import Candidate, plan_writes
+from streams.core.projection import Projection
+from streams.core.sink_plan import Candidate, plan_writes
 
 
 def projection(booking: str, version: int) -> Projection:

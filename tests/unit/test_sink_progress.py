@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.sink_progress import SinkProgress
+from streams.core.sink_progress import SinkProgress
 
 KEY = b"booking-1"
 

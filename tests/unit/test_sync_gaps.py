@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.sync_gaps import SyncGaps, handled_version
+from streams.core.sync_gaps import SyncGaps, handled_version
 
 
 def test_in_flight_work_is_left_alone_for_one_sweep() -> None:

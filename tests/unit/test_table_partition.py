@@ -1,4 +1,4 @@
-"""Table rows read and written under their booking's partition (streams/table_partition.py)."""
+"""Rows read and written under their booking's partition (streams/worker/table_partition.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from faust.streams import current_event
 
-from streams.table_partition import OutsideStreamError, PartitionedTable, current
+from streams.worker.table_partition import OutsideStreamError, PartitionedTable, current
 
 
 @dataclass

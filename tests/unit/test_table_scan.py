@@ -1,4 +1,4 @@
-"""Scanning a table in slices (streams/table_scan.py)."""
+"""Scanning a table in slices (streams/worker/table_scan.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams.table_scan import scan
+from streams.worker.table_scan import scan
 
 
 async def test_a_scan_yields_the_items_as_they_were_when_it_began() -> None:

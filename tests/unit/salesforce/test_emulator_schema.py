@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from streams.salesforce.emulator_faults import Faults, FaultState
-from streams.salesforce.emulator_schema import (
+from devkit.salesforce_emulator.faults import Faults, FaultState
+from devkit.salesforce_emulator.schema import (
     CONTACT,
     EVENT,
     RequestError,

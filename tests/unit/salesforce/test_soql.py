@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from simple_salesforce.format import format_soql
 
-from streams.salesforce.soql import Condition, OrderBy, Query, SoqlError, parse
+from devkit.salesforce_emulator.soql import Condition, OrderBy, Query, SoqlError, parse
 
 
 def test_full_query() -> None:

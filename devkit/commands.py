@@ -1,0 +1,164 @@
+"""The dev kit's commands: `demo`, `broker`, `salesforce-emulator`.
+
+`python -m devkit` is `activity-sync` (Faust's commands and ours) plus these three,
+which run the local stand-ins for Kafka and Salesforce. They live here, not in
+`streams.cli`, so a production install carries neither the embedded broker nor the
+emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from faust.cli import option
+
+from devkit.broker import BrokerError, EmbeddedBroker, wait_for_port
+from streams.commands.base import OperatorCommand, UserError, until_signal
+from streams.worker.app import app
+
+
+def _read_secret(path: Path | None) -> str | None:
+    return path.read_text().strip() if path is not None else None
+
+
+@app.command(
+    option("--host", default="127.0.0.1", help="Address to listen on."),
+    option(
+        "--port",
+        type=int,
+        default=9092,
+        help="Port to listen on (0: any free port). 9092 matches the default broker URL.",
+    ),
+    base=OperatorCommand,
+)
+async def broker(self: OperatorCommand, host: str, port: int) -> int:
+    """Run the embedded Kafka-compatible broker (Tansu, data in memory) until Ctrl-C."""
+    if port and wait_for_port(host, port, timeout=0.2):
+        raise UserError(f"port {host}:{port} is already in use (another broker running?)")
+    running = EmbeddedBroker(host=host, port=port)
+    try:
+        await asyncio.to_thread(running.start)
+    except BrokerError as exc:
+        raise UserError(str(exc)) from None
+    print(f"embedded Kafka broker listening on {running.bootstrap}", flush=True)
+    print(f"export ACTIVITY_SYNC_BROKER_URL={running.url}", flush=True)
+    try:
+        await until_signal()
+    finally:
+        await asyncio.to_thread(running.stop)
+    return 0
+
+
+@app.command(
+    option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in Docker)."),
+    option("--port", type=int, default=0, help="Port to listen on (0: any free port)."),
+    option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("var/salesforce-emulator"),
+        help="CA, credentials and the SQLite store live here.",
+    ),
+    option("--api-version", default="62.0", help="Newest API version served."),
+    option(
+        "--public-url",
+        default=None,
+        help="instance_url given to clients (Docker: https://salesforce:8443).",
+    ),
+    option("--tls-name", multiple=True, help="Extra certificate name (repeatable)."),
+    option("--daily-limit", type=int, default=100_000, help="API calls per day."),
+    option("--token-ttl", type=float, default=7200.0, help="Token lifetime in seconds."),
+    option("--faults", default=None, help="Fault configuration: JSON, or @file."),
+    option(
+        "--client-id",
+        default=None,
+        help="Default: $ACTIVITY_SYNC_EMULATOR_CLIENT_ID, else generated.",
+    ),
+    option(
+        "--client-secret-file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="Read the client secret from this file (Docker secrets).",
+    ),
+    base=OperatorCommand,
+)
+async def salesforce_emulator(
+    self: OperatorCommand,
+    host: str,
+    port: int,
+    data_dir: Path,
+    api_version: str,
+    public_url: str | None,
+    tls_name: tuple[str, ...],
+    daily_limit: int,
+    token_ttl: float,
+    faults: str | None,
+    client_id: str | None,
+    client_secret_file: Path | None,
+) -> int:
+    """Run the local Salesforce REST API emulator (HTTPS) until Ctrl-C.
+
+    Prints one JSON line when ready: url, ca_file and the credentials to give the
+    worker (ACTIVITY_SYNC_SALESFORCE_*). Other credentials come from
+    ACTIVITY_SYNC_EMULATOR_{CLIENT_SECRET,USERNAME,PASSWORD,SECURITY_TOKEN}.
+    """
+    from pydantic import ValidationError
+
+    from devkit.salesforce_emulator.server import config_from_args, run_emulator
+
+    namespace = argparse.Namespace(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        api_version=api_version,
+        public_url=public_url,
+        tls_name=list(tls_name),
+        daily_limit=daily_limit,
+        token_ttl=token_ttl,
+        faults=faults,
+        client_id=client_id,
+        client_secret=_read_secret(client_secret_file),
+        username=None,
+        password=None,
+        security_token=None,
+    )
+    try:
+        config = config_from_args(namespace)
+    except (ValidationError, OSError) as exc:
+        raise UserError(f"--faults: {exc}") from None
+
+    def announce(running: Any) -> None:
+        sys.stdout.write(json.dumps(running.ready_line()) + "\n")
+        sys.stdout.flush()
+
+    try:
+        await run_emulator(config, announce)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    return 0
+
+
+@app.command(
+    option(
+        "--dir",
+        "directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("var/demo"),
+        help="Logs and emulator data go here.",
+    ),
+    option(
+        "--timeout", "timeout_s", type=float, default=60.0, help="Seconds to wait for Salesforce."
+    ),
+    option("--keep-running", is_flag=True, default=False, help="Keep everything up until Ctrl-C."),
+    base=OperatorCommand,
+)
+async def demo(self: OperatorCommand, directory: Path, timeout_s: float, keep_running: bool) -> int:
+    """Run broker, Salesforce emulator and a worker; sync a set of bookings; show the result."""
+    from devkit.demo import run_demo
+
+    return await run_demo(directory, timeout_s, keep_running)

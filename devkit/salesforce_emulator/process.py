@@ -1,0 +1,172 @@
+"""A Salesforce emulator process and its admin API, for the demo, the tests and benches.
+
+Runs `python -m devkit.salesforce_emulator.server` as a child process on a data dir, reads
+its ready line (URL, CA file, credentials) and talks to its `/__admin/` endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from streams.salesforce.settings import SalesforceSettings
+
+EMULATOR_START_TIMEOUT_S = 30.0
+
+
+class SalesforceEmulator:
+    """A running `python -m devkit.salesforce_emulator.server` process and its admin API."""
+
+    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+        self._port = 0
+        self._http = requests.Session()
+        self._http.trust_env = False  # REQUESTS_CA_BUNDLE must not replace our CA
+        self.start()
+
+    # Process control -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        stderr = open(self.data_dir / "emulator.stderr.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devkit.salesforce_emulator.server",
+                "--port",
+                str(self._port),
+                "--data-dir",
+                str(self.data_dir),
+                *self.extra_args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        stderr.close()
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], EMULATOR_START_TIMEOUT_S)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            self.stop()
+            log = (self.data_dir / "emulator.stderr.log").read_text()
+            raise RuntimeError(f"Salesforce emulator did not start:\n{log[-3000:]}")
+        self.info = json.loads(line)
+        # A restart binds the same port, so clients keep their login and instance URLs.
+        self._port = int(self.url.rsplit(":", 1)[1])
+        self._http.verify = self.ca_file
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        self._http.close()
+
+    # Connection details ----------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return str(self.info["url"])
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.info["ca_file"])
+
+    @property
+    def client_id(self) -> str:
+        return str(self.info["client_id"])
+
+    @property
+    def client_secret(self) -> str:
+        return str(self.info["client_secret"])
+
+    @property
+    def username(self) -> str:
+        return str(self.info["username"])
+
+    @property
+    def password(self) -> str:
+        return str(self.info["password"])
+
+    @property
+    def security_token(self) -> str:
+        return str(self.info["security_token"])
+
+    def settings(self, **overrides: Any) -> SalesforceSettings:
+        """Client settings for this emulator, with backoff short enough for tests."""
+        values: dict[str, Any] = {
+            "login_url": self.url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "ca_file": self.ca_file,
+            "retry_base_s": 0.01,
+            "retry_cap_s": 0.2,
+            "timeout_s": 10.0,
+        }
+        values.update(overrides)
+        return SalesforceSettings(**values)
+
+    # Admin API -------------------------------------------------------------------
+
+    def admin(self, method: str, path: str, body: object = None) -> Any:
+        response = self._http.request(method, f"{self.url}/__admin/{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def records(self, sobject: str = "Event") -> list[dict[str, Any]]:
+        return list(self.admin("GET", f"records/{sobject}")["records"])
+
+    def insert(self, sobject: str, *records: dict[str, Any]) -> list[str]:
+        """Seed records without spending API calls; returns their ids."""
+        results = self.admin("POST", f"records/{sobject}", {"records": list(records)})
+        assert all(r["success"] for r in results), results
+        return [str(r["id"]) for r in results]
+
+    def api_calls(self) -> dict[str, Any]:
+        return dict(self.admin("GET", "api-calls"))
+
+    def total_api_calls(self) -> int:
+        return int(self.api_calls()["total"])
+
+    def set_faults(self, faults: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+        """Merge faults into the current ones, e.g. set_faults(http_503={"next": 2})."""
+        return dict(self.admin("POST", "faults", {**(faults or {}), **more}))
+
+    def replace_faults(self, faults: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.admin("PUT", "faults", faults))
+
+    def down(self, for_s: float, mode: str = "503") -> None:
+        self.admin("POST", "down", {"for_s": for_s, "mode": mode})
+
+    def set_daily_limit(self, limit: int) -> None:
+        self.admin("POST", "limits", {"daily_limit": limit})
+
+    def expire_tokens(self) -> int:
+        return int(self.admin("POST", "expire-tokens")["expired"])
+
+    def reset(self) -> None:
+        self.admin("POST", "reset")

@@ -1,0 +1,235 @@
+"""SQLite storage for the emulator: records, the external-id index and API-call counters.
+
+One database file in the data directory, so data survives a restart. Every record is a
+JSON document plus the columns Salesforce indexes (id, external id); the external id is
+unique per sObject, enforced by SQLite itself. Callers group one request's writes in
+`transaction()` so a 200-record collection is one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from devkit.salesforce_emulator.schema import SObjectDef, make_id
+from devkit.salesforce_emulator.soql import Condition, OrderBy, Scalar
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq     INTEGER PRIMARY KEY,
+    sobject TEXT NOT NULL,
+    id      TEXT NOT NULL UNIQUE,
+    ext_id  TEXT,
+    data    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_ext_id ON records (sobject, ext_id)
+    WHERE ext_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_sobject ON records (sobject, seq);
+CREATE TABLE IF NOT EXISTS api_calls (
+    day  TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    n    INTEGER NOT NULL,
+    PRIMARY KEY (day, kind)
+);
+"""
+
+Record = dict[str, object]
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        # isolation_level=None: transactions are explicit (BEGIN/COMMIT in transaction()).
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (only an OS crash can lose the
+        # last commits): enough for an emulator and far faster than FULL.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+        self._seq = int(row[0])
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # Records -----------------------------------------------------------------
+
+    def new_id(self, sobject: SObjectDef) -> tuple[int, str]:
+        self._seq += 1
+        return self._seq, make_id(sobject.prefix, self._seq)
+
+    def insert(self, sobject: SObjectDef, seq: int, record: Record) -> None:
+        ext_field = sobject.external_id_field
+        ext = record.get(ext_field) if ext_field else None
+        self._db.execute(
+            "INSERT INTO records (seq, sobject, id, ext_id, data) VALUES (?, ?, ?, ?, ?)",
+            (seq, sobject.name, record["Id"], ext, json.dumps(record)),
+        )
+
+    def update(self, sobject: SObjectDef, record: Record) -> None:
+        ext_field = sobject.external_id_field
+        ext = record.get(ext_field) if ext_field else None
+        self._db.execute(
+            "UPDATE records SET ext_id = ?, data = ? WHERE id = ? AND sobject = ?",
+            (ext, json.dumps(record), record["Id"], sobject.name),
+        )
+
+    def delete(self, sobject: SObjectDef, record_id: str) -> bool:
+        cursor = self._db.execute(
+            "DELETE FROM records WHERE sobject = ? AND (id = ? OR substr(id, 1, 15) = ?)",
+            (sobject.name, record_id, record_id),
+        )
+        return cursor.rowcount > 0
+
+    def get(self, sobject: SObjectDef, record_id: str) -> Record | None:
+        # A 15-character id names the same record as its 18-character form.
+        row = self._db.execute(
+            "SELECT data FROM records WHERE sobject = ? AND (id = ? OR substr(id, 1, 15) = ?)",
+            (sobject.name, record_id, record_id),
+        ).fetchone()
+        return _load(row[0]) if row else None
+
+    def get_by_external_ids(self, sobject: SObjectDef, values: Sequence[str]) -> dict[str, Record]:
+        found: dict[str, Record] = {}
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT ext_id, data FROM records WHERE sobject = ? AND ext_id IN ({marks})",
+                (sobject.name, *chunk),
+            )
+            for ext, data in rows:
+                found[ext] = _load(data)
+        return found
+
+    def all(self, sobject: SObjectDef) -> list[Record]:
+        rows = self._db.execute(
+            "SELECT data FROM records WHERE sobject = ? ORDER BY seq", (sobject.name,)
+        )
+        return [_load(data) for (data,) in rows]
+
+    def query(
+        self,
+        sobject: SObjectDef,
+        where: Sequence[Condition],
+        order_by: Sequence[OrderBy],
+        limit: int | None,
+    ) -> list[Record]:
+        """Run parsed SOQL conditions as SQL. Field names must already be canonical."""
+        clauses = ["sobject = ?"]
+        params: list[object] = [sobject.name]
+        for cond in where:
+            clause, args = _condition_sql(sobject, cond)
+            clauses.append(clause)
+            params.extend(args)
+        sql = f"SELECT data FROM records WHERE {' AND '.join(clauses)}"
+        orders = []
+        for item in order_by:
+            column = _column(item.field)
+            orders.append(f"({column} IS NULL) {'DESC' if not item.nulls_last else 'ASC'}")
+            orders.append(f"{column} {'DESC' if item.descending else 'ASC'}")
+        orders.append("seq ASC")
+        sql += " ORDER BY " + ", ".join(orders)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_load(data) for (data,) in self._db.execute(sql, params)]
+
+    def count(self, sobject: SObjectDef) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM records WHERE sobject = ?", (sobject.name,)
+        ).fetchone()
+        return int(row[0])
+
+    # API-call counters -----------------------------------------------------------
+
+    def count_call(self, day: str, kind: str) -> None:
+        self._db.execute(
+            "INSERT INTO api_calls (day, kind, n) VALUES (?, ?, 1) "
+            "ON CONFLICT (day, kind) DO UPDATE SET n = n + 1",
+            (day, kind),
+        )
+
+    def calls(self, day: str) -> dict[str, int]:
+        rows = self._db.execute("SELECT kind, n FROM api_calls WHERE day = ?", (day,))
+        return {kind: int(n) for kind, n in rows}
+
+    def reset(self) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM records")
+            self._db.execute("DELETE FROM api_calls")
+        self._seq = 0
+
+
+def _load(data: str) -> Record:
+    loaded = json.loads(data)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _column(field: str) -> str:
+    # Field names are validated against the schema before they reach SQL.
+    return f"json_extract(data, '$.\"{field}\"')"
+
+
+def _condition_sql(sobject: SObjectDef, cond: Condition) -> tuple[str, list[object]]:
+    column = _column(cond.field)
+    # SOQL compares text case-insensitively; ids and numbers compare exactly.
+    fold = sobject.fields[cond.field].kind not in ("id", "reference", "int", "datetime")
+
+    def arg(value: Scalar) -> object:
+        if isinstance(value, bool):
+            return 1 if value else 0
+        if isinstance(value, str) and fold:
+            return value.lower()
+        return value
+
+    col = f"lower({column})" if fold else column
+    if cond.op in ("IN", "NOT IN"):
+        assert isinstance(cond.value, tuple)
+        values = [v for v in cond.value if v is not None]
+        has_null = len(values) != len(cond.value)
+        marks = ",".join("?" * len(values)) or "NULL"
+        if cond.op == "IN":
+            clause = f"({col} IN ({marks})" + (f" OR {column} IS NULL)" if has_null else ")")
+        else:
+            clause = f"({column} IS NOT NULL AND {col} NOT IN ({marks}))"
+            if not has_null:
+                clause = f"({column} IS NULL OR {col} NOT IN ({marks}))"
+        return clause, [arg(v) for v in values]
+    assert not isinstance(cond.value, tuple)
+    if cond.value is None:
+        if cond.op == "=":
+            return f"{column} IS NULL", []
+        if cond.op == "!=":
+            return f"{column} IS NOT NULL", []
+    if cond.op == "LIKE":
+        return f"{column} LIKE ? ESCAPE '\\'", [cond.value]
+    if cond.op == "!=":
+        return f"({column} IS NULL OR {col} != ?)", [arg(cond.value)]
+    return f"{col} {cond.op} ?", [arg(cond.value)]

@@ -1,0 +1,93 @@
+"""Does Salesforce hold what the pure fold says? For the tests, the benches and chaos.
+
+`expected_events` folds and projects every booking of a list of event dicts;
+`compare_salesforce` names each booking whose Event is missing, differs, is there
+twice, or should not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas import event_from_dict
+from streams.core.fold import fold_all
+from streams.core.projection import project
+
+Event = dict[str, Any]
+
+COMPARED_FIELDS = (
+    "Event_Status__c",
+    "Cancel_Reschedule_Reason__c",
+    "OwnerId",
+    "StartDateTime",
+    "EndDateTime",
+    "Subject",
+)
+
+
+def expected_events(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
+    """What the pure fold says Salesforce should hold: booking id -> Event fields."""
+    by_booking: dict[str, list[Any]] = {}
+    for event in events:
+        by_booking.setdefault(str(event["subject"]), []).append(event_from_dict(dict(event)))
+    expected = {}
+    for booking, folded in by_booking.items():
+        projection = project(fold_all(folded))
+        if projection is not None:
+            expected[booking] = projection.fields
+    return expected
+
+
+def _normal(name: str, value: Any) -> Any:
+    if value in (None, ""):
+        return None
+    if name.endswith("DateTime"):
+        return datetime.fromisoformat(str(value).replace("+0000", "+00:00"))
+    return value
+
+
+@dataclass
+class Comparison:
+    """Salesforce against the expected Events, booking by booking."""
+
+    lost: list[str] = field(default_factory=list)  # expected, no Event
+    stale: list[str] = field(default_factory=list)  # one Event, a field differs
+    duplicate: list[str] = field(default_factory=list)  # more than one Event
+    unexpected: list[str] = field(default_factory=list)  # an Event the fold does not give
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.stale or self.duplicate or self.unexpected)
+
+
+def compare_salesforce(
+    records: Sequence[dict[str, Any]], expected: dict[str, dict[str, Any]]
+) -> Comparison:
+    by_booking: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_booking.setdefault(str(record.get("Booking_Id__c")), []).append(record)
+    result = Comparison()
+    for booking, fields in expected.items():
+        found = by_booking.get(booking, [])
+        if not found:
+            result.lost.append(booking)
+            result.details.append(f"{booking}: no Event")
+            continue
+        if len(found) > 1:
+            result.duplicate.append(booking)
+            result.details.append(f"{booking}: {len(found)} Events")
+        for name in COMPARED_FIELDS:
+            want, got = _normal(name, fields.get(name)), _normal(name, found[0].get(name))
+            if want != got:
+                result.stale.append(booking)
+                result.details.append(f"{booking}.{name}: want {want!r}, got {got!r}")
+                break
+    for booking in by_booking:
+        if booking not in expected:
+            result.unexpected.append(booking)
+            result.details.append(f"{booking}: unexpected Event")
+    return result

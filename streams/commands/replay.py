@@ -1,0 +1,199 @@
+"""`activity-sync replay`: re-project chosen bookings to Salesforce with a forced upsert.
+
+Design: the log is the source of truth, so the replay reads booking-events itself
+(a plain consumer outside the workers' group, nothing committed), folds the chosen
+bookings with the pure core (`fold_all`, `project`), exactly as the workers do, and
+sends the projections to activity-projections with the header
+`activity-sync.force: 1`. The sink writes a forced projection even when its `synced`
+table says Salesforce already has that version: this repairs an Event someone edited
+or deleted in Salesforce, or one written by a bad deploy, without touching the
+workers' tables or offsets.
+
+Choosing bookings: `--bookings ID...`, or `--since TIME`: every booking with at least
+one record appended to booking-events at or after TIME (Kafka's record timestamp, found
+with ListOffsets by time). Either way each chosen booking is folded from all its events
+from the start of the topic, not just the recent ones.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from aiokafka.errors import KafkaError
+
+from schemas import BookingEvent, EventRejected, parse_event
+from streams.commands.base import UserError, one_line
+from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, partitions_of, producer
+from streams.core.fold import fold_all
+from streams.core.projection import FieldMapping, project
+from streams.worker import headers
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """ISO-8601 (`2026-11-24T09:00:00Z`; no offset means UTC) or an age (`90m`, `2h`, `1d`)."""
+    relative = _RELATIVE.match(text.strip())
+    if relative:
+        amount, unit = float(relative.group(1)), relative.group(2)
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"--since {text!r}: not a time; use ISO-8601 (2026-11-24T09:00:00Z) or an age (2h)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class ReplaySummary:
+    records_read: int = 0
+    invalid_skipped: int = 0
+    selected: int = 0
+    sent: int = 0
+    without_event: list[str] = field(default_factory=list)  # requested, or no Event by rule
+    unknown: list[str] = field(default_factory=list)  # asked for, but no event in the topic
+
+    def line(self) -> str:
+        return (
+            f"replayed {self.sent} bookings (forced upsert); {len(self.without_event)} have no "
+            f"Salesforce Event; {len(self.unknown)} unknown; read {self.records_read} records, "
+            f"skipped {self.invalid_skipped} invalid"
+        )
+
+
+Progress = Callable[[int], None]
+
+
+async def read_partitions(
+    client: Any,
+    starts: dict[Any, int],
+    ends: dict[Any, int],
+    on_record: Callable[[Any], None],
+    progress: Progress = lambda _: None,
+) -> None:
+    """Every record from `starts` up to at least `ends`, per partition.
+
+    Whole fetched batches are handed on, past `ends` too: the embedded broker reports
+    the end of a partition as the first offset of its newest batch + 1, so stopping at
+    exactly `ends` could miss the tail of that batch.
+    """
+    wanted = [tp for tp in starts if ends[tp] > starts[tp]]
+    if not wanted:
+        return
+    client.assign(wanted)
+    for tp in wanted:
+        client.seek(tp, starts[tp])
+    remaining = set(wanted)
+    while remaining:
+        batch = await client.getmany(*remaining, timeout_ms=1000)
+        for tp, records in batch.items():
+            for record in records:
+                on_record(record)
+            progress(len(records))
+            if records and records[-1].offset + 1 >= ends[tp]:
+                remaining.discard(tp)
+        for tp in list(remaining):
+            if await client.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+
+
+def _progress_bar(length: int, label: str) -> Any:
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
+
+
+async def replay(
+    broker_url: str,
+    events_topic: str,
+    projections_topic: str,
+    mapping: FieldMapping,
+    *,
+    bookings: Iterable[str] = (),
+    since: datetime | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    embedded: bool = False,
+    app_version: int = 1,
+) -> ReplaySummary:
+    summary = ReplaySummary()
+    requested = set(bookings)
+    chosen = set(requested)
+    async with consumer(broker_url, timeout_s) as client:
+        partitions = await partitions_of(client, events_topic, timeout_s)
+        begin, end = await offsets(
+            client, partitions, embedded_broker=broker_url if embedded else None
+        )
+        if since is not None:
+            found = await client.offsets_for_times(
+                {tp: int(since.timestamp() * 1000) for tp in partitions}
+            )
+            starts = {tp: (end[tp] if hit is None else hit.offset) for tp, hit in found.items()}
+            total = sum(end[tp] - starts[tp] for tp in partitions)
+            with _progress_bar(total, f"finding bookings since {since.isoformat()}") as bar:
+                await read_partitions(
+                    client,
+                    starts,
+                    end,
+                    lambda record: (
+                        chosen.add(record.key.decode("utf-8", "replace")) if record.key else None
+                    ),
+                    bar.update,
+                )
+        keys = {booking.encode() for booking in chosen}
+        events: dict[bytes, list[BookingEvent]] = {}
+
+        def keep(record: Any) -> None:
+            summary.records_read += 1
+            if record.key not in keys:
+                return
+            try:
+                event = parse_event(record.value or b"", key=record.key)
+            except EventRejected:
+                summary.invalid_skipped += 1  # it went to the DLQ when the workers read it
+                return
+            events.setdefault(record.key, []).append(event)
+
+        if keys:
+            total = sum(end[tp] - begin[tp] for tp in partitions)
+            with _progress_bar(total, f"reading {events_topic}") as bar:
+                await read_partitions(client, dict(begin), end, keep, bar.update)
+
+    summary.selected = len(chosen)
+    # Only bookings asked for by id can be unknown; --since found its keys in the topic.
+    summary.unknown = sorted(booking for booking in requested if booking.encode() not in events)
+    projections = []
+    for key, booking_events in sorted(events.items()):
+        projection = project(fold_all(booking_events), mapping)
+        if projection is None:
+            summary.without_event.append(key.decode())
+        else:
+            projections.append((key, projection.to_bytes()))
+    # Forced, and tagged with the running app version so its sink accepts them.
+    record_headers = [(headers.FORCE, b"1"), (headers.APP_VERSION, str(app_version).encode())]
+    if projections:
+        async with producer(broker_url, timeout_s) as out:
+            with _progress_bar(len(projections), f"sending to {projections_topic}") as bar:
+                try:
+                    pending = [
+                        await out.send(
+                            projections_topic, value=value, key=key, headers=record_headers
+                        )
+                        for key, value in projections
+                    ]
+                    for future in pending:
+                        await future
+                        summary.sent += 1
+                        bar.update(1)
+                except KafkaError as exc:
+                    raise UserError(
+                        f"sending to {projections_topic!r} failed after {summary.sent} "
+                        f"projections: {one_line(exc)}"
+                    ) from None
+    return summary

@@ -1,0 +1,53 @@
+"""One booking as an operator sees it: events, view, projection, sync state. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from streams.core.fold import BookingState, from_epoch_us
+from streams.core.projection import FieldMapping, project
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # NamedTuple
+        return {name: _jsonable(item) for name, item in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(name): _jsonable(item) for name, item in value.items()}
+    return value
+
+
+def booking_report(
+    state: BookingState, synced_version: int, mapping: FieldMapping
+) -> dict[str, Any]:
+    view = state.view
+    projection = project(state, mapping)
+    view_fields = {name: _jsonable(value) for name, value in view._asdict().items()}
+    return {
+        "booking_id": state.booking_id,
+        "version": state.version,
+        "events": [
+            {
+                "source": stored.source,
+                "id": stored.id,
+                "type": stored.type,
+                "sequence": stored.sequence,
+                "time": from_epoch_us(stored.time_us).isoformat(),
+            }
+            for stored in state.events
+        ],
+        "view": view_fields,
+        "projection": None
+        if projection is None
+        else {"version": projection.version, "fields": projection.fields},
+        "sync": {
+            # `synced` holds minus the version when Salesforce rejected it (see the DLQ).
+            "synced_version": abs(synced_version),
+            "rejected": synced_version < 0,
+            "in_sync": projection is None or abs(synced_version) >= projection.version,
+        },
+    }

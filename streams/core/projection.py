@@ -1,0 +1,175 @@
+"""The projection (DESIGN §4): `BookingState` -> Salesforce `Event` fields. Pure: no I/O.
+
+Times are written as UTC ISO-8601 with whole seconds and a `Z` suffix
+(`2026-11-24T09:30:00Z`); sub-second parts are dropped. Text longer than a field's
+limit is cut to the limit, ending with "…", so a long title never costs the Event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from streams.core.fold import BookingState, BookingView
+
+SUBJECT_MAX = 255
+LOCATION_MAX = 255
+REASON_MAX = 255
+DESCRIPTION_MAX = 32_000
+PROJECTION_FORMAT = 1
+
+_HISTORY_HEADING = "Booking history (UTC):"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """Names of the custom Event fields this org uses (standard fields are fixed)."""
+
+    external_id_field: str = "Booking_Id__c"
+    status_field: str = "Event_Status__c"
+    reason_field: str = "Cancel_Reschedule_Reason__c"
+
+
+PRESETS: dict[str, FieldMapping] = {
+    "default": FieldMapping(),
+    # The ScheduleOnce connector's managed-package fields.
+    "oncehub": FieldMapping(
+        status_field="ScheduleOnce__Event_status__c",
+        reason_field="ScheduleOnce__Cancel_reschedule_reason__c",
+    ),
+}
+
+
+def cut(text: str | None, limit: int) -> str | None:
+    """`text` cut to at most `limit` characters, marking the cut with "…"."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def salesforce_datetime(moment: datetime) -> str:
+    """UTC, whole seconds, `Z`: `2026-11-24T09:30:00Z` (isoformat: far cheaper than strftime)."""
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """The Event one booking should have now, as of state `version`.
+
+    `fields` is ready for an upsert by `external_id_field` once `complete_related`
+    has filled WhoId from the lookup, when `lookup_email` is set.
+    """
+
+    booking_id: str
+    version: int
+    external_id_field: str
+    fields: dict[str, str | None]
+    # Set when WhoId must come from a Contact (or Lead) found by the customer's email.
+    lookup_email: str | None
+    # For an optional Lead creation when the lookup finds nothing (no related record).
+    customer_name: str | None
+    related_type: str | None
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "format": PROJECTION_FORMAT,
+                "booking_id": self.booking_id,
+                "version": self.version,
+                "external_id_field": self.external_id_field,
+                "fields": self.fields,
+                "lookup_email": self.lookup_email,
+                "customer_name": self.customer_name,
+                "related_type": self.related_type,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Projection:
+        loaded: dict[str, Any] = orjson.loads(raw)
+        if loaded.pop("format", None) != PROJECTION_FORMAT:
+            raise ValueError("unknown Projection format")
+        return cls(**loaded)
+
+
+def description_text(current: BookingView) -> str:
+    """The booking's description, then one line per lifecycle event."""
+    history = "\n".join([_HISTORY_HEADING, *(entry.line for entry in current.history)])
+    if current.description:
+        return f"{current.description}\n\n{history}"
+    return history
+
+
+def project(state: BookingState, mapping: FieldMapping = PRESETS["default"]) -> Projection | None:
+    """The Salesforce Event fields for a booking, or None when no Event should exist."""
+    current = state.view
+    if current.status is None:
+        return None
+    if current.start is None or current.end is None or current.customer is None:
+        raise ValueError(f"booking {state.booking_id!r} has a status but no booking details")
+    who_id: str | None = None
+    what_id: str | None = None
+    lookup_email: str | None = None
+    related = current.related
+    if related is None:
+        lookup_email = current.customer.email
+    elif related.type == "Case":
+        what_id = related.id
+        lookup_email = current.customer.email
+    else:  # Lead or Contact; a Lead forbids WhatId, a Contact here has none to give.
+        who_id = related.id
+    fields: dict[str, str | None] = {
+        mapping.external_id_field: state.booking_id,
+        mapping.status_field: current.status,
+        mapping.reason_field: cut(current.reason, REASON_MAX),
+        "Subject": cut(current.title, SUBJECT_MAX),
+        "StartDateTime": salesforce_datetime(current.start),
+        "EndDateTime": salesforce_datetime(current.end),
+        "OwnerId": current.owner.salesforce_user_id if current.owner else None,
+        "Location": cut(current.location, LOCATION_MAX),
+        "Description": cut(description_text(current), DESCRIPTION_MAX),
+        "WhoId": who_id,
+        "WhatId": what_id,
+    }
+    return Projection(
+        booking_id=state.booking_id,
+        version=state.version,
+        external_id_field=mapping.external_id_field,
+        fields=fields,
+        lookup_email=lookup_email,
+        customer_name=current.customer.name,
+        related_type=related.type if related else None,
+    )
+
+
+def complete_related(
+    projection: Projection, found: Mapping[str, tuple[str, str]]
+) -> dict[str, str | None]:
+    """The final field dict, WhoId filled from lookups: email -> (sObject type, id).
+
+    Emails match case-insensitively (Salesforce compares them so). For a Case only a
+    Contact may become WhoId; without `related`, a Contact or a Lead (the caller
+    looks up Contacts first). Nothing found leaves WhoId empty.
+    """
+    fields = dict(projection.fields)
+    email = projection.lookup_email
+    if email is None:
+        return fields
+    hit = found.get(email)
+    if hit is None:
+        lowered = email.lower()
+        hit = next((value for key, value in found.items() if key.lower() == lowered), None)
+    if hit is None:
+        return fields
+    sobject, record_id = hit
+    if projection.related_type == "Case":
+        if sobject == "Contact":
+            fields["WhoId"] = record_id
+    elif sobject in ("Contact", "Lead"):
+        fields["WhoId"] = record_id
+        fields["WhatId"] = None
+    return fields

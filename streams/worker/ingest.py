@@ -1,0 +1,153 @@
+"""The ingest+fold agent: raw booking events -> table `bookings` -> activity-projections.
+
+Thin by design: decoding and validation are `schemas.parse_event`, the rules are
+`streams.core.fold` and `streams.core.projection`. This module only moves bytes, batches the
+work per booking and sends what the core rejects to the dead-letter topic.
+
+Batching: each `take_events` batch is grouped by booking, so a booking touched by
+ten events in a batch costs one table write and one projection send, not ten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, cast
+
+import faust
+from faust.types import EventT
+from faust.types.tuples import FutureMessage
+
+from schemas import EventRejected, parse_event
+from streams.core.fold import BookingState, fold
+from streams.core.projection import PRESETS, Projection, project
+from streams.worker import headers, metrics
+from streams.worker.app import (
+    app,
+    bookings,
+    events_dlq_topic,
+    events_topic,
+    projections_topic,
+    settings,
+    sink_progress,
+)
+from streams.worker.batching import AdaptiveStream, BatchPolicy
+from streams.worker.dead_letter import send_to_dead_letter
+
+log = logging.getLogger(__name__)
+
+MAPPING = PRESETS[settings.field_mapping]
+APP_VERSION = str(settings.app_version).encode()
+
+
+async def dead_letter_event(
+    event: EventT[bytes], code: str, message: str, value: bytes | None = None
+) -> None:
+    await send_to_dead_letter(events_dlq_topic, event, code, message, value)
+
+
+async def fold_batch(batch: Sequence[EventT[bytes]]) -> None:
+    metrics.EVENTS_INGESTED.inc(len(batch))
+    metrics.FOLD_BATCH_EVENTS.observe(len(batch))
+    by_booking: dict[bytes, list[tuple[EventT[bytes], Any]]] = {}
+    for event in batch:
+        key = event.message.key
+        try:
+            if key is None:
+                raise EventRejected(
+                    "key-mismatch", "key", "record has no key; it must be the subject"
+                )
+            parsed = parse_event(event.message.value or b"", key=key)
+        except EventRejected as rejected:
+            await dead_letter_event(event, rejected.code, rejected.message)
+            continue
+        by_booking.setdefault(key, []).append((event, parsed))
+
+    # Counted per batch: a labelled counter costs a lookup and a lock per call.
+    outcomes: Counter[str] = Counter()
+    for key, items in by_booking.items():
+        try:
+            await fold_booking(key, items, outcomes)
+        except Exception as exc:  # a bug in the core must not stop the stream or lose input
+            log.exception("folding booking %r failed; dead-lettering its events", key)
+            for event, _ in items:
+                await dead_letter_event(event, "internal-error", f"{type(exc).__name__}: {exc}")
+    for outcome, count in outcomes.items():
+        metrics.EVENTS_FOLDED.labels(outcome).inc(count)
+
+
+async def fold_booking(
+    key: bytes,
+    items: list[tuple[EventT[bytes], Any]],
+    outcomes: Counter[str],
+) -> None:
+    latest = items[-1][0]
+    stored = bookings.get(key, under=latest)
+    state: BookingState | None = BookingState.from_bytes(stored) if stored is not None else None
+    changed = False
+    for event, parsed in items:
+        result = fold(state, parsed)
+        state = result.state
+        changed = changed or result.changed
+        outcomes[result.outcome] += 1
+        if result.dead_letter is not None:
+            # The loser of a conflicting duplicate may be this record or the stored copy.
+            loser = result.dead_letter
+            value = None if loser == parsed else loser.to_json()
+            await dead_letter_event(
+                event,
+                result.outcome,
+                f"{result.outcome}: source={loser.source} id={loser.id}",
+                value,
+            )
+    assert state is not None  # at least one event was folded
+    if changed:
+        bookings.set(key, state.to_bytes(), under=latest)
+    # Unchanged (only duplicates): nothing to send. A state whose projection never left
+    # (a crash in between) is re-sent by the reconcile timer (streams/worker/reconcile.py).
+    projection = project(state, MAPPING) if changed else None
+    if projection is not None:
+        newest = max(event.message.timestamp for event, _ in items)
+        await send_projection(key, projection, event_timestamp=newest)
+
+
+async def send_projection(
+    key: bytes, projection: Projection, *, event_timestamp: float | None = None
+) -> None:
+    """To activity-projections, tagged with this app version (and the newest event's
+    Kafka timestamp, when known, for the end-to-end latency metric)."""
+    metrics.PROJECTIONS_EMITTED.inc()
+    record_headers = [(headers.APP_VERSION, APP_VERSION)]
+    if event_timestamp is not None:
+        stamp = str(int(event_timestamp * 1000)).encode()
+        record_headers.append((headers.EVENT_TIMESTAMP, stamp))
+    await projections_topic.send(
+        key=key,
+        value=projection.to_bytes(),
+        headers=record_headers,
+        callback=partial(_record_sent, key, projection.version),
+    )
+
+
+def _record_sent(key: bytes, version: int, sent: FutureMessage) -> None:
+    metadata = sent.result()
+    sink_progress.sent(key, version, metadata.partition, metadata.offset)
+
+
+def batch_policy() -> BatchPolicy:
+    return BatchPolicy(
+        live_size=settings.fold_batch_size,
+        live_window=settings.fold_batch_window,
+        catch_up_size=settings.fold_catch_up_batch_size,
+        catch_up_window=settings.fold_catch_up_window,
+    )
+
+
+@app.agent(events_topic, name="ingest")
+async def ingest(stream: faust.StreamT[bytes]) -> None:
+    # The app's Stream class (streams/worker/app.py); StreamT's stub does not know it.
+    adaptive = cast(AdaptiveStream, stream)
+    async for batch in adaptive.take_adaptive(batch_policy()):
+        await fold_batch(batch)
