@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded broker, the Salesforce emulator and worker processes.
+"""Shared fixtures: the embedded broker, the Salesforce emulator, worker processes, and
+the command lines.
 
 Each real part runs as its own process, as in production; fixtures start it on a free
 port, wait until it answers and stop it afterwards.
@@ -7,6 +8,10 @@ port, wait until it answers and stop it afterwards.
 from __future__ import annotations
 
 import asyncio as _asyncio
+import os
+import signal
+import subprocess
+import sys
 import time as _time
 from collections.abc import Callable as _Callable
 from collections.abc import Iterable as _Iterable
@@ -193,3 +198,59 @@ def wait_for_salesforce(
         wait_until(in_sync, timeout, "Salesforce to match the fold")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {len(problems)} differences, e.g. {problems[:5]}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# Command lines: `python -m streams` (activity-sync) and `python -m devkit` subprocesses
+# ---------------------------------------------------------------------------------------
+
+REPO = _Path(__file__).resolve().parents[1]
+
+
+# Commands of the dev kit (`python -m devkit`); the rest are `activity-sync`'s own.
+DEVKIT_COMMANDS = {"broker", "salesforce-emulator", "demo"}
+
+
+def command_line(*args: str) -> list[str]:
+    return [sys.executable, "-m", "devkit" if args[0] in DEVKIT_COMMANDS else "streams", *args]
+
+
+def run_cli(
+    *args: str, env: dict[str, str], stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command_line(*args),
+        cwd=REPO,
+        env={**os.environ, **env},
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("activity-sync "), lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command_line(*args),
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_cli(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    return process.returncode, stderr

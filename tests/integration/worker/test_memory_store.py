@@ -11,7 +11,7 @@ import pytest
 from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from tests.fixtures import Workers
-from tests.integration.test_pipeline import fold_spread_bookings_across_a_restart
+from tests.integration.worker.test_pipeline import fold_spread_bookings_across_a_restart
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from streams.commands.console import parse_table
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_demo_prints_the_salesforce_events_with_the_expected_statuses(tmp_path: Path) -> None:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,43 +25,16 @@ from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import NO_COMPLETION_GRACE, WorkerProcess, worker_environment
 from streams.commands.generate import generate_events
-from tests.fixtures import produce, read_topic, wait_for_salesforce, wait_until
+from tests.fixtures import (
+    assert_one_line_error,
+    produce,
+    read_topic,
+    run_cli,
+    wait_for_salesforce,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-# Commands of the dev kit (`python -m devkit`); the rest are `activity-sync`'s own.
-DEVKIT_COMMANDS = {"broker", "salesforce-emulator", "demo"}
-
-
-def command_line(*args: str) -> list[str]:
-    return [sys.executable, "-m", "devkit" if args[0] in DEVKIT_COMMANDS else "streams", *args]
-
-
-def run_cli(
-    *args: str, env: dict[str, str], stdin: bytes | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command_line(*args),
-        cwd=REPO,
-        env={**os.environ, **env},
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode != 0, result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith("activity-sync "), lines[0]
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @dataclass
@@ -311,78 +281,3 @@ def test_backfill_follows_a_new_app_version_until_it_has_caught_up(stack: Stack)
 
 def test_backfill_needs_a_new_version(stack: Stack) -> None:
     assert_one_line_error(run_cli("backfill", env=stack.env), "app version")
-
-
-# broker and salesforce-emulator -----------------------------------------------------
-
-
-def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        command_line(*args),
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def stop_cli(process: subprocess.Popen[str]) -> tuple[int, str]:
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=20)
-    return process.returncode, stderr
-
-
-def test_broker_command_serves_kafka_until_sigterm() -> None:
-    process = start_cli("broker", "--port", "0")
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert first.startswith("embedded Kafka broker listening on 127.0.0.1:"), first
-        bootstrap = first.split()[-1]
-        assert (
-            process.stdout.readline().strip()
-            == f"export ACTIVITY_SYNC_BROKER_URL=kafka://{bootstrap}"
-        )
-        result = run_cli(
-            "produce", "--generate", "2", env={"ACTIVITY_SYNC_BROKER_URL": f"kafka://{bootstrap}"}
-        )
-        assert result.returncode == 0, result.stderr
-    finally:
-        code, stderr = stop_cli(process)
-    assert code == 0, stderr
-    assert "Traceback" not in stderr
-
-
-def test_broker_command_on_a_busy_port_is_a_one_line_error() -> None:
-    with EmbeddedBroker() as running:
-        result = run_cli("broker", "--port", str(running.port), env={})
-    assert_one_line_error(result, "already in use")
-
-
-def test_salesforce_emulator_command_prints_its_connection_and_serves(tmp_path: Path) -> None:
-    process = start_cli(
-        "salesforce-emulator",
-        "--port",
-        "0",
-        "--data-dir",
-        str(tmp_path / "sf"),
-        env={"ACTIVITY_SYNC_EMULATOR_CLIENT_ID": "from-env"},
-    )
-    try:
-        assert process.stdout is not None
-        ready = json.loads(process.stdout.readline())
-        assert ready["client_id"] == "from-env"
-        assert Path(ready["ca_file"]).exists()
-        health = requests.get(f"{ready['url']}/__admin/health", verify=ready["ca_file"], timeout=5)
-        assert health.json()["ok"] is True
-    finally:
-        code, stderr = stop_cli(process)
-    assert code == 0, stderr
-
-
-def test_salesforce_emulator_bad_faults_are_a_one_line_error(tmp_path: Path) -> None:
-    result = run_cli(
-        "salesforce-emulator", "--data-dir", str(tmp_path / "sf"), "--faults", "{nope", env={}
-    )
-    assert_one_line_error(result, "--faults")

@@ -1,0 +1,69 @@
+"""The dev kit's commands (`python -m devkit broker|salesforce-emulator`), as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from devkit.broker import EmbeddedBroker
+from tests.fixtures import assert_one_line_error, run_cli, start_cli, stop_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_broker_command_serves_kafka_until_sigterm() -> None:
+    process = start_cli("broker", "--port", "0")
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("embedded Kafka broker listening on 127.0.0.1:"), first
+        bootstrap = first.split()[-1]
+        assert (
+            process.stdout.readline().strip()
+            == f"export ACTIVITY_SYNC_BROKER_URL=kafka://{bootstrap}"
+        )
+        result = run_cli(
+            "produce", "--generate", "2", env={"ACTIVITY_SYNC_BROKER_URL": f"kafka://{bootstrap}"}
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        code, stderr = stop_cli(process)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_broker_command_on_a_busy_port_is_a_one_line_error() -> None:
+    with EmbeddedBroker() as running:
+        result = run_cli("broker", "--port", str(running.port), env={})
+    assert_one_line_error(result, "already in use")
+
+
+def test_salesforce_emulator_command_prints_its_connection_and_serves(tmp_path: Path) -> None:
+    process = start_cli(
+        "salesforce-emulator",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "sf"),
+        env={"ACTIVITY_SYNC_EMULATOR_CLIENT_ID": "from-env"},
+    )
+    try:
+        assert process.stdout is not None
+        ready = json.loads(process.stdout.readline())
+        assert ready["client_id"] == "from-env"
+        assert Path(ready["ca_file"]).exists()
+        health = requests.get(f"{ready['url']}/__admin/health", verify=ready["ca_file"], timeout=5)
+        assert health.json()["ok"] is True
+    finally:
+        code, stderr = stop_cli(process)
+    assert code == 0, stderr
+
+
+def test_salesforce_emulator_bad_faults_are_a_one_line_error(tmp_path: Path) -> None:
+    result = run_cli(
+        "salesforce-emulator", "--data-dir", str(tmp_path / "sf"), "--faults", "{nope", env={}
+    )
+    assert_one_line_error(result, "--faults")
