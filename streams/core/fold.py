@@ -26,18 +26,26 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 from schemas import BookingCompleted, BookingEvent, OutcomeData, event_from_dict
+from streams.core.view import (
+    REASSIGNABLE_PHASES,
+    BookingView,
+    CustomerInfo,
+    HistoryEntry,
+    OwnerInfo,
+    PageInfo,
+    Phase,
+    RejectedReassignment,
+    RelatedRef,
+)
 
 MAX_EVENTS_PER_BOOKING = 256
 TIMER_SOURCE = "activity-sync/timer"
 STATE_FORMAT = 1
 
 Outcome = Literal["accepted", "duplicate", "conflicting-duplicate", "history-full"]
-Phase = Literal["Requested", "Scheduled", "Rescheduled", "Canceled", "Completed", "No-show"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-# Phases from which a reassignment applies; from any other it is rejected.
-_REASSIGNABLE: frozenset[str] = frozenset({"Scheduled", "Rescheduled"})
 _WHO = {"customer": "customer", "owner": "booking owner"}
 
 
@@ -58,10 +66,6 @@ class StoredEvent(NamedTuple):
     id: str
     source: str
     body: Mapping[str, Any]
-
-    @property
-    def sort_key(self) -> tuple[int, int, str, str]:
-        return (self.sequence, self.time_us, self.id, self.source)
 
     @property
     def type(self) -> str:
@@ -86,66 +90,6 @@ def stored_event(event: BookingEvent) -> StoredEvent:
     return StoredEvent(event.sequence, to_epoch_us(event.time), event.id, event.source, body)
 
 
-class PageInfo(NamedTuple):
-    id: str
-    name: str
-    salesforce_connected: bool
-    create_activity_event: bool
-
-
-class OwnerInfo(NamedTuple):
-    id: str
-    name: str
-    email: str
-    salesforce_user_id: str | None
-
-
-class CustomerInfo(NamedTuple):
-    name: str
-    email: str
-    phone: str | None
-
-
-class RelatedRef(NamedTuple):
-    type: Literal["Lead", "Contact", "Case"]
-    id: str
-
-
-_TYPE_LABEL = {
-    "booking.scheduled": "Scheduled",
-    "booking.requested": "Requested",
-    "booking.rescheduled": "Rescheduled",
-    "booking.reassigned": "Reassigned",
-    "booking.canceled": "Canceled",
-    "booking.completed": "Completed",
-    "booking.no_show": "No-show",
-}
-
-
-class HistoryEntry(NamedTuple):
-    """One event of the lifecycle history shown in the Event's Description."""
-
-    time: datetime
-    type: str
-    detail: str
-    applied: bool
-
-    @property
-    def line(self) -> str:
-        """`2026-11-24 09:30 Canceled: Sick (customer)` (UTC, to the minute)."""
-        label = _TYPE_LABEL.get(self.type, self.type)
-        if not self.applied:
-            label += " (not applied)"
-        when = str(self.time.astimezone(UTC))[:16]  # str() is far cheaper than strftime
-        return f"{when} {label}: {self.detail}" if self.detail else f"{when} {label}"
-
-
-class RejectedReassignment(NamedTuple):
-    source: str
-    id: str
-    phase: str | None
-
-
 def _page(raw: Mapping[str, Any]) -> PageInfo:
     return PageInfo(
         raw["id"], raw["name"], raw["salesforce_connected"], raw.get("create_activity_event", True)
@@ -167,45 +111,6 @@ def _utc_minute(moment: datetime) -> str:
     return str(moment.astimezone(UTC))[:16] + " UTC"
 
 
-class BookingView(NamedTuple):
-    """What the booking's events say now; `status` is None when no Event should exist.
-
-    A NamedTuple rather than a frozen dataclass: it is built on every state change,
-    and a frozen dataclass pays an `object.__setattr__` per field.
-    """
-
-    booking_id: str
-    status: str | None
-    phase: Phase | None
-    reassigned: bool
-    scheduled: bool
-    creates_event: bool
-    reason: str | None
-    owner: OwnerInfo | None  # the Salesforce Event's owner (kept on unconnected moves)
-    booking_owner: OwnerInfo | None  # who owns the booking now
-    page: PageInfo | None
-    start: datetime | None
-    end: datetime | None
-    title: str | None
-    location: str | None
-    description: str | None
-    customer: CustomerInfo | None
-    related: RelatedRef | None
-    rejected_reassignments: tuple[RejectedReassignment, ...]
-    history: tuple[HistoryEntry, ...]
-    last_sequence: int | None
-    last_time: datetime | None
-
-    def completion_due(self, now: datetime, grace: timedelta) -> bool:
-        """The completion timer's test: Scheduled/Rescheduled and end + grace < now."""
-        return (
-            self.scheduled
-            and self.phase in _REASSIGNABLE
-            and self.end is not None
-            and self.end + grace < now
-        )
-
-
 class _Replay:
     """The mutable accumulator of one replay; `view()` freezes it into a BookingView."""
 
@@ -218,7 +123,6 @@ class _Replay:
         "end",
         "history",
         "last_sequence",
-        "last_time_us",
         "location",
         "owner",
         "page",
@@ -254,7 +158,6 @@ class _Replay:
         self.rejected: list[RejectedReassignment] = []
         self.history: list[HistoryEntry] = []
         self.last_sequence: int | None = None
-        self.last_time_us: int | None = None
 
     def copy(self) -> _Replay:
         # Spelled out: a generic slot loop or copy.copy costs several times more.
@@ -266,7 +169,6 @@ class _Replay:
         twin.description = self.description
         twin.end = self.end
         twin.last_sequence = self.last_sequence
-        twin.last_time_us = self.last_time_us
         twin.location = self.location
         twin.owner = self.owner
         twin.page = self.page
@@ -328,7 +230,7 @@ class _Replay:
             self.phase, self.reassigned = "Canceled", False
             detail = self.reason
         elif kind == "booking.reassigned":
-            if self.phase in _REASSIGNABLE:
+            if self.phase in REASSIGNABLE_PHASES:
                 new_page, new_owner = _page(data["page"]), _owner(data["owner"])
                 both_connected = bool(
                     self.page and self.page.salesforce_connected and new_page.salesforce_connected
@@ -356,7 +258,7 @@ class _Replay:
         if by and kind in ("booking.reassigned", "booking.completed", "booking.no_show"):
             detail = f"{detail} (by {by})" if detail else f"by {by}"
         self.history.append(HistoryEntry(from_epoch_us(stored.time_us), kind, detail, applied))
-        self.last_sequence, self.last_time_us = stored.sequence, stored.time_us
+        self.last_sequence = stored.sequence
 
     def view(self) -> BookingView:
         status: str | None = None

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from streams.core.fold import BookingState, BookingView
+from streams.core.fold import BookingState
+from streams.core.view import BookingView
 
 SUBJECT_MAX = 255
 LOCATION_MAX = 255

@@ -1,0 +1,115 @@
+"""The read-only view of one booking that the fold derives and the projection reads.
+
+`BookingView` and the named tuples inside it: what a booking's events say now. Built
+by `streams.core.fold` (after every folded event), read by `streams.core.projection`
+and the booking report; pure, no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal, NamedTuple
+
+Phase = Literal["Requested", "Scheduled", "Rescheduled", "Canceled", "Completed", "No-show"]
+
+# Phases from which a reassignment applies; from any other it is rejected.
+REASSIGNABLE_PHASES: frozenset[str] = frozenset({"Scheduled", "Rescheduled"})
+
+
+class PageInfo(NamedTuple):
+    id: str
+    name: str
+    salesforce_connected: bool
+    create_activity_event: bool
+
+
+class OwnerInfo(NamedTuple):
+    id: str
+    name: str
+    email: str
+    salesforce_user_id: str | None
+
+
+class CustomerInfo(NamedTuple):
+    name: str
+    email: str
+    phone: str | None
+
+
+class RelatedRef(NamedTuple):
+    type: Literal["Lead", "Contact", "Case"]
+    id: str
+
+
+_TYPE_LABEL = {
+    "booking.scheduled": "Scheduled",
+    "booking.requested": "Requested",
+    "booking.rescheduled": "Rescheduled",
+    "booking.reassigned": "Reassigned",
+    "booking.canceled": "Canceled",
+    "booking.completed": "Completed",
+    "booking.no_show": "No-show",
+}
+
+
+class HistoryEntry(NamedTuple):
+    """One event of the lifecycle history shown in the Event's Description."""
+
+    time: datetime
+    type: str
+    detail: str
+    applied: bool
+
+    @property
+    def line(self) -> str:
+        """`2026-11-24 09:30 Canceled: Sick (customer)` (UTC, to the minute)."""
+        label = _TYPE_LABEL.get(self.type, self.type)
+        if not self.applied:
+            label += " (not applied)"
+        when = str(self.time.astimezone(UTC))[:16]  # str() is far cheaper than strftime
+        return f"{when} {label}: {self.detail}" if self.detail else f"{when} {label}"
+
+
+class RejectedReassignment(NamedTuple):
+    source: str
+    id: str
+    phase: str | None
+
+
+class BookingView(NamedTuple):
+    """What the booking's events say now; `status` is None when no Event should exist.
+
+    A NamedTuple rather than a frozen dataclass: it is built on every state change,
+    and a frozen dataclass pays an `object.__setattr__` per field.
+    """
+
+    booking_id: str
+    status: str | None
+    phase: Phase | None
+    reassigned: bool
+    scheduled: bool
+    creates_event: bool
+    reason: str | None
+    owner: OwnerInfo | None  # the Salesforce Event's owner (kept on unconnected moves)
+    booking_owner: OwnerInfo | None  # who owns the booking now
+    page: PageInfo | None
+    start: datetime | None
+    end: datetime | None
+    title: str | None
+    location: str | None
+    description: str | None
+    customer: CustomerInfo | None
+    related: RelatedRef | None
+    rejected_reassignments: tuple[RejectedReassignment, ...]
+    history: tuple[HistoryEntry, ...]
+    last_sequence: int | None
+    last_time: datetime | None
+
+    def completion_due(self, now: datetime, grace: timedelta) -> bool:
+        """The completion timer's test: Scheduled/Rescheduled and end + grace < now."""
+        return (
+            self.scheduled
+            and self.phase in REASSIGNABLE_PHASES
+            and self.end is not None
+            and self.end + grace < now
+        )
