@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.core.fold import BookingState, from_epoch_us
 from streams.core.projection import FieldMapping, project
+from streams.core.sync_gaps import handled_version, is_rejected
 
 
 def _jsonable(value: Any) -> Any:
@@ -22,8 +23,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def booking_report(
-    state: BookingState, synced_version: int, mapping: FieldMapping
+    state: BookingState, synced: int, mapping: FieldMapping
 ) -> dict[str, Any]:
+    """`synced`: the booking's `synced` table value (see `streams.core.sync_gaps`)."""
     view = state.view
     projection = project(state, mapping)
     view_fields = {name: _jsonable(value) for name, value in view._asdict().items()}
@@ -45,9 +47,8 @@ def booking_report(
         if projection is None
         else {"version": projection.version, "fields": projection.fields},
         "sync": {
-            # `synced` holds minus the version when Salesforce rejected it (see the DLQ).
-            "synced_version": abs(synced_version),
-            "rejected": synced_version < 0,
-            "in_sync": projection is None or abs(synced_version) >= projection.version,
+            "synced_version": handled_version(synced),
+            "rejected": is_rejected(synced),
+            "in_sync": projection is None or handled_version(synced) >= projection.version,
         },
     }

@@ -13,10 +13,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# The `synced` table's value for a booking: the projection version the sink has handled,
+# as is when Salesforce wrote it, negated when Salesforce rejected it (the record went to
+# activity-projections.dlq). No row reads as 0: nothing handled yet. Versions start at 1,
+# so the sign is never ambiguous. These three functions are the only readers and writers
+# of that rule.
 
-def handled_version(synced_value: int) -> int:
-    """`synced` holds the version written, or minus the version Salesforce rejected."""
-    return abs(synced_value)
+
+def encode_synced(version: int, *, rejected: bool = False) -> int:
+    """The `synced` value for `version`: written, or (negative) rejected."""
+    if version < 1:
+        raise ValueError(f"projection versions start at 1, not {version}")
+    return -version if rejected else version
+
+
+def handled_version(synced: int) -> int:
+    """The version the sink is done with, written or rejected (0: none yet)."""
+    return abs(synced)
+
+
+def is_rejected(synced: int) -> bool:
+    """Whether Salesforce rejected the handled version (rather than wrote it)."""
+    return synced < 0
 
 
 class SyncGaps:

@@ -27,7 +27,7 @@ from faust.types import EventT
 
 from streams.core.projection import Projection, complete_related
 from streams.core.sink_plan import Candidate, plan_writes
-from streams.core.sync_gaps import handled_version
+from streams.core.sync_gaps import encode_synced, handled_version
 from streams.salesforce import (
     RequestLimitExceeded,
     SalesforceClient,
@@ -118,7 +118,7 @@ def _record_handled(candidate: Candidate[EventT[bytes]], *, rejected: bool = Fal
     """Remember in `synced` that this version is done: written, or (negative) rejected,
     so neither the sink nor the reconcile timer sends it to Salesforce again."""
     event = candidate.meta
-    value = -candidate.projection.version if rejected else candidate.projection.version
+    value = encode_synced(candidate.projection.version, rejected=rejected)
     synced.set(candidate.projection.booking_id.encode(), value, under=event)
     if rejected:
         return

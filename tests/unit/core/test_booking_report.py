@@ -7,6 +7,7 @@ import json
 from streams.commands.status import booking_url, render_report
 from streams.core.booking_report import booking_report
 from streams.core.projection import PRESETS
+from streams.core.sync_gaps import encode_synced
 from tests.factories import (
     ALICE,
     BOB,
@@ -24,7 +25,7 @@ DEFAULT = PRESETS["default"]
 
 def test_report_holds_events_view_projection_and_sync_state() -> None:
     state = fold_dicts([scheduled(), rescheduled(2, reason="Sick", by="customer")])
-    report = booking_report(state, synced_version=1, mapping=DEFAULT)
+    report = booking_report(state, synced=1, mapping=DEFAULT)
     json.dumps(report)  # served as JSON: everything must be serialisable
 
     assert report["booking_id"] == "b-1042"
@@ -38,13 +39,15 @@ def test_report_holds_events_view_projection_and_sync_state() -> None:
 
 def test_a_version_salesforce_rejected_is_reported_as_such() -> None:
     state = fold_dicts([scheduled()])
-    report = booking_report(state, synced_version=-state.version, mapping=DEFAULT)
+    report = booking_report(
+        state, synced=encode_synced(state.version, rejected=True), mapping=DEFAULT
+    )
     assert report["sync"] == {"synced_version": state.version, "rejected": True, "in_sync": True}
 
 
 def test_report_is_in_sync_once_the_version_is_written() -> None:
     state = fold_dicts([scheduled()])
-    report = booking_report(state, synced_version=state.version, mapping=DEFAULT)
+    report = booking_report(state, synced=state.version, mapping=DEFAULT)
     assert report["sync"]["in_sync"] is True
 
 
@@ -66,7 +69,7 @@ def test_render_shows_view_events_projection_and_sync() -> None:
     state = fold_dicts(
         [scheduled(owner=ALICE), reassigned(2, owner=BOB), rescheduled(3, reason="Travel")]
     )
-    text = render_report(booking_report(state, synced_version=state.version, mapping=DEFAULT))
+    text = render_report(booking_report(state, synced=state.version, mapping=DEFAULT))
     lines = text.splitlines()
     assert lines[0] == f"Booking b-1042 (state version {state.version})"
     assert any(line.split() == ["status", "Rescheduled"] for line in lines)
@@ -101,5 +104,7 @@ def test_booking_url_quotes_the_id() -> None:
 
 def test_render_names_a_rejected_version() -> None:
     state = fold_dicts([scheduled()])
-    text = render_report(booking_report(state, -state.version, DEFAULT))
+    text = render_report(
+        booking_report(state, encode_synced(state.version, rejected=True), DEFAULT)
+    )
     assert f"rejected by Salesforce at version {state.version}" in text
