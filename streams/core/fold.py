@@ -393,6 +393,10 @@ class FoldResult:
     # The copy the pipeline sends to the DLQ: the losing conflicting duplicate (incoming
     # or previously stored), or an event refused because the history is full.
     dead_letter: BookingEvent | None = None
+    # An accepted `booking.reassigned` that the booking's phase refused (DESIGN §3): kept
+    # in the state as rejected, not applied. Says how the event was read on arrival; a
+    # late event sorting before it can change that later (see `rejected_reassignments`).
+    rejected_reassignment: bool = False
 
 
 def fold(state: BookingState | None, event: BookingEvent) -> FoldResult:
@@ -426,9 +430,11 @@ def fold(state: BookingState | None, event: BookingEvent) -> FoldResult:
         kept = list(events)
         bisect.insort(kept, incoming, key=_sort_key)
         grown = tuple(kept)
-    return FoldResult(
-        BookingState(state.booking_id, grown, state.version + 1, seed), "accepted", True
+    folded = BookingState(state.booking_id, grown, state.version + 1, seed)
+    rejected = incoming.type == "booking.reassigned" and any(
+        r.id == incoming.id and r.source == incoming.source for r in folded.rejected_reassignments
     )
+    return FoldResult(folded, "accepted", True, rejected_reassignment=rejected)
 
 
 def fold_all(events: Iterable[BookingEvent], state: BookingState | None = None) -> BookingState:

@@ -92,6 +92,8 @@ async def fold_booking(
         state = result.state
         changed = changed or result.changed
         outcomes[result.outcome] += 1
+        if result.rejected_reassignment:  # rare: counted as it comes
+            metrics.REASSIGNMENTS_REJECTED.inc()
         if result.dead_letter is not None:
             # The loser of a conflicting duplicate may be this record or the stored copy.
             loser = result.dead_letter

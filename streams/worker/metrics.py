@@ -21,9 +21,10 @@ EVENTS_FOLDED = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
-REASSIGNMENTS_REJECTED = Gauge(
-    "activity_sync_reassignments_rejected_last",
-    "Rejected reassignments in the most recently folded booking (see /bookings/{id}).",
+REASSIGNMENTS_REJECTED = Counter(
+    "activity_sync_reassignments_rejected",
+    "Reassignments folded as rejected: the booking was not Scheduled/Rescheduled "
+    "(each booking's list: /bookings/{id}/).",
     registry=REGISTRY,
 )
 FOLD_BATCH_EVENTS = Histogram(

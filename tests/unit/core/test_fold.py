@@ -14,6 +14,7 @@ from streams.core.fold import (
     MAX_EVENTS_PER_BOOKING,
     TIMER_SOURCE,
     BookingState,
+    FoldResult,
     completion_event,
     fold,
     stored_event,
@@ -263,6 +264,51 @@ def test_rejected_reassignment_is_recorded_in_the_history() -> None:
     last = state.view.history[-1]
     assert (last.type, last.applied) == ("booking.reassigned", False)
     assert "rejected" in last.detail
+
+
+def _fold_each(wires: list[dict[str, Any]]) -> list[FoldResult]:
+    results: list[FoldResult] = []
+    state: BookingState | None = None
+    for wire in wires:
+        results.append(fold(state, f.event(wire)))
+        state = results[-1].state
+    return results
+
+
+@pytest.mark.parametrize(
+    ("wires", "flags"),
+    [
+        pytest.param(
+            [f.scheduled(), f.canceled(2), f.reassigned(3)],
+            [False, False, True],
+            id="after-cancel",
+        ),
+        pytest.param([f.requested(), f.reassigned(2)], [False, True], id="while-requested"),
+        pytest.param([f.scheduled(), f.reassigned(2)], [False, False], id="applied"),
+        # Arriving late, it sorts before the cancellation: applied.
+        pytest.param(
+            [f.scheduled(), f.canceled(3), f.reassigned(2)], [False, False, False], id="late"
+        ),
+        # Appended, but sorting before the last event: the out-of-order path of fold().
+        pytest.param(
+            [f.scheduled(), f.canceled(2), f.completed(4), f.reassigned(3)],
+            [False, False, False, True],
+            id="inserted",
+        ),
+        # A redelivered copy is a duplicate, not a second rejection.
+        pytest.param(
+            [f.scheduled(), f.canceled(2), f.reassigned(3), f.reassigned(3)],
+            [False, False, True, False],
+            id="redelivered",
+        ),
+    ],
+)
+def test_the_fold_result_says_when_a_reassignment_is_rejected(
+    wires: list[dict[str, Any]], flags: list[bool]
+) -> None:
+    results = _fold_each(wires)
+    assert [r.rejected_reassignment for r in results] == flags
+    assert len(results[-1].state.rejected_reassignments) == sum(flags)
 
 
 def test_history_lists_every_event_in_replay_order() -> None:
