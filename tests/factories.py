@@ -23,7 +23,6 @@ import orjson
 from schemas import BookingEvent, parse_event
 from streams.commands.generate import (
     DEFAULT_SOURCE,
-    TIMER_SOURCE,
     Catalog,
     booking_data,
     canceled_data,
@@ -37,7 +36,7 @@ from streams.commands.generate import (
     rescheduled_data,
     salesforce_id,
 )
-from streams.core.fold import BookingState, fold
+from streams.core.fold import TIMER_SOURCE, BookingState, fold
 
 __all__ = [
     "ALICE",
