@@ -90,8 +90,18 @@ CIRRUS_PAGE = page("p-cirrus", "Partner desk", create=False)
 CUSTOMER = customer("Dana Diaz", "dana@customer.example", "+1-555-0100")
 
 
-def _at(sequence: int, time: datetime | None) -> datetime:
-    return time or BOOKED_AT + timedelta(hours=sequence)
+def _wire(
+    event_type: str,
+    sequence: int,
+    data: Event,
+    booking_id: str,
+    time: datetime | None,
+    source: str,
+    event_id: str | None,
+) -> Event:
+    """The envelope of every builder; without `time`, one hour per sequence after booking."""
+    at = time or BOOKED_AT + timedelta(hours=sequence)
+    return envelope(event_type, booking_id, sequence, at, data, source=source, event_id=event_id)
 
 
 def scheduled(
@@ -124,15 +134,7 @@ def scheduled(
         description=description,
         related=related,
     )
-    return envelope(
-        event_type,
-        booking_id,
-        sequence,
-        _at(sequence, time),
-        data,
-        source=source,
-        event_id=event_id,
-    )
+    return _wire(event_type, sequence, data, booking_id, time, source, event_id)
 
 
 def requested(sequence: int = 1, **kwargs: Any) -> Event:
@@ -152,15 +154,7 @@ def rescheduled(
     event_id: str | None = None,
 ) -> Event:
     data = rescheduled_data(start, start + duration, reason, by)
-    return envelope(
-        "booking.rescheduled",
-        booking_id,
-        sequence,
-        _at(sequence, time),
-        data,
-        source=source,
-        event_id=event_id,
-    )
+    return _wire("booking.rescheduled", sequence, data, booking_id, time, source, event_id)
 
 
 def reassigned(
@@ -174,15 +168,8 @@ def reassigned(
     source: str = DEFAULT_SOURCE,
     event_id: str | None = None,
 ) -> Event:
-    return envelope(
-        "booking.reassigned",
-        booking_id,
-        sequence,
-        _at(sequence, time),
-        reassigned_data(owner, page, by),
-        source=source,
-        event_id=event_id,
-    )
+    data = reassigned_data(owner, page, by)
+    return _wire("booking.reassigned", sequence, data, booking_id, time, source, event_id)
 
 
 def canceled(
@@ -195,15 +182,8 @@ def canceled(
     source: str = DEFAULT_SOURCE,
     event_id: str | None = None,
 ) -> Event:
-    return envelope(
-        "booking.canceled",
-        booking_id,
-        sequence,
-        _at(sequence, time),
-        canceled_data(reason, by),
-        source=source,
-        event_id=event_id,
-    )
+    data = canceled_data(reason, by)
+    return _wire("booking.canceled", sequence, data, booking_id, time, source, event_id)
 
 
 def completed(
@@ -216,14 +196,8 @@ def completed(
     event_id: str | None = None,
     event_type: str = "booking.completed",
 ) -> Event:
-    return envelope(
-        event_type,
-        booking_id,
-        sequence,
-        _at(sequence, time),
-        {} if by is None else {"by": by},
-        source=source,
-        event_id=event_id,
+    return _wire(
+        event_type, sequence, {} if by is None else {"by": by}, booking_id, time, source, event_id
     )
 
 
