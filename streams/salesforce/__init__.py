@@ -1,6 +1,6 @@
-"""Salesforce: the sink's client (simple-salesforce based) and a local emulator."""
+"""Salesforce: the sink's client (simple-salesforce based); the emulator is in devkit/."""
 
-from streams.salesforce.client import RecordError, RelatedRecord, SalesforceClient, UpsertOutcome
+from streams.salesforce.client import SalesforceClient
 from streams.salesforce.errors import (
     RequestLimitExceeded,
     SalesforceAuthenticationError,
@@ -8,7 +8,10 @@ from streams.salesforce.errors import (
     SalesforceRequestError,
     SalesforceUnavailable,
 )
+from streams.salesforce.related import RelatedRecord
+from streams.salesforce.session import RecordError
 from streams.salesforce.settings import SalesforceSettings
+from streams.salesforce.upserts import UpsertOutcome
 
 __all__ = [
     "RecordError",

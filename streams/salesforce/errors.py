@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streams.salesforce.client import UpsertOutcome
+    from streams.salesforce.upserts import UpsertOutcome
 
 
 class SalesforceClientError(Exception):
