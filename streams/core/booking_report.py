@@ -22,9 +22,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def booking_report(
-    state: BookingState, synced: int, mapping: FieldMapping
-) -> dict[str, Any]:
+def booking_report(state: BookingState, synced: int, mapping: FieldMapping) -> dict[str, Any]:
     """`synced`: the booking's `synced` table value (see `streams.core.sync_gaps`)."""
     view = state.view
     projection = project(state, mapping)
