@@ -81,6 +81,11 @@ class SalesforceClient:
         """Authenticate now (otherwise the first call does), retrying like any call."""
         await self._session.connect(deadline=deadline)
 
+    def backoff(self, attempt: int) -> float:
+        """The delay before retry `attempt`: full jitter, `retry_base_s` doubling up to
+        `retry_cap_s` (what the client waits between its own retries)."""
+        return self._session.backoff(attempt)
+
     async def upsert_events(
         self, records: Sequence[Mapping[str, object]], *, deadline: float | None = None
     ) -> list[UpsertOutcome]:

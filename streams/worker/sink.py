@@ -3,8 +3,9 @@
 Failure paths (DESIGN §5), each handled here because Faust acknowledges a batch's
 events as soon as this agent stops looking at it, raising or not:
 - Salesforce down, 5xx, timeouts, UNABLE_TO_LOCK_ROW: the client retries with
-  backoff; when its deadline passes we keep the batch and try again. The stream is
-  held meanwhile (back-pressure), nothing is skipped.
+  backoff; when its deadline passes we keep the batch and try again after the client's
+  own backoff (`ACTIVITY_SYNC_SALESFORCE_RETRY_BASE_S`/`_CAP_S`). The stream is held
+  meanwhile (back-pressure), nothing is skipped.
 - 401: the client re-authenticates.
 - REQUEST_LIMIT_EXCEEDED: pause `sink_limit_pause` seconds, report, try again.
 - A record Salesforce rejects (validation): to activity-projections.dlq with
@@ -17,7 +18,6 @@ events as soon as this agent stops looking at it, raising or not:
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import cast
@@ -47,8 +47,6 @@ from streams.worker.dead_letter import send_to_dead_letter
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE, BACKOFF_CAP = 0.3, 60.0
-
 _client: SalesforceClient | None = None
 
 
@@ -63,11 +61,6 @@ def _headers(event: EventT[bytes]) -> dict[str, bytes]:
     raw = event.message.headers or []
     pairs = raw.items() if isinstance(raw, Mapping) else raw
     return {str(name): bytes(value) for name, value in pairs}
-
-
-def backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff: 0.3 s doubling, capped at 60 s."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
 async def dead_letter_projection(event: EventT[bytes], code: str, message: str) -> None:
@@ -203,7 +196,7 @@ async def write_batch(batch: Sequence[EventT[bytes]]) -> None:
             log.exception("sink write failed; holding %d records", len(pending))
         attempt += 1
         # Returns early when the worker stops, so shutdown is not held up by backoff.
-        await app.sleep(backoff(attempt))
+        await app.sleep(salesforce().backoff(attempt))
 
 
 def _drop_revoked(pending: dict[str, Candidate[EventT[bytes]]]) -> None:
