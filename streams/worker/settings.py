@@ -1,21 +1,31 @@
 """Configuration: environment variables prefixed `ACTIVITY_SYNC_`, or an env file.
 
 Everything an operator sets lives here; the Faust app, the agents and the CLI only
-read a `Settings`. Broker quirks are handled in `broker_profile_options()`, one
-named profile per broker kind, so no workaround is spread through the code.
+read a `Settings`. Broker quirks are handled by the broker profile
+(`ACTIVITY_SYNC_BROKER_PROFILE`, one per broker kind, in streams/transport/connection.py)
+that `broker()` connects with, so no workaround is spread through the code.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.core.projection import PRESETS, FieldMapping
 from streams.salesforce.settings import SalesforceSettings
+from streams.transport.connection import BrokerConnection, profile_named
 
-BrokerProfile = Literal["embedded", "kafka"]
+
+def _known_profile(name: str) -> str:
+    profile_named(name)  # ValueError for a profile streams.transport.connection lacks
+    return name
+
+
+# A name in streams.transport.connection.PROFILES: "embedded" or "kafka".
+ProfileName = Annotated[str, AfterValidator(_known_profile)]
 
 
 class TopicNames(BaseSettings):
@@ -43,7 +53,7 @@ class Settings(BaseSettings):
     # Bump to rebuild every table from the start of the topic (see README, backfill).
     app_version: int = 1
     broker_url: str = "kafka://127.0.0.1:9092"
-    broker_profile: BrokerProfile = "embedded"
+    broker_profile: ProfileName = "embedded"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     # rocksdb:// (state survives restarts without a full changelog replay) is what the
@@ -87,23 +97,10 @@ class Settings(BaseSettings):
     topics: TopicNames = Field(default_factory=TopicNames)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
 
-    def broker_profile_options(self) -> dict[str, Any]:
-        """Faust options for the broker kind, each workaround explained once."""
-        if self.broker_profile == "kafka":
-            return {
-                "broker_session_timeout": 30.0,
-                "broker_heartbeat_interval": 3.0,
-                # Faust's transport with the rebalance ack guard and a cheaper drain
-                # loop (streams/transport/consumer.py).
-                "broker_consumer": self.broker_url.replace("kafka://", "kafka+sync://"),
-            }
-        return {
-            # Tansu makes a consumer-group join wait session_timeout/2: keep it short so
-            # a worker starts (and a killed one is replaced) in seconds, not tens.
-            "broker_session_timeout": 6.0,
-            "broker_heartbeat_interval": 1.0,
-            # Tansu holds a fetch for half of Faust's hard-coded 1.5 s wait, and answers
-            # ListOffsets(latest) short of the newest batch's tail: consume through a
-            # transport that corrects both (streams/transport/tansu.py).
-            "broker_consumer": self.broker_url.replace("kafka://", "tansu://"),
-        }
+    def broker(self) -> BrokerConnection:
+        """The broker URL with its profile: Faust options, bootstrap servers, end offsets."""
+        return BrokerConnection.named(self.broker_url, self.broker_profile)
+
+    def mapping(self) -> FieldMapping:
+        """The Salesforce field mapping `field_mapping` names."""
+        return PRESETS[self.field_mapping]

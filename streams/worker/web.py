@@ -13,11 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.core.booking_report import booking_report
 from streams.core.fold import BookingState
-from streams.core.projection import PRESETS
 from streams.worker import metrics
 from streams.worker.app import app, bookings, settings, synced
 
-MAPPING = PRESETS[settings.field_mapping]
+MAPPING = settings.mapping()
 
 
 @app.page("/bookings/{booking_id}/")

@@ -1,5 +1,6 @@
-"""The embedded broker's end offsets, corrected (streams/transport/tansu_offsets.py),
-on the real broker."""
+"""The embedded broker's end offsets, corrected (streams/transport/tansu.py), on the real
+broker; the kafka profile's connection (streams/transport/connection.py) takes them as
+the broker answers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from aiokafka.admin import NewTopic
 
 from devkit.broker import EmbeddedBroker
 from streams.commands import kafka_io
-from streams.transport.tansu_offsets import exact_end_offsets
+from streams.transport.connection import KAFKA_PROFILE, BrokerConnection
+from streams.transport.tansu import exact_end_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +35,9 @@ async def _produce_batches(broker: EmbeddedBroker, batches: list[int]) -> None:
         await producer.stop()
 
 
-async def _end_offsets(
-    broker: EmbeddedBroker, embedded_broker: str | None
-) -> dict[TopicPartition, int]:
-    async with kafka_io.consumer(broker.url) as consumer:
-        _, end = await kafka_io.offsets(consumer, TPS, embedded_broker=embedded_broker)
+async def _end_offsets(broker: BrokerConnection) -> dict[TopicPartition, int]:
+    async with kafka_io.consumer(broker) as consumer:
+        _, end = await kafka_io.offsets(broker, consumer, TPS)
         return end
 
 
@@ -49,13 +49,14 @@ async def _end_offsets(
 async def test_end_offsets_are_the_offset_after_the_last_record(
     broker: EmbeddedBroker, batches: list[int]
 ) -> None:
-    async with kafka_io.admin(broker.url) as admin:
+    async with kafka_io.admin(broker.connection) as admin:
         await admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)])
     await _produce_batches(broker, batches)
     # Partition 1 stays empty throughout.
     want = {TPS[0]: sum(batches), TPS[1]: 0}
-    reported = await _end_offsets(broker, embedded_broker=None)
+    # ListOffsets(latest) as the broker answers it: the kafka profile takes it as it is.
+    reported = await _end_offsets(BrokerConnection(broker.url, KAFKA_PROFILE))
 
     assert await exact_end_offsets(broker.bootstrap, reported) == want, f"reported {reported}"
-    # The operator commands' view of the same partitions.
-    assert await _end_offsets(broker, embedded_broker=broker.url) == want
+    # The operator commands' view of the same partitions, through the embedded profile.
+    assert await _end_offsets(broker.connection) == want
