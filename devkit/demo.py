@@ -22,7 +22,7 @@ import orjson
 
 from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
-from devkit.workers import WorkerProcess
+from devkit.workers import WorkerProcess, worker_environment
 from streams.commands.base import UserError, until_signal
 from streams.commands.console import format_table
 from streams.commands.generate import (
@@ -44,6 +44,10 @@ TABLE_HEADERS = ("Booking", "Status", "Reason", "Owner", "Start (UTC)")
 # The malformed message: cut off mid-way, as a crashed producer might leave it.
 MALFORMED_KEY = b"demo-1099"
 MALFORMED_VALUE = b'{"specversion": "1.0", "id": "demo-1099-1", "type": "booking.sched'
+# The worker's settings beyond the broker, the emulator and its data dir (the rest: the
+# production defaults): bookings that ended over 10 minutes ago become Completed,
+# checked every second.
+DEMO_SETTINGS = {"completion_grace": "600", "completion_check_interval": "1"}
 
 Event = dict[str, Any]
 
@@ -307,17 +311,7 @@ async def run_demo(directory: Path, timeout_s: float = 60.0, keep_running: bool 
         _say(f"embedded Kafka broker (Tansu) on {broker.bootstrap}", started)
         emulator = await asyncio.to_thread(SalesforceEmulator, directory / "salesforce-emulator")
         _say(f"Salesforce emulator on {emulator.url}", started)
-        env = {
-            "ACTIVITY_SYNC_BROKER_URL": broker.url,
-            "ACTIVITY_SYNC_DATA_DIR": str(directory / "worker-1"),
-            # Bookings that ended over 10 minutes ago become Completed, checked every second.
-            "ACTIVITY_SYNC_COMPLETION_GRACE": "600",
-            "ACTIVITY_SYNC_COMPLETION_CHECK_INTERVAL": "1",
-            "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
-            "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,
-            "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": emulator.client_secret,
-            "ACTIVITY_SYNC_SALESFORCE_CA_FILE": emulator.ca_file,
-        }
+        env = worker_environment(broker, emulator, directory / "worker-1", DEMO_SETTINGS)
         worker = WorkerProcess(env, directory / "worker-1.log")
         _say(f"starting a worker (web {worker.web_url}); this takes a few seconds", started)
         await asyncio.to_thread(worker.start)

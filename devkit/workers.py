@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,29 +26,38 @@ READY_MARKER = b"[^Worker]: Ready"
 # Long enough that the completion timer never fires during a test or bench run: the
 # expected state is then exactly the fold of what was produced.
 NO_COMPLETION_GRACE = str(20 * 365 * 86400)
+# A test or bench worker: no completion timer, short retries and sweeps.
+QUICK_SETTINGS: Mapping[str, str] = {
+    "completion_grace": NO_COMPLETION_GRACE,
+    "sink_limit_pause": "1",
+    "sink_attempt_deadline": "3",
+    "reconcile_interval": "2",
+    "salesforce_retry_cap_s": "2",
+}
 
 
 def worker_environment(
-    broker: EmbeddedBroker, emulator: SalesforceEmulator, data_dir: Path, **extra: str
+    broker: EmbeddedBroker,
+    emulator: SalesforceEmulator,
+    data_dir: Path,
+    preset: Mapping[str, str] = QUICK_SETTINGS,
+    /,
+    **extra: str,
 ) -> dict[str, str]:
-    """ACTIVITY_SYNC_* settings of a test or bench worker on this broker and emulator:
-    the production store (rocksdb://, under `data_dir`), no completion timer, short
-    retries and sweeps. `extra` overrides by
-    setting name (`fold_batch_size="5000"` sets ACTIVITY_SYNC_FOLD_BATCH_SIZE)."""
+    """ACTIVITY_SYNC_* settings of a worker on this broker and emulator, with the
+    production store (rocksdb://) under `data_dir`: then `preset` (by default a test or
+    bench worker's, `QUICK_SETTINGS`) and `extra`, by setting name
+    (`fold_batch_size="5000"` sets ACTIVITY_SYNC_FOLD_BATCH_SIZE)."""
     env = {
         "ACTIVITY_SYNC_BROKER_URL": broker.url,
         "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
-        "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
-        "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": "1",
-        "ACTIVITY_SYNC_SINK_ATTEMPT_DEADLINE": "3",
-        "ACTIVITY_SYNC_RECONCILE_INTERVAL": "2",
         "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
         "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,
         "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": emulator.client_secret,
         "ACTIVITY_SYNC_SALESFORCE_CA_FILE": emulator.ca_file,
-        "ACTIVITY_SYNC_SALESFORCE_RETRY_CAP_S": "2",
     }
-    env.update({f"ACTIVITY_SYNC_{name.upper()}": value for name, value in extra.items()})
+    settings = {**preset, **extra}
+    env.update({f"ACTIVITY_SYNC_{name.upper()}": value for name, value in settings.items()})
     return env
 
 

@@ -23,7 +23,7 @@ import requests
 from devkit.broker import EmbeddedBroker, free_port
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
-from devkit.workers import NO_COMPLETION_GRACE, WorkerProcess, worker_environment
+from devkit.workers import WorkerProcess, worker_environment
 from streams.commands.generate import generate_events
 from tests.fixtures import (
     assert_one_line_error,
@@ -249,12 +249,10 @@ def test_replay_bad_input_is_a_one_line_error(stack: Stack) -> None:
 def test_backfill_follows_a_new_app_version_until_it_has_caught_up(stack: Stack) -> None:
     expected = expected_events(stack.events)
     stack.emulator.reset()  # the rebuild must write every Event again
-    rebuild = {
-        **worker_environment(stack.broker, stack.emulator, stack.worker.log_path.parent / "v2"),
-        # Same projections topic: the v2 sink must skip the v1 projections on it.
-        "ACTIVITY_SYNC_APP_VERSION": "2",
-        "ACTIVITY_SYNC_COMPLETION_GRACE": NO_COMPLETION_GRACE,
-    }
+    # Same projections topic: the v2 sink must skip the v1 projections on it.
+    rebuild = worker_environment(
+        stack.broker, stack.emulator, stack.worker.log_path.parent / "v2", app_version="2"
+    )
     worker = WorkerProcess(rebuild, stack.worker.log_path.parent / "worker-v2.log").start()
     try:
         result = run_cli(
