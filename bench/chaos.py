@@ -36,6 +36,7 @@ from bench import harness as h
 from devkit import verification
 from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.topics import Record, event_records, produce, read_topic
 from devkit.workers import WorkerProcess
 from streams.commands.generate import generate_events
 from streams.worker.dead_letter import read_headers
@@ -56,7 +57,7 @@ def log(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def malformed(kind: str, sample: h.Event, n: int) -> h.Record:
+def malformed(kind: str, sample: h.Event, n: int) -> Record:
     """A record the worker must dead-letter; built from a real event where that helps."""
     key = str(sample["subject"]).encode()
     event = {**sample, "id": f"malformed-{n}"}
@@ -83,18 +84,18 @@ def malformed(kind: str, sample: h.Event, n: int) -> h.Record:
 
 def build_traffic(
     bookings: int, seed: int, malformed_rate: float
-) -> tuple[list[h.Event], list[h.Record], list[tuple[str, h.Record]]]:
+) -> tuple[list[h.Event], list[Record], list[tuple[str, Record]]]:
     """Valid events, the records to send (valid and malformed mixed), the malformed ones."""
     rng = random.Random(seed)
     events = list(generate_events(bookings, seed))
     count = max(len(MALFORMED_KINDS), round(len(events) * malformed_rate))
-    bad: list[tuple[str, h.Record]] = []
+    bad: list[tuple[str, Record]] = []
     for n in range(count):
         kind = MALFORMED_KINDS[n % len(MALFORMED_KINDS)]
         bad.append((kind, malformed(kind, rng.choice(events), n)))
-    records = h.event_records(events)
+    records = event_records(events)
     slots = sorted(rng.sample(range(len(records) + len(bad)), len(bad)))
-    mixed: list[h.Record] = []
+    mixed: list[Record] = []
     bad_iter = iter(bad)
     good_iter = iter(records)
     slot_set = set(slots)
@@ -106,9 +107,9 @@ def build_traffic(
 class Producer(threading.Thread):
     """Sends the records at a steady pace in the background."""
 
-    def __init__(self, bootstrap: str, records: list[h.Record], rate: float) -> None:
+    def __init__(self, broker: EmbeddedBroker, records: list[Record], rate: float) -> None:
         super().__init__(daemon=True, name="producer")
-        self.bootstrap, self.records, self.rate = bootstrap, records, rate
+        self.broker, self.records, self.rate = broker, records, rate
         self.sent = 0
         self.error: BaseException | None = None
 
@@ -118,9 +119,7 @@ class Producer(threading.Thread):
 
         try:
             asyncio.run(
-                h.produce(
-                    self.bootstrap, h.EVENTS_TOPIC, self.records, rate=self.rate, on_sent=count
-                )
+                produce(self.broker, h.EVENTS_TOPIC, self.records, rate=self.rate, on_sent=count)
             )
         except BaseException as exc:  # reported by the main thread
             self.error = exc
@@ -166,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                 h.wait_until(functools.partial(h.worker_ready, worker), 90, "a worker to be ready")
             chaos.began = time.monotonic()
             chaos.note("workers ready; traffic starts")
-            producer = Producer(broker.bootstrap, mixed, rate)
+            producer = Producer(broker, mixed, rate)
             producer.start()
             script(chaos, emulator, args.duration)
             producer.join()
@@ -175,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             chaos.note(f"traffic done: {producer.sent} records sent")
             emulator.replace_faults({})
             comparison = converge(chaos, emulator, expected, args.settle)
-            dlq = asyncio.run(h.read_topic(broker.bootstrap, h.EVENTS_DLQ_TOPIC))
+            dlq = asyncio.run(read_topic(broker, h.EVENTS_DLQ_TOPIC))
             for worker in chaos.workers.values():
                 worker.stop()
             if not comparison.ok:
@@ -266,7 +265,7 @@ def verdict(
     expected: dict[str, dict[str, Any]],
     comparison: verification.Comparison,
     dlq: list[Any],
-    bad: list[tuple[str, h.Record]],
+    bad: list[tuple[str, Record]],
 ) -> int:
     in_dlq = Counter((record.key, record.value) for record in dlq)
     found = 0
@@ -332,7 +331,7 @@ def dump_topics(
     wrong = set(comparison.lost + comparison.stale + comparison.duplicate + comparison.unexpected)
     lines: dict[str, list[str]] = {booking: [] for booking in wrong}
     for topic in DUMPED_TOPICS:
-        records = asyncio.run(h.read_topic(broker.bootstrap, topic))
+        records = asyncio.run(read_topic(broker, topic))
         for record in records:
             booking = (record.key or b"").decode("utf-8", "replace").strip('"')
             if booking in lines:

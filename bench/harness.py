@@ -3,8 +3,7 @@
 Everything here observes the pipeline from outside, as an operator would: worker
 processes are the real `python -m streams worker`, progress is read from each worker's
 `/metrics/` page, Salesforce is read through the emulator's admin API, and topics are
-read and written with plain aiokafka clients. The helpers mirror `tests/fixtures.py`
-(copied, so the benches do not import the test tree).
+read and written with plain aiokafka clients (`devkit.topics`, shared with the tests).
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import requests
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.samples import Sample as MetricSample
 
@@ -40,7 +38,6 @@ EVENTS_DLQ_TOPIC = "booking-events.dlq"
 PARTITIONS = 4
 
 Event = dict[str, Any]
-Record = tuple[bytes | None, bytes]
 
 
 # ---------------------------------------------------------------------------------------
@@ -110,11 +107,6 @@ def interleave(queues: list[list[Event]], rng: random.Random, spread: int) -> li
             active[slot] = active[-1]
             active.pop()
     return out
-
-
-def event_records(events: Iterable[Event]) -> list[Record]:
-    """Kafka records for event dicts, keyed by subject as producers must."""
-    return [(str(event["subject"]).encode(), orjson.dumps(event)) for event in events]
 
 
 # ---------------------------------------------------------------------------------------
@@ -302,41 +294,6 @@ async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 
         await admin.close()
 
 
-async def produce(
-    bootstrap: str,
-    topic: str,
-    records: Sequence[Record],
-    *,
-    rate: float | None = None,
-    on_sent: Callable[[int, float], None] | None = None,
-) -> float:
-    """Send `records` (at `rate` per second if given); return seconds taken incl. flush.
-
-    `on_sent(index, wall_time)` is called as each record is handed to the producer.
-    """
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        max_request_size=4 * 1024 * 1024,
-        linger_ms=5 if rate is None else 0,
-        max_batch_size=256 * 1024,
-    )
-    await producer.start()
-    began = time.monotonic()
-    try:
-        for index, (key, value) in enumerate(records):
-            if rate is not None:
-                delay = began + index / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await producer.send(topic, key=key, value=value)
-            if on_sent is not None:
-                on_sent(index, time.time())
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return time.monotonic() - began
-
-
 async def consume_count(bootstrap: str, topic: str, expect: int, limit_s: float = 60.0) -> float:
     """Raw aiokafka: read `expect` records of `topic` from the start; return seconds taken."""
     consumer = AIOKafkaConsumer(
@@ -359,39 +316,6 @@ async def consume_count(bootstrap: str, topic: str, expect: int, limit_s: float 
         return time.monotonic() - began
     finally:
         await consumer.stop()
-
-
-async def read_topic(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[Any]:
-    """Every record of `topic` from the start (stops once nothing came for `idle_s`)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            return []
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
-            batch = await consumer.getmany(timeout_ms=200)
-            got = sum(len(items) for items in batch.values())
-            for items in batch.values():
-                records.extend(items)
-            if got:
-                quiet_since = time.monotonic()
-            positions = {tp: await consumer.position(tp) for tp in tps}
-            if all(positions[tp] >= ends[tp] for tp in tps) and not got:
-                break
-    finally:
-        await consumer.stop()
-    return records
 
 
 def machine() -> dict[str, Any]:
@@ -433,7 +357,7 @@ class Watch:
 
     That end offset is read by consuming the topic (the offset after the last record
     seen), not with ListOffsets: Tansu answers ListOffsets(latest) with the newest
-    record batch's first offset + 1 (streams/transport/tansu_offsets.py), so the sink could look
+    record batch's first offset + 1 (streams/transport/tansu.py), so the sink could look
     caught up while the tail of the newest batch was still unwritten. (The larger
     error, a "caught up" moment early in the fold, is `wait(since=...)`'s to avoid.)
     """

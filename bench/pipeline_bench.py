@@ -36,6 +36,7 @@ from bench import worker_profile as profile
 from devkit import verification
 from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.topics import Record, event_records, produce
 from devkit.workers import WorkerProcess
 from schemas import event_from_dict
 from streams.commands.generate import generate_events
@@ -238,8 +239,8 @@ def _pid(handle: EmbeddedBroker | SalesforceEmulator) -> int | None:
     return handle.process.pid if handle.process is not None else None
 
 
-def _produce(broker: EmbeddedBroker, records: list[h.Record], **kw: Any) -> float:
-    return asyncio.run(h.produce(broker.bootstrap, h.EVENTS_TOPIC, records, **kw))
+def _produce(broker: EmbeddedBroker, records: list[Record], **kw: Any) -> float:
+    return asyncio.run(produce(broker, h.EVENTS_TOPIC, records, **kw))
 
 
 def latencies_from_salesforce(
@@ -284,11 +285,11 @@ def live(
 ) -> dict[str, Any]:
     emulator.reset()
     asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
-    flood = h.event_records(generate_events(args.live_bookings, args.seed + 1, id_prefix="f-"))
+    flood = event_records(generate_events(args.live_bookings, args.seed + 1, id_prefix="f-"))
     steady_events = list(
         generate_events(max(1, int(args.rate * args.duration / 2.5)), args.seed + 2, id_prefix="s-")
     )[: int(args.rate * args.duration)]
-    steady = h.event_records(steady_events)
+    steady = event_records(steady_events)
     expected = verification.expected_events(steady_events)
     result: dict[str, Any] = {}
     with h.Watch(broker.bootstrap, emulator=emulator) as watch:
@@ -527,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"work dir {work}")
     started = time.monotonic()
     events = h.backfill_workload(args.bookings, args.events, args.seed, spread=args.spread)
-    records = h.event_records(events)
+    records = event_records(events)
     expected = verification.expected_events(events)
     log(f"workload: {len(records):,} events over {args.bookings:,} bookings")
     results: dict[str, Any] = {

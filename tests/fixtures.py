@@ -7,26 +7,26 @@ port, wait until it answers and stop it afterwards.
 
 from __future__ import annotations
 
-import asyncio as _asyncio
 import os
 import signal
 import subprocess
 import sys
 import time as _time
 from collections.abc import Callable as _Callable
-from collections.abc import Iterable as _Iterable
 from collections.abc import Iterator as _Iterator
 from pathlib import Path as _Path
 from typing import Any as _Any
 
-import orjson as _orjson
 import pytest
-from aiokafka import AIOKafkaConsumer as _Consumer
-from aiokafka import AIOKafkaProducer as _Producer
-from aiokafka import TopicPartition as _TopicPartition
 
 from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
+
+# Producing to and reading the broker's topics: shared with the benches.
+from devkit.topics import Record as Record
+from devkit.topics import event_records as event_records
+from devkit.topics import produce as produce
+from devkit.topics import read_topic as read_topic
 from devkit.verification import compare_salesforce
 from devkit.workers import WorkerProcess, worker_environment
 from streams.salesforce.settings import SalesforceSettings
@@ -118,54 +118,6 @@ def workers(
     running = Workers(broker, salesforce_emulator, tmp_path)
     yield running
     running.stop_all()
-
-
-Record = tuple[bytes | None, bytes]
-
-
-async def produce(broker: EmbeddedBroker, topic: str, records: _Iterable[Record]) -> int:
-    producer = _Producer(bootstrap_servers=broker.bootstrap, max_request_size=4 * 1024 * 1024)
-    await producer.start()
-    sent = 0
-    try:
-        for key, value in records:
-            await producer.send(topic, key=key, value=value)
-            sent += 1
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent
-
-
-def event_records(events: _Iterable[dict[str, _Any]]) -> list[Record]:
-    """Kafka records for event dicts, keyed by subject as producers must."""
-    return [(str(event["subject"]).encode(), _orjson.dumps(event)) for event in events]
-
-
-async def read_topic(
-    broker: EmbeddedBroker, topic: str, *, expect: int, wait_s: float = 30.0
-) -> list[_Any]:
-    """Every record of `topic` from the start, once at least `expect` are there."""
-    consumer = _Consumer(
-        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    records: list[_Any] = []
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        deadline = _time.monotonic() + wait_s
-        while not partitions and _time.monotonic() < deadline:
-            await _asyncio.sleep(0.2)
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([_TopicPartition(topic, p) for p in partitions])
-        while len(records) < expect and _time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for items in batch.values():
-                records.extend(items)
-    finally:
-        await consumer.stop()
-    return records
 
 
 def wait_until(check: _Callable[[], bool], timeout: float, what: str) -> None:
