@@ -332,26 +332,8 @@ class BookingState:
         return cached
 
     @property
-    def status(self) -> str | None:
-        return self.view.status
-
-    @property
-    def end(self) -> datetime | None:
-        return self.view.end
-
-    @property
-    def rejected_reassignments(self) -> tuple[RejectedReassignment, ...]:
-        return self.view.rejected_reassignments
-
-    @property
     def full(self) -> bool:
         return len(self.events) >= MAX_EVENTS_PER_BOOKING
-
-    def find(self, source: str, event_id: str) -> StoredEvent | None:
-        for stored in self.events:
-            if stored.id == event_id and stored.source == source:
-                return stored
-        return None
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -395,7 +377,7 @@ class FoldResult:
     dead_letter: BookingEvent | None = None
     # An accepted `booking.reassigned` that the booking's phase refused (DESIGN §3): kept
     # in the state as rejected, not applied. Says how the event was read on arrival; a
-    # late event sorting before it can change that later (see `rejected_reassignments`).
+    # late event sorting before it can change that later (the view's `rejected_reassignments`).
     rejected_reassignment: bool = False
 
 
@@ -432,7 +414,8 @@ def fold(state: BookingState | None, event: BookingEvent) -> FoldResult:
         grown = tuple(kept)
     folded = BookingState(state.booking_id, grown, state.version + 1, seed)
     rejected = incoming.type == "booking.reassigned" and any(
-        r.id == incoming.id and r.source == incoming.source for r in folded.rejected_reassignments
+        (r.source, r.id) == (incoming.source, incoming.id)
+        for r in folded.view.rejected_reassignments
     )
     return FoldResult(folded, "accepted", True, rejected_reassignment=rejected)
 
@@ -445,10 +428,6 @@ def fold_all(events: Iterable[BookingEvent], state: BookingState | None = None) 
     if folded is None:
         raise ValueError("fold_all needs at least one event or a state")
     return folded
-
-
-def view(state: BookingState) -> BookingView:
-    return state.view
 
 
 def completion_event(state: BookingState, grace: timedelta) -> BookingCompleted:

@@ -18,7 +18,6 @@ from streams.core.fold import (
     completion_event,
     fold,
     stored_event,
-    view,
 )
 from streams.core.projection import project
 from tests import factories as f
@@ -227,7 +226,7 @@ SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
 
 
 def _observed(state: BookingState) -> dict[str, Any]:
-    current = view(state)
+    current = state.view
     return {
         "status": current.status,
         "phase": current.phase,
@@ -255,7 +254,7 @@ def test_scenario(events: list[dict[str, Any]], expected: dict[str, Any]) -> Non
 
 def test_rejected_reassignment_is_recorded_in_the_history() -> None:
     state = f.fold_dicts([f.scheduled(), f.canceled(2), f.reassigned(3)])
-    (rejected,) = state.rejected_reassignments
+    (rejected,) = state.view.rejected_reassignments
     assert (rejected.source, rejected.id, rejected.phase) == (
         f.DEFAULT_SOURCE,
         "b-1042-3",
@@ -308,7 +307,7 @@ def test_the_fold_result_says_when_a_reassignment_is_rejected(
 ) -> None:
     results = _fold_each(wires)
     assert [r.rejected_reassignment for r in results] == flags
-    assert len(results[-1].state.rejected_reassignments) == sum(flags)
+    assert len(results[-1].state.view.rejected_reassignments) == sum(flags)
 
 
 def test_history_lists_every_event_in_replay_order() -> None:
@@ -331,7 +330,7 @@ def test_outcomes_and_version() -> None:
     assert (second.outcome, second.state.version) == ("accepted", 2)
     earlier = fold(second.state, f.event(f.rescheduled(0)))  # inserted, not appended
     assert (earlier.outcome, earlier.state.version) == ("accepted", 3)
-    assert earlier.state.status == "Canceled"
+    assert earlier.state.view.status == "Canceled"
 
 
 def test_a_copy_differing_only_in_extensions_is_an_identical_duplicate() -> None:
@@ -366,8 +365,7 @@ def test_conflicting_duplicates_keep_the_same_copy_in_both_orders(
     assert forward.outcome == backward.outcome == "conflicting-duplicate"
     assert forward.state.events == backward.state.events
     assert forward.state.view == backward.state.view
-    kept = forward.state.find(f.DEFAULT_SOURCE, "b-1042-2")
-    assert kept is not None
+    (kept,) = [s for s in forward.state.events if s.id == "b-1042-2"]
     # Exactly one arrival order replaces the stored copy; the other drops the incoming.
     assert {forward.changed, backward.changed} == {True, False}
     losers = {forward.dead_letter, backward.dead_letter}
@@ -431,10 +429,10 @@ def test_unknown_state_format_is_refused() -> None:
         BookingState.version_of(unknown)
 
 
-def test_state_exposes_end_and_status_for_the_completion_timer() -> None:
+def test_the_view_says_when_the_completion_timer_is_due() -> None:
     state = f.fold_dicts([f.scheduled(), f.rescheduled(2, start=LATER)])
-    assert state.status == "Rescheduled"
-    assert state.end == LATER + timedelta(minutes=30)
+    assert state.view.status == "Rescheduled"
+    assert state.view.end == LATER + timedelta(minutes=30)
     grace = timedelta(minutes=10)
     assert not state.view.completion_due(LATER + timedelta(minutes=40), grace)
     assert state.view.completion_due(LATER + timedelta(minutes=41), grace)
@@ -449,11 +447,11 @@ def test_completion_event_completes_and_repeats_as_a_plain_duplicate() -> None:
     assert timer.sequence == 2
     assert timer.time == f.START + timedelta(minutes=45)
     done = fold(state, timer)
-    assert done.state.status == "Completed"
+    assert done.state.view.status == "Completed"
     assert fold(done.state, completion_event(state, timedelta(minutes=15))).outcome == "duplicate"
     # A late reschedule from the producer (higher sequence) still wins.
     moved = f.fold_dicts([f.rescheduled(3, start=LATER)], done.state)
-    assert moved.status == "Rescheduled"
+    assert moved.view.status == "Rescheduled"
     assert completion_event(moved, timedelta(minutes=15)).id != timer.id
 
 
@@ -462,7 +460,7 @@ def test_completion_event_sorts_after_an_event_later_than_the_end() -> None:
     state = f.fold_dicts([f.scheduled(), late_reassign])
     timer = completion_event(state, timedelta(minutes=15))
     assert timer.time > f.START + timedelta(days=3)
-    assert fold(state, timer).state.status == "Completed"
+    assert fold(state, timer).state.view.status == "Completed"
 
 
 # --- The invariant: the view depends only on the set of events. ---------------------
@@ -574,7 +572,7 @@ def test_conflicting_duplicates_resolve_the_same_in_any_order(
 def test_generated_lifecycles_cover_every_status() -> None:
     statuses = set()
     for seed in range(300):
-        statuses.add(f.fold_dicts(_realistic_events(seed)).status)
+        statuses.add(f.fold_dicts(_realistic_events(seed)).view.status)
     assert statuses >= {
         None,
         "Scheduled",
@@ -597,4 +595,4 @@ def test_times_in_other_offsets_sort_by_instant_not_by_text() -> None:
             f.rescheduled(2, time=f.START + timedelta(minutes=15), event_id="z"),
         ]
     )
-    assert state.status == "Rescheduled"
+    assert state.view.status == "Rescheduled"
