@@ -21,7 +21,13 @@ from simple_salesforce.exceptions import SalesforceExpiredSession, SalesforceMal
 from simple_salesforce.format import format_soql
 
 from streams.salesforce.errors import SalesforceRequestError, SalesforceUnavailable
-from streams.salesforce.session import Retryable, SalesforceSession, describe, errors_from
+from streams.salesforce.session import (
+    Retryable,
+    SalesforceSession,
+    describe,
+    describe_answer,
+    errors_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +115,7 @@ class RelatedLookup:
             status = answer.get("httpStatusCode")
             page = answer.get("body")
             if not isinstance(status, int) or status >= 300 or not isinstance(page, Mapping):
-                errors = errors_from(page, "errorCode")
-                detail = "; ".join(f"{e.status_code}: {e.message}" for e in errors)
-                described = f"HTTP {status} {detail or 'no error body'}"
+                described = describe_answer(status, page)
                 if isinstance(status, int) and status >= 500:
                     raise Retryable(f"composite subrequest {described}")
                 raise SalesforceRequestError(f"query rejected: {described}")

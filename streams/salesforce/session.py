@@ -88,11 +88,17 @@ def _raise_if_untrusted(exc: Exception) -> None:
         ) from None
 
 
-def describe(exc: SalesforceError) -> str:
-    """`STATUS ERROR_CODE: message` from a simple-salesforce exception, nothing more."""
-    errors = errors_from(exc.content, "errorCode")
+def describe_answer(status: object, content: object) -> str:
+    """`HTTP STATUS ERROR_CODE: message` from an error answer's status and body, nothing
+    more (no record payloads)."""
+    errors = errors_from(content, "errorCode")
     detail = "; ".join(f"{e.status_code}: {e.message}" for e in errors) or "no error body"
-    return f"HTTP {exc.status} {detail}"
+    return f"HTTP {status} {detail}"
+
+
+def describe(exc: SalesforceError) -> str:
+    """`describe_answer` of a simple-salesforce exception."""
+    return describe_answer(exc.status, exc.content)
 
 
 class SalesforceSession:
