@@ -131,22 +131,20 @@ async def _apply_outcomes(
         candidate = pending.get(outcome.external_id)
         if candidate is None:
             continue
+        for error in outcome.errors:  # none when written
+            metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
         if outcome.status in ("created", "updated"):
             if candidate.meta.message.tp in owned:
                 _record_handled(candidate)
             del pending[outcome.external_id]
         elif outcome.status == "rejected":
-            for error in outcome.errors:
-                metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
             message = "; ".join(f"{e.status_code}: {e.message}" for e in outcome.errors)
             code = outcome.errors[0].status_code if outcome.errors else "rejected"
             await dead_letter_projection(candidate.meta, code, message)
             if candidate.meta.message.tp in owned:
                 _record_handled(candidate, rejected=True)
             del pending[outcome.external_id]
-        else:
-            for error in outcome.errors:
-                metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
+        # "retryable" (rows still locked at the deadline): kept in `pending`, tried again.
 
 
 async def write_batch(batch: Sequence[EventT[bytes]]) -> None:
