@@ -17,7 +17,7 @@ from pathlib import Path
 
 # First match wins: a sample counts for the first stage whose marker is in its stack.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("sink (Salesforce calls, synced table)", ("streams/worker/sink.py", "salesforce/client.py")),
+    ("sink (Salesforce calls, synced table)", ("streams/worker/sink.py", "streams/salesforce/")),
     (
         "Kafka produce (projection sends, changelog writes)",
         (

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from streams.core.fold import TIMER_SOURCE
+
 DEFAULT_SOURCE = "booking-pages/acme"
-TIMER_SOURCE = "activity-sync/timer"
 DEFAULT_BASE_TIME = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 Event = dict[str, Any]
