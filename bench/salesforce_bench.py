@@ -13,12 +13,12 @@ import argparse
 import asyncio
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from devkit.salesforce_emulator.process import devkit_process_args
 from streams.salesforce import SalesforceClient, SalesforceSettings
 
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sf-bench-") as data_dir:
         emulator = subprocess.Popen(
-            [sys.executable, "-m", "devkit.salesforce_emulator.server", "--data-dir", data_dir],
+            **devkit_process_args("salesforce-emulator", "--data-dir", data_dir),
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -8,23 +8,32 @@ emulator.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from faust.cli import option
+from pydantic import ValidationError
 
 from devkit.broker import BrokerError, EmbeddedBroker, wait_for_port
+from devkit.salesforce_emulator.faults import Faults
 from streams.commands.base import OperatorCommand, UserError, until_signal
 from streams.worker.app import app
 
 
 def _read_secret(path: Path | None) -> str | None:
     return path.read_text().strip() if path is not None else None
+
+
+def _parse_faults(text: str | None) -> Faults:
+    """--faults: JSON, or @FILE holding it; none given is no faults."""
+    if not text:
+        return Faults()
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    return Faults.model_validate_json(text)
 
 
 @app.command(
@@ -107,32 +116,27 @@ async def salesforce_emulator(
     worker (ACTIVITY_SYNC_SALESFORCE_*). Other credentials come from
     ACTIVITY_SYNC_EMULATOR_{CLIENT_SECRET,USERNAME,PASSWORD,SECURITY_TOKEN}.
     """
-    from pydantic import ValidationError
+    from devkit.salesforce_emulator.server import EmulatorConfig, RunningEmulator, run_emulator
 
-    from devkit.salesforce_emulator.server import config_from_args, run_emulator
-
-    namespace = argparse.Namespace(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        api_version=api_version,
-        public_url=public_url,
-        tls_name=list(tls_name),
-        daily_limit=daily_limit,
-        token_ttl=token_ttl,
-        faults=faults,
-        client_id=client_id,
-        client_secret=_read_secret(client_secret_file),
-        username=None,
-        password=None,
-        security_token=None,
-    )
     try:
-        config = config_from_args(namespace)
+        parsed_faults = _parse_faults(faults)
     except (ValidationError, OSError) as exc:
         raise UserError(f"--faults: {exc}") from None
+    config = EmulatorConfig(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        api_version=api_version,
+        public_url=public_url,
+        tls_names=tls_name,
+        client_id=client_id,
+        client_secret=_read_secret(client_secret_file),
+        daily_limit=daily_limit,
+        token_ttl_s=token_ttl,
+        faults=parsed_faults,
+    )
 
-    def announce(running: Any) -> None:
+    def announce(running: RunningEmulator) -> None:
         sys.stdout.write(json.dumps(running.ready_line()) + "\n")
         sys.stdout.flush()
 

@@ -1,27 +1,48 @@
 """A Salesforce emulator process and its admin API, for the demo, the tests and benches.
 
-Runs `python -m devkit.salesforce_emulator.server` as a child process on a data dir, reads
-its ready line (URL, CA file, credentials) and talks to its `/__admin/` endpoints.
+Runs `python -m devkit salesforce-emulator` as a child process on a data dir, reads its
+ready line (URL, CA file, credentials) and talks to its `/__admin/` endpoints.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import requests
 
 from streams.salesforce.settings import SalesforceSettings
 
 EMULATOR_START_TIMEOUT_S = 30.0
+# The checkout holding the devkit package, which is not installed: `python -m devkit` runs
+# from here.
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+class DevkitRun(TypedDict):
+    args: list[str]
+    cwd: Path
+    env: dict[str, str]
+
+
+def devkit_process_args(*args: str) -> DevkitRun:
+    """`subprocess` arguments that run `python -m devkit ARGS` from the checkout, whatever
+    the caller's working directory (give it absolute paths)."""
+    pythonpath = [str(CHECKOUT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return DevkitRun(
+        args=[sys.executable, "-m", "devkit", *args],
+        cwd=CHECKOUT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)},
+    )
 
 
 class SalesforceEmulator:
-    """A running `python -m devkit.salesforce_emulator.server` process and its admin API."""
+    """A running `python -m devkit salesforce-emulator` process and its admin API."""
 
     def __init__(self, data_dir: Path, *extra_args: str) -> None:
         self.data_dir = data_dir
@@ -39,16 +60,14 @@ class SalesforceEmulator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         stderr = open(self.data_dir / "emulator.stderr.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devkit.salesforce_emulator.server",
+            **devkit_process_args(
+                "salesforce-emulator",
                 "--port",
                 str(self._port),
                 "--data-dir",
-                str(self.data_dir),
+                str(self.data_dir.resolve()),
                 *self.extra_args,
-            ],
+            ),
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,

@@ -2,8 +2,7 @@
 (which URL goes to which API area, and what every API call goes through), its
 configuration, and starting it.
 
-    python -m devkit.salesforce_emulator.server --host 127.0.0.1 --port 0 --data-dir DIR \
-        [--api-version 62.0] [--faults JSON] [--daily-limit N]
+    python -m devkit salesforce-emulator --port 0 --data-dir DIR   (devkit/commands.py)
 
 Serves HTTPS with a CA it creates (or reuses) in DIR and writes to DIR/ca.pem, then
 prints one JSON line: {"url", "ca_file", "client_id", "client_secret", "username",
@@ -36,21 +35,17 @@ Admin API (not Salesforce, no auth, never counted as API calls), under /__admin/
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import signal
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from devkit.salesforce_emulator.admin import Admin
 from devkit.salesforce_emulator.composite import Collections, Composite
@@ -67,7 +62,7 @@ from devkit.salesforce_emulator.responses import (
 from devkit.salesforce_emulator.schema import ApiError, RequestError
 from devkit.salesforce_emulator.sobjects import SObjects
 from devkit.salesforce_emulator.store import Store
-from devkit.salesforce_emulator.tls_auth import ENV_PREFIX, OAuth, load_credentials, prepare_tls
+from devkit.salesforce_emulator.tls_auth import OAuth, load_credentials, prepare_tls
 
 MAX_URI = 16_384
 
@@ -350,69 +345,3 @@ async def run_emulator(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         await running.close()
-
-
-def _parse_faults(text: str | None) -> Faults:
-    if not text:
-        return Faults()
-    if text.startswith("@"):
-        text = Path(text[1:]).read_text()
-    return Faults.model_validate_json(text)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="salesforce-emulator", description="Local Salesforce REST API emulator (HTTPS)."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--api-version", default="62.0", help="newest API version served")
-    parser.add_argument("--public-url", help="instance_url given to clients")
-    parser.add_argument("--tls-name", action="append", default=[], help="extra cert name")
-    parser.add_argument("--daily-limit", type=int, default=100_000)
-    parser.add_argument("--token-ttl", type=float, default=7200.0, help="seconds")
-    parser.add_argument("--faults", help='JSON, or @file, e.g. \'{"http_503": {"next": 2}}\'')
-    for name in ("client-id", "client-secret", "username", "password", "security-token"):
-        env = ENV_PREFIX + name.upper().replace("-", "_")
-        parser.add_argument(f"--{name}", help=f"default: ${env}, else generated in DATA_DIR")
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
-    return EmulatorConfig(
-        data_dir=args.data_dir,
-        host=args.host,
-        port=args.port,
-        api_version=args.api_version,
-        public_url=args.public_url,
-        tls_names=tuple(args.tls_name),
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        username=args.username,
-        password=args.password,
-        security_token=args.security_token,
-        daily_limit=args.daily_limit,
-        token_ttl_s=args.token_ttl,
-        faults=_parse_faults(args.faults),
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        config = config_from_args(args)
-    except (ValidationError, OSError) as exc:
-        parser.error(f"--faults: {exc}")
-
-    def announce(running: RunningEmulator) -> None:
-        sys.stdout.write(json.dumps(running.ready_line()) + "\n")
-        sys.stdout.flush()
-
-    asyncio.run(run_emulator(config, announce))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

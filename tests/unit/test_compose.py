@@ -15,7 +15,7 @@ import click
 import pytest
 import yaml
 
-from devkit.salesforce_emulator.server import ENV_PREFIX as EMULATOR_PREFIX
+from devkit.salesforce_emulator.tls_auth import ENV_PREFIX as EMULATOR_PREFIX
 from streams.salesforce.settings import ENV_PREFIX as SALESFORCE_PREFIX
 from streams.salesforce.settings import SECRET_FIELDS, SalesforceSettings
 from streams.worker.settings import Settings, TopicNames

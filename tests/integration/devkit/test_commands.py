@@ -1,4 +1,5 @@
-"""The dev kit's commands (`python -m devkit broker|salesforce-emulator`), as a user runs them."""
+"""The dev kit's commands (`python -m devkit broker|salesforce-emulator`), as a user runs
+them and as the tests, benches and the demo start them (salesforce_emulator/process.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import requests
 
 from devkit.broker import EmbeddedBroker
+from devkit.salesforce_emulator.process import SalesforceEmulator
 from tests.fixtures import assert_one_line_error, run_cli, start_cli, stop_cli
 
 pytestmark = pytest.mark.integration
@@ -67,3 +69,16 @@ def test_salesforce_emulator_bad_faults_are_a_one_line_error(tmp_path: Path) -> 
         "salesforce-emulator", "--data-dir", str(tmp_path / "sf"), "--faults", "{nope", env={}
     )
     assert_one_line_error(result, "--faults")
+
+
+def test_the_emulator_process_starts_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside the checkout, with a data dir relative to the caller's directory.
+    monkeypatch.chdir(tmp_path)
+    emulator = SalesforceEmulator(Path("sf"))
+    try:
+        assert Path(emulator.ca_file) == tmp_path / "sf" / "ca.pem"
+        assert emulator.admin("GET", "health")["ok"] is True
+    finally:
+        emulator.close()
