@@ -1,13 +1,16 @@
-"""Deployment files and docs name only settings the app knows.
+"""Deployment files and docs name only settings the app knows, and the images hold what
+they promise.
 
 A misspelt ACTIVITY_SYNC_* variable is silently ignored by pydantic-settings
 (`extra="ignore"`), so a typo in docker-compose.yml or the README would run with a
-default instead: these tests catch it.
+default instead: these tests catch it. No Docker here: the Dockerfile is read as text.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,16 +100,126 @@ def test_topics_are_created_with_the_workers_partition_count() -> None:
     assert f"--partitions {partitions}" in script
 
 
-def test_emulator_command_uses_only_flags_the_cli_has() -> None:
+def emulator_flags() -> set[str]:
     from devkit.commands import salesforce_emulator
 
+    click_command: click.Command = salesforce_emulator._click
+    return {opt for param in click_command.params for opt in param.opts}
+
+
+def test_emulator_command_uses_only_flags_the_cli_has() -> None:
     command = [str(part) for part in compose()["services"]["salesforce"]["command"]]
     assert command[0] == "salesforce-emulator"
-    click_command: click.Command = salesforce_emulator._click
-    flags = {opt for param in click_command.params for opt in param.opts}
     used = {part for part in command[1:] if part.startswith("--")}
-    assert used <= flags, sorted(used - flags)
+    assert used <= emulator_flags(), sorted(used - emulator_flags())
     assert command[command.index("--public-url") + 1] == "https://salesforce:8443"
+
+
+# The Dockerfile -------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[str] = field(default_factory=list)
+
+    def commands(self, keyword: str) -> list[str]:
+        return [i for i in self.instructions if i.split(None, 1)[0] == keyword]
+
+    def exec_form(self, keyword: str) -> list[str]:
+        (line,) = self.commands(keyword)
+        parsed: list[str] = json.loads(line.split(None, 1)[1])
+        return parsed
+
+    def sources(self) -> set[str]:
+        """Stages this one copies or mounts from."""
+        lines = self.commands("COPY") + self.commands("RUN")
+        return {m.group(1) for line in lines for m in re.finditer(r"from=([\w.-]+)", line)}
+
+
+def dockerfile_stages() -> dict[str, Stage]:
+    """Stages by name, in order: instructions joined across `\\` continuations."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: dict[str, Stage] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            match = re.fullmatch(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, re.IGNORECASE)
+            assert match, f"name every stage: {line}"
+            stages[match.group(2)] = Stage(match.group(2), match.group(1))
+        else:
+            list(stages.values())[-1].instructions.append(line)
+    return stages
+
+
+def closure(stages: dict[str, Stage], name: str) -> list[Stage]:
+    """`name` and every stage it is built from or takes files from."""
+    seen: list[Stage] = []
+    todo = [name]
+    while todo:
+        stage = stages.get(todo.pop())
+        if stage is not None and stage not in seen:
+            seen.append(stage)
+            todo += [stage.base, *stage.sources()]
+    return seen
+
+
+def test_the_default_image_is_the_runtime_one() -> None:
+    stages = dockerfile_stages()
+    last = list(stages.values())[-1]
+    assert (last.name, last.base, last.instructions) == ("worker", "runtime", [])
+    runtime = stages["runtime"]
+    assert runtime.exec_form("ENTRYPOINT") == ["activity-sync"]
+    assert runtime.exec_form("CMD")[0] == "worker"
+
+
+def test_the_runtime_image_has_no_dev_kit_and_only_locked_runtime_dependencies() -> None:
+    stages = dockerfile_stages()
+    built_from = closure(stages, "runtime")
+    assert {s.name for s in built_from} == {"runtime", "build"}
+    for stage in built_from:
+        for line in stage.commands("COPY") + stage.commands("ADD") + stage.commands("RUN"):
+            assert "devkit" not in line, f"{stage.name}: {line}"
+            assert not re.search(r"\s(-e|--editable)\s", line), f"{stage.name}: {line}"
+            assert "requirements-dev" not in line
+        for line in stage.commands("COPY") + stage.commands("ADD"):
+            copied = line.split()[1:-1]
+            assert not {"tests", "bench", "docs", "."} & set(copied), f"{stage.name}: {line}"
+    installs = [line for line in stages["runtime"].commands("RUN") if "pip install" in line]
+    assert installs, "the runtime stage installs the package"
+    for line in installs:
+        assert "-c requirements.lock" in line, line
+        assert "-r requirements.lock" not in line, line
+
+
+def test_the_salesforce_image_runs_the_emulator() -> None:
+    stages = dockerfile_stages()
+    salesforce = stages["salesforce"]
+    assert salesforce.base == "runtime"
+    assert any(line.split()[1] == "devkit" for line in salesforce.commands("COPY"))
+    assert any("[devkit]" in line for line in salesforce.commands("RUN"))
+    assert salesforce.exec_form("ENTRYPOINT") == ["python", "-m", "devkit"]
+    command = salesforce.exec_form("CMD")
+    assert command[0] == "salesforce-emulator"
+    used = {part for part in command[1:] if part.startswith("--")}
+    assert used <= emulator_flags(), sorted(used - emulator_flags())
+
+
+def test_compose_builds_the_emulator_and_the_workers_from_their_targets() -> None:
+    services = compose()["services"]
+    targets = set(dockerfile_stages())
+    assert services["salesforce"]["build"]["target"] == "salesforce"
+    for name in ("worker-1", "worker-2"):
+        assert services[name]["build"]["target"] == "runtime", name
+    assert {s["build"]["target"] for s in services.values() if "build" in s} <= targets
+
+
+def test_the_build_context_leaves_out_secrets_and_local_state() -> None:
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "var", "*.txt", ".env"} <= ignored
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/operations.md", "docs/salesforce.md"])
