@@ -1,4 +1,6 @@
-"""The booking fold (DESIGN §3): events -> `BookingState` -> `BookingView`. Pure: no I/O.
+"""The booking fold: events -> `BookingState` -> `BookingView`. Pure: no I/O.
+
+The rules are docs/event-contract.md, "The fold".
 
 A `BookingState` keeps every accepted event of one booking, keyed by `(source, id)`,
 in replay order (`sequence`, `time`, `id`, then `source` so that ties between
@@ -375,9 +377,10 @@ class FoldResult:
     # The copy the pipeline sends to the DLQ: the losing conflicting duplicate (incoming
     # or previously stored), or an event refused because the history is full.
     dead_letter: BookingEvent | None = None
-    # An accepted `booking.reassigned` that the booking's phase refused (DESIGN §3): kept
-    # in the state as rejected, not applied. Says how the event was read on arrival; a
-    # late event sorting before it can change that later (the view's `rejected_reassignments`).
+    # An accepted `booking.reassigned` that the booking's phase refused
+    # (docs/event-contract.md): kept in the state as rejected, not applied. Says how the
+    # event was read on arrival; a late event sorting before it can change that later
+    # (the view's `rejected_reassignments`).
     rejected_reassignment: bool = False
 
 

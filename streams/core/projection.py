@@ -1,4 +1,6 @@
-"""The projection (DESIGN §4): `BookingState` -> Salesforce `Event` fields. Pure: no I/O.
+"""The projection: `BookingState` -> Salesforce `Event` fields. Pure: no I/O.
+
+The fields and mappings are docs/event-contract.md, "The projection".
 
 Times are written as UTC ISO-8601 with whole seconds and a `Z` suffix
 (`2026-11-24T09:30:00Z`); sub-second parts are dropped. Text longer than a field's

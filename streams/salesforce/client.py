@@ -9,7 +9,8 @@ three modules, one concern each:
 - `related.py`: SOQL, the Contact/Lead lookup by email (batched, Composite, cached) and
   Lead creation.
 
-The failure policy is DESIGN.md §5, spelled out in each module's docstring.
+The failure policy is docs/architecture.md, "The sink's failure paths", spelled out in
+each module's docstring.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ endpoint (`{login_url}/services/oauth2/token`, client-credentials or username-pa
 grant); simple-salesforce is then used in session-id mode, and rebuilt on a 401, because
 its own logins only reach *.salesforce.com and it never re-authenticates a session id.
 
-Retry policy of `with_retries` (DESIGN.md §5):
+Retry policy of `with_retries` (docs/architecture.md, "The sink's failure paths"):
 - 401: fetch a new token and retry at once; a 401 straight after a fresh token counts
   as a whole-call failure (below).
 - Whole-call failures (5xx, timeouts, connection errors): retry the call with

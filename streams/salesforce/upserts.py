@@ -1,7 +1,7 @@
 """Event upserts by external id with sObject Collections, and what came of each record.
 
-Failure policy of `EventUpserts.upsert` (DESIGN.md §5), on top of the session's retries
-(streams/salesforce/session.py):
+Failure policy of `EventUpserts.upsert` (docs/architecture.md, "The sink's failure
+paths"), on top of the session's retries (streams/salesforce/session.py):
 - Whole calls that keep failing until the deadline: `SalesforceUnavailable`, whose
   `outcomes` lists what finished; `RequestLimitExceeded` likewise.
 - Per-record UNABLE_TO_LOCK_ROW: retry only those records, same backoff; at the deadline

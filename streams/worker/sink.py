@@ -1,7 +1,8 @@
 """The sink agent: activity-projections -> one sObject Collections upsert per batch.
 
-Failure paths (DESIGN §5), each handled here because Faust acknowledges a batch's
-events as soon as this agent stops looking at it, raising or not:
+Failure paths (docs/architecture.md, "The sink's failure paths"), each handled here
+because Faust acknowledges a batch's events as soon as this agent stops looking at it,
+raising or not:
 - Salesforce down, 5xx, timeouts, UNABLE_TO_LOCK_ROW: the client retries with
   backoff; when its deadline passes we keep the batch and try again after the client's
   own backoff (`ACTIVITY_SYNC_SALESFORCE_RETRY_BASE_S`/`_CAP_S`). The stream is held

@@ -21,7 +21,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from faust.streams import _current_event, current_event
 from faust.types import EventT
@@ -41,6 +41,23 @@ def current(event: EventT[Any]) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+class _AnchorMessage(NamedTuple):
+    topic: str
+    partition: int
+
+
+class PartitionAnchor:
+    """Stands for "an event of partition `partition` of `topic`" where there is none:
+    a timer writing a booking's row (it knows the partition from where it read the
+    row). Only the message's topic and partition are read by Faust's table and store."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _AnchorMessage(topic, partition)
+
+    def event(self) -> EventT[Any]:
+        return cast(EventT[Any], self)
 
 
 class PartitionedTable(Generic[V]):
@@ -73,6 +90,14 @@ class PartitionedTable(Generic[V]):
         """Write `key`'s row in the partition (and changelog partition) of `under`."""
         with current(under):
             self._table[key] = value
+
+    def delete(self, key: bytes, *, under: EventT[Any]) -> None:
+        """Remove `key`'s row from the partition (and changelog partition) of `under`."""
+        with current(under):
+            try:
+                del self._table[key]
+            except KeyError:  # the memory store raises for a missing key; RocksDB does not
+                pass
 
     def items(self) -> Iterator[tuple[bytes, V]]:
         """Every row of the partitions this worker holds (outside a stream only)."""

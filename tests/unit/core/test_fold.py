@@ -1,4 +1,4 @@
-"""The fold of DESIGN §3: statuses, reassignment rules, duplicates, bounds, storage."""
+"""The fold of docs/event-contract.md: statuses, reassignment rules, duplicates, bounds, storage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The projection of DESIGN §4: Salesforce Event fields from a booking's state."""
+"""The projection of docs/event-contract.md: Salesforce Event fields from a booking's state."""
 
 from __future__ import annotations
 
