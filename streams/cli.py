@@ -18,7 +18,7 @@ from streams.commands.base import OperatorCommand, UserError
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S
 
 # Importing the agent and view modules registers them with the app.
-from streams.worker import completion, ingest, lag, reconcile, sink, web  # noqa: F401
+from streams.worker import completion, ingest, lag, reconcile, retention, sink, web  # noqa: F401
 from streams.worker.app import app, settings
 from streams.worker.gc_tuning import tune_gc
 

@@ -11,6 +11,7 @@ from typing import Any
 import faust
 
 from streams.core.sink_progress import SinkProgress
+from streams.worker.due_table import DueIndex
 from streams.worker.settings import Settings
 from streams.worker.table_partition import PartitionedTable
 
@@ -82,6 +83,16 @@ bookings: PartitionedTable[bytes] = PartitionedTable(
 # rejected by Salesforce, see streams/core/sync_gaps.py).
 synced: PartitionedTable[int] = PartitionedTable(
     app.Table("synced", key_type=bytes, partitions=settings.partitions)
+)
+
+# The due index (streams/core/due_index.py): `kind|time|booking id` -> partition, written
+# under the booking's own event like `bookings`, so it lives in the booking's partition.
+due_index = DueIndex(
+    PartitionedTable(
+        app.Table("due", key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    ),
+    app,
+    settings.topics.events,
 )
 
 

@@ -11,6 +11,7 @@ ten events in a batch costs one table write and one projection send, not ten.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from functools import partial
@@ -21,12 +22,15 @@ from faust.types import EventT
 from faust.types.tuples import FutureMessage
 
 from schemas import EventRejected, parse_event
+from streams.core.due_index import entry_changes, entry_key
 from streams.core.fold import BookingState, fold
 from streams.core.projection import Projection, project
+from streams.core.retention import EXPIRED_CODE, is_marker, read_marker
 from streams.worker import headers, metrics
 from streams.worker.app import (
     app,
     bookings,
+    due_index,
     events_dlq_topic,
     events_topic,
     projections_topic,
@@ -85,7 +89,12 @@ async def fold_booking(
 ) -> None:
     latest = items[-1][0]
     stored = bookings.get(key, under=latest)
+    if stored is not None and is_marker(stored):
+        await dead_letter_expired(items, stored)
+        outcomes[EXPIRED_CODE] += len(items)
+        return
     state: BookingState | None = BookingState.from_bytes(stored) if stored is not None else None
+    before = state
     changed = False
     for event, parsed in items:
         result = fold(state, parsed)
@@ -107,12 +116,29 @@ async def fold_booking(
     assert state is not None  # at least one event was folded
     if changed:
         bookings.set(key, state.to_bytes(), under=latest)
+        # The timers' entries (streams/core/due_index.py): a new end time moves the
+        # completion entry, a terminal phase swaps it for a retention entry.
+        due_index.apply(entry_changes(before, state), under=latest)
     # Unchanged (only duplicates): nothing to send. A state whose projection never left
     # (a crash in between) is re-sent by the reconcile timer (streams/worker/reconcile.py).
     projection = project(state, MAPPING) if changed else None
     if projection is not None:
         newest = max(event.message.timestamp for event, _ in items)
+        # Checked by the reconcile timer once it is due: is Salesforce still behind?
+        due_index.add(entry_key("reconcile", int(time.time() * 1000), key), under=latest)
         await send_projection(key, projection, event_timestamp=newest)
+
+
+async def dead_letter_expired(items: list[tuple[EventT[bytes], Any]], stored: bytes) -> None:
+    """Events for a booking whose state retention dropped: never folded onto an empty
+    history (the Event in Salesforce is right and stays so)."""
+    expired = read_marker(stored)
+    message = (
+        f"{EXPIRED_CODE}: the booking ended {expired.end.isoformat()} as {expired.phase} and "
+        "its state has expired (ACTIVITY_SYNC_STATE_RETENTION_DAYS)"
+    )
+    for event, _ in items:
+        await dead_letter_event(event, EXPIRED_CODE, message)
 
 
 async def send_projection(

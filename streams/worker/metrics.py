@@ -84,3 +84,33 @@ END_TO_END_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
     registry=REGISTRY,
 )
+# The timers' last sweep (streams/worker/table_scan.py): what it read and what it cost.
+SWEEP_ITEMS = Gauge(
+    "activity_sync_sweep_items",
+    "Due-index entries the timer's last sweep read.",
+    ["timer"],
+    registry=REGISTRY,
+)
+SWEEP_CPU = Gauge(
+    "activity_sync_sweep_cpu_seconds",
+    "CPU seconds of the timer's last sweep (its slices, not the waits between them).",
+    ["timer"],
+    registry=REGISTRY,
+)
+SWEEP_LONGEST_SLICE = Gauge(
+    "activity_sync_sweep_longest_slice_seconds",
+    "The longest the timer's last sweep held the event loop in one slice.",
+    ["timer"],
+    registry=REGISTRY,
+)
+BOOKINGS_EXPIRED = Counter(
+    "activity_sync_bookings_expired",
+    "Bookings whose state retention replaced by a marker.",
+    registry=REGISTRY,
+)
+
+
+def record_sweep(timer: str, items: int, cpu_s: float, longest_slice_s: float) -> None:
+    SWEEP_ITEMS.labels(timer).set(items)
+    SWEEP_CPU.labels(timer).set(cpu_s)
+    SWEEP_LONGEST_SLICE.labels(timer).set(longest_slice_s)

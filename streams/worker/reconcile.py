@@ -1,45 +1,63 @@
 """The reconcile timer: re-send projections that Salesforce stays behind (see
-`streams.core.sync_gaps` for why and when). Runs on every worker over its local tables.
+`streams.core.sync_gaps` for why and when). Runs on every worker over its own partitions.
 
-A sweep reads only each booking's version (no replay, no projection) and leaves alone
-what this worker's sink has not read yet (`streams.core.sink_progress`), so it stays cheap
-and quiet while the sink trails the fold in a backfill.
+The fold adds a reconcile entry to the due index for each projection it sends; a sweep
+reads only the entries older than two sweep intervals (the time in-flight work needs to
+reach Salesforce) and, per entry (`streams.core.due_index.reconcile_action`), removes
+it when Salesforce has caught up, leaves it while this worker's sink has not read that
+far (`streams.core.sink_progress`), or re-sends the projection once.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
+from streams.core.due_index import entry_key, reconcile_action
 from streams.core.fold import BookingState
 from streams.core.projection import project
-from streams.core.sync_gaps import SyncGaps
+from streams.core.retention import is_marker
 from streams.worker import metrics
-from streams.worker.app import app, bookings, settings, sink_progress, synced
+from streams.worker.app import app, bookings, due_index, settings, sink_progress, synced
 from streams.worker.ingest import MAPPING, send_projection
-from streams.worker.table_scan import scan
+from streams.worker.table_scan import Sweep
 
 log = logging.getLogger(__name__)
 
-_gaps = SyncGaps()
 
-
-async def resend_lagging_projections() -> int:
-    rows = []
-    async for key, raw in scan(bookings.items()):
-        version = BookingState.version_of(raw)
-        if not sink_progress.in_flight(key, version):
-            rows.append((key, version, synced.get(key, under=None) or 0))
-    sink_progress.forget_read()
+async def resend_lagging_projections(now_ms: int | None = None) -> int:
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    # Behind for two sweeps: in-flight work has had the time to catch up.
+    until = now_ms - int(2 * settings.reconcile_interval * 1000)
+    sweep = Sweep()
     resent = 0
-    for key in _gaps.sweep(rows):
-        stored = bookings.get(key, under=None)
-        # None: a booking without an Event (e.g. it never got a start time): nothing to send.
-        projection = (
-            project(BookingState.from_bytes(stored), MAPPING) if stored is not None else None
+    async for due in due_index.due("reconcile", until, sweep):
+        key = due.entry.booking
+        raw = bookings.get(key, under=due.anchor)
+        version = None if raw is None or is_marker(raw) else BookingState.version_of(raw)
+        action = reconcile_action(
+            version,
+            synced.get(key, under=due.anchor) or 0,
+            in_flight=version is not None and sink_progress.in_flight(key, version),
+            resent=due.value.resent,
         )
-        if projection is not None:
-            await send_projection(key, projection)
-            resent += 1
+        if action == "wait":
+            continue
+        due_index.remove(due.key, under=due.anchor)
+        if action == "give-up":
+            log.warning("reconcile: %r still behind after a re-send; left to its next change", key)
+        if action != "resend" or raw is None:
+            continue
+        # None: a booking without an Event (e.g. it never got a start time): nothing to send.
+        projection = project(BookingState.from_bytes(raw), MAPPING)
+        if projection is None:
+            continue
+        assert version is not None
+        due_index.add(entry_key("reconcile", now_ms, key), under=due.anchor, resent=version)
+        await send_projection(key, projection)
+        resent += 1
+    sink_progress.forget_read()
+    metrics.record_sweep("reconcile", sweep.items, sweep.cpu_s, sweep.longest_slice_s)
     if resent:
         metrics.PROJECTIONS_RESENT.inc(resent)
         log.warning("reconcile: re-sent %d projections Salesforce stayed behind", resent)

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # behind for two sweeps (a projection lost to a crash; see streams/core/sync_gaps.py).
     reconcile_interval: float = Field(default=60.0, gt=0)
 
+    # A terminal booking (Completed, Canceled, No-show) that Salesforce is up to date on
+    # shrinks to a marker this many days after its end; a later event for it goes to
+    # booking-events.dlq as `booking-expired` (streams/core/retention.py).
+    state_retention_days: float = Field(default=400.0, gt=0)
+    retention_check_interval: float = Field(default=3600.0, gt=0)
+
     topics: TopicNames = Field(default_factory=TopicNames)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
 

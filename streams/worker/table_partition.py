@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from faust.streams import _current_event, current_event
@@ -93,11 +93,9 @@ class PartitionedTable(Generic[V]):
 
     def delete(self, key: bytes, *, under: EventT[Any]) -> None:
         """Remove `key`'s row from the partition (and changelog partition) of `under`."""
-        with current(under):
-            try:
-                del self._table[key]
-            except KeyError:  # the memory store raises for a missing key; RocksDB does not
-                pass
+        # The memory store raises for a missing key; RocksDB does not.
+        with current(under), suppress(KeyError):
+            del self._table[key]
 
     def items(self) -> Iterator[tuple[bytes, V]]:
         """Every row of the partitions this worker holds (outside a stream only)."""

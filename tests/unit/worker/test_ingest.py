@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from streams.core.due_index import parse_key
 from streams.core.projection import Projection
+from streams.core.retention import marker
 from streams.worker import ingest, metrics
 from tests import factories as f
 
@@ -39,8 +41,28 @@ class Bookings:
         self.rows[key] = value
 
 
+class DueIndex:
+    """The due index as the agent uses it: entries added and removed under an event."""
+
+    def __init__(self) -> None:
+        self.keys: set[bytes] = set()
+
+    def apply(self, changes: Any, *, under: Any) -> None:
+        self.keys = (self.keys - changes.remove) | changes.add
+
+    def add(self, key: bytes, *, under: Any) -> None:
+        self.keys.add(key)
+
+
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Projection]:
+def index(monkeypatch: pytest.MonkeyPatch) -> DueIndex:
+    fake = DueIndex()
+    monkeypatch.setattr(ingest, "due_index", fake)
+    return fake
+
+
+@pytest.fixture
+def sent(index: DueIndex, monkeypatch: pytest.MonkeyPatch) -> list[Projection]:
     projections: list[Projection] = []
 
     async def send_projection(key: bytes, projection: Projection, **_: Any) -> None:
@@ -84,3 +106,38 @@ async def test_an_applied_reassignment_is_not_counted(sent: list[Projection]) ->
     await fold_in(f.scheduled(), f.reassigned(2))
     assert rejected_so_far() == before
     assert sent[-1].fields["Event_Status__c"] == "Scheduled (Reassigned by User)"
+
+
+async def test_the_fold_keeps_the_booking_s_completion_entry_and_a_reconcile_entry(
+    sent: list[Projection], index: DueIndex
+) -> None:
+    def standing() -> list[str]:
+        return sorted(parse_key(k).kind for k in index.keys if parse_key(k).kind != "reconcile")
+
+    await fold_in(f.scheduled())
+    assert standing() == ["completion"]
+    assert any(parse_key(k).kind == "reconcile" for k in index.keys)
+    await fold_in(f.completed(2))
+    assert standing() == ["retention"]
+    # Only duplicates: nothing changed, nothing for the reconcile timer to check.
+    before = set(index.keys)
+    await fold_in(f.completed(2))
+    assert index.keys == before
+
+
+async def test_an_event_for_an_expired_booking_goes_to_the_dlq_and_folds_nothing(
+    sent: list[Projection], index: DueIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = f.fold_dicts([f.scheduled(), f.completed(2)])
+    ingest.bookings.set(f.BOOKING_ID.encode(), marker(state), under=None)
+    dead: list[str] = []
+
+    async def dead_letter_event(event: Any, code: str, message: str, value: Any = None) -> None:
+        dead.append(code)
+
+    monkeypatch.setattr(ingest, "dead_letter_event", dead_letter_event)
+    outcomes = await fold_in(f.rescheduled(3), f.canceled(4))
+    assert outcomes == {"booking-expired": 2}
+    assert dead == ["booking-expired", "booking-expired"]
+    assert sent == []
+    assert ingest.bookings.get(f.BOOKING_ID.encode(), under=None) == marker(state)

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 from faust.streams import current_event
 
-from streams.worker.table_partition import OutsideStreamError, PartitionedTable, current
+from streams.worker.table_partition import (
+    OutsideStreamError,
+    PartitionAnchor,
+    PartitionedTable,
+    current,
+)
 
 
 @dataclass
@@ -39,6 +44,11 @@ class PartitionStore(dict[bytes, Any]):
         partition = self._partition()
         assert partition is not None, "a write needs a current event"
         self.partitions.setdefault(partition, {})[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        partition = self._partition()
+        assert partition is not None, "a delete needs a current event"
+        del self.partitions.setdefault(partition, {})[key]  # KeyError when missing, as Faust
 
     def get(self, key: bytes, default: Any = None) -> Any:
         partition = self._partition()
@@ -81,3 +91,16 @@ def test_a_partition_blind_read_inside_a_stream_is_refused() -> None:
         table.get(b"a", under=None)
     with current(Event(1)), pytest.raises(OutsideStreamError):
         table.items()
+
+
+def test_a_timer_writes_and_deletes_under_a_partition_anchor() -> None:
+    store = PartitionStore()
+    table: PartitionedTable[int] = PartitionedTable(store)
+    anchor = PartitionAnchor("booking-events", 2).event()
+    assert (anchor.message.topic, anchor.message.partition) == ("booking-events", 2)
+    table.set(b"a", 1, under=anchor)
+    assert store.partitions == {2: {b"a": 1}}
+    table.delete(b"a", under=anchor)
+    table.delete(b"never-there", under=anchor)  # a missing row is no error
+    assert store.partitions == {2: {}}
+    assert current_event() is None

@@ -1,0 +1,150 @@
+"""The due index: which bookings need a timer's attention, and from when. Pure.
+
+The timers (completion, reconcile, retention) used to read every booking the worker
+held on every sweep, so their cost grew with history. Instead each booking that will
+need a timer has an entry in a table sorted by the time it needs it, and a sweep reads
+only the entries whose time has come (a key range), whatever the table's size.
+
+An entry's key is `kind | time (ms since the epoch, zero-padded) | booking id`, so in
+a sorted store (RocksDB) the entries of one kind are in time order, and "everything
+of kind k due by t" is the key range [`slice_start(k)`, `slice_end(k, t)`).
+
+- completion (`c`): a Scheduled/Rescheduled booking, at its end time. The sweep adds
+  the grace when it reads (`until = now - grace`), so a changed grace needs no rewrite.
+- retention (`x`): a terminal booking (Completed, Canceled, No-show), at its end time;
+  the sweep reads `until = now - retention`.
+  Both derive from the state alone: `standing_entries(before)` and
+  `standing_entries(after)` say which entry a fold removes and which it adds (a
+  reschedule to later moves the completion entry; completing swaps it for a retention
+  entry).
+- reconcile (`r`): a booking whose projection changed, at the time of the change. Not
+  derivable from the state (it depends on the clock and on `synced`), so the fold adds
+  one per change and the reconcile sweep removes it once Salesforce has caught up
+  (`reconcile_action`).
+
+An entry's value names the partition the booking lives in (a timer outside a stream
+writes and deletes under it) and, for a reconcile entry, the version already re-sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, NamedTuple
+
+from streams.core.fold import BookingState, to_epoch_us
+from streams.core.retention import TERMINAL_PHASES
+from streams.core.sync_gaps import handled_version
+from streams.core.view import REASSIGNABLE_PHASES
+
+Kind = Literal["completion", "reconcile", "retention"]
+
+_PREFIX: dict[Kind, bytes] = {"completion": b"c|", "reconcile": b"r|", "retention": b"x|"}
+_KIND = {prefix[:1]: kind for kind, prefix in _PREFIX.items()}
+_WIDTH = 15  # milliseconds since the epoch, zero-padded: sorts as numbers until year 33658
+
+
+class DueEntry(NamedTuple):
+    kind: Kind
+    at_ms: int
+    booking: bytes
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch (times before it clamp to 0)."""
+    return max(0, to_epoch_us(moment) // 1000)
+
+
+def entry_key(kind: Kind, at_ms: int, booking: bytes) -> bytes:
+    return b"%s%0*d|%s" % (_PREFIX[kind], _WIDTH, max(0, at_ms), booking)
+
+
+def parse_key(key: bytes) -> DueEntry:
+    prefix, at, booking = key.split(b"|", 2)
+    return DueEntry(_KIND[prefix], int(at), booking)
+
+
+def slice_start(kind: Kind) -> bytes:
+    """The first key an entry of `kind` can have."""
+    return _PREFIX[kind]
+
+
+def slice_end(kind: Kind, until_ms: int) -> bytes:
+    """The first key after every entry of `kind` due at or before `until_ms`."""
+    return b"%s%0*d" % (_PREFIX[kind], _WIDTH, max(0, until_ms) + 1)
+
+
+def is_due(key: bytes, kind: Kind, until_ms: int) -> bool:
+    """Whether `key` lies in the due slice of `kind` (for stores that are not sorted)."""
+    return slice_start(kind) <= key < slice_end(kind, until_ms)
+
+
+def standing_entries(state: BookingState | None) -> frozenset[bytes]:
+    """The completion and retention entries a booking in `state` has in the index."""
+    if state is None:
+        return frozenset()
+    view = state.view
+    if view.end is None:
+        return frozenset()
+    booking = state.booking_id.encode()
+    end_ms = epoch_ms(view.end)
+    if view.scheduled and view.phase in REASSIGNABLE_PHASES and not state.full:
+        # A full history cannot take the completion event: never due.
+        return frozenset({entry_key("completion", end_ms, booking)})
+    if view.phase in TERMINAL_PHASES:
+        return frozenset({entry_key("retention", end_ms, booking)})
+    return frozenset()
+
+
+class IndexChanges(NamedTuple):
+    remove: frozenset[bytes]
+    add: frozenset[bytes]
+
+
+def entry_changes(before: BookingState | None, after: BookingState) -> IndexChanges:
+    """The entries a fold from `before` to `after` removes and adds (none if unchanged)."""
+    old, new = standing_entries(before), standing_entries(after)
+    return IndexChanges(old - new, new - old)
+
+
+# Values: b"<partition>" or b"<partition>:<version re-sent>" (reconcile entries).
+
+
+def entry_value(partition: int, resent: int = 0) -> bytes:
+    return b"%d:%d" % (partition, resent) if resent else b"%d" % partition
+
+
+class EntryValue(NamedTuple):
+    partition: int
+    resent: int
+
+
+def parse_value(raw: bytes) -> EntryValue:
+    partition, _, resent = raw.partition(b":")
+    return EntryValue(int(partition), int(resent or 0))
+
+
+ReconcileAction = Literal["done", "wait", "resend", "give-up"]
+
+
+def reconcile_action(
+    version: int | None, synced: int, *, in_flight: bool, resent: int
+) -> ReconcileAction:
+    """What the reconcile sweep does with a due reconcile entry (see
+    `streams.core.sync_gaps` for why projections can stay behind).
+
+    version: the booking's state version (None: no state, or expired); synced: its
+    `synced` value; in_flight: this worker's sink has not read that projection yet;
+    resent: the version this entry already re-sent (0: none).
+    - done: Salesforce has that version (written or rejected): remove the entry;
+    - wait: the sink is still on its way to it: leave the entry for the next sweep;
+    - resend: behind, not in flight: re-send it once, and check again later;
+    - give-up: behind after one re-send: remove the entry (each version is re-sent at
+      most once, so an outage does not flood the topic); the next change adds a new one.
+    """
+    if version is None or handled_version(synced) >= version:
+        return "done"
+    if in_flight:
+        return "wait"
+    if resent == version:
+        return "give-up"
+    return "resend"

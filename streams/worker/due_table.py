@@ -1,0 +1,100 @@
+"""The `due` table: the due index of streams/core/due_index.py, kept by Faust.
+
+Co-partitioned with `bookings` (an entry is written under its booking's own event, so
+it lives in the booking's partition and its changelog partition): it moves with the
+partition to another worker and survives restarts like any table. The fold writes the
+completion and retention entries and adds reconcile entries; the timers remove what
+they have dealt with, writing under a `PartitionAnchor` of the entry's partition.
+
+A due slice is read lazily: on RocksDB each active partition's store is sorted by key,
+so the slice is an iterator from `slice_start(kind)` that stops at the first key past
+`slice_end(kind, until)`; it costs what is due, not what is held. The memory store
+(memory://, a smoke-test option) is not sorted: there a sweep filters every key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, NamedTuple
+
+from faust.types import TP, EventT
+
+from streams.core.due_index import (
+    DueEntry,
+    EntryValue,
+    IndexChanges,
+    Kind,
+    entry_value,
+    is_due,
+    parse_key,
+    parse_value,
+    slice_end,
+    slice_start,
+)
+from streams.worker.table_partition import PartitionAnchor, PartitionedTable
+from streams.worker.table_scan import Sweep
+
+
+class Due(NamedTuple):
+    key: bytes
+    entry: DueEntry
+    value: EntryValue
+    # Stands for an event of the entry's partition: read and write the booking under it.
+    anchor: EventT[Any]
+
+
+class DueIndex:
+    def __init__(self, table: PartitionedTable[bytes], app: Any, source_topic: str) -> None:
+        self.table = table
+        self._app = app
+        self._source_topic = source_topic
+
+    def apply(self, changes: IndexChanges, *, under: EventT[Any]) -> None:
+        """A fold's changes to a booking's standing entries, under its event."""
+        for key in changes.remove:
+            self.table.delete(key, under=under)
+        for key in changes.add:
+            self.add(key, under=under)
+
+    def add(self, key: bytes, *, under: EventT[Any], resent: int = 0) -> None:
+        self.table.set(key, entry_value(under.message.partition, resent), under=under)
+
+    def remove(self, key: bytes, *, under: EventT[Any]) -> None:
+        self.table.delete(key, under=under)
+
+    def anchor(self, partition: int) -> EventT[Any]:
+        return PartitionAnchor(self._source_topic, partition).event()
+
+    def owns(self, partition: int) -> bool:
+        """Whether this worker still holds `partition` (a sweep awaits between slices)."""
+        return TP(self._changelog_topic(), partition) in self._app.assignor.assigned_actives()
+
+    async def due(self, kind: Kind, until_ms: int, sweep: Sweep) -> AsyncIterator[Due]:
+        """The entries of `kind` due at or before `until_ms`, lazily, slice by slice."""
+        async for key, raw in sweep.over(self._due_items(kind, until_ms)):
+            value = parse_value(raw)
+            if not self.owns(value.partition):
+                continue  # revoked while the sweep gave the loop a turn
+            yield Due(key, parse_key(key), value, self.anchor(value.partition))
+
+    def _changelog_topic(self) -> str:
+        return str(self.table.faust_table.changelog_topic_name)
+
+    def _due_items(self, kind: Kind, until_ms: int) -> Iterator[tuple[bytes, bytes]]:
+        store = self.table.faust_table.data
+        dbs = getattr(store, "_dbs", None)
+        start, end = slice_start(kind), slice_end(kind, until_ms)
+        if dbs is None:  # the memory store: one unsorted dict
+            due = sorted((k, v) for k, v in self.table.items() if is_due(k, kind, until_ms))
+            yield from due
+            return
+        for partition in sorted(dbs):
+            if not self.owns(partition):
+                continue  # a standby's copy, or revoked
+            db = dbs.get(partition)
+            if db is None:
+                continue
+            for key, value in db.items(from_key=start):
+                if key >= end:
+                    break
+                yield key, value

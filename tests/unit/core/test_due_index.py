@@ -1,0 +1,123 @@
+"""The due index's keys, slices and entry rules (streams/core/due_index.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from streams.core import due_index as d
+from streams.core.fold import MAX_EVENTS_PER_BOOKING, BookingState
+from tests import factories as f
+
+BOOKING = f.BOOKING_ID.encode()
+END = f.START + timedelta(minutes=30)  # the factories' default duration
+
+
+def entry(kind: d.Kind, at: datetime) -> bytes:
+    return d.entry_key(kind, d.epoch_ms(at), BOOKING)
+
+
+def test_a_key_reads_back_as_its_entry() -> None:
+    key = d.entry_key("completion", 1_767_225_600_123, b"b-1|odd|id")
+    assert d.parse_key(key) == d.DueEntry("completion", 1_767_225_600_123, b"b-1|odd|id")
+
+
+def test_keys_of_one_kind_sort_by_time_whatever_the_booking() -> None:
+    times = [0, 9, 10, 1_000, 1_767_225_600_000, 99_999_999_999_999]
+    keys = [d.entry_key("reconcile", t, b"zz-%d" % (len(times) - i)) for i, t in enumerate(times)]
+    assert sorted(keys) == keys
+
+
+@pytest.mark.parametrize("kind", ["completion", "reconcile", "retention"])
+def test_the_due_slice_holds_exactly_the_entries_due_by_then(kind: d.Kind) -> None:
+    keys = {t: d.entry_key(kind, t, b"b-%d" % t) for t in (5, 999, 1_000, 1_001, 50_000)}
+    others = [d.entry_key(k, 10, b"b") for k in ("completion", "reconcile", "retention")]
+    start, end = d.slice_start(kind), d.slice_end(kind, 1_000)
+    in_slice = sorted(k for k in [*keys.values(), *others] if start <= k < end)
+    assert in_slice == sorted([keys[5], keys[999], keys[1_000], d.entry_key(kind, 10, b"b")])
+    assert all(d.is_due(k, kind, 1_000) == (start <= k < end) for k in keys.values())
+
+
+def test_a_scheduled_booking_waits_for_completion_at_its_end() -> None:
+    state = f.fold_dicts([f.scheduled()])
+    assert d.standing_entries(state) == {entry("completion", END)}
+
+
+def test_a_booking_rescheduled_to_later_moves_its_completion_entry() -> None:
+    before = f.fold_dicts([f.scheduled()])
+    later = f.START + timedelta(days=3)
+    after = f.fold_dicts([f.rescheduled(2, start=later)], before)
+    changes = d.entry_changes(before, after)
+    assert changes.remove == {entry("completion", END)}
+    assert changes.add == {entry("completion", later + timedelta(minutes=30))}
+
+
+def test_a_completed_booking_leaves_completion_for_retention() -> None:
+    before = f.fold_dicts([f.scheduled()])
+    after = f.fold_dicts([f.completed(2)], before)
+    assert d.entry_changes(before, after) == d.IndexChanges(
+        frozenset({entry("completion", END)}), frozenset({entry("retention", END)})
+    )
+
+
+@pytest.mark.parametrize("ending", [f.canceled, f.no_show])
+def test_other_terminal_phases_wait_for_retention(ending: object) -> None:
+    state = f.fold_dicts([f.scheduled(), ending(2)])  # type: ignore[operator]
+    assert d.standing_entries(state) == {entry("retention", END)}
+
+
+def test_a_reschedule_after_a_cancellation_waits_for_completion_again() -> None:
+    canceled = f.fold_dicts([f.scheduled(), f.canceled(2)])
+    later = f.START + timedelta(days=1)
+    again = f.fold_dicts([f.rescheduled(3, start=later)], canceled)
+    changes = d.entry_changes(canceled, again)
+    assert changes.remove == {entry("retention", END)}
+    assert changes.add == {entry("completion", later + timedelta(minutes=30))}
+
+
+def test_a_change_that_keeps_the_end_changes_no_entry() -> None:
+    before = f.fold_dicts([f.scheduled()])
+    after = f.fold_dicts([f.reassigned(2)], before)
+    assert d.entry_changes(before, after) == d.IndexChanges(frozenset(), frozenset())
+
+
+def test_a_first_event_adds_its_entry_and_a_requested_booking_has_none() -> None:
+    state = f.fold_dicts([f.scheduled()])
+    assert d.entry_changes(None, state).add == {entry("completion", END)}
+    assert d.standing_entries(f.fold_dicts([f.requested()])) == frozenset()
+
+
+def test_a_full_history_is_never_due_for_completion() -> None:
+    state = f.fold_dicts([f.scheduled()])
+    full = BookingState(state.booking_id, state.events * MAX_EVENTS_PER_BOOKING, 1)
+    assert full.full
+    assert d.standing_entries(full) == frozenset()
+
+
+def test_an_entry_value_names_its_partition_and_what_was_resent() -> None:
+    assert d.parse_value(d.entry_value(3)) == d.EntryValue(3, 0)
+    assert d.parse_value(d.entry_value(0, resent=7)) == d.EntryValue(0, 7)
+
+
+def test_times_before_the_epoch_clamp_to_zero() -> None:
+    assert d.epoch_ms(datetime(1960, 1, 1, tzinfo=UTC)) == 0
+
+
+@pytest.mark.parametrize(
+    ("version", "synced", "in_flight", "resent", "action"),
+    [
+        (3, 3, False, 0, "done"),  # written
+        (3, -3, False, 0, "done"),  # rejected: handled too
+        (3, 5, False, 0, "done"),
+        (None, 0, False, 0, "done"),  # no state (or expired)
+        (3, 2, True, 0, "wait"),  # the sink has not read it yet
+        (3, 2, False, 0, "resend"),
+        (3, 2, False, 2, "resend"),  # an older version was re-sent: this one not yet
+        (3, 2, False, 3, "give-up"),  # re-sent once already
+    ],
+)
+def test_the_reconcile_action(
+    version: int | None, synced: int, in_flight: bool, resent: int, action: str
+) -> None:
+    assert d.reconcile_action(version, synced, in_flight=in_flight, resent=resent) == action
