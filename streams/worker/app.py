@@ -77,19 +77,31 @@ bookings: PartitionedTable[bytes] = PartitionedTable(
         key_type=bytes,
         value_type=bytes,
         partitions=settings.partitions,
+        options=settings.rocksdb_options(),
     )
 )
 # booking id (bytes) -> last projection version handled by the sink (JSON int; negative:
 # rejected by Salesforce, see streams/core/sync_gaps.py).
 synced: PartitionedTable[int] = PartitionedTable(
-    app.Table("synced", key_type=bytes, partitions=settings.partitions)
+    app.Table(
+        "synced",
+        key_type=bytes,
+        partitions=settings.partitions,
+        options=settings.rocksdb_options(),
+    )
 )
 
 # The due index (streams/core/due_index.py): `kind|time|booking id` -> partition, written
 # under the booking's own event like `bookings`, so it lives in the booking's partition.
 due_index = DueIndex(
     PartitionedTable(
-        app.Table("due", key_type=bytes, value_type=bytes, partitions=settings.partitions)
+        app.Table(
+            "due",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            options=settings.rocksdb_options(),
+        )
     ),
     app,
     settings.topics.events,
@@ -98,7 +110,7 @@ due_index = DueIndex(
 
 # Where this worker's sink has read activity-projections, and the fold's newest
 # projection per booking (for the reconcile timer; in memory, per process).
-sink_progress = SinkProgress()
+sink_progress = SinkProgress(settings.sink_progress_max_entries)
 
 
 @app.task  # type: ignore[untyped-decorator]  # faust's decorator is untyped

@@ -38,7 +38,8 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
         action = reconcile_action(
             version,
             synced.get(key, under=due.anchor) or 0,
-            in_flight=version is not None and sink_progress.in_flight(key, version),
+            in_flight=version is not None
+            and sink_progress.in_flight(key, version, due.value.partition),
             resent=due.value.resent,
         )
         if action == "wait":

@@ -100,8 +100,29 @@ class Settings(BaseSettings):
     state_retention_days: float = Field(default=400.0, gt=0)
     retention_check_interval: float = Field(default=3600.0, gt=0)
 
+    # Memory bounds (docs/performance.md, "Memory"). Each table (bookings, synced, due)
+    # keeps one RocksDB store per partition this worker holds, and each store has its own
+    # block cache and write buffers: Faust's defaults (2 GiB cache, 3 x 64 MiB buffers)
+    # grow a worker's RSS with the data it has read. Megabytes, per store.
+    rocksdb_block_cache_mb: int = Field(default=8, ge=1)
+    rocksdb_write_buffer_mb: int = Field(default=4, ge=1)
+    rocksdb_max_write_buffers: int = Field(default=2, ge=1)
+    # Projections the reconcile timer remembers as in flight to the sink (a backfill can
+    # run far ahead of it); past the cap a partition's oldest count as in flight en bloc.
+    sink_progress_max_entries: int = Field(default=100_000, ge=1)
+
     topics: TopicNames = Field(default_factory=TopicNames)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+
+    def rocksdb_options(self) -> dict[str, int]:
+        """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table."""
+        mib = 1024 * 1024
+        return {
+            "block_cache_size": self.rocksdb_block_cache_mb * mib,
+            "block_cache_compressed_size": self.rocksdb_block_cache_mb * mib,
+            "write_buffer_size": self.rocksdb_write_buffer_mb * mib,
+            "max_write_buffer_number": self.rocksdb_max_write_buffers,
+        }
 
     def broker(self) -> BrokerConnection:
         """The broker URL with its profile: Faust options, bootstrap servers, end offsets."""

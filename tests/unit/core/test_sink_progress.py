@@ -51,3 +51,30 @@ def test_forget_read_keeps_only_what_is_in_flight() -> None:
     assert progress.in_flight(b"b", 1)
     assert progress.in_flight(b"c", 2)
     assert not progress.in_flight(b"a", 1)
+
+
+def test_the_cap_is_honoured_and_dropped_work_still_counts_as_in_flight() -> None:
+    progress = SinkProgress(max_entries=100)
+    for n in range(1_000):
+        progress.sent(b"b-%d" % n, 1, n % 4, n)
+    assert len(progress) == 100
+    # Dropped at the cap, and the sink not past it yet: treated as in flight...
+    assert progress.in_flight(b"b-0", 1, partition=0)
+    assert not progress.in_flight(b"b-0", 1)  # (without its partition nothing is known)
+    # ...until the sink has read past the highest dropped offset of that partition.
+    progress.read(0, 896)
+    progress.forget_read()
+    assert not progress.in_flight(b"b-0", 1, partition=0)
+    assert progress.in_flight(b"b-1", 1, partition=1)
+    assert progress.in_flight(b"b-999", 1)  # kept: precise
+
+
+def test_a_re_sent_booking_is_kept_as_the_newest_entry() -> None:
+    progress = SinkProgress(max_entries=2)
+    progress.sent(b"a", 1, 0, 1)
+    progress.sent(b"b", 1, 0, 2)
+    progress.sent(b"a", 2, 0, 3)  # a again: b is now the oldest
+    progress.sent(b"c", 1, 0, 4)
+    assert progress.in_flight(b"a", 2)
+    assert progress.in_flight(b"c", 1)
+    assert len(progress) == 2
