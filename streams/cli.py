@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
+import click
 from faust.cli import argument, option
 
 from streams.commands.base import OperatorCommand, UserError
@@ -234,3 +235,123 @@ async def backfill(
         timeout_s=timeout_s,
         out=sys.stdout,
     )
+
+
+@app.command(
+    argument("action", type=click.Choice(["list", "show", "redrive"])),
+    argument("ref", required=False, metavar="[PARTITION:OFFSET]"),
+    option(
+        "--topic",
+        "which",
+        type=click.Choice(["events", "projections", "all"]),
+        default="all",
+        help="Which dead-letter topic: booking-events.dlq, activity-projections.dlq, or both.",
+    ),
+    option("--reason", default=None, metavar="CODE", help="Redrive only this reason."),
+    option("--since", default=None, metavar="TIME", help="Redrive only what failed since TIME."),
+    option(
+        "--bookings",
+        "-b",
+        "booking_ids",
+        multiple=True,
+        metavar="ID",
+        help="Redrive only these bookings (repeatable).",
+    ),
+    option(
+        "--file",
+        default=None,
+        metavar="FILE",
+        help="booking-events.dlq: re-submit these corrected events (JSON lines) instead.",
+    ),
+    BROKER_TIMEOUT,
+    base=OperatorCommand,
+)
+async def dlq(
+    self: OperatorCommand,
+    action: str,
+    ref: str | None,
+    which: str,
+    reason: str | None,
+    since: str | None,
+    booking_ids: tuple[str, ...],
+    file: str | None,
+    timeout_s: float,
+) -> int:
+    """The dead-letter topics: `list` (counts by reason, oldest first), `show
+    PARTITION:OFFSET --topic T` (one message with its headers), `redrive` (once the
+    cause is fixed: current projections re-sent for activity-projections.dlq, events
+    re-sent or --file re-submitted for booking-events.dlq; redriven messages are marked,
+    so a second redrive skips them). See docs/operations.md, "Dead-letter topics".
+    """
+    from streams.commands import dlq as dead_letters
+    from streams.commands.replay import ReplayOptions, parse_since
+
+    broker = settings.broker()
+    topics = dead_letters.DeadLetterTopics(
+        events=settings.topics.events,
+        events_dlq=settings.topics.events_dlq,
+        projections=settings.topics.projections,
+        projections_dlq=settings.topics.projections_dlq,
+    )
+    if action == "show":
+        if ref is None or which == "all":
+            raise UserError("show needs PARTITION:OFFSET and --topic events|projections")
+        topic = topics.chosen(which)[0]
+        found = dead_letters.Pending.of(
+            await dead_letters.read_dead_letters(broker, topic, timeout_s)
+        ).find(ref)
+        if found is None:
+            raise UserError(f"no dead letter {ref} waiting in {topic}")
+        print("\n".join(dead_letters.show_lines(topic, found)))
+        return 0
+    if file is not None and which != "events":
+        raise UserError("--file re-submits booking events: use it with --topic events")
+    for topic in topics.chosen(which):
+        pending = dead_letters.Pending.of(
+            await dead_letters.read_dead_letters(broker, topic, timeout_s)
+        )
+        if action == "list":
+            print("\n".join(dead_letters.list_lines(topic, pending)))
+            continue
+        chosen = pending.select(
+            reason, parse_since(since) if since is not None else None, booking_ids
+        )
+        if not chosen:
+            print(f"{topic}: nothing to redrive")
+            continue
+        if topic == topics.projections_dlq:
+            summary = await dead_letters.redrive_projections(
+                broker,
+                ReplayOptions(
+                    events_topic=topics.events,
+                    projections_topic=topics.projections,
+                    mapping=settings.mapping(),
+                    app_version=settings.app_version,
+                    timeout_s=timeout_s,
+                ),
+                chosen,
+            )
+            done = summary.line()
+        elif file is not None:
+            from streams.commands.produce import open_input, produce_lines, read_lines
+
+            stream = open_input(file)
+            try:
+                sent = await produce_lines(
+                    broker,
+                    topics.events,
+                    read_lines(stream),
+                    timeout_s=timeout_s,
+                    report=sys.stderr,
+                )
+            finally:
+                stream.close()
+            if sent.failed:
+                raise UserError(f"{file}: {sent.failed} lines rejected; nothing marked redriven")
+            done = f"re-submitted {sent.sent} events from {file}"
+        else:
+            count = await dead_letters.resend_events(broker, topics.events, chosen, timeout_s)
+            done = f"re-sent {count} events to {topics.events}"
+        await dead_letters.mark_redriven(broker, topic, chosen, timeout_s)
+        print(f"{topic}: redrove {len(chosen)} dead letters; {done}")
+    return 0
