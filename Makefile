@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint types unit integration bench bench-fold chaos lock schemas clean
+.PHONY: venv demo test lint types unit integration bench bench-fold bench-scale chaos lock schemas clean
 
 # The venv is rebuilt whenever the lock or the project metadata changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -43,6 +43,11 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
+
+# One worker on RocksDB as its state grows to 1M bookings in stages (~20 min budget;
+# not part of `make test`): bench/scale.json, the table in docs/performance.md.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale_bench
 
 # Regenerate the exported JSON Schema files from the pydantic models.
 schemas: $(STAMP)

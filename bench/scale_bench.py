@@ -1,0 +1,274 @@
+"""`make bench-scale`: one worker on RocksDB as its state grows, stage by stage.
+
+Each stage adds generated bookings (`streams.commands.generate`) to the same worker and
+data dir, then reports: fold ev/s of the stage, the worker's RSS, the timers' last sweep
+(entries read, CPU, longest slice; `activity_sync_sweep_*`), live p50/p99 at `--rate`
+ev/s while the timers run every few seconds, restart-to-ready after SIGTERM and after
+SIGKILL, the data dir's size on disk, and whether Salesforce equals the fold of every
+booking produced so far. Results go to bench/scale.json.
+
+Stages stop early when the next one would not fit the `--budget-s` (the run says so).
+Figures are from a shared 2-core machine: noisy, read them as orders of magnitude.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import harness as h
+from bench.pipeline_bench import latencies_from_salesforce, quantile
+from devkit import verification
+from devkit.broker import EmbeddedBroker
+from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.topics import event_records, produce
+from devkit.workers import WorkerProcess
+from streams.commands.generate import generate_events
+
+RESULTS = Path(__file__).with_name("scale.json")
+# Timers often enough that the live phase runs with them (production: 30 s and 60 s).
+TIMER_SETTINGS = {"completion_check_interval": "5", "reconcile_interval": "5"}
+
+
+def log(message: str) -> None:
+    print(f"[bench-scale {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def disk_mb(path: Path) -> float:
+    out = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0]) / 1024
+
+
+def sweep_figures(worker: WorkerProcess) -> dict[str, float]:
+    samples = h.by_name(worker.metrics())
+    figures: dict[str, float] = {}
+    for timer in ("completion", "reconcile"):
+        for name, short in (
+            ("activity_sync_sweep_items", "items"),
+            ("activity_sync_sweep_cpu_seconds", "cpu_s"),
+            ("activity_sync_sweep_longest_slice_seconds", "longest_slice_s"),
+        ):
+            figures[f"{timer}_{short}"] = samples.get(f'{name}{{timer="{timer}"}}', 0.0)
+    return figures
+
+
+def restart(worker: WorkerProcess, *, kill: bool) -> float:
+    """Stop (SIGTERM, or SIGKILL), start again; seconds from the start to ready."""
+    if kill:
+        worker.kill()
+    else:
+        worker.stop(timeout=120)
+    began = time.monotonic()
+    worker.start()
+    worker.wait_ready(timeout=600)
+    return time.monotonic() - began
+
+
+class Stages:
+    """The worker, its broker and emulator, and what Salesforce should hold so far."""
+
+    def __init__(
+        self,
+        broker: EmbeddedBroker,
+        emulator: SalesforceEmulator,
+        worker: WorkerProcess,
+        work: Path,
+        args: argparse.Namespace,
+    ) -> None:
+        self.broker, self.emulator, self.worker, self.work = broker, emulator, worker, work
+        self.args = args
+        self.expected: dict[str, dict[str, Any]] = {}  # every booking of every stage
+
+    def run(self, index: int, new_bookings: int) -> dict[str, Any]:
+        events = list(generate_events(new_bookings, self.args.seed + index, id_prefix=f"s{index}-"))
+        self.expected.update(verification.expected_events(events))
+        with h.Watch(self.broker.bootstrap, emulator=self.emulator) as watch:
+            base = watch.wait(lambda s: True, 30, "a first sample")
+            target = base.committed.get(h.EVENTS_TOPIC, 0) + len(events)
+            t0 = time.monotonic()
+            asyncio.run(produce(self.broker, h.EVENTS_TOPIC, event_records(events)))
+            folded = watch.wait(
+                lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= target, 3600, "the fold"
+            )
+            fold_done = watch.last_change(lambda s: s.ends.get(h.PROJECTIONS_TOPIC), t0, folded.at)
+        fold_ev_s = len(events) / max(1e-9, fold_done - t0)
+        ok, problems = self.salesforce_matches(timeout=3600)
+        rss = rss_mb(self.worker.process.pid if self.worker.process else None)
+        time.sleep(12)  # two rounds of the timers after the fold
+        sweeps = sweep_figures(self.worker)
+        live = self.live(index)
+        live_ok, live_problems = self.salesforce_matches(timeout=300)
+        sigterm_s = restart(self.worker, kill=False)
+        sigkill_s = restart(self.worker, kill=True)
+        return {
+            "new_events": len(events),
+            "fold_ev_s": round(fold_ev_s),
+            "rss_mb": round(rss, 1),
+            **{k: round(v, 4) for k, v in sweeps.items()},
+            **live,
+            "restart_sigterm_s": round(sigterm_s, 1),
+            "restart_sigkill_s": round(sigkill_s, 1),
+            "disk_mb": round(disk_mb(self.work / "worker"), 1),
+            "salesforce_matches_fold": ok and live_ok,
+            "salesforce_problems": (problems + live_problems)[:5],
+        }
+
+    def salesforce_matches(self, timeout: float) -> tuple[bool, list[str]]:
+        """Wait until Salesforce equals the fold of everything produced (or time out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = self.emulator.records("Event")
+            comparison = verification.compare_salesforce(records, self.expected)
+            if comparison.ok or time.monotonic() > deadline:
+                return comparison.ok, comparison.details[:5]
+            time.sleep(3)
+
+    def live(self, index: int) -> dict[str, Any]:
+        """`--rate` ev/s of new bookings for `--live-s`, timers running: latency."""
+        count = int(self.args.rate * self.args.live_s)
+        events = list(generate_events(count, self.args.seed + 1000 + index, id_prefix=f"l{index}-"))
+        events = events[:count]
+        self.expected.update(verification.expected_events(events))
+        sent_at = [0.0] * len(events)
+
+        def stamp(i: int, wall: float) -> None:
+            sent_at[i] = wall
+
+        asyncio.run(
+            produce(
+                self.broker,
+                h.EVENTS_TOPIC,
+                event_records(events),
+                rate=self.args.rate,
+                on_sent=stamp,
+            )
+        )
+        time.sleep(5)
+        records = [
+            r
+            for r in self.emulator.records("Event")
+            if str(r.get("Booking_Id__c", "")).startswith(f"l{index}-")
+        ]
+        latencies = latencies_from_salesforce(events, sent_at, records)
+        sweeps = sweep_figures(self.worker)
+        return {
+            "live_events": len(events),
+            "live_p50_s": quantile(latencies, 0.5),
+            "live_p99_s": quantile(latencies, 0.99),
+            "live_sweep_longest_slice_s": round(
+                max(sweeps["completion_longest_slice_s"], sweeps["reconcile_longest_slice_s"]), 4
+            ),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", default="10000,50000,200000,1000000")
+    parser.add_argument("--budget-s", type=float, default=1200.0)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--live-s", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.stages.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="scale-bench-"))
+    log(f"work dir {work}; stages {sizes}; budget {args.budget_s:.0f}s")
+    began = time.monotonic()
+    results: dict[str, Any] = {"machine": h.machine(), "stages": [], "skipped": []}
+    with EmbeddedBroker(log_path=work / "broker.log") as broker:
+        emulator = SalesforceEmulator(work / "salesforce")  # started
+        asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+        worker = h.start_worker(broker, emulator, work, "worker", **TIMER_SETTINGS)
+        worker.wait_ready(timeout=120)
+        stages = Stages(broker, emulator, worker, work, args)
+        held, last_s = 0, 0.0
+        try:
+            for index, target in enumerate(sizes):
+                spent = time.monotonic() - began
+                if held and spent + last_s * (target - held) / held > args.budget_s:
+                    log(f"stage {target:,} would not fit the {args.budget_s:.0f}s budget: stopping")
+                    results["skipped"] = sizes[index:]
+                    break
+                stage_began = time.monotonic()
+                stage = {"bookings": target, **stages.run(index, target - held)}
+                held, last_s = target, time.monotonic() - stage_began
+                stage["stage_s"] = round(last_s)
+                results["stages"].append(stage)
+                log(json.dumps(stage))
+                summarise(results)
+                args.output.write_text(json.dumps(results, indent=2) + "\n")
+        finally:
+            worker.stop(timeout=120)
+            emulator.close()
+    print_table(results)
+    return 0
+
+
+def summarise(results: dict[str, Any]) -> None:
+    """The ratios of the targets: largest stage against the first (10k)."""
+    first, last = results["stages"][0], results["stages"][-1]
+    results["largest_stage_bookings"] = last["bookings"]
+    results["rss_ratio"] = round(last["rss_mb"] / first["rss_mb"], 2)
+    results["fold_ratio"] = round(last["fold_ev_s"] / first["fold_ev_s"], 2)
+    results["restart_sigterm_s"] = last["restart_sigterm_s"]
+    results["live_p99_s"] = last["live_p99_s"]
+    # A sweep reads its due slice: its cost against the first stage's (flat = cost of
+    # what is due, not of what is held).
+    cpu = [s["completion_cpu_s"] + s["reconcile_cpu_s"] for s in (first, last)]
+    results["sweep_cost_ratio"] = round(cpu[1] / cpu[0], 2) if cpu[0] else None
+    results["salesforce_matches_fold_every_stage"] = all(
+        s["salesforce_matches_fold"] for s in results["stages"]
+    )
+
+
+COLUMNS = (
+    ("bookings", "bookings", "{:,}"),
+    ("fold_ev_s", "fold ev/s", "{:,}"),
+    ("rss_mb", "RSS MB", "{:.0f}"),
+    ("completion_cpu_s", "completion sweep CPU s", "{:.4f}"),
+    ("reconcile_items", "reconcile sweep entries", "{:.0f}"),
+    ("reconcile_cpu_s", "reconcile sweep CPU s", "{:.4f}"),
+    ("live_sweep_longest_slice_s", "longest sweep slice s", "{:.4f}"),
+    ("live_p50_s", "live p50 s", "{:.2f}"),
+    ("live_p99_s", "live p99 s", "{:.2f}"),
+    ("restart_sigterm_s", "restart SIGTERM s", "{:.1f}"),
+    ("restart_sigkill_s", "restart SIGKILL s", "{:.1f}"),
+    ("disk_mb", "disk MB", "{:.0f}"),
+    ("salesforce_matches_fold", "Salesforce = fold", "{}"),
+)
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """A Markdown table (docs/performance.md takes it as is)."""
+    print("| " + " | ".join(title for _, title, _ in COLUMNS) + " |")
+    print("|" + "---|" * len(COLUMNS))
+    for stage in results["stages"]:
+        cells = []
+        for key, _, spec in COLUMNS:
+            value = stage.get(key)
+            cells.append("—" if value is None else spec.format(value))
+        print("| " + " | ".join(cells) + " |")
+    for key in ("rss_ratio", "fold_ratio", "sweep_cost_ratio", "restart_sigterm_s", "live_p99_s"):
+        print(f"{key}: {results.get(key)}")
+    if results["skipped"]:
+        print(f"stages not run (budget): {results['skipped']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
