@@ -5,28 +5,59 @@ Worker around them, one-line errors on stderr and a meaningful exit code. Their 
 lives in `streams/commands/`; this module only declares the command line. The local dev
 kit adds `demo`, `broker` and `salesforce-emulator` when run as `python -m devkit`
 (devkit/commands.py).
+
+Before any of it: bad settings are one line (the app is built from them when this module
+imports it), and `main` renames `--app-version` before Faust's `--app` prefix match can
+take it (streams/commands/argv.py), and checks a worker's broker, Salesforce login and web
+access before Faust starts it (streams/commands/preflight.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 
 import click
 from faust.cli import argument, option
 
-from streams.commands.base import OperatorCommand, UserError
+from streams.commands import argv as command_line
+from streams.commands.base import OperatorCommand, UserError, settings_checked
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S
 
-# Importing the agent and view modules registers them with the app.
-from streams.worker import completion, ingest, lag, reconcile, retention, sink, web  # noqa: F401
-from streams.worker.app import app, settings
-from streams.worker.gc_tuning import tune_gc
+with settings_checked(command_line.command_of(sys.argv[1:])):
+    # Importing the app reads the settings; the agent and view modules register with it.
+    from streams.worker import completion, ingest, lag, reconcile, retention, sink, web  # noqa: F401
+    from streams.worker.app import app, settings
+    from streams.worker.gc_tuning import tune_gc
+    from streams.worker.log_filters import install as install_log_filters
 
 
 def main() -> None:
+    sys.argv[1:] = command_line.rewrite(sys.argv[1:])
+    args = sys.argv[1:]
+    if command_line.command_of(args) == "worker":
+        check_worker(args)
+    install_log_filters()
     tune_gc()
     app.main()
+
+
+def check_worker(args: list[str]) -> None:
+    """The worker's start-up checks (streams/commands/preflight.py): one line, exit 1."""
+    from streams.commands.preflight import check_worker as run_checks
+
+    conf = settings
+    if "--without-web" in args:
+        conf = settings.model_copy(update={"web_enabled": False})
+    bind = command_line.option_value(args, "--web-bind", "-b")
+    try:
+        asyncio.run(run_checks(conf, web_bind=bind))
+    except UserError as exc:
+        print(f"activity-sync worker: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 # `--timeout` of every command that talks to the broker.
@@ -69,7 +100,9 @@ async def produce(
     """
     from streams.commands.produce import generated_lines, open_input, produce_lines, read_lines
 
-    if (file is None) == (generate is None):
+    if file is None and generate is None:
+        raise UserError("give a FILE (or - for stdin) or --generate N")
+    if file is not None and generate is not None:
         raise UserError("give a FILE (or - for stdin) or --generate N, not both")
     target = topic or settings.topics.events
     if generate is not None:
@@ -119,7 +152,7 @@ async def status(
     from streams.commands.status import fetch_report, render_report
 
     url = worker_url or f"http://{settings.web_host}:{settings.web_port}"
-    report = await fetch_report(url, booking_id, timeout_s)
+    report = await fetch_report(url, booking_id, timeout_s, token=settings.web_token)
     print(json.dumps(report, indent=2) if self.json else render_report(report))
     return 0
 
@@ -160,7 +193,9 @@ async def replay(
     from streams.commands.replay import replay as run_replay
 
     chosen = (*booking_ids, *ids)
-    if (since is None) == (not chosen):
+    if since is None and not chosen:
+        raise UserError("give --since TIME or --bookings ID...")
+    if since is not None and chosen:
         raise UserError("give --since TIME or --bookings ID..., not both")
     summary = await run_replay(
         settings.broker(),
@@ -183,7 +218,11 @@ async def replay(
 
 @app.command(
     option(
+        # Also --rebuild-version: main() renames --app-version to it before Faust's
+        # --app prefix match sees it (streams/commands/argv.py).
         "--app-version",
+        "--rebuild-version",
+        "app_version",
         type=int,
         default=None,
         help="The rebuilding version [default: ACTIVITY_SYNC_APP_VERSION].",
@@ -231,6 +270,7 @@ async def backfill(
         events_topic=settings.topics.events,
         projections_topic=settings.topics.projections,
         worker_urls=list(worker_urls),
+        worker_token=settings.web_token,
         interval_s=interval,
         timeout_s=timeout_s,
         out=sys.stdout,

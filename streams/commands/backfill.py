@@ -24,9 +24,11 @@ from typing import IO, Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from streams.commands.base import UserError
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, admin, consumer, offsets, partitions_of
+from streams.commands.status import auth_headers
 from streams.transport.connection import BrokerConnection
 
 CALLS_METRIC = "activity_sync_salesforce_calls"
@@ -66,12 +68,15 @@ def parse_usage(metrics_text: str) -> SalesforceUsage:
     return SalesforceUsage(calls, written)
 
 
-async def salesforce_usage(worker_urls: Iterable[str], timeout_s: float = 5.0) -> SalesforceUsage:
-    """Summed over the workers that answer; the others are named in `silent`."""
+async def salesforce_usage(
+    worker_urls: Iterable[str], timeout_s: float = 5.0, *, token: SecretStr | None = None
+) -> SalesforceUsage:
+    """Summed over the workers that answer; the others are named in `silent`. /metrics/
+    is open, the token is sent anyway (a proxy in front may ask for it)."""
     calls = written = 0.0
     silent = []
     timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, headers=auth_headers(token)) as session:
         for url in worker_urls:
             try:
                 async with session.get(f"{url.rstrip('/')}/metrics/") as response:
@@ -129,6 +134,7 @@ async def watch(
     events_topic: str,
     projections_topic: str,
     worker_urls: list[str],
+    worker_token: SecretStr | None = None,
     interval_s: float = 2.0,
     timeout_s: float | None = None,
     out: IO[str],
@@ -169,7 +175,7 @@ async def watch(
                 f"[{elapsed:6.1f}s] {events_topic} {progress.done}/{progress.total} "
                 f"({progress.percent():5.1f}%), {projections_topic} lag {progress.projections_lag}"
             )
-            usage = await salesforce_usage(worker_urls) if worker_urls else None
+            usage = await salesforce_usage(worker_urls, token=worker_token) if worker_urls else None
             if usage is not None:
                 line += ", " + usage.text()
             print(line, file=out, flush=True)

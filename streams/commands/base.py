@@ -13,10 +13,16 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, NoReturn
 
 import click
 from faust.cli import AppCommand
+from pydantic import ValidationError
+
+from streams.salesforce.settings import ENV_PREFIX as SALESFORCE_PREFIX
+from streams.salesforce.settings import SecretFileError
 
 
 class UserError(Exception):
@@ -43,6 +49,42 @@ def one_line(exc: BaseException) -> str:
     """An exception as one line: its message without newlines, or its type name."""
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+# The environment prefix of each settings model (pydantic names a model's errors by it).
+_PREFIXES = {
+    "Settings": "ACTIVITY_SYNC_",
+    "TopicNames": "ACTIVITY_SYNC_TOPIC_",
+    "SalesforceSettings": SALESFORCE_PREFIX,
+}
+_NESTED = {"topics": "ACTIVITY_SYNC_TOPIC_", "salesforce": SALESFORCE_PREFIX}
+
+
+def settings_problem(exc: ValidationError | SecretFileError) -> str:
+    """A settings error as one line naming each variable; never the values given (the
+    models hide their input, and this reads only the locations and messages)."""
+    if isinstance(exc, SecretFileError):
+        return one_line(exc)
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        prefix = _PREFIXES.get(exc.title, "ACTIVITY_SYNC_")
+        loc = [str(part) for part in error["loc"]]
+        if loc and loc[0] in _NESTED and len(loc) > 1:
+            prefix, loc = _NESTED[loc[0]], loc[1:]
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{prefix}{'_'.join(loc).upper()}: {message}" if loc else message)
+    return one_line(ValueError("; ".join(parts)))
+
+
+@contextmanager
+def settings_checked(command: str | None) -> Iterator[None]:
+    """Settings errors inside become one line on stderr and exit code 2."""
+    try:
+        yield
+    except (ValidationError, SecretFileError) as exc:
+        name = f"activity-sync {command}" if command else "activity-sync"
+        print(f"{name}: error: bad settings: {settings_problem(exc)}", file=sys.stderr)
+        sys.exit(2)
 
 
 async def until_signal() -> None:

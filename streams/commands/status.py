@@ -7,30 +7,60 @@ renders it for a terminal (`render_report` is pure, for tests).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from pydantic import SecretStr
 
 from streams.commands.base import UserError, one_line
 
 VIEW_FIELDS = ("status", "phase", "reason", "title", "start", "end", "location")
+TIME_FIELDS = ("start", "end")
+# WhoId is not part of the projection the worker keeps: the sink looks the Contact (or
+# Lead) up by the customer's email when it writes the Event.
+WHO_ID_AT_WRITE = "set when written: the Contact or Lead with the customer's email, if any"
+
+
+def utc(value: Any) -> str:
+    """An ISO-8601 time in UTC (`2026-11-25T00:30:00Z`); other values unchanged."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        return str(value)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def booking_url(worker_url: str, booking_id: str) -> str:
     return f"{worker_url.rstrip('/')}/bookings/{quote(booking_id, safe='')}/"
 
 
-async def fetch_report(worker_url: str, booking_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+def auth_headers(token: SecretStr | None) -> dict[str, str]:
+    """The worker's bearer token (ACTIVITY_SYNC_WEB_TOKEN) as a request header, if set."""
+    value = token.get_secret_value() if token is not None else ""
+    return {"Authorization": f"Bearer {value}"} if value else {}
+
+
+async def fetch_report(
+    worker_url: str, booking_id: str, timeout_s: float = 10.0, *, token: SecretStr | None = None
+) -> dict[str, Any]:
     url = booking_url(worker_url, booking_id)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            aiohttp.ClientSession(timeout=timeout, headers=auth_headers(token)) as session,
             session.get(url) as response,
         ):
             if response.status == 404:
                 raise UserError(f"unknown booking {booking_id!r}")
+            if response.status in (401, 403):
+                raise UserError(
+                    f"the worker at {worker_url} refused the request (HTTP {response.status}): "
+                    "set ACTIVITY_SYNC_WEB_TOKEN to the workers' token"
+                )
             if response.status != 200:
                 text = (await response.text())[:200]
                 raise UserError(
@@ -67,7 +97,15 @@ def render_report(report: dict[str, Any]) -> str:
     view: dict[str, Any] = report.get("view") or {}
     lines = [f"Booking {report['booking_id']} (state version {report['version']})", ""]
     rows: list[tuple[str, str]] = [
-        (name, "-" if view.get(name) in (None, "") else str(view[name])) for name in VIEW_FIELDS
+        (
+            name,
+            "-"
+            if view.get(name) in (None, "")
+            else utc(view[name])
+            if name in TIME_FIELDS
+            else str(view[name]),
+        )
+        for name in VIEW_FIELDS
     ]
     rows.insert(1, ("event owner", _person(view.get("owner"))))
     rows.insert(2, ("booking owner", _person(view.get("booking_owner"))))
@@ -86,7 +124,7 @@ def render_report(report: dict[str, Any]) -> str:
     lines += ["", f"Events ({len(events)}, in replay order):"]
     for event in events:
         lines.append(
-            f"  {event['sequence']:>4}  {event['time']:<25}  {event['type']:<20}  "
+            f"  {event['sequence']:>4}  {utc(event['time']):<20}  {event['type']:<20}  "
             f"{event['source']} / {event['id']}"
         )
     rejected = view.get("rejected_reassignments") or []
@@ -102,6 +140,9 @@ def render_report(report: dict[str, Any]) -> str:
         lines += ["", f"Projection (version {projection['version']}):"]
         width = max((len(name) for name in fields), default=0)
         for name, value in fields.items():
+            if name == "WhoId" and value is None:
+                lines.append(f"  {name.ljust(width)}  - ({WHO_ID_AT_WRITE})")
+                continue
             text = "-" if value is None else " ".join(str(value).splitlines()[:1])
             more = " …" if value is not None and len(str(value).splitlines()) > 1 else ""
             lines.append(f"  {name.ljust(width)}  {text}{more}")

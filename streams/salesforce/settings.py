@@ -3,12 +3,15 @@
 Secrets (client_secret, password, security_token) can also come from files: set
 `ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET_FILE=/run/secrets/sf_secret` (the Docker/Kubernetes
 convention); the file's content, stripped of surrounding whitespace, is the value. They
-are `SecretStr`, so neither `repr()` nor logging the settings shows them.
+are `SecretStr`, so neither `repr()` nor logging the settings shows them, and validation
+errors hide their input (`hide_input_in_errors`). Like the worker's settings, these are
+also read from a `.env` file in the working directory.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,14 +27,40 @@ ENV_PREFIX = "ACTIVITY_SYNC_SALESFORCE_"
 SECRET_FIELDS = ("client_secret", "password", "security_token")
 
 
-class _SecretFilesSource(PydanticBaseSettingsSource):
-    """`<PREFIX><FIELD>_FILE` names a file holding the value of a secret field."""
+class SecretFileError(ValueError):
+    """A `*_FILE` setting names a file that cannot be read; the message names the
+    variable and the path, never the content."""
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """`<PREFIX><FIELD>_FILE` names a file holding the value of a secret field: looked
+    up in the environment, then in the env file (`.env`)."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        prefix: str,
+        fields: tuple[str, ...],
+        dotenv: PydanticBaseSettingsSource | None = None,
+    ) -> None:
+        super().__init__(settings_cls)
+        self.prefix = prefix
+        self.fields = fields
+        # DotEnvSettingsSource.env_vars: the env file's variables, names lowercased.
+        self.dotenv_vars: Mapping[str, str | None] = getattr(dotenv, "env_vars", None) or {}
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        path = os.environ.get(f"{ENV_PREFIX}{field_name.upper()}_FILE")
-        if field_name not in SECRET_FIELDS or not path:
+        if field_name not in self.fields:
             return None, field_name, False
-        return Path(path).read_text().strip(), field_name, False
+        name = f"{self.prefix}{field_name.upper()}_FILE"
+        path = os.environ.get(name) or self.dotenv_vars.get(name.lower())
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text().strip(), field_name, False
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+            raise SecretFileError(f"{name}: cannot read {path}: {reason}") from None
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -43,7 +72,15 @@ class _SecretFilesSource(PydanticBaseSettingsSource):
 
 
 class SalesforceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # The same env file as the worker's Settings, so `.env` fills these too; a validation
+    # error never echoes its input (a secret).
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
 
     login_url: str = Field(
         default="https://login.salesforce.com",
@@ -85,7 +122,10 @@ class SalesforceSettings(BaseSettings):
     @model_validator(mode="after")
     def _credentials_for_auth(self) -> SalesforceSettings:
         if self.auth == "password" and not self.username:
-            raise ValueError("auth=password needs username (and password, security_token)")
+            raise ValueError(
+                f"{ENV_PREFIX}AUTH=password needs {ENV_PREFIX}USERNAME "
+                f"(and {ENV_PREFIX}PASSWORD, {ENV_PREFIX}SECURITY_TOKEN)"
+            )
         return self
 
     @classmethod
@@ -98,4 +138,5 @@ class SalesforceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Explicit arguments, then plain env vars, then *_FILE secrets.
-        return init_settings, env_settings, dotenv_settings, _SecretFilesSource(settings_cls)
+        secret_files = SecretFilesSource(settings_cls, ENV_PREFIX, SECRET_FIELDS, dotenv_settings)
+        return init_settings, env_settings, dotenv_settings, secret_files

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streams.core.projection import PRESETS, FieldMapping
-from streams.salesforce.settings import SalesforceSettings
+from streams.salesforce.settings import SalesforceSettings, SecretFilesSource
 from streams.transport.connection import BrokerConnection, profile_named
 
 
@@ -27,11 +27,17 @@ def _known_profile(name: str) -> str:
 # A name in streams.transport.connection.PROFILES: "embedded" or "kafka".
 ProfileName = Annotated[str, AfterValidator(_known_profile)]
 
+ENV_PREFIX = "ACTIVITY_SYNC_"
+# Secrets that can also come from a file: ACTIVITY_SYNC_WEB_TOKEN_FILE.
+SECRET_FIELDS = ("web_token",)
+
 
 class TopicNames(BaseSettings):
     """Topic names; change them only to run several deployments on one cluster."""
 
-    model_config = SettingsConfigDict(env_prefix="ACTIVITY_SYNC_TOPIC_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ACTIVITY_SYNC_TOPIC_", env_file=".env", extra="ignore"
+    )
 
     events: str = "booking-events"
     events_dlq: str = "booking-events.dlq"
@@ -47,6 +53,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A validation error never echoes its input: it may be a secret.
+        hide_input_in_errors=True,
     )
 
     app_id: str = "booking-activity-sync"
@@ -66,6 +74,13 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_bind: str = "127.0.0.1"
     web_port: int = 6066
+    # Bearer token every HTTP view but /health/ and /metrics/ requires (or
+    # ACTIVITY_SYNC_WEB_TOKEN_FILE). Unset: those views answer loopback clients only, and
+    # a worker bound to another interface refuses to start (streams/worker/web.py).
+    web_token: SecretStr = SecretStr("")
+    # Seconds a starting worker waits for the broker and Salesforce before it gives up
+    # with a one-line error (streams/commands/preflight.py).
+    startup_timeout: float = Field(default=30.0, gt=0)
 
     field_mapping: Literal["default", "oncehub"] = "default"
     # The fold agent coalesces per booking within a batch: fewer table writes and sends.
@@ -113,6 +128,26 @@ class Settings(BaseSettings):
 
     topics: TopicNames = Field(default_factory=TopicNames)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _names_a_broker(cls, value: str) -> str:
+        if not BrokerConnection(value, profile_named("kafka")).bootstrap_servers:
+            raise ValueError("names no Kafka broker")  # (bootstrap_servers raises first)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then env vars, then the env file, then *_FILE secrets.
+        secret_files = SecretFilesSource(settings_cls, ENV_PREFIX, SECRET_FIELDS, dotenv_settings)
+        return init_settings, env_settings, dotenv_settings, secret_files
 
     def rocksdb_options(self) -> dict[str, int]:
         """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table."""

@@ -21,6 +21,7 @@ import yaml
 from devkit.salesforce_emulator.tls_auth import ENV_PREFIX as EMULATOR_PREFIX
 from streams.salesforce.settings import ENV_PREFIX as SALESFORCE_PREFIX
 from streams.salesforce.settings import SECRET_FIELDS, SalesforceSettings
+from streams.worker.settings import SECRET_FIELDS as WORKER_SECRET_FIELDS
 from streams.worker.settings import Settings, TopicNames
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +37,7 @@ def known_settings() -> set[str]:
     names |= {f"ACTIVITY_SYNC_TOPIC_{field.upper()}" for field in TopicNames.model_fields}
     names |= {f"{SALESFORCE_PREFIX}{field.upper()}" for field in SalesforceSettings.model_fields}
     names |= {f"{SALESFORCE_PREFIX}{field.upper()}_FILE" for field in SECRET_FIELDS}
+    names |= {f"ACTIVITY_SYNC_{field.upper()}_FILE" for field in WORKER_SECRET_FIELDS}
     names |= {
         f"{EMULATOR_PREFIX}{field}"
         for field in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PASSWORD", "SECURITY_TOKEN")

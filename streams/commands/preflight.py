@@ -1,0 +1,124 @@
+"""`activity-sync worker`: what is checked before Faust starts, so a mistake is one line.
+
+A worker that starts with the broker down, wrong Salesforce credentials or a missing CA
+file would log Ready and then fail on every write with a traceback. Before Faust runs,
+`check_worker` checks, in order:
+
+1. the web server's access rules (`web_access_problem`: a non-loopback bind needs
+   `ACTIVITY_SYNC_WEB_TOKEN`);
+2. that `ACTIVITY_SYNC_SALESFORCE_CA_FILE`, when set, is a readable file;
+3. that the broker answers (bootstrap metadata);
+4. that Salesforce issues a token for the credentials.
+
+The broker and a Salesforce that does not answer are waited for, up to
+`ACTIVITY_SYNC_STARTUP_TIMEOUT` seconds, with one line per retry; a refused login or an
+untrusted certificate fails at once. Every failure is a `UserError`: one line, exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from typing import IO
+
+import requests
+
+from streams.commands.base import UserError, one_line
+from streams.commands.kafka_io import admin
+from streams.salesforce.errors import (
+    SalesforceAuthenticationError,
+    SalesforceClientError,
+    SalesforceUnavailable,
+)
+from streams.salesforce.session import SalesforceSession
+from streams.worker.settings import Settings
+from streams.worker.web import web_access_problem
+
+RETRY_S = 2.0
+
+
+def check_files(settings: Settings) -> None:
+    ca_file = settings.salesforce.ca_file
+    if ca_file is None:
+        return
+    try:
+        with open(ca_file, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise UserError(
+            f"ACTIVITY_SYNC_SALESFORCE_CA_FILE: cannot read {ca_file}: {exc.strerror or exc}"
+        ) from None
+
+
+async def wait_for_broker(settings: Settings, deadline: float, say: IO[str]) -> None:
+    broker = settings.broker()
+    quiet = [logging.getLogger(name) for name in ("aiokafka", "kafka")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # aiokafka logs each refused connection: the line below says it
+        logger.setLevel(logging.CRITICAL)
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                async with admin(broker, max(0.5, min(5.0, remaining))):
+                    return
+            except UserError as exc:
+                if time.monotonic() + RETRY_S >= deadline:
+                    raise UserError(f"{exc} (ACTIVITY_SYNC_STARTUP_TIMEOUT passed)") from None
+                print(f"activity-sync worker: waiting: {exc}", file=say, flush=True)
+            await asyncio.sleep(RETRY_S)
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
+
+
+class _OneLine(logging.Handler):
+    """The client's retry warnings, as `activity-sync worker: waiting: ...` lines."""
+
+    def __init__(self, say: IO[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"activity-sync worker: waiting: {record.getMessage()}", file=self.say, flush=True)
+
+
+async def check_salesforce_login(settings: Settings, deadline: float, say: IO[str]) -> None:
+    login_url = settings.salesforce.login_url
+    session = SalesforceSession(settings.salesforce)
+    logger = logging.getLogger("streams.salesforce.session")
+    handler, propagate = _OneLine(say), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        await session.connect(deadline=deadline)
+    except SalesforceAuthenticationError as exc:
+        raise UserError(
+            f"Salesforce at {login_url} refused the credentials ({one_line(exc)}); check "
+            "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID and _CLIENT_SECRET (or the password flow's)"
+        ) from None
+    except SalesforceUnavailable as exc:
+        raise UserError(f"cannot reach Salesforce at {login_url}: {one_line(exc)}") from None
+    except SalesforceClientError as exc:
+        raise UserError(f"Salesforce at {login_url}: {one_line(exc)}") from None
+    except (requests.RequestException, OSError, ValueError) as exc:
+        raise UserError(f"Salesforce login at {login_url} failed: {one_line(exc)}") from None
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        session.close()
+
+
+async def check_worker(
+    settings: Settings, *, web_bind: str | None = None, say: IO[str] = sys.stderr
+) -> None:
+    """Raise a one-line `UserError` for the first thing that stops this worker working."""
+    problem = web_access_problem(settings, web_bind)
+    if problem:
+        raise UserError(problem)
+    check_files(settings)
+    deadline = time.monotonic() + settings.startup_timeout
+    await wait_for_broker(settings, deadline, say)
+    await check_salesforce_login(settings, deadline, say)

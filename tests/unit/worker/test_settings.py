@@ -1,0 +1,106 @@
+"""Settings: `.env` fills every nested setting, `*_FILE` secrets, and no error, repr or
+one-line message shows a secret (streams/worker/settings.py, streams/salesforce/settings.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from streams.commands.base import settings_problem
+from streams.salesforce.settings import SecretFileError
+from streams.worker.settings import Settings
+
+SECRETS = ("hunter2-PASSWORD", "hunter2-CLIENT-SECRET", "hunter2-FROM-FILE", "hunter2-WEB")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No ACTIVITY_SYNC_* from the caller's environment; cwd a temp dir (no .env)."""
+    for name in list(os.environ):
+        if name.startswith("ACTIVITY_SYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_dotenv_fills_nested_salesforce_and_topic_settings(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("hunter2-FROM-FILE\n")
+    (tmp_path / ".env").write_text(
+        "ACTIVITY_SYNC_PARTITIONS=6\n"
+        "ACTIVITY_SYNC_TOPIC_EVENTS=other-events\n"
+        "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL=https://example.my.salesforce.com/\n"
+        "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID=from-dotenv\n"
+        f"ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET_FILE={tmp_path / 'secret.txt'}\n"
+        "ACTIVITY_SYNC_WEB_TOKEN=hunter2-WEB\n"
+    )
+    settings = Settings()
+    assert settings.partitions == 6
+    assert settings.topics.events == "other-events"
+    assert settings.salesforce.login_url == "https://example.my.salesforce.com"
+    assert settings.salesforce.client_id == "from-dotenv"
+    assert settings.salesforce.client_secret.get_secret_value() == "hunter2-FROM-FILE"
+    assert settings.web_token.get_secret_value() == "hunter2-WEB"
+    for secret in SECRETS:
+        assert secret not in repr(settings)
+        assert secret not in str(settings)
+
+
+def test_the_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("ACTIVITY_SYNC_SALESFORCE_CLIENT_ID=from-dotenv\n")
+    monkeypatch.setenv("ACTIVITY_SYNC_SALESFORCE_CLIENT_ID", "from-env")
+    assert Settings().salesforce.client_id == "from-env"
+
+
+def test_web_token_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "token").write_text("hunter2-WEB\n")
+    monkeypatch.setenv("ACTIVITY_SYNC_WEB_TOKEN_FILE", str(tmp_path / "token"))
+    assert Settings().web_token.get_secret_value() == "hunter2-WEB"
+
+
+def test_a_password_flow_without_username_hides_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACTIVITY_SYNC_SALESFORCE_AUTH", "password")
+    monkeypatch.setenv("ACTIVITY_SYNC_SALESFORCE_PASSWORD", "hunter2-PASSWORD")
+    monkeypatch.setenv("ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET", "hunter2-CLIENT-SECRET")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    shown = [str(caught.value), repr(caught.value), settings_problem(caught.value)]
+    assert "ACTIVITY_SYNC_SALESFORCE_USERNAME" in shown[2]
+    for text in shown:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("ACTIVITY_SYNC_PARTITIONS", "abc", "ACTIVITY_SYNC_PARTITIONS: Input should be"),
+        ("ACTIVITY_SYNC_BROKER_URL", "", "ACTIVITY_SYNC_BROKER_URL: no Kafka broker"),
+        ("ACTIVITY_SYNC_SALESFORCE_TIMEOUT_S", "x", "ACTIVITY_SYNC_SALESFORCE_TIMEOUT_S: Input"),
+    ],
+)
+def test_settings_errors_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    line = settings_problem(caught.value)
+    assert line.startswith(expected), line
+    assert "\n" not in line
+
+
+def test_a_missing_secret_file_names_the_variable_and_path_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ACTIVITY_SYNC_SALESFORCE_PASSWORD_FILE", str(tmp_path / "nope"))
+    with pytest.raises(SecretFileError) as caught:
+        Settings()
+    assert settings_problem(caught.value) == (
+        f"ACTIVITY_SYNC_SALESFORCE_PASSWORD_FILE: cannot read {tmp_path / 'nope'}: "
+        "No such file or directory"
+    )
