@@ -94,6 +94,13 @@ async def broker(self: OperatorCommand, host: str, port: int) -> int:
         default=None,
         help="Read the client secret from this file (Docker secrets).",
     ),
+    option(
+        "--metadata",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="Salesforce DX project of the org's custom fields and validation rules "
+        "(default: the checkout's salesforce/).",
+    ),
     base=OperatorCommand,
 )
 async def salesforce_emulator(
@@ -109,6 +116,7 @@ async def salesforce_emulator(
     faults: str | None,
     client_id: str | None,
     client_secret_file: Path | None,
+    metadata: Path | None,
 ) -> int:
     """Run the local Salesforce REST API emulator (HTTPS) until Ctrl-C.
 
@@ -116,6 +124,7 @@ async def salesforce_emulator(
     worker (ACTIVITY_SYNC_SALESFORCE_*). Other credentials come from
     ACTIVITY_SYNC_EMULATOR_{CLIENT_SECRET,USERNAME,PASSWORD,SECURITY_TOKEN}.
     """
+    from devkit.salesforce_emulator.metadata import MetadataError
     from devkit.salesforce_emulator.server import EmulatorConfig, RunningEmulator, run_emulator
 
     try:
@@ -134,6 +143,7 @@ async def salesforce_emulator(
         daily_limit=daily_limit,
         token_ttl_s=token_ttl,
         faults=parsed_faults,
+        metadata_dir=metadata,
     )
 
     def announce(running: RunningEmulator) -> None:
@@ -142,6 +152,8 @@ async def salesforce_emulator(
 
     try:
         await run_emulator(config, announce)
+    except MetadataError as exc:
+        raise UserError(f"--metadata: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     return 0

@@ -19,6 +19,7 @@ from streams.core.projection import project
 Event = dict[str, Any]
 
 COMPARED_FIELDS = (
+    "Projection_Version__c",
     "Event_Status__c",
     "Cancel_Reschedule_Reason__c",
     "OwnerId",

@@ -1,7 +1,8 @@
 """The /__admin/ API: how tests, benches and the demo look at and steer the emulator.
 
 Not Salesforce: no auth, never counted as an API call. Records, the API-call count,
-faults, outages, the daily limit, token expiry, and a reset between tests.
+faults, outages, the daily limit, token expiry, the write log of fenced fields, and a
+reset between tests.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Admin:
         router.add_post(f"{prefix}/limits", self.limits)
         router.add_post(f"{prefix}/expire-tokens", self.expire_tokens)
         router.add_post(f"{prefix}/reset", self.reset)
+        router.add_get(f"{prefix}/writes/{{sobject}}", self.writes)
 
     async def health(self, request: web.Request) -> web.Response:
         return json_response({"ok": True, "url": self.org.public_url})
@@ -75,6 +77,16 @@ class Admin:
         sobject = self._sobject(request)
         version = self.org.max_version
         rows = [render(sobject, r, version) for r in self.org.store.all(sobject)]
+        return json_response({"totalSize": len(rows), "records": rows})
+
+    async def writes(self, request: web.Request) -> web.Response:
+        """The write log: `?after=SEQ` for entries after that one."""
+        sobject = self._sobject(request)
+        try:
+            after = int(request.query.get("after", "0"))
+        except ValueError:
+            return json_response({"error": "after must be an integer"}, 400)
+        rows = self.org.store.writes(sobject.name, after)
         return json_response({"totalSize": len(rows), "records": rows})
 
     async def insert(self, request: web.Request) -> web.Response:

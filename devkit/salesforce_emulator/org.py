@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from devkit.salesforce_emulator.faults import FaultState
+from devkit.salesforce_emulator.metadata import EMPTY, OrgMetadata
 from devkit.salesforce_emulator.responses import error_response
 from devkit.salesforce_emulator.schema import ApiError
 from devkit.salesforce_emulator.store import Store
@@ -44,12 +45,15 @@ class Org:
         faults: FaultState,
         daily_limit: int,
         max_version: float,
+        metadata: OrgMetadata = EMPTY,
     ) -> None:
         self.credentials = credentials
         self.store = store
         self.faults = faults
         self.daily_limit = daily_limit
         self.max_version = max_version
+        # Custom fields and validation rules of the DX project (metadata.py).
+        self.metadata = metadata
         # The URL clients are told to use (token `instance_url`), known once listening.
         self.public_url = ""
         self.usage_day = ""

@@ -165,6 +165,11 @@ class SalesforceEmulator:
         assert all(r["success"] for r in results), results
         return [str(r["id"]) for r in results]
 
+    def writes(self, sobject: str = "Event", after: int = 0) -> list[dict[str, Any]]:
+        """The write log of fields a PRIORVALUE rule guards (Projection_Version__c):
+        {seq, at, id, external_id, field, old, new, outcome: written|refused}."""
+        return list(self.admin("GET", f"writes/{sobject}?after={after}")["records"])
+
     def api_calls(self) -> dict[str, Any]:
         return dict(self.admin("GET", "api-calls"))
 

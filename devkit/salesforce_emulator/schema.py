@@ -9,12 +9,14 @@ fails the whole request; a record that deserializes but breaks a rule fails alon
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
-FieldKind = Literal["id", "string", "textarea", "datetime", "int", "reference", "picklist", "email"]
+FieldKind = Literal[
+    "id", "string", "textarea", "datetime", "int", "double", "reference", "picklist", "email"
+]
 
 EVENT_STATUSES: tuple[str, ...] = (
     "Scheduled",
@@ -112,6 +114,7 @@ class FieldDef:
     external_id: bool = False
     reference_to: tuple[str, ...] = ()
     picklist: tuple[str, ...] = ()
+    scale: int = 0  # digits after the point of a "double" (Salesforce Number) field
 
 
 @dataclass(frozen=True)
@@ -120,10 +123,21 @@ class SObjectDef:
     prefix: str
     fields: Mapping[str, FieldDef]
     defaults: Mapping[str, object] = field(default_factory=dict)
+    # Fields added by a metadata deployment (define_field), not the emulator's own.
+    deployed: set[str] = field(default_factory=set, compare=False)
 
     @property
     def external_id_field(self) -> str | None:
         return next((f.name for f in self.fields.values() if f.external_id), None)
+
+    def define_field(self, fdef: FieldDef) -> None:
+        """Add (or replace) a custom field: a metadata deployment (metadata.py)."""
+        fields = self.fields
+        assert isinstance(fields, dict)
+        for existing in [n for n in fields if n.lower() == fdef.name.lower()]:
+            del fields[existing]
+        fields[fdef.name] = fdef
+        self.deployed.add(fdef.name)
 
     def resolve_field(self, name: str) -> FieldDef | None:
         """Field names are case-insensitive in SOQL and REST bodies alike."""
@@ -330,6 +344,14 @@ def deserialize(sobject: SObjectDef, body: Mapping[str, object]) -> dict[str, ob
             if number != int(number):
                 raise _parser_error(value, "int")
             out[fdef.name] = int(number)
+        elif fdef.kind == "double":
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise _parser_error(value, "double")
+            try:
+                number = round(float(value), fdef.scale)
+            except ValueError:
+                raise _parser_error(value, "double") from None
+            out[fdef.name] = int(number) if fdef.scale == 0 else number
         else:
             # Text-like fields take JSON numbers and booleans as their string form.
             if isinstance(value, bool):
@@ -339,14 +361,39 @@ def deserialize(sobject: SObjectDef, body: Mapping[str, object]) -> dict[str, ob
     return out
 
 
+class Rule(Protocol):
+    """A custom validation rule: FIELD_CUSTOM_VALIDATION_EXCEPTION with `message` when
+    `violated` by the record as it would be written (`prior`: as stored, None on insert)."""
+
+    @property
+    def sobject(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+
+    def violated(
+        self, record: Mapping[str, object], prior: Mapping[str, object] | None
+    ) -> bool: ...
+
+
 @dataclass(frozen=True)
 class ValidationRule:
-    """A custom validation rule: rejects records whose `field` equals `value`."""
+    """A fault-injected validation rule: rejects records whose `field` equals `value`."""
 
     sobject: str
     field: str
     value: object
     message: str
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,)
+
+    def violated(self, record: Mapping[str, object], prior: Mapping[str, object] | None) -> bool:
+        return record.get(self.field) == self.value
 
 
 def validate(
@@ -354,7 +401,7 @@ def validate(
     changes: Mapping[str, object],
     existing: Mapping[str, object] | None,
     *,
-    rules: tuple[ValidationRule, ...] = (),
+    rules: Sequence[Rule] = (),
 ) -> tuple[dict[str, object], list[ApiError]]:
     """Apply `changes` (output of `deserialize`) over `existing` and check the result.
 
@@ -431,10 +478,8 @@ def validate(
             )
         )
     for rule in rules:
-        if rule.sobject == sobject.name and merged.get(rule.field) == rule.value:
-            errors.append(
-                ApiError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, (rule.field,))
-            )
+        if rule.sobject == sobject.name and rule.violated(merged, existing):
+            errors.append(ApiError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, rule.fields))
     if sobject.name in ("Lead", "Contact"):
         first, last = merged.get("FirstName"), merged.get("LastName")
         merged["Name"] = " ".join(str(p) for p in (first, last) if p)
@@ -510,7 +555,8 @@ def describe(sobject: SObjectDef) -> dict[str, object]:
             {
                 "name": f.name,
                 "label": f.label,
-                "type": {"textarea": "textarea", "int": "int"}.get(f.kind, f.kind),
+                "type": f.kind,
+                "scale": f.scale,
                 "length": f.length or 0,
                 "createable": f.writable,
                 "updateable": f.writable,

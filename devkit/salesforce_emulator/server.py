@@ -31,6 +31,12 @@ Admin API (not Salesforce, no auth, never counted as API calls), under /__admin/
     GET  records/{T}                 POST records/{T}   (seed data: validated, uncounted)
     GET|PUT|POST faults              POST down {"for_s": 5, "mode": "503"|"close"}
     POST limits {"daily_limit": N}   POST expire-tokens      POST reset
+    GET  writes/{T}                  every write of a field a PRIORVALUE rule guards:
+                                     old and new value, written or refused
+
+Custom fields and validation rules come from the product's Salesforce DX project
+(`salesforce/`, or `--metadata DIR`), read by metadata.py: the org enforces the same
+rules as a real org with that metadata deployed.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
+from devkit.salesforce_emulator import metadata
 from devkit.salesforce_emulator.admin import Admin
 from devkit.salesforce_emulator.composite import Collections, Composite
 from devkit.salesforce_emulator.faults import Faults, FaultState
@@ -85,6 +92,9 @@ class EmulatorConfig:
     daily_limit: int = 100_000
     token_ttl_s: float = 7200.0
     faults: Faults = field(default_factory=Faults)
+    # The Salesforce DX project whose custom fields and validation rules the org has
+    # (devkit/salesforce_emulator/metadata.py); None: the checkout's salesforce/.
+    metadata_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -113,12 +123,15 @@ class Emulator:
     """The aiohttp app: one object per API area around the one `Org`."""
 
     def __init__(self, config: EmulatorConfig, credentials: Credentials) -> None:
+        org_metadata = metadata.load(config.metadata_dir or metadata.DEFAULT_PROJECT)
+        metadata.deploy(org_metadata)
         self.org = Org(
             credentials,
             Store(config.data_dir / "emulator.sqlite3"),
             FaultState(config.faults),
             config.daily_limit,
             float(config.api_version),
+            org_metadata,
         )
         self.oauth = OAuth(self.org, config.token_ttl_s)
         self.sobjects = SObjects(self.org)

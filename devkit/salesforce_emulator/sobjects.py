@@ -23,6 +23,7 @@ from devkit.salesforce_emulator.schema import (
     SOBJECTS,
     ApiError,
     RequestError,
+    Rule,
     SObjectDef,
     describe,
     deserialize,
@@ -106,7 +107,11 @@ class SObjects:
     ) -> tuple[Record | None, list[ApiError]]:
         """Validate and write one record. Returns the stored record or the errors."""
         store, faults, user_id = self.org.store, self.org.faults, self.org.credentials.user_id
-        merged, errors = validate(sobject, changes, existing, rules=faults.validation_rules())
+        rules: list[Rule] = [
+            *faults.validation_rules(),
+            *self.org.metadata.rules_for(sobject.name),
+        ]
+        merged, errors = validate(sobject, changes, existing, rules=rules)
         ext_field = sobject.external_id_field
         ext_value = changes.get(ext_field) if ext_field else None
         if ext_field and ext_value is not None and not errors:
@@ -131,6 +136,7 @@ class SObjects:
                 )
             ]
         if errors:
+            self._log_writes(sobject, merged, existing, errors)
             return None, errors
         now = now_text()
         merged["LastModifiedDate"] = now
@@ -149,7 +155,43 @@ class SObjects:
             store.insert(sobject, seq, merged)
         else:
             store.update(sobject, merged)
+        self._log_writes(sobject, merged, existing, [])
         return merged, []
+
+    def _log_writes(
+        self,
+        sobject: SObjectDef,
+        merged: Mapping[str, object],
+        existing: Record | None,
+        errors: Sequence[ApiError],
+    ) -> None:
+        """The write log (/__admin/writes): each tracked field's old and new value of a
+        write, or of an attempt a rule on that field refused."""
+        metadata = self.org.metadata
+        for field in metadata.tracked_fields(sobject.name):
+            if errors:
+                messages = {r.message for r in metadata.rules_for(sobject.name) if r.field == field}
+                if not any(
+                    e.code == "FIELD_CUSTOM_VALIDATION_EXCEPTION" and e.message in messages
+                    for e in errors
+                ):
+                    continue
+                outcome = "refused"
+            else:
+                outcome = "written"
+            ext_field = sobject.external_id_field
+            self.org.store.log_write(
+                (
+                    now_text(),
+                    sobject.name,
+                    merged.get("Id") or (existing or {}).get("Id"),
+                    merged.get(ext_field) if ext_field else None,
+                    field,
+                    existing.get(field) if existing is not None else None,
+                    merged.get(field),
+                    outcome,
+                )
+            )
 
     # Describe -----------------------------------------------------------------------
 

@@ -28,6 +28,19 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE UNIQUE INDEX IF NOT EXISTS records_ext_id ON records (sobject, ext_id)
     WHERE ext_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_sobject ON records (sobject, seq);
+-- Every write attempt of a tracked field (metadata.py: guarded by a PRIORVALUE rule):
+-- written, or refused by that rule. Not Salesforce's: read over /__admin/writes.
+CREATE TABLE IF NOT EXISTS writes (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TEXT NOT NULL,
+    sobject   TEXT NOT NULL,
+    record_id TEXT,
+    ext_id    TEXT,
+    field     TEXT NOT NULL,
+    old_value,
+    new_value,
+    outcome   TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS api_calls (
     day  TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -37,6 +50,8 @@ CREATE TABLE IF NOT EXISTS api_calls (
 """
 
 Record = dict[str, object]
+# (at, sobject, record id, external id, field, old value, new value, outcome)
+WriteEntry = tuple[str, str, object, object, str, object, object, str]
 
 
 class Store:
@@ -166,6 +181,24 @@ class Store:
         ).fetchone()
         return int(row[0])
 
+    # The write log ---------------------------------------------------------------
+
+    def log_write(self, entry: WriteEntry) -> None:
+        self._db.execute(
+            "INSERT INTO writes (at, sobject, record_id, ext_id, field, old_value, new_value, "
+            "outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            entry,
+        )
+
+    def writes(self, sobject: str, after: int = 0) -> list[dict[str, object]]:
+        rows = self._db.execute(
+            "SELECT seq, at, sobject, record_id, ext_id, field, old_value, new_value, outcome "
+            "FROM writes WHERE sobject = ? AND seq > ? ORDER BY seq",
+            (sobject, after),
+        )
+        names = ("seq", "at", "sobject", "id", "external_id", "field", "old", "new", "outcome")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     # API-call counters -----------------------------------------------------------
 
     def count_call(self, day: str, kind: str) -> None:
@@ -183,6 +216,7 @@ class Store:
         with self.transaction():
             self._db.execute("DELETE FROM records")
             self._db.execute("DELETE FROM api_calls")
+            self._db.execute("DELETE FROM writes")
         self._seq = 0
 
 

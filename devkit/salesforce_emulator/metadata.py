@@ -1,0 +1,245 @@
+"""The org's own metadata, read from the Salesforce DX project the product ships
+(`salesforce/` at the top of the checkout): custom fields and validation rules, so the
+emulator enforces exactly what a deployed org enforces, from the same files.
+
+Read: `sfdx-project.json`'s package directories, then every
+`objects/<Object>/fields/<Field>.field-meta.xml` (custom fields of `Activity` are
+fields of `Event`, as in Salesforce) and `objects/<Object>/validationRules/<Rule>
+.validationRule-meta.xml`. Other metadata (permission sets, layouts) is left alone.
+
+A validation rule's formula is evaluated only in the shapes listed in `_FORMULA`
+(`FIELD < PRIORVALUE(FIELD)` and the other comparisons of a field with its prior
+value); any other formula, field type or object fails loudly at load time rather
+than being skipped: an emulator that silently ignored a rule would pass tests a real
+org fails.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from devkit.salesforce_emulator.schema import FieldDef, FieldKind, resolve_sobject
+
+# The DX project in the checkout (devkit runs from a checkout, never installed).
+DEFAULT_PROJECT = Path(__file__).resolve().parents[2] / "salesforce"
+
+_NS = "{http://soap.sforce.com/2006/04/metadata}"
+# Custom fields defined on Activity belong to Event (and Task, not emulated).
+_OBJECT_ALIASES = {"Activity": ("Event",)}
+_TYPES: dict[str, FieldKind] = {
+    "Number": "double",
+    "Text": "string",
+    "TextArea": "textarea",
+    "LongTextArea": "textarea",
+    "Picklist": "picklist",
+    "Email": "email",
+}
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "=": operator.eq,
+    "==": operator.eq,
+    "<>": operator.ne,
+    "!=": operator.ne,
+}
+_FORMULA = re.compile(
+    r"\s*(?P<field>[A-Za-z][A-Za-z0-9_]*)\s*(?P<op><=|>=|<>|!=|==|<|>|=)\s*"
+    r"PRIORVALUE\s*\(\s*(?P<prior>[A-Za-z][A-Za-z0-9_]*)\s*\)\s*",
+    re.IGNORECASE,
+)
+
+
+class MetadataError(Exception):
+    """The DX project holds something the emulator cannot enforce faithfully."""
+
+
+@dataclass(frozen=True)
+class PriorValueRule:
+    """An active validation rule comparing a field's new value with its prior value.
+
+    Salesforce semantics: on insert PRIORVALUE is the value being inserted; a blank on
+    either side makes the comparison blank, which does not fire the rule.
+    """
+
+    sobject: str
+    name: str
+    field: str
+    op: str
+    message: str
+    display_field: str | None
+    active: bool = True
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The `fields` of the error Salesforce answers (the error display field)."""
+        return (self.display_field,) if self.display_field else ()
+
+    def violated(self, record: Mapping[str, object], prior: Mapping[str, object] | None) -> bool:
+        if not self.active:
+            return False
+        new = record.get(self.field)
+        old = new if prior is None else prior.get(self.field)
+        if new is None or old is None:
+            return False
+        return _COMPARISONS[self.op](new, old)
+
+
+@dataclass(frozen=True)
+class OrgMetadata:
+    fields: Mapping[str, tuple[FieldDef, ...]]  # sObject -> custom fields
+    rules: tuple[PriorValueRule, ...]
+    project: Path | None = None
+
+    def rules_for(self, sobject: str) -> tuple[PriorValueRule, ...]:
+        return tuple(r for r in self.rules if r.sobject == sobject and r.active)
+
+    def tracked_fields(self, sobject: str) -> tuple[str, ...]:
+        """Fields whose every write the emulator logs (those a PRIORVALUE rule guards,
+        active or not): a field history, for runs that check nothing went backwards."""
+        return tuple(dict.fromkeys(r.field for r in self.rules if r.sobject == sobject))
+
+
+EMPTY = OrgMetadata({}, ())
+
+
+def _text(element: ET.Element, name: str, default: str | None = None) -> str | None:
+    found = element.find(f"{_NS}{name}")
+    if found is None or found.text is None:
+        return default
+    return found.text.strip()
+
+
+def _flag(element: ET.Element, name: str) -> bool:
+    return (_text(element, name, "false") or "false").lower() == "true"
+
+
+def _root(path: Path, tag: str) -> ET.Element:
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise MetadataError(f"{path}: {exc}") from None
+    if root.tag != f"{_NS}{tag}":
+        raise MetadataError(f"{path}: expected a <{tag}> in the metadata namespace")
+    return root
+
+
+def _objects(folder: str, path: Path) -> tuple[str, ...]:
+    names = _OBJECT_ALIASES.get(folder, (folder,))
+    for name in names:
+        if resolve_sobject(name) is None:
+            raise MetadataError(f"{path}: the emulator has no sObject {name}")
+    return names
+
+
+def load_field(path: Path) -> FieldDef:
+    root = _root(path, "CustomField")
+    name = _text(root, "fullName") or path.name.split(".", 1)[0]
+    kind_name = _text(root, "type")
+    kind = _TYPES.get(kind_name or "")
+    if kind is None:
+        raise MetadataError(f"{path}: field type {kind_name!r} is not emulated")
+    label = _text(root, "label") or name
+    length = _text(root, "length")
+    picklist: tuple[str, ...] = ()
+    if kind == "picklist":
+        picklist = tuple(
+            (value.findtext(f"{_NS}fullName") or "").strip()
+            for value in root.iter(f"{_NS}value")
+            if value.find(f"{_NS}fullName") is not None
+        )
+    return FieldDef(
+        name,
+        kind,
+        label,
+        int(length) if length else (32_000 if kind_name == "LongTextArea" else None),
+        required=_flag(root, "required"),
+        external_id=_flag(root, "externalId"),
+        picklist=picklist,
+        scale=int(_text(root, "scale", "0") or 0),
+    )
+
+
+def load_rule(path: Path, sobject: str) -> PriorValueRule:
+    root = _root(path, "ValidationRule")
+    name = _text(root, "fullName") or path.name.split(".", 1)[0]
+    formula = _text(root, "errorConditionFormula") or ""
+    match = _FORMULA.fullmatch(formula)
+    if match is None or match["field"].lower() != match["prior"].lower():
+        raise MetadataError(
+            f"{path}: cannot evaluate the formula {formula!r}; the emulator evaluates only "
+            "FIELD <op> PRIORVALUE(FIELD)"
+        )
+    message = _text(root, "errorMessage")
+    if not message:
+        raise MetadataError(f"{path}: a validation rule needs an errorMessage")
+    return PriorValueRule(
+        sobject=sobject,
+        name=name,
+        field=match["field"],
+        op=match["op"],
+        message=message,
+        display_field=_text(root, "errorDisplayField"),
+        active=_flag(root, "active"),
+    )
+
+
+def package_directories(project: Path) -> list[Path]:
+    config = project / "sfdx-project.json"
+    try:
+        loaded = json.loads(config.read_text())
+        paths = [project / str(entry["path"]) for entry in loaded["packageDirectories"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MetadataError(f"{config}: not a Salesforce DX project ({exc})") from None
+    return paths
+
+
+def load(project: Path = DEFAULT_PROJECT) -> OrgMetadata:
+    """Every custom field and validation rule of the DX project at `project`."""
+    fields: dict[str, list[FieldDef]] = {}
+    rules: list[PriorValueRule] = []
+    for directory in package_directories(project):
+        for path in sorted(directory.glob("**/objects/*/fields/*.field-meta.xml")):
+            field = load_field(path)
+            for sobject in _objects(path.parent.parent.name, path):
+                fields.setdefault(sobject, []).append(field)
+        for path in sorted(
+            directory.glob("**/objects/*/validationRules/*.validationRule-meta.xml")
+        ):
+            for sobject in _objects(path.parent.parent.name, path):
+                rules.append(load_rule(path, sobject))
+    custom = {k: tuple(v) for k, v in fields.items()}
+    checked = tuple(replace(rule, field=_field_name(custom, rule)) for rule in rules)
+    return OrgMetadata(custom, checked, project)
+
+
+def _field_name(custom: Mapping[str, tuple[FieldDef, ...]], rule: PriorValueRule) -> str:
+    """The canonical name of the field a rule compares (names are case-insensitive)."""
+    for fdef in custom.get(rule.sobject, ()):
+        if fdef.name.lower() == rule.field.lower():
+            return fdef.name
+    sobject = resolve_sobject(rule.sobject)
+    found = sobject.resolve_field(rule.field) if sobject is not None else None
+    if found is None or (sobject is not None and found.name in sobject.deployed):
+        raise MetadataError(
+            f"validation rule {rule.name}: {rule.sobject} has no field {rule.field}"
+        )
+    return found.name
+
+
+def deploy(metadata: OrgMetadata) -> None:
+    """Add the custom fields to the emulated sObjects, as a deployment adds them to an
+    org (the metadata's definition replaces an emulator default of the same name)."""
+    for name, defs in metadata.fields.items():
+        sobject = resolve_sobject(name)
+        assert sobject is not None  # checked by load
+        for fdef in defs:
+            sobject.define_field(fdef)
