@@ -20,6 +20,7 @@ lifecycle events for one booking means a producer loop, not a real booking.
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -302,10 +303,14 @@ def _replay(booking_id: str, events: Iterable[StoredEvent]) -> _Replay:
 
 @dataclass(frozen=True)
 class BookingState:
-    """Every accepted event of one booking, in replay order, and a change counter.
+    """Every accepted event of one booking, in replay order, and its version.
 
-    `version` grows by one whenever the state changes (an event accepted, or a
-    conflicting duplicate replaced by the copy that sorts first).
+    `version` is the number of distinct event copies folded: the events kept plus the
+    conflicting copies set aside (`losers`, digests of their canonical JSON). It is a
+    function of the set of copies received, whatever their order or repetition, so a
+    rebuild, a replay or another worker reaches the same number for the same events;
+    and it grows by one with every copy that changes the state. The sink, `synced` and
+    Salesforce's version fence (streams/salesforce/fence.py) compare it.
     """
 
     booking_id: str
@@ -313,6 +318,9 @@ class BookingState:
     version: int = 0
     # The replay of `events` when the fold already had it (appending in order); a cache.
     _seed: _Replay | None = field(default=None, compare=False, repr=False)
+    # Sorted digests of the conflicting copies that lost to a kept event (at most
+    # MAX_EVENTS_PER_BOOKING; past that a losing copy is still dead-lettered, not counted).
+    losers: tuple[str, ...] = ()
 
     # Derived values are cached in the instance dict; functools.cached_property would
     # do the same but takes a lock on every access on Python 3.11.
@@ -344,6 +352,7 @@ class BookingState:
                 "booking_id": self.booking_id,
                 "version": self.version,
                 "events": [list(stored) for stored in self.events],
+                **({"losers": list(self.losers)} if self.losers else {}),
             }
         )
 
@@ -366,6 +375,7 @@ class BookingState:
             booking_id=loaded["booking_id"],
             events=tuple(StoredEvent(*stored) for stored in loaded["events"]),
             version=loaded["version"],
+            losers=tuple(loaded.get("losers", ())),
         )
 
 
@@ -400,9 +410,17 @@ def fold(state: BookingState | None, event: BookingEvent) -> FoldResult:
         if incoming.canonical_json() < stored.canonical_json():
             kept = [*events[:index], *events[index + 1 :]]
             bisect.insort(kept, incoming, key=_sort_key)
-            replaced = BookingState(state.booking_id, tuple(kept), state.version + 1)
+            losers = _with_loser(state.losers, stored)
+            replaced = BookingState(state.booking_id, tuple(kept), state.version + 1, losers=losers)
             return FoldResult(replaced, "conflicting-duplicate", True, stored.to_event())
-        return FoldResult(state, "conflicting-duplicate", False, event)
+        losers = _with_loser(state.losers, incoming)
+        if losers == state.losers:  # this losing copy was counted before (or no room)
+            return FoldResult(state, "conflicting-duplicate", False, event)
+        # Counted, so the version is the same as when this copy came first.
+        counted = BookingState(
+            state.booking_id, events, state.version + 1, state._seed, losers=losers
+        )
+        return FoldResult(counted, "conflicting-duplicate", True, event)
     if len(events) >= MAX_EVENTS_PER_BOOKING:
         return FoldResult(state, "history-full", False, event)
     seed: _Replay | None = None
@@ -415,12 +433,22 @@ def fold(state: BookingState | None, event: BookingEvent) -> FoldResult:
         kept = list(events)
         bisect.insort(kept, incoming, key=_sort_key)
         grown = tuple(kept)
-    folded = BookingState(state.booking_id, grown, state.version + 1, seed)
+    folded = BookingState(state.booking_id, grown, state.version + 1, seed, state.losers)
     rejected = incoming.type == "booking.reassigned" and any(
         (r.source, r.id) == (incoming.source, incoming.id)
         for r in folded.view.rejected_reassignments
     )
     return FoldResult(folded, "accepted", True, rejected_reassignment=rejected)
+
+
+def _with_loser(losers: tuple[str, ...], copy: StoredEvent) -> tuple[str, ...]:
+    """`losers` with the digest of a losing conflicting copy (unchanged when known or full)."""
+    digest = hashlib.blake2b(
+        copy.source.encode() + b"\0" + copy.canonical_json(), digest_size=12
+    ).hexdigest()
+    if digest in losers or len(losers) >= MAX_EVENTS_PER_BOOKING:
+        return losers
+    return tuple(sorted((*losers, digest)))
 
 
 def fold_all(events: Iterable[BookingEvent], state: BookingState | None = None) -> BookingState:

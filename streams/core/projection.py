@@ -35,6 +35,9 @@ class FieldMapping:
     external_id_field: str = "Booking_Id__c"
     status_field: str = "Event_Status__c"
     reason_field: str = "Cancel_Reschedule_Reason__c"
+    # The version fence's number field (salesforce/force-app: a validation rule refuses
+    # a lower value than the Event has). Ours in every preset, never the connector's.
+    version_field: str = "Projection_Version__c"
 
 
 PRESETS: dict[str, FieldMapping] = {
@@ -63,6 +66,11 @@ def salesforce_datetime(moment: datetime) -> str:
 class Projection:
     """The Event one booking should have now, as of state `version`.
 
+    `version` (also in `fields`, as the mapping's `version_field`) is the booking's
+    fold version: the number of distinct event copies folded (streams/core/fold.py),
+    the same on every worker and after any rebuild for the same events, and the
+    number Salesforce's version fence compares.
+
     `fields` is ready for an upsert by `external_id_field` once `complete_related`
     has filled WhoId from the lookup, when `lookup_email` is set.
     """
@@ -70,7 +78,7 @@ class Projection:
     booking_id: str
     version: int
     external_id_field: str
-    fields: dict[str, str | None]
+    fields: dict[str, str | int | None]
     # Set when WhoId must come from a Contact (or Lead) found by the customer's email.
     lookup_email: str | None
     # For an optional Lead creation when the lookup finds nothing (no related record).
@@ -125,8 +133,9 @@ def project(state: BookingState, mapping: FieldMapping = PRESETS["default"]) -> 
         lookup_email = current.customer.email
     else:  # Lead or Contact; a Lead forbids WhatId, a Contact here has none to give.
         who_id = related.id
-    fields: dict[str, str | None] = {
+    fields: dict[str, str | int | None] = {
         mapping.external_id_field: state.booking_id,
+        mapping.version_field: state.version,
         mapping.status_field: current.status,
         mapping.reason_field: cut(current.reason, REASON_MAX),
         "Subject": cut(current.title, SUBJECT_MAX),
@@ -151,7 +160,7 @@ def project(state: BookingState, mapping: FieldMapping = PRESETS["default"]) -> 
 
 def complete_related(
     projection: Projection, found: Mapping[str, tuple[str, str]]
-) -> dict[str, str | None]:
+) -> dict[str, str | int | None]:
     """The final field dict, WhoId filled from lookups: email -> (sObject type, id).
 
     Emails match case-insensitively (Salesforce compares them so). For a Case only a

@@ -6,6 +6,8 @@ paths"), on top of the session's retries (streams/salesforce/session.py):
   `outcomes` lists what finished; `RequestLimitExceeded` likewise.
 - Per-record UNABLE_TO_LOCK_ROW: retry only those records, same backoff; at the deadline
   they come back with status "retryable".
+- Per-record refusal by the version fence (streams/salesforce/fence.py): status
+  "fenced", Salesforce already has a newer projection.
 - Per-record errors of any other kind: status "rejected" with Salesforce's errors.
 - A request-level 400 (the body failed to deserialize, e.g. an unknown field or a bad
   datetime in one record) fails every record of the call: the call is split in halves
@@ -28,11 +30,14 @@ from streams.salesforce.errors import (
     SalesforceRequestError,
     SalesforceUnavailable,
 )
+from streams.salesforce.fence import is_fence_refusal
 from streams.salesforce.session import RecordError, SalesforceSession, errors_from
 
 log = logging.getLogger(__name__)
 
-UpsertStatus = Literal["created", "updated", "retryable", "rejected"]
+# "fenced": refused by the version fence (streams/salesforce/fence.py), Salesforce
+# already has a newer projection of the booking; done, not an error to dead-letter.
+UpsertStatus = Literal["created", "updated", "fenced", "retryable", "rejected"]
 RETRYABLE_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
 
 
@@ -49,13 +54,18 @@ def outcome_of(external_id: str, item: object) -> UpsertOutcome:
     if not isinstance(item, Mapping):
         raise SalesforceRequestError("collections upsert: unexpected result item")
     if item.get("success"):
-        status: UpsertStatus = "created" if item.get("created") else "updated"
-        return UpsertOutcome(external_id, status, str(item.get("id")))
+        written: UpsertStatus = "created" if item.get("created") else "updated"
+        return UpsertOutcome(external_id, written, str(item.get("id")))
     errors = errors_from(item.get("errors"), "statusCode")
     retryable = bool(errors) and all(e.status_code in RETRYABLE_RECORD_CODES for e in errors)
+    status: UpsertStatus = "rejected"
+    if retryable:
+        status = "retryable"
+    elif is_fence_refusal(errors):
+        status = "fenced"
     return UpsertOutcome(
         external_id,
-        "retryable" if retryable else "rejected",
+        status,
         str(item["id"]) if item.get("id") else None,
         errors,
     )

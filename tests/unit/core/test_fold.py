@@ -366,8 +366,12 @@ def test_conflicting_duplicates_keep_the_same_copy_in_both_orders(
     assert forward.state.events == backward.state.events
     assert forward.state.view == backward.state.view
     (kept,) = [s for s in forward.state.events if s.id == "b-1042-2"]
-    # Exactly one arrival order replaces the stored copy; the other drops the incoming.
-    assert {forward.changed, backward.changed} == {True, False}
+    # One arrival order replaces the stored copy, the other sets the incoming aside;
+    # both count the losing copy, so both reach the same version (the version fence).
+    assert forward.changed
+    assert backward.changed
+    assert forward.state.version == backward.state.version == base.version + 2
+    assert forward.state.losers == backward.state.losers
     losers = {forward.dead_letter, backward.dead_letter}
     assert len(losers) == 1
     (loser,) = losers
@@ -567,6 +571,7 @@ def test_conflicting_duplicates_resolve_the_same_in_any_order(
     states = [f.fold_dicts(order) for order in orders]
     assert states[0].events == states[1].events
     assert _fingerprint(states[0]) == _fingerprint(states[1])
+    assert states[0].version == states[1].version
 
 
 def test_generated_lifecycles_cover_every_status() -> None:

@@ -37,6 +37,7 @@ def test_default_fields() -> None:
     description = fields.pop("Description")
     assert fields == {
         "Booking_Id__c": "b-1042",
+        "Projection_Version__c": 2,
         "Event_Status__c": "Canceled",
         "Cancel_Reschedule_Reason__c": "Sick (customer)",
         "Subject": "Product demo",
