@@ -1,18 +1,28 @@
 """Fault injection over the whole pipeline: `make chaos`.
 
-Two worker processes on the embedded broker and the Salesforce emulator. While a
+Two worker processes with production settings (the 60 s limit pause, the attempt
+deadline, backoff cap and reconcile interval of `Settings`, the broker profile's own
+session timeout, RocksDB; only the completion timer is off, so the fold of what was
+sent is the expected state) on the embedded broker and the Salesforce emulator, whose
+version fence comes from salesforce/ (devkit/salesforce_emulator/metadata.py). While a
 producer sends the lifecycles of `--bookings` bookings at a steady pace (with 1 %
 malformed records of every kind the contract names), a script of faults runs:
 
   UNABLE_TO_LOCK_ROW on 20 % of written records, a worker SIGKILLed and restarted,
-  every Salesforce token expired, REQUEST_LIMIT_EXCEEDED twice, Salesforce down for
-  30 s (with the other worker SIGKILLed and restarted during the outage), then
+  every Salesforce token expired, REQUEST_LIMIT_EXCEEDED (one sink pauses 60 s) and
+  the other worker restarted (SIGTERM) during that pause, Salesforce down answering
+  503 with a worker SIGKILLed and restarted during it, Salesforce down closing
+  connections with the other worker restarted (SIGTERM) during it, then
   UNABLE_TO_LOCK_ROW again.
 
-Afterwards Salesforce must equal the pure fold of every valid event (no lost, stale or
-duplicate Events, nothing unexpected) and every malformed record must be in
-booking-events.dlq. Prints one line, `chaos: N bookings, lost=0 stale=0 duplicate=0
-dlq=M/M`, details of anything wrong on stderr, and exits 1 if anything is off.
+Two verdicts. (a) At the first moment Salesforce has been quiet for `--quiet` s (no
+API call, no write) after the traffic, it must equal the pure fold of every valid
+event: no lost, stale or duplicate Events, nothing unexpected; nothing waits for the
+reconcile timer. (b) Over the whole run, no Event was ever written with a lower
+Projection_Version__c than it had (the emulator's write log). Every malformed record
+must be in booking-events.dlq. Prints one line, `chaos: N bookings, lost=0 stale=0
+duplicate=0 regressions=0 dlq=M/M`, details of anything wrong on stderr, and exits 1
+if anything is off.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from devkit import verification
 from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.topics import Record, event_records, produce, read_topic
-from devkit.workers import WorkerProcess
+from devkit.workers import NO_COMPLETION_GRACE, WorkerProcess
 from streams.commands.generate import generate_events
 from streams.worker.dead_letter import read_headers
 
@@ -142,7 +152,7 @@ class Chaos:
 
 def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="chaos-"))
-    log(f"work dir {work} (worker logs, emulator data)")
+    log(f"seed {args.seed}; work dir {work} (worker logs, emulator data)")
     events, mixed, bad = build_traffic(args.bookings, args.seed, args.malformed_rate)
     expected = verification.expected_events(events)
     rate = len(mixed) / args.duration
@@ -152,15 +162,16 @@ def run(args: argparse.Namespace) -> int:
     )
     emulator = SalesforceEmulator(work / "salesforce")
     chaos = Chaos(args, work)
-    settings = {
-        "sink_limit_pause": str(args.limit_pause),
-        "salesforce_retry_cap_s": "2",
-    }
+    # Production defaults: no test preset; the completion timer off (see the docstring).
+    production = {"completion_grace": NO_COMPLETION_GRACE}
+    settings = {"sink_limit_pause": str(args.limit_pause)}
     try:
         with EmbeddedBroker(log_path=work / "broker.log") as broker:
             asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
             for name in ("worker-1", "worker-2"):
-                chaos.workers[name] = h.start_worker(broker, emulator, work, name, **settings)
+                chaos.workers[name] = h.start_worker(
+                    broker, emulator, work, name, production, **settings
+                )
             for worker in chaos.workers.values():
                 h.wait_until(functools.partial(h.worker_ready, worker), 90, "a worker to be ready")
             chaos.began = time.monotonic()
@@ -173,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
                 raise RuntimeError(f"producer failed: {producer.error!r}")
             chaos.note(f"traffic done: {producer.sent} records sent")
             emulator.replace_faults({})
-            comparison = converge(chaos, emulator, expected, args.settle)
+            comparison = at_first_quiet(chaos, emulator, expected, args.quiet, args.settle)
+            writes = emulator.writes()
             dlq = asyncio.run(read_topic(broker, h.EVENTS_DLQ_TOPIC))
             for worker in chaos.workers.values():
                 worker.stop()
@@ -181,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
                 chaos.dumps = dump_topics(broker, work, comparison)
     finally:
         emulator.close()
-    return verdict(chaos, args, events, expected, comparison, dlq, bad)
+    return verdict(chaos, args, events, expected, comparison, writes, dlq, bad)
 
 
 def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> None:
@@ -200,14 +212,44 @@ def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> None:
         worker.start()
         chaos.note(f"restarted {name}")
 
+    def stop_and_restart(name: str) -> None:
+        worker = chaos.workers[name]
+        worker.stop()
+        chaos.note(f"SIGTERM {name}: stopped")
+        worker.start()
+        chaos.note(f"restarted {name}")
+
+    def restart_during_limit_pause() -> None:
+        limit(chaos, emulator)
+        logs = {name: len(w.log_text()) for name, w in chaos.workers.items()}
+
+        def paused() -> str | None:
+            for name, worker in chaos.workers.items():
+                if "API limit reached" in worker.log_text()[logs[name] :]:
+                    return name
+            return None
+
+        deadline = time.monotonic() + 15
+        while paused() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        name = paused()
+        if name is None:
+            chaos.note("no sink hit the limit within 15 s: restarting worker-2 anyway")
+            name = "worker-1"
+        else:
+            chaos.note(f"{name}'s sink is in its {chaos.args.limit_pause:.0f} s limit pause")
+        stop_and_restart("worker-2" if name == "worker-1" else "worker-1")
+
     steps: list[tuple[float, Callable[[], None]]] = [
         (0.05, lambda: lock_rows(chaos, emulator, 0.2)),
         (0.15, lambda: kill_and_restart("worker-2", 4.0)),
         (0.25, lambda: clear_faults(chaos, emulator)),
         (0.28, lambda: expire(chaos, emulator)),
-        (0.33, lambda: limit(chaos, emulator)),
-        (0.40, lambda: down(chaos, emulator, 30.0)),
-        (0.55, lambda: kill_and_restart("worker-1", 3.0)),
+        (0.30, restart_during_limit_pause),
+        (0.45, lambda: down(chaos, emulator, 20.0, "503")),
+        (0.50, lambda: kill_and_restart("worker-1", 3.0)),
+        (0.70, lambda: down(chaos, emulator, 15.0, "close")),
+        (0.74, lambda: stop_and_restart("worker-2")),
         (0.85, lambda: lock_rows(chaos, emulator, 0.2)),
         (0.95, lambda: clear_faults(chaos, emulator)),
     ]
@@ -217,7 +259,7 @@ def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> None:
 
 
 def lock_rows(chaos: Chaos, emulator: SalesforceEmulator, probability: float) -> None:
-    emulator.set_faults(unable_to_lock_row={"probability": probability}, seed=11)
+    emulator.set_faults(unable_to_lock_row={"probability": probability}, seed=chaos.args.seed)
     chaos.note(f"UNABLE_TO_LOCK_ROW on {probability:.0%} of written records")
 
 
@@ -231,31 +273,55 @@ def expire(chaos: Chaos, emulator: SalesforceEmulator) -> None:
 
 
 def limit(chaos: Chaos, emulator: SalesforceEmulator) -> None:
-    emulator.set_faults(request_limit_exceeded={"next": 2})
-    chaos.note("REQUEST_LIMIT_EXCEEDED for the next 2 requests")
+    emulator.set_faults(request_limit_exceeded={"next": 1, "only": ["collections_upsert"]})
+    chaos.note("REQUEST_LIMIT_EXCEEDED for the next upsert")
 
 
-def down(chaos: Chaos, emulator: SalesforceEmulator, seconds: float) -> None:
-    emulator.down(seconds)
-    chaos.note(f"Salesforce down for {seconds:.0f}s")
+def down(chaos: Chaos, emulator: SalesforceEmulator, seconds: float, mode: str) -> None:
+    emulator.down(seconds, mode)
+    chaos.note(f"Salesforce down for {seconds:.0f}s ({mode})")
 
 
-def converge(
-    chaos: Chaos, emulator: SalesforceEmulator, expected: dict[str, dict[str, Any]], settle: float
+def at_first_quiet(
+    chaos: Chaos,
+    emulator: SalesforceEmulator,
+    expected: dict[str, dict[str, Any]],
+    quiet: float,
+    limit_s: float,
 ) -> verification.Comparison:
-    """Wait (up to `settle` s) for Salesforce to match the fold; return the last comparison."""
-    deadline = time.monotonic() + settle
-    while True:
-        comparison = verification.compare_salesforce(emulator.records(), expected)
-        if comparison.ok or time.monotonic() > deadline:
+    """Salesforce against the fold at the first moment it has seen no API call and no
+    write for `quiet` seconds (waiting at most `limit_s`): what an operator would take
+    for "done". Not later: a run that needs the reconcile timer to repair it fails."""
+    deadline = time.monotonic() + limit_s
+    last: tuple[int, int] | None = None
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        now = (emulator.total_api_calls(), len(emulator.writes()))
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
             break
-        time.sleep(2.0)
+        time.sleep(0.5)
+    else:
+        chaos.note(f"Salesforce never quiet for {quiet:.0f}s within {limit_s:.0f}s")
+    comparison = verification.compare_salesforce(emulator.records(), expected)
     chaos.note(
-        "Salesforce matches the fold"
-        if comparison.ok
-        else f"Salesforce still differs after {settle:.0f}s"
+        f"Salesforce quiet for {quiet:.0f}s: "
+        + ("matches the fold" if comparison.ok else f"{len(comparison.details)} differences")
     )
     return comparison
+
+
+def regressions(writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Writes that took an Event's Projection_Version__c down (the fence forbids it)."""
+    return [
+        w
+        for w in writes
+        if w["outcome"] == "written"
+        and w["old"] is not None
+        and w["new"] is not None
+        and w["new"] < w["old"]
+    ]
 
 
 def verdict(
@@ -264,6 +330,7 @@ def verdict(
     events: list[h.Event],
     expected: dict[str, dict[str, Any]],
     comparison: verification.Comparison,
+    writes: list[dict[str, Any]],
     dlq: list[Any],
     bad: list[tuple[str, Record]],
 ) -> int:
@@ -280,7 +347,12 @@ def verdict(
     for record in dlq:
         codes[read_headers(record.headers).get("code", "?")] += 1
     extra = sum(in_dlq.values())
-    ok = comparison.ok and found == len(bad)
+    backwards = regressions(writes)
+    ok = comparison.ok and found == len(bad) and not backwards
+    for write in backwards[:20]:
+        log(f"regression: {write}")
+    refused = sum(1 for w in writes if w["outcome"] == "refused")
+    log(f"write log: {len(writes)} writes, {refused} refused by the version fence")
     if not ok:
         for line in comparison.details[:50]:
             log(f"difference: {line}")
@@ -292,7 +364,7 @@ def verdict(
     print(
         f"chaos: {args.bookings} bookings, lost={len(comparison.lost)} "
         f"stale={len(comparison.stale)} duplicate={len(comparison.duplicate)} "
-        f"dlq={found}/{len(bad)}"
+        f"regressions={len(backwards)} dlq={found}/{len(bad)}"
         + (f" unexpected={len(comparison.unexpected)}" if comparison.unexpected else "")
     )
     return 0 if ok else 1
@@ -369,8 +441,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--duration", type=float, default=90.0, help="seconds of traffic")
     parser.add_argument("--malformed-rate", type=float, default=0.01)
-    parser.add_argument("--limit-pause", type=float, default=2.0, help="sink_limit_pause, s")
-    parser.add_argument("--settle", type=float, default=180.0, help="max wait to converge, s")
+    parser.add_argument(
+        "--limit-pause", type=float, default=60.0, help="sink_limit_pause, s (production: 60)"
+    )
+    parser.add_argument(
+        "--quiet", type=float, default=20.0, help="judge when Salesforce is quiet this long, s"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=240.0, help="max wait for that quiet moment, s"
+    )
     return run(parser.parse_args(argv))
 
 

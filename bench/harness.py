@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from prometheus_client.samples import Sample as MetricSample
 
 from devkit.broker import EmbeddedBroker, free_port
 from devkit.salesforce_emulator.process import SalesforceEmulator
-from devkit.workers import READY_MARKER, WorkerProcess, worker_environment
+from devkit.workers import QUICK_SETTINGS, READY_MARKER, WorkerProcess, worker_environment
 from streams.commands.generate import iso, rescheduled_data
 
 EVENTS_TOPIC = "booking-events"
@@ -120,9 +120,17 @@ def interleave(queues: list[list[Event]], rng: random.Random, spread: int) -> li
 
 
 def start_worker(
-    broker: EmbeddedBroker, emulator: SalesforceEmulator, root: Path, name: str, **extra: str
+    broker: EmbeddedBroker,
+    emulator: SalesforceEmulator,
+    root: Path,
+    name: str,
+    preset: Mapping[str, str] = QUICK_SETTINGS,
+    /,
+    **extra: str,
 ) -> WorkerProcess:
-    env = worker_environment(broker, emulator, root / name, **extra)
+    """A worker process with `preset` (default: a test worker's QUICK_SETTINGS; chaos
+    gives production defaults) and `extra` settings."""
+    env = worker_environment(broker, emulator, root / name, preset, **extra)
     return WorkerProcess(env, root / f"{name}.log").start()
 
 
