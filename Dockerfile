@@ -1,18 +1,23 @@
 # syntax=docker/dockerfile:1
 # Images, by target:
-#   runtime (also `worker`, the default): the installed package and its runtime
-#       dependencies pinned by requirements.lock; `activity-sync` (worker and operator
-#       commands). No dev kit, no dev tools, no source checkout.
-#   salesforce: runtime plus the dev kit (devkit/ and the `devkit` extra), running
-#       `python -m devkit salesforce-emulator` (docker-compose.yml's local Salesforce).
+#   runtime (also `worker`, the default): the installed package (a wheel, not editable)
+#       and its runtime dependencies from requirements/runtime.lock, installed with
+#       --require-hashes; `activity-sync` (worker and operator commands), run as the
+#       unprivileged user `activity-sync`, with a HEALTHCHECK on the worker's /health/.
+#       No dev kit, no dev tools, no source checkout.
+#   salesforce: runtime plus the dev kit (devkit/ and the `devkit` extra, pinned by
+#       requirements/dev.lock), running `python -m devkit salesforce-emulator`
+#       (docker-compose.yml's local Salesforce).
+# The locks' hashes are those of the Linux x86_64 CPython 3.11 files (`make lock`).
 # tests/unit/test_compose.py checks these promises.
 
 # The wheel, built with the locked setuptools.
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY requirements.lock pyproject.toml README.md ./
-RUN pip install -c requirements.lock setuptools wheel
+COPY requirements/build.lock ./requirements/
+RUN pip install --require-hashes -r requirements/build.lock
+COPY pyproject.toml README.md ./
 COPY streams ./streams
 COPY schemas ./schemas
 RUN pip wheel --no-deps --no-build-isolation -w /wheels .
@@ -20,23 +25,38 @@ RUN pip wheel --no-deps --no-build-isolation -w /wheels .
 FROM python:3.11-slim AS runtime
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY requirements.lock ./
-# Non-editable, from the wheel: the runtime dependencies only, at the locked versions.
+COPY requirements/runtime.lock ./requirements/
+# The runtime dependencies only, each checked against its locked hash.
+RUN pip install --require-hashes -r requirements/runtime.lock
+# Non-editable, from the wheel; its dependencies are all installed above.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install -c requirements.lock /wheels/*.whl
-# The worker's web server: /bookings/{id}/, /metrics/, /health/.
+    pip install --no-deps /wheels/*.whl
+# An unprivileged user owns the table state (/data) and the CA certificate's mount point
+# (/salesforce-ca): a named volume mounted there starts with this ownership.
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /app activity-sync \
+    && mkdir -p /data /salesforce-ca \
+    && chown activity-sync:activity-sync /data /salesforce-ca
+USER activity-sync
+# The worker's web server: /bookings/{id}/ (bearer token), /metrics/, /health/.
 EXPOSE 6066
+# 503 (broker unreachable, every Salesforce write failing) or no answer: unhealthy.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ.get('ACTIVITY_SYNC_WEB_PORT', '6066') + '/health/', timeout=4)"]
 ENTRYPOINT ["activity-sync"]
 CMD ["worker", "-l", "info"]
 
 # The local Salesforce emulator: the dev kit runs from its source, as in a checkout.
 FROM runtime AS salesforce
+USER root
+COPY requirements/dev.lock ./requirements/
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install -c requirements.lock --find-links /wheels "booking-activity-sync[devkit]"
+    pip install -c requirements/dev.lock --find-links /wheels "booking-activity-sync[devkit]"
 COPY devkit ./devkit
-# The org metadata the emulator enforces (custom fields, the version fence).
-COPY salesforce ./salesforce
+RUN mkdir -p /emulator && chown activity-sync:activity-sync /emulator
+USER activity-sync
 EXPOSE 8443
+HEALTHCHECK --interval=5s --timeout=3s --retries=30 \
+    CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8443), 2)"]
 ENTRYPOINT ["python", "-m", "devkit"]
 CMD ["salesforce-emulator", "--host", "0.0.0.0", "--port", "8443", "--data-dir", "/emulator"]
 

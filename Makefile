@@ -6,10 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv demo test lint types unit integration bench bench-fold bench-scale chaos lock schemas clean
 
-# The venv is rebuilt whenever the lock or the project metadata changes.
-$(STAMP): requirements.lock pyproject.toml
+# The venv is rebuilt whenever a lock or the project metadata changes. The runtime and
+# build locks carry hashes (checked); the dev lock pins the dev kit and the dev tools.
+LOCKS  := requirements/runtime.lock requirements/build.lock requirements/dev.lock
+$(STAMP): $(LOCKS) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+	  -r requirements/runtime.lock -r requirements/build.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -53,10 +57,13 @@ bench-scale: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.export
 
-# Rewrite the lock from what is installed in .venv (after adding a dependency).
+# Rewrite the locks from what is installed in .venv (after adding a dependency:
+# `.venv/bin/pip install NAME==X`, then `make lock`): requirements/lock.py splits the
+# installed versions into runtime (pyproject's dependencies and theirs), build and dev,
+# and takes the runtime and build hashes from `pip install --dry-run --report` (the
+# index's sha256 of the files pip picks here: Linux x86_64, CPython 3.11, the image's).
 lock: $(STAMP)
-	{ echo '# Exact versions for a reproducible install: `make lock` rewrites this from .venv.'; \
-	  $(BIN)/python -m pip freeze --all --exclude-editable | grep -v "^pip==" | grep -v '^booking-activity-sync'; } > requirements.lock
+	$(BIN)/python requirements/lock.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import click
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from devkit.salesforce_emulator.tls_auth import ENV_PREFIX as EMULATOR_PREFIX
 from streams.salesforce.settings import ENV_PREFIX as SALESFORCE_PREFIX
@@ -193,8 +196,54 @@ def test_the_runtime_image_has_no_dev_kit_and_only_locked_runtime_dependencies()
     installs = [line for line in stages["runtime"].commands("RUN") if "pip install" in line]
     assert installs, "the runtime stage installs the package"
     for line in installs:
-        assert "-c requirements.lock" in line, line
-        assert "-r requirements.lock" not in line, line
+        # Hash-checked runtime dependencies, then the wheel with nothing more.
+        assert "--require-hashes -r requirements/runtime.lock" in line or (
+            "--no-deps /wheels/" in line
+        ), line
+        assert "dev.lock" not in line, line
+    for stage in built_from:
+        for line in stage.commands("COPY"):
+            assert "dev.lock" not in line, f"{stage.name}: {line}"
+
+
+def lock_names(name: str) -> set[str]:
+    text = (REPO / "requirements" / name).read_text().replace("\\\n", " ")
+    return {
+        canonicalize_name(line.split("==")[0])
+        for line in text.splitlines()
+        if line.strip() and not line.startswith(("#", " "))
+    }
+
+
+def test_the_runtime_lock_is_hashed_and_holds_no_dev_package() -> None:
+    text = (REPO / "requirements" / "runtime.lock").read_text().replace("\\\n", " ")
+    pins = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert pins
+    for line in pins:
+        assert "==" in line, line
+        assert "--hash=sha256:" in line, line
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    dev: set[str] = {
+        canonicalize_name(Requirement(r).name) for r in extras["dev"] + extras["devkit"]
+    }
+    dev |= lock_names("dev.lock") | {"pip", "setuptools", "wheel"}
+    # cryptography is both: a devkit extra and simple-salesforce's pyjwt[crypto].
+    assert lock_names("runtime.lock") & dev <= {"cryptography"}
+    for requirement in project["dependencies"]:
+        assert canonicalize_name(Requirement(requirement).name) in lock_names("runtime.lock")
+
+
+def test_the_images_run_as_a_user_and_check_their_health() -> None:
+    stages = dockerfile_stages()
+    for name in ("runtime", "salesforce"):
+        users = stages[name].commands("USER")
+        assert users, f"{name} sets no USER"
+        assert users[-1].split()[1] not in ("root", "0"), users[-1]
+    (check,) = stages["runtime"].commands("HEALTHCHECK")
+    assert "/health/" in check
+    assert "6066" in check
+    assert stages["salesforce"].commands("HEALTHCHECK"), "the emulator's own check"
 
 
 def test_the_salesforce_image_runs_the_emulator() -> None:
@@ -210,18 +259,54 @@ def test_the_salesforce_image_runs_the_emulator() -> None:
     assert used <= emulator_flags(), sorted(used - emulator_flags())
 
 
-def test_compose_builds_the_emulator_and_the_workers_from_their_targets() -> None:
+def test_compose_builds_the_emulator_and_one_worker_image() -> None:
     services = compose()["services"]
     targets = set(dockerfile_stages())
     assert services["salesforce"]["build"]["target"] == "salesforce"
-    for name in ("worker-1", "worker-2"):
-        assert services[name]["build"]["target"] == "runtime", name
+    workers = [services[name] for name in ("worker-1", "worker-2")]
+    builds = [w["build"] for w in workers if "build" in w]
+    assert [b["target"] for b in builds] == ["runtime"], "built once, by one worker"
+    assert len({w["image"] for w in workers}) == 1, "both workers run that image"
     assert {s["build"]["target"] for s in services.values() if "build" in s} <= targets
+
+
+def test_kafka_keeps_its_logs_in_its_volume() -> None:
+    kafka = compose()["services"]["kafka"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in kafka["volumes"]}
+    log_dirs = environment(kafka)["KAFKA_LOG_DIRS"].split(",")
+    assert all(path in mounts for path in log_dirs), (log_dirs, mounts)
+
+
+def test_workers_publish_on_loopback_and_mount_only_the_ca_certificate() -> None:
+    services = compose()["services"]
+    ca_volume = "salesforce-ca"
+    for name in ("worker-1", "worker-2"):
+        worker = services[name]
+        for port in worker["ports"]:
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
+        sources = {str(v).split(":")[0] for v in worker["volumes"]}
+        assert "salesforce-data" not in sources, f"{name} mounts the emulator's keys"
+        assert ca_volume in sources
+        env = environment(worker)
+        assert env["ACTIVITY_SYNC_WEB_BIND"] == "0.0.0.0"
+        assert env["ACTIVITY_SYNC_WEB_TOKEN_FILE"].startswith("/run/secrets/")
+    # The CA volume holds only what salesforce-ca copies into it: ca.pem.
+    copier = services["salesforce-ca"]
+    assert "ca.pem" in " ".join(copier["command"])
+    assert "key" not in " ".join(copier["command"])
 
 
 def test_the_build_context_leaves_out_secrets_and_local_state() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
-    assert {".git", ".venv", "var", "*.txt", ".env"} <= ignored
+    assert {".git", ".venv", "var", "*.txt", "*.secret", ".env"} <= ignored
+
+
+def test_git_ignores_local_settings_and_the_secret_files() -> None:
+    ignored = set((REPO / ".gitignore").read_text().split())
+    assert {".env", "salesforce_client_secret.txt", "*.secret"} <= ignored
+    for secret in compose()["secrets"].values():
+        name = Path(secret["file"]).name
+        assert name in ignored or any(Path(name).match(p) for p in ignored), name
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/operations.md", "docs/salesforce.md"])
