@@ -43,7 +43,9 @@ class RedactCustomer(logging.Filter):
             return True
         cleaned = redact(message)
         if cleaned != message:
-            record.msg, record.args = cleaned, None
+            # An empty tuple, not None: mode's formatter wraps a non-tuple in a tuple and
+            # would format the cleaned message with (None,).
+            record.msg, record.args = cleaned, ()
         return True
 
 
@@ -55,7 +57,7 @@ class OneLineClientErrors(logging.Filter):
         if isinstance(exc, SalesforceClientError):
             detail = " ".join(str(exc).split()) or type(exc).__name__
             record.msg = f"{record.getMessage()}: {type(exc).__name__}: {detail}"
-            record.args = None
+            record.args = ()
             record.exc_info = None
             record.exc_text = None
         return True
