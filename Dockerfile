@@ -52,6 +52,8 @@ COPY requirements/dev.lock ./requirements/
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install -c requirements/dev.lock --find-links /wheels "booking-activity-sync[devkit]"
 COPY devkit ./devkit
+# The org metadata the emulator enforces (custom fields, the version fence).
+COPY salesforce ./salesforce
 RUN mkdir -p /emulator && chown activity-sync:activity-sync /emulator
 USER activity-sync
 EXPOSE 8443
