@@ -61,6 +61,9 @@ async def fetch_report(
                     f"the worker at {worker_url} refused the request (HTTP {response.status}): "
                     "set ACTIVITY_SYNC_WEB_TOKEN to the workers' token"
                 )
+            if response.status == 410:  # expired: the worker says since when
+                answer = await response.json()
+                raise UserError(str(answer.get("error", f"booking {booking_id!r} expired")))
             if response.status != 200:
                 text = (await response.text())[:200]
                 raise UserError(

@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.core.booking_report import booking_report
 from streams.core.fold import BookingState
+from streams.core.retention import is_marker, read_marker
 from streams.worker import metrics
 from streams.worker.app import app, bookings, settings, synced
 from streams.worker.settings import Settings
@@ -111,6 +112,16 @@ class BookingPage(View):
         raw = bookings.get(key, under=None)
         if raw is None:
             return self.json({"error": f"unknown booking {booking_id!r}"}, status=404)
+        if is_marker(raw):  # retention dropped its state (streams/core/retention.py)
+            expired = read_marker(raw)
+            return self.json(
+                {
+                    "error": f"booking {booking_id!r} expired: its state was dropped "
+                    f"(was {expired.phase}, ended {expired.end.isoformat()}, version "
+                    f"{expired.version})"
+                },
+                status=410,
+            )
         state = BookingState.from_bytes(raw)
         return self.json(booking_report(state, synced.get(key, under=None) or 0, MAPPING))
 

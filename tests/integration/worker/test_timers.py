@@ -12,10 +12,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
+from devkit.workers import WorkerProcess
 from streams.core.due_index import DueEntry, epoch_ms, parse_key
 from streams.core.retention import is_marker
 from streams.worker.dead_letter import read_headers
@@ -132,7 +134,7 @@ async def test_an_expired_booking_shrinks_to_its_marker_and_refuses_late_events(
         canceled(2, booking_id="b-recent"),
     ]
     live = [scheduled(booking_id="b-live", start=now - 72 * HOUR)]  # not terminal
-    workers.start(state_retention_days="1", retention_check_interval="1")
+    worker = workers.start(state_retention_days="1", retention_check_interval="1")
     await produce(broker, EVENTS, event_records(old + recent + live))
     wait_for_salesforce(salesforce_emulator, expected_events(old + recent + live))
 
@@ -158,3 +160,12 @@ async def test_an_expired_booking_shrinks_to_its_marker_and_refuses_late_events(
     # Never folded onto an empty history: the Event stays as the fold left it.
     wait_for_salesforce(salesforce_emulator, expected_events(old + recent + live))
     assert statuses(salesforce_emulator)["b-old"] == "Canceled"
+    # Its page says so: 410 Gone, not a crash on the marker.
+    status, error = booking_page(worker, "b-old")
+    assert status == 410
+    assert "expired" in error
+
+
+def booking_page(worker: WorkerProcess, booking: str) -> tuple[int, str]:
+    answer = requests.get(f"{worker.web_url}/bookings/{booking}/", timeout=10)
+    return answer.status_code, str(answer.json().get("error", ""))
