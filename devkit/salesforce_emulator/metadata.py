@@ -4,8 +4,13 @@ emulator enforces exactly what a deployed org enforces, from the same files.
 
 Read: `sfdx-project.json`'s package directories, then every
 `objects/<Object>/fields/<Field>.field-meta.xml` (custom fields of `Activity` are
-fields of `Event`, as in Salesforce) and `objects/<Object>/validationRules/<Rule>
-.validationRule-meta.xml`. Other metadata (permission sets, layouts) is left alone.
+fields of `Event`, as in Salesforce: type, length, external id, unique, the picklist's
+values and whether it is restricted), `objects/<Object>/validationRules/<Rule>
+.validationRule-meta.xml`, and the field permissions of `permissionsets/*
+.permissionset-meta.xml`: the emulator's integration user holds every permission set
+of the project, so a custom field no permission set makes editable is read-only
+(describe's createable/updateable false), as for a user without the field's access.
+Other metadata (layouts, ...) is left alone.
 
 A validation rule's formula is evaluated only in the shapes listed in `_FORMULA`
 (`FIELD < PRIORVALUE(FIELD)` and the other comparisons of a field with its prior
@@ -150,7 +155,10 @@ def load_field(path: Path) -> FieldDef:
     label = _text(root, "label") or name
     length = _text(root, "length")
     picklist: tuple[str, ...] = ()
+    restricted = True
     if kind == "picklist":
+        value_set = root.find(f"{_NS}valueSet")
+        restricted = value_set is not None and _flag(value_set, "restricted")
         picklist = tuple(
             (value.findtext(f"{_NS}fullName") or "").strip()
             for value in root.iter(f"{_NS}value")
@@ -165,7 +173,22 @@ def load_field(path: Path) -> FieldDef:
         external_id=_flag(root, "externalId"),
         picklist=picklist,
         scale=int(_text(root, "scale", "0") or 0),
+        unique=_flag(root, "unique"),
+        restricted=restricted,
     )
+
+
+def load_editable(path: Path) -> set[str]:
+    """`Object.Field` names a permission set makes editable (`Activity.X` is `Event.X`)."""
+    root = _root(path, "PermissionSet")
+    editable: set[str] = set()
+    for grant in root.iter(f"{_NS}fieldPermissions"):
+        name = _text(grant, "field") or ""
+        if _flag(grant, "editable") and "." in name:
+            folder, field_name = name.split(".", 1)
+            for sobject in _OBJECT_ALIASES.get(folder, (folder,)):
+                editable.add(f"{sobject}.{field_name}".lower())
+    return editable
 
 
 def load_rule(path: Path, sobject: str) -> PriorValueRule:
@@ -206,7 +229,12 @@ def load(project: Path = DEFAULT_PROJECT) -> OrgMetadata:
     """Every custom field and validation rule of the DX project at `project`."""
     fields: dict[str, list[FieldDef]] = {}
     rules: list[PriorValueRule] = []
+    editable: set[str] = set()
+    permission_sets = 0
     for directory in package_directories(project):
+        for path in sorted(directory.glob("**/permissionsets/*.permissionset-meta.xml")):
+            editable |= load_editable(path)
+            permission_sets += 1
         for path in sorted(directory.glob("**/objects/*/fields/*.field-meta.xml")):
             field = load_field(path)
             for sobject in _objects(path.parent.parent.name, path):
@@ -216,6 +244,15 @@ def load(project: Path = DEFAULT_PROJECT) -> OrgMetadata:
         ):
             for sobject in _objects(path.parent.parent.name, path):
                 rules.append(load_rule(path, sobject))
+    if permission_sets:
+        # Without field access the integration user cannot write the field.
+        fields = {
+            name: [
+                f if f"{name}.{f.name}".lower() in editable else replace(f, writable=False)
+                for f in defs
+            ]
+            for name, defs in fields.items()
+        }
     custom = {k: tuple(v) for k, v in fields.items()}
     checked = tuple(replace(rule, field=_field_name(custom, rule)) for rule in rules)
     return OrgMetadata(custom, checked, project)
@@ -243,3 +280,11 @@ def deploy(metadata: OrgMetadata) -> None:
         assert sobject is not None  # checked by load
         for fdef in defs:
             sobject.define_field(fdef)
+
+
+def remove_field(sobject_name: str, field_name: str) -> bool:
+    """Delete a deployed custom field (an admin deleting it in Setup): False if absent."""
+    sobject = resolve_sobject(sobject_name)
+    if sobject is None:
+        return False
+    return sobject.remove_field(field_name)

@@ -14,19 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+from streams.core.view import STATUSES
+
 FieldKind = Literal[
     "id", "string", "textarea", "datetime", "int", "double", "reference", "picklist", "email"
 ]
 
-EVENT_STATUSES: tuple[str, ...] = (
-    "Scheduled",
-    "Rescheduled",
-    "Canceled",
-    "Completed",
-    "No-show",
-    "Scheduled (Reassigned by User)",
-    "Rescheduled (Reassigned by User)",
-)
+# The ScheduleOnce package's status picklist holds the statuses the fold gives; our own
+# Event_Status__c comes from the DX project (salesforce/, metadata.py).
+EVENT_STATUSES: tuple[str, ...] = STATUSES
 
 # Key prefixes of the objects an id field may point at.
 PREFIX_USER = "005"
@@ -115,6 +111,9 @@ class FieldDef:
     reference_to: tuple[str, ...] = ()
     picklist: tuple[str, ...] = ()
     scale: int = 0  # digits after the point of a "double" (Salesforce Number) field
+    unique: bool = False
+    # A restricted picklist refuses values outside `picklist`; an unrestricted one not.
+    restricted: bool = True
 
 
 @dataclass(frozen=True)
@@ -138,6 +137,16 @@ class SObjectDef:
             del fields[existing]
         fields[fdef.name] = fdef
         self.deployed.add(fdef.name)
+
+    def remove_field(self, name: str) -> bool:
+        """Remove a deployed custom field (the emulator's own fields stay)."""
+        fields = self.fields
+        assert isinstance(fields, dict)
+        found = [n for n in fields if n.lower() == name.lower() and n in self.deployed]
+        for existing in found:
+            del fields[existing]
+            self.deployed.discard(existing)
+        return bool(found)
 
     def resolve_field(self, name: str) -> FieldDef | None:
         """Field names are case-insensitive in SOQL and REST bodies alike."""
@@ -187,8 +196,9 @@ EVENT = _sobject(
         ),
         FieldDef("Location", "string", "Location", 255),
         FieldDef("Description", "textarea", "Description", 32000),
-        FieldDef("Booking_Id__c", "string", "Booking Id", 255, external_id=True),
-        FieldDef("Event_Status__c", "picklist", "Event Status", 255, picklist=EVENT_STATUSES),
+        # Booking_Id__c, Event_Status__c, Cancel_Reschedule_Reason__c and
+        # Projection_Version__c are ours: deployed from salesforce/ (metadata.py). The
+        # ScheduleOnce connector's fields below come with its managed package.
         FieldDef(
             "ScheduleOnce__Event_status__c",
             "picklist",
@@ -196,7 +206,6 @@ EVENT = _sobject(
             255,
             picklist=EVENT_STATUSES,
         ),
-        FieldDef("Cancel_Reschedule_Reason__c", "string", "Cancel/Reschedule Reason", 255),
         FieldDef(
             "ScheduleOnce__Cancel_reschedule_reason__c",
             "string",
@@ -438,7 +447,7 @@ def validate(
                     "MALFORMED_ID", f"{fdef.label}: id value of incorrect type: {text}", (name,)
                 )
             )
-        elif fdef.kind == "picklist" and text not in fdef.picklist:
+        elif fdef.kind == "picklist" and fdef.restricted and text not in fdef.picklist:
             errors.append(
                 ApiError(
                     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
@@ -562,11 +571,11 @@ def describe(sobject: SObjectDef) -> dict[str, object]:
                 "updateable": f.writable,
                 "nillable": not f.required,
                 "externalId": f.external_id,
-                "unique": f.external_id,
+                "unique": f.unique,
                 "idLookup": f.external_id or f.name == "Id",
                 "referenceTo": [s.name for s in SOBJECTS.values() if s.prefix in f.reference_to]
                 + (["User"] if PREFIX_USER in f.reference_to else []),
-                "restrictedPicklist": f.kind == "picklist",
+                "restrictedPicklist": f.kind == "picklist" and f.restricted,
                 "picklistValues": [
                     {"active": True, "defaultValue": False, "label": v, "value": v}
                     for v in f.picklist

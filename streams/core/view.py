@@ -12,6 +12,18 @@ from typing import Literal, NamedTuple
 
 Phase = Literal["Requested", "Scheduled", "Rescheduled", "Canceled", "Completed", "No-show"]
 
+# Every status an Event can show (`Event_Status__c`, a restricted picklist in
+# salesforce/force-app): the phases that make an Event, and the reassigned forms.
+STATUSES: tuple[str, ...] = (
+    "Scheduled",
+    "Rescheduled",
+    "Canceled",
+    "Completed",
+    "No-show",
+    "Scheduled (Reassigned by User)",
+    "Rescheduled (Reassigned by User)",
+)
+
 # Phases from which a reassignment applies; from any other it is rejected.
 REASSIGNABLE_PHASES: frozenset[str] = frozenset({"Scheduled", "Rescheduled"})
 
