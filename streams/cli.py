@@ -278,6 +278,34 @@ async def backfill(
 
 
 @app.command(
+    option(
+        "--timeout",
+        "timeout_s",
+        type=float,
+        default=30.0,
+        help="Seconds to wait for Salesforce to answer.",
+    ),
+    base=OperatorCommand,
+)
+async def check_salesforce(self: OperatorCommand, timeout_s: float) -> int:
+    """Is the org ready? Logs in and checks the API version, each field the projection
+    writes (type, length, External ID and unique, picklist values, create/edit access)
+    and the daily API calls left: one line each with a fix hint; exit 0 only when all
+    pass. A worker runs the same checks at start."""
+    import time
+
+    from streams.commands.check_salesforce import print_report, run_checks
+    from streams.salesforce.errors import SalesforceClientError
+
+    try:
+        report = await run_checks(settings, deadline=time.monotonic() + timeout_s)
+    except SalesforceClientError as exc:
+        raise UserError(f"Salesforce at {settings.salesforce.login_url}: {exc}") from None
+    print_report(report, sys.stdout)
+    return 0 if report.ok else 1
+
+
+@app.command(
     argument("action", type=click.Choice(["list", "show", "redrive"])),
     argument("ref", required=False, metavar="[PARTITION:OFFSET]"),
     option(

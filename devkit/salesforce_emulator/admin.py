@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import ValidationError
 
+from devkit.salesforce_emulator import metadata
 from devkit.salesforce_emulator.composite import CollectionItem, Collections
 from devkit.salesforce_emulator.faults import Faults
 from devkit.salesforce_emulator.org import Org
@@ -51,6 +52,8 @@ class Admin:
         router.add_post(f"{prefix}/expire-tokens", self.expire_tokens)
         router.add_post(f"{prefix}/reset", self.reset)
         router.add_get(f"{prefix}/writes/{{sobject}}", self.writes)
+        router.add_delete(f"{prefix}/fields/{{sobject}}/{{field}}", self.remove_field)
+        router.add_post(f"{prefix}/deploy", self.deploy)
 
     async def health(self, request: web.Request) -> web.Response:
         return json_response({"ok": True, "url": self.org.public_url})
@@ -102,6 +105,20 @@ class Admin:
             return json_response({"error": str(exc)}, 400)
         return json_response(self.collections.run(True, items, upsert=False))
 
+    async def remove_field(self, request: web.Request) -> web.Response:
+        """Delete a deployed custom field, as an admin would in Setup (an org set up
+        wrong); `POST deploy` brings the DX project's fields back."""
+        sobject = self._sobject(request)
+        removed = metadata.remove_field(sobject.name, request.match_info["field"])
+        if not removed:
+            return json_response({"error": "no such deployed field"}, 404)
+        return json_response({"removed": request.match_info["field"]})
+
+    async def deploy(self, request: web.Request) -> web.Response:
+        """Deploy the DX project's custom fields again (as `sf project deploy start`)."""
+        metadata.deploy(self.org.metadata)
+        return json_response({"ok": True})
+
     async def faults(self, request: web.Request) -> web.Response:
         """GET shows the faults, PUT replaces them, POST merges into them."""
         if request.method != "GET":
@@ -139,6 +156,7 @@ class Admin:
     async def reset(self, request: web.Request) -> web.Response:
         """Clear data, counters and faults; restore the start-up limit. Tokens stay valid."""
         self.org.store.reset()
+        metadata.deploy(self.org.metadata)
         self.org.reread_usage()
         self.query.forget_cursors()
         self.oauth.token_requests = 0

@@ -8,7 +8,11 @@ file would log Ready and then fail on every write with a traceback. Before Faust
    `ACTIVITY_SYNC_WEB_TOKEN`);
 2. that `ACTIVITY_SYNC_SALESFORCE_CA_FILE`, when set, is a readable file;
 3. that the broker answers (bootstrap metadata);
-4. that Salesforce issues a token for the credentials.
+4. that Salesforce issues a token for the credentials;
+5. that the org is ready (streams/commands/check_salesforce.py: API version, each
+   mapped field's type, length, external id, picklist and access, API calls left):
+   on a failure every check's line is printed and the worker does not start, before
+   it consumes anything. The result is kept for `/health/` (streams/worker/web.py).
 
 The broker and a Salesforce that does not answer are waited for, up to
 `ACTIVITY_SYNC_STARTUP_TIMEOUT` seconds, with one line per retry; a refused login or an
@@ -111,6 +115,27 @@ async def check_salesforce_login(settings: Settings, deadline: float, say: IO[st
         session.close()
 
 
+async def check_salesforce_org(settings: Settings, deadline: float, say: IO[str]) -> None:
+    """The org checks of `check-salesforce`; on a failure, every line, then a UserError."""
+    from streams.commands.check_salesforce import print_report, run_checks
+    from streams.worker import org_status
+
+    try:
+        report = await run_checks(settings, deadline=deadline)
+    except SalesforceClientError as exc:
+        org_status.record(False, [one_line(exc)])
+        raise UserError(f"Salesforce org check failed: {one_line(exc)}") from None
+    org_status.record(report.ok, [str(line) for line in report.lines])
+    if report.ok:
+        return
+    print_report(report, say, prefix="activity-sync worker: ")
+    failed = len(report.failures)
+    raise UserError(
+        f"the Salesforce org is not ready: {failed} check{'s' if failed > 1 else ''} failed "
+        f"(first: {report.failures[0].text}); fix and run activity-sync check-salesforce"
+    )
+
+
 async def check_worker(
     settings: Settings, *, web_bind: str | None = None, say: IO[str] = sys.stderr
 ) -> None:
@@ -122,3 +147,5 @@ async def check_worker(
     deadline = time.monotonic() + settings.startup_timeout
     await wait_for_broker(settings, deadline, say)
     await check_salesforce_login(settings, deadline, say)
+    if settings.startup_org_check:
+        await check_salesforce_org(settings, deadline, say)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import jwt
 import orjson
 import requests
 from simple_salesforce.api import Salesforce
@@ -80,6 +81,49 @@ def errors_from(content: object, key: str) -> list[RecordError]:
     return out
 
 
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Salesforce accepts an assertion whose exp is at most 3 minutes ahead.
+JWT_LIFETIME_S = 180
+
+
+def jwt_assertion(settings: SalesforceSettings, now: float | None = None) -> str:
+    """The JWT bearer flow's assertion: iss = the connected app's consumer key, sub = the
+    integration user's username, aud = the login host, signed RS256 with the private key
+    in `private_key_file` (read on each login, so a rotated key is picked up)."""
+    if settings.private_key_file is None:
+        raise SalesforceAuthenticationError(
+            "ACTIVITY_SYNC_SALESFORCE_AUTH=jwt needs ACTIVITY_SYNC_SALESFORCE_PRIVATE_KEY_FILE"
+        )
+    try:
+        key = settings.private_key_file.read_bytes()
+    except OSError as exc:
+        raise SalesforceAuthenticationError(
+            f"ACTIVITY_SYNC_SALESFORCE_PRIVATE_KEY_FILE: cannot read "
+            f"{settings.private_key_file}: {exc.strerror or exc}"
+        ) from None
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "iss": settings.client_id,
+        "sub": settings.username,
+        "aud": settings.jwt_audience or settings.login_url,
+        "exp": issued + JWT_LIFETIME_S,
+    }
+    try:
+        return jwt.encode(claims, key, algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise SalesforceAuthenticationError(
+            "ACTIVITY_SYNC_SALESFORCE_PRIVATE_KEY_FILE: not an RSA private key "
+            f"({type(exc).__name__})"
+        ) from None
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def _raise_if_untrusted(exc: Exception) -> None:
     """A certificate that fails verification is configuration, not a transient fault."""
     if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -125,6 +169,8 @@ class SalesforceSession:
         self._counter_lock = threading.Lock()
         self._token_requests = 0
         self._usage: tuple[int, int] | None = None
+        # The integration user's id, from the token answer's identity URL.
+        self.user_id: str | None = None
 
     def close(self) -> None:
         self._session.close()
@@ -151,13 +197,23 @@ class SalesforceSession:
 
     # Authentication ------------------------------------------------------------
 
-    def _fetch_token(self, timeout: float) -> Salesforce:
+    def _token_form(self) -> dict[str, str]:
+        """The token request's form for the configured flow (secrets included)."""
         s = self.settings
+        if s.auth == "jwt":
+            # JWT bearer flow: an assertion signed with the connected app's private key
+            # (its certificate is uploaded to the app); no client secret travels.
+            return {"grant_type": JWT_BEARER_GRANT, "assertion": jwt_assertion(s)}
         form = {"grant_type": s.auth, "client_id": s.client_id}
         form["client_secret"] = s.client_secret.get_secret_value()
         if s.auth == "password":
             form["username"] = s.username
             form["password"] = s.password.get_secret_value() + s.security_token.get_secret_value()
+        return form
+
+    def _fetch_token(self, timeout: float) -> Salesforce:
+        s = self.settings
+        form = self._token_form()
         self._token_requests += 1
         try:
             response = self._session.post(
@@ -177,11 +233,15 @@ class SalesforceSession:
         except ValueError:
             body = {}
         if response.status_code != 200 or "access_token" not in body:
+            # A JWT refused is often the clock or the audience: the OAuth error says which.
             # OAuth errors are {"error", "error_description"}; neither echoes secrets.
             raise SalesforceAuthenticationError(
                 f"token request refused: HTTP {response.status_code} "
                 f"{body.get('error', 'unknown_error')}: {body.get('error_description', '')}"
             )
+        identity = str(body.get("id", ""))
+        # The identity URL ends with /id/<org id>/<user id>: the integration user.
+        self.user_id = identity.rstrip("/").rsplit("/", 1)[-1] if "/id/" in identity else None
         return Salesforce(
             instance_url=str(body["instance_url"]).rstrip("/"),
             session_id=str(body["access_token"]),
@@ -263,6 +323,26 @@ class SalesforceSession:
         if usage is not None:
             self._usage = (int(usage.used), int(usage.total))
         return result
+
+    def get_json(self, sf: Salesforce, url: str, timeout: float) -> Any:
+        """A GET of a resource outside the versioned API (e.g. `/services/data/`, the
+        versions served), with `restful`'s error mapping."""
+        with self._counter_lock:
+            self._api_calls += 1
+        try:
+            response = self._session.get(
+                url, headers=sf.headers, timeout=timeout, verify=self._verify
+            )
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            _raise_if_untrusted(exc)
+            raise Retryable(type(exc).__name__) from None
+        if response.status_code == 401:
+            raise SalesforceExpiredSession(url, 401, "versions", response.content)
+        if response.status_code >= 500:
+            raise Retryable(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise SalesforceRequestError(describe_answer(response.status_code, _json(response)))
+        return _json(response)
 
     async def with_retries(self, call: Call, deadline: float | None, what: str) -> Any:
         """Run `call(sf, timeout)` in a thread, retrying whole-call failures until deadline."""

@@ -86,12 +86,25 @@ class SalesforceSettings(BaseSettings):
         default="https://login.salesforce.com",
         description="where tokens come from: login/test.salesforce.com, My Domain, emulator",
     )
-    auth: Literal["client_credentials", "password"] = "client_credentials"
+    auth: Literal["client_credentials", "password", "jwt"] = "client_credentials"
     client_id: str = ""
     client_secret: SecretStr = SecretStr("")
     username: str = ""
     password: SecretStr = SecretStr("")
     security_token: SecretStr = SecretStr("")
+    private_key_file: Path | None = Field(
+        default=None, description="JWT bearer flow: the PEM private key signing assertions"
+    )
+    jwt_audience: str = Field(
+        default="",
+        description="JWT bearer flow: aud claim (empty: the login URL; "
+        "https://test.salesforce.com for a sandbox)",
+    )
+    fallback_owner_id: str = Field(
+        default="",
+        description="OwnerId for an Event whose owner Salesforce refuses (inactive, unknown) "
+        "and that has no owner yet (empty: the integration user)",
+    )
     api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
     ca_file: Path | None = Field(
         default=None, description="PEM bundle to trust instead of the system store"
@@ -121,6 +134,11 @@ class SalesforceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _credentials_for_auth(self) -> SalesforceSettings:
+        if self.auth == "jwt" and not (self.username and self.private_key_file):
+            raise ValueError(
+                f"{ENV_PREFIX}AUTH=jwt needs {ENV_PREFIX}USERNAME (the integration user) "
+                f"and {ENV_PREFIX}PRIVATE_KEY_FILE"
+            )
         if self.auth == "password" and not self.username:
             raise ValueError(
                 f"{ENV_PREFIX}AUTH=password needs {ENV_PREFIX}USERNAME "

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # Seconds a starting worker waits for the broker and Salesforce before it gives up
     # with a one-line error (streams/commands/preflight.py).
     startup_timeout: float = Field(default=30.0, gt=0)
+    # A starting worker also checks the org (check-salesforce: fields, access, API
+    # calls left) and refuses to start when a check fails.
+    startup_org_check: bool = True
 
     field_mapping: Literal["default", "oncehub"] = "default"
     # The fold agent coalesces per booking within a batch: fewer table writes and sends.

@@ -5,7 +5,8 @@
   so the bearer token travels with it).
 - `GET /metrics/`: Prometheus text format. No booking data: always open.
 - `GET /health/`: 200 while the broker answers and Salesforce writes are not all
-  failing, else 503 with the reason. Always open (Docker's HEALTHCHECK, probes).
+  failing, else 503 with the reason; also the org check's result at start
+  (`salesforce_org`, streams/worker/org_status.py). Always open (Docker's HEALTHCHECK, probes).
 
 Every other path, Faust's own `/router/` and `/table/` included, returns booking data or
 table internals: it needs `Authorization: Bearer <ACTIVITY_SYNC_WEB_TOKEN>`. Without a
@@ -31,7 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams.core.booking_report import booking_report
 from streams.core.fold import BookingState
 from streams.core.retention import is_marker, read_marker
-from streams.worker import metrics
+from streams.worker import metrics, org_status
 from streams.worker.app import app, bookings, settings, synced
 from streams.worker.settings import Settings
 
@@ -193,13 +194,17 @@ class HealthPage(View):
         failures = {code: n for code, n in errors.items() if code in FAILED_ATTEMPT_CODES}
         answers = sum(_counter_totals(metrics.SALESFORCE_RECORDS, "outcome").values())
         salesforce = _write_health.update(failures, answers)
-        healthy = broker == "ok" and salesforce == "ok"
+        org = org_status.STATUS
+        healthy = broker == "ok" and salesforce == "ok" and (org.ok or not org.checked)
         body = {
             "status": "ok" if healthy else "unhealthy",
             "app": settings.app_id,
             "version": settings.app_version,
             "broker": broker,
             "salesforce": salesforce,
+            # The org check at start (check-salesforce's lines; streams/commands/preflight.py).
+            "salesforce_org": org.summary(),
+            "salesforce_org_checks": org.lines,
             "checked_in_s": round(time.monotonic() - started, 3),
         }
         return self.json(body, status=200 if healthy else 503)
