@@ -7,6 +7,12 @@ ev/s while the timers run every few seconds, restart-to-ready after SIGTERM and 
 SIGKILL, the data dir's size on disk, and whether Salesforce equals the fold of every
 booking produced so far. Results go to bench/scale.json.
 
+`--profile` keeps the worker's `GET /debug/memory/` report (RocksDB's memory, glibc's and
+CPython's heaps; with `--trace-frames N` also tracemalloc's top sites, about ten times
+slower) after each stage's fold, in bench/scale-profile.json; `--fold-only` skips the
+live phase and the restarts; `--set NAME=VALUE` passes a worker setting
+(`--set rocksdb_memory_mb=0`).
+
 Stages stop early when the next one would not fit the `--budget-s` (the run says so).
 Figures are from a shared 2-core machine: noisy, read them as orders of magnitude.
 """
@@ -23,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from bench import harness as h
 from bench.pipeline_bench import latencies_from_salesforce, quantile
 from devkit import verification
@@ -33,6 +41,7 @@ from devkit.workers import WorkerProcess
 from streams.commands.generate import generate_events
 
 RESULTS = Path(__file__).with_name("scale.json")
+PROFILE_RESULTS = Path(__file__).with_name("scale-profile.json")
 # Timers often enough that the live phase runs with them (production: 30 s and 60 s).
 TIMER_SETTINGS = {"completion_check_interval": "5", "reconcile_interval": "5"}
 
@@ -66,6 +75,14 @@ def sweep_figures(worker: WorkerProcess) -> dict[str, float]:
         ):
             figures[f"{timer}_{short}"] = samples.get(f'{name}{{timer="{timer}"}}', 0.0)
     return figures
+
+
+def memory_report(worker: WorkerProcess, top: int = 30) -> dict[str, Any]:
+    """The worker's GET /debug/memory/ report (it must run with memory profiling on)."""
+    answer = requests.get(f"{worker.web_url}/debug/memory/?top={top}", timeout=120)
+    answer.raise_for_status()
+    report: dict[str, Any] = answer.json()
+    return report
 
 
 def restart(worker: WorkerProcess, *, kill: bool) -> float:
@@ -112,6 +129,17 @@ class Stages:
         rss = rss_mb(self.worker.process.pid if self.worker.process else None)
         time.sleep(12)  # two rounds of the timers after the fold
         sweeps = sweep_figures(self.worker)
+        profile = {"memory_profile": memory_report(self.worker)} if self.args.profile else {}
+        if self.args.fold_only:
+            return {
+                "new_events": len(events),
+                "fold_ev_s": round(fold_ev_s),
+                "rss_mb": round(rss, 1),
+                "disk_mb": round(disk_mb(self.work / "worker"), 1),
+                "salesforce_matches_fold": ok,
+                "salesforce_problems": problems[:5],
+                **profile,
+            }
         live = self.live(index)
         live_ok, live_problems = self.salesforce_matches(timeout=300)
         sigterm_s = restart(self.worker, kill=False)
@@ -127,6 +155,7 @@ class Stages:
             "disk_mb": round(disk_mb(self.work / "worker"), 1),
             "salesforce_matches_fold": ok and live_ok,
             "salesforce_problems": (problems + live_problems)[:5],
+            **profile,
         }
 
     def salesforce_matches(self, timeout: float) -> tuple[bool, list[str]]:
@@ -184,8 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--live-s", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true", help="keep GET /debug/memory/")
+    parser.add_argument(
+        "--trace-frames", type=int, default=0, help="tracemalloc frames (0: off; ~10x slower)"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a worker setting"
+    )
+    parser.add_argument("--fold-only", action="store_true", help="no live phase, no restarts")
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = PROFILE_RESULTS if args.profile else RESULTS
     sizes = [int(s) for s in args.stages.split(",")]
     work = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     log(f"work dir {work}; stages {sizes}; budget {args.budget_s:.0f}s")
@@ -194,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
         emulator = SalesforceEmulator(work / "salesforce")  # started
         asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
-        worker = h.start_worker(broker, emulator, work, "worker", **TIMER_SETTINGS)
+        extra = dict(TIMER_SETTINGS, memory_profile_frames=str(args.trace_frames))
+        extra.update(item.split("=", 1) for item in args.set)
+        results["worker_settings"] = extra
+        worker = h.start_worker(broker, emulator, work, "worker", **extra)
         worker.wait_ready(timeout=120)
         stages = Stages(broker, emulator, worker, work, args)
         held, last_s = 0, 0.0
@@ -210,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 held, last_s = target, time.monotonic() - stage_began
                 stage["stage_s"] = round(last_s)
                 results["stages"].append(stage)
-                log(json.dumps(stage))
+                log(json.dumps({k: v for k, v in stage.items() if k != "memory_profile"}))
                 summarise(results)
                 args.output.write_text(json.dumps(results, indent=2) + "\n")
         finally:
@@ -226,11 +268,11 @@ def summarise(results: dict[str, Any]) -> None:
     results["largest_stage_bookings"] = last["bookings"]
     results["rss_ratio"] = round(last["rss_mb"] / first["rss_mb"], 2)
     results["fold_ratio"] = round(last["fold_ev_s"] / first["fold_ev_s"], 2)
-    results["restart_sigterm_s"] = last["restart_sigterm_s"]
-    results["live_p99_s"] = last["live_p99_s"]
+    results["restart_sigterm_s"] = last.get("restart_sigterm_s")
+    results["live_p99_s"] = last.get("live_p99_s")
     # A sweep reads its due slice: its cost against the first stage's (flat = cost of
     # what is due, not of what is held).
-    cpu = [s["completion_cpu_s"] + s["reconcile_cpu_s"] for s in (first, last)]
+    cpu = [s.get("completion_cpu_s", 0.0) + s.get("reconcile_cpu_s", 0.0) for s in (first, last)]
     results["sweep_cost_ratio"] = round(cpu[1] / cpu[0], 2) if cpu[0] else None
     results["salesforce_matches_fold_every_stage"] = all(
         s["salesforce_matches_fold"] for s in results["stages"]

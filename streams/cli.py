@@ -27,7 +27,17 @@ from streams.commands.kafka_io import DEFAULT_TIMEOUT_S
 
 with settings_checked(command_line.command_of(sys.argv[1:])):
     # Importing the app reads the settings; the agent and view modules register with it.
-    from streams.worker import completion, ingest, lag, reconcile, retention, sink, web  # noqa: F401
+    # memory_profile: GET /debug/memory/ (loopback only; ACTIVITY_SYNC_MEMORY_PROFILE_FRAMES).
+    from streams.worker import (  # noqa: F401
+        completion,
+        ingest,
+        lag,
+        memory_profile,
+        reconcile,
+        retention,
+        sink,
+        web,
+    )
     from streams.worker.app import app, settings
     from streams.worker.gc_tuning import tune_gc
     from streams.worker.log_filters import install as install_log_filters

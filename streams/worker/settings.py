@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # Projections the reconcile timer remembers as in flight to the sink (a backfill can
     # run far ahead of it); past the cap a partition's oldest count as in flight en bloc.
     sink_progress_max_entries: int = Field(default=100_000, ge=1)
+    # Off (0) in production: N > 0 traces Python allocations with N frames each, and
+    # GET /debug/memory/ (loopback only, streams/worker/memory_profile.py) lists the top.
+    memory_profile_frames: int = Field(default=0, ge=0, le=100)
 
     topics: TopicNames = Field(default_factory=TopicNames)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
