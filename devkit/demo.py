@@ -286,6 +286,15 @@ async def send_records(broker: BrokerConnection, records: list[tuple[bytes, byte
             await client.send_and_wait(EVENTS_TOPIC, value=value, key=key)
 
 
+def seed_demo_users(emulator: SalesforceEmulator) -> None:
+    """The demo's owners as Users of the org (their ids are not in the default seed)."""
+    users = [
+        {"Id": user_id, "Username": f"{user_id}@demo.example", "LastName": name}
+        for user_id, name in OWNERS.items()
+    ]
+    emulator.insert("User", *users)
+
+
 def _say(message: str, started: float) -> None:
     print(f"[{time.monotonic() - started:5.1f}s] {message}", flush=True)
 
@@ -311,6 +320,8 @@ async def run_demo(directory: Path, timeout_s: float = 60.0, keep_running: bool 
         _say(f"embedded Kafka broker (Tansu) on {broker.bootstrap}", started)
         emulator = await asyncio.to_thread(SalesforceEmulator, directory / "salesforce-emulator")
         _say(f"Salesforce emulator on {emulator.url}", started)
+        # A strict org: the owners the demo's bookings name must be its active Users.
+        await asyncio.to_thread(seed_demo_users, emulator)
         env = worker_environment(broker, emulator, directory / "worker-1", DEMO_SETTINGS)
         worker = WorkerProcess(env, directory / "worker-1.log")
         _say(f"starting a worker (web {worker.web_url}); this takes a few seconds", started)

@@ -24,7 +24,9 @@ from devkit.salesforce_emulator.schema import (
     deserialize,
     resolve_sobject,
 )
-from devkit.salesforce_emulator.sobjects import render
+from devkit.salesforce_emulator.seed import SEED_MARK, seed_defaults
+from devkit.salesforce_emulator.sobjects import SObjects, render
+from devkit.salesforce_emulator.store import Record
 from devkit.salesforce_emulator.tls_auth import OAuth
 
 
@@ -34,6 +36,7 @@ class Admin:
     oauth: OAuth
     query: Query
     collections: Collections
+    sobjects: SObjects
     # What a reset restores.
     start_faults: Faults
     start_daily_limit: int
@@ -54,6 +57,10 @@ class Admin:
         router.add_get(f"{prefix}/writes/{{sobject}}", self.writes)
         router.add_delete(f"{prefix}/fields/{{sobject}}/{{field}}", self.remove_field)
         router.add_post(f"{prefix}/deploy", self.deploy)
+        router.add_patch(f"{prefix}/records/{{sobject}}/{{id}}", self.update)
+        router.add_delete(f"{prefix}/records/{{sobject}}/{{id}}", self.delete)
+        router.add_post(f"{prefix}/merge/{{sobject}}", self.merge)
+        router.add_post(f"{prefix}/convert/{{id}}", self.convert)
 
     async def health(self, request: web.Request) -> web.Response:
         return json_response({"ok": True, "url": self.org.public_url})
@@ -77,9 +84,15 @@ class Admin:
         return sobject
 
     async def records(self, request: web.Request) -> web.Response:
+        """Every live record of T; the default seed (seed.py) only with `?all=1`."""
         sobject = self._sobject(request)
         version = self.org.max_version
-        rows = [render(sobject, r, version) for r in self.org.store.all(sobject)]
+        every = request.query.get("all") == "1"
+        rows = [
+            render(sobject, r, version)
+            for r in self.org.store.all(sobject)
+            if every or not r.get(SEED_MARK)
+        ]
         return json_response({"totalSize": len(rows), "records": rows})
 
     async def writes(self, request: web.Request) -> web.Response:
@@ -93,17 +106,103 @@ class Admin:
         return json_response({"totalSize": len(rows), "records": rows})
 
     async def insert(self, request: web.Request) -> web.Response:
-        """Seed records: validated as an API write, but not counted."""
+        """Seed records: validated as an API write, but not counted. A record may bring
+        its own `Id` (of T's key prefix), e.g. the User ids bookings name as owners;
+        `IsActive: false` makes an inactive User."""
         sobject = self._sobject(request)
         try:
             body = await read_json(request)
             raws = body["records"] if isinstance(body, dict) and "records" in body else [body]
+            ids = [str(raw.pop("Id")) if raw.get("Id") else None for raw in raws]
             items: list[CollectionItem] = [
                 (sobject, deserialize(sobject, raw), None, []) for raw in raws
             ]
         except (RequestError, TypeError, AttributeError) as exc:
             return json_response({"error": str(exc)}, 400)
-        return json_response(self.collections.run(True, items, upsert=False))
+        if any(i is not None and i[:3] != sobject.prefix for i in ids):
+            return json_response({"error": f"an Id of {sobject.name} starts {sobject.prefix}"}, 400)
+        if any(i is not None and self.org.store.get_any(i) is not None for i in ids):
+            return json_response({"error": "a record with that Id exists"}, 400)
+        results = []
+        with self.org.store.transaction():
+            for (_, changes, _, _), record_id in zip(items, ids, strict=True):
+                record, errors = self.sobjects.apply(sobject, changes, None, record_id=record_id)
+                results.append(
+                    {"id": record["Id"], "success": True, "errors": []}
+                    if record is not None
+                    else {"success": False, "errors": [e.as_record_error() for e in errors]}
+                )
+        return json_response(results)
+
+    def _record(self, request: web.Request) -> tuple[SObjectDef, Record]:
+        sobject = self._sobject(request)
+        record = self.org.store.get(sobject, request.match_info["id"])
+        if record is None:
+            raise web.HTTPNotFound(text=f"no live {sobject.name} {request.match_info['id']}")
+        return sobject, record
+
+    async def update(self, request: web.Request) -> web.Response:
+        """Change fields of a record (`{"IsActive": false}` deactivates a User)."""
+        sobject, record = self._record(request)
+        try:
+            changes = deserialize(sobject, await read_json(request))
+        except (RequestError, TypeError, AttributeError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        with self.org.store.transaction():
+            written, errors = self.sobjects.apply(sobject, changes, record)
+        if written is None:
+            return json_response({"errors": [e.as_record_error() for e in errors]}, 400)
+        return json_response(render(sobject, written, self.org.max_version))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """Delete a record (to the recycle bin): references to it answer ENTITY_IS_DELETED."""
+        sobject, record = self._record(request)
+        with self.org.store.transaction():
+            self.org.store.delete(sobject, str(record["Id"]))
+        return json_response({"deleted": record["Id"]})
+
+    async def merge(self, request: web.Request) -> web.Response:
+        """`{"master": id, "duplicates": [id, ...]}`: the duplicates are deleted with
+        MasterRecordId = master, as a merge in Salesforce leaves them."""
+        sobject = self._sobject(request)
+        body = await read_json(request)
+        master = self.org.store.get(sobject, str(body.get("master")))
+        if master is None:
+            return json_response({"error": "no live master record"}, 404)
+        merged = []
+        with self.org.store.transaction():
+            for duplicate in body.get("duplicates", []):
+                if self.org.store.delete(sobject, str(duplicate), MasterRecordId=master["Id"]):
+                    merged.append(duplicate)
+        return json_response({"master": master["Id"], "merged": merged})
+
+    async def convert(self, request: web.Request) -> web.Response:
+        """Convert a Lead: a new Contact with its name, email and phone (the body may
+        name an existing `contact` instead); the Lead stays, IsConverted with
+        ConvertedContactId, and can no longer be a new Event's WhoId."""
+        lead_def = resolve_sobject("Lead")
+        contact_def = resolve_sobject("Contact")
+        assert lead_def is not None
+        assert contact_def is not None
+        lead = self.org.store.get(lead_def, request.match_info["id"])
+        if lead is None or lead.get("IsConverted"):
+            return json_response({"error": "no unconverted Lead with that id"}, 404)
+        body = await read_json(request) if request.can_read_body else {}
+        with self.org.store.transaction():
+            contact_id = body.get("contact") if isinstance(body, dict) else None
+            if contact_id is None:
+                fields = {k: lead.get(k) for k in ("FirstName", "LastName", "Email", "Phone")}
+                contact, errors = self.sobjects.apply(contact_def, fields, None)
+                if contact is None:
+                    return json_response({"errors": [e.as_record_error() for e in errors]}, 400)
+                contact_id = contact["Id"]
+            self.sobjects.apply(
+                lead_def,
+                {},
+                lead,
+                extra={"IsConverted": True, "ConvertedContactId": contact_id},
+            )
+        return json_response({"lead": lead["Id"], "contact": contact_id})
 
     async def remove_field(self, request: web.Request) -> web.Response:
         """Delete a deployed custom field, as an admin would in Setup (an org set up
@@ -157,6 +256,7 @@ class Admin:
         """Clear data, counters and faults; restore the start-up limit. Tokens stay valid."""
         self.org.store.reset()
         metadata.deploy(self.org.metadata)
+        seed_defaults(self.org, self.sobjects)
         self.org.reread_usage()
         self.query.forget_cursors()
         self.oauth.token_requests = 0

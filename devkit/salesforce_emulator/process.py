@@ -165,6 +165,22 @@ class SalesforceEmulator:
         assert all(r["success"] for r in results), results
         return [str(r["id"]) for r in results]
 
+    def update(self, sobject: str, record_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a record's fields: `update("User", uid, IsActive=False)` deactivates."""
+        result: dict[str, Any] = self.admin("PATCH", f"records/{sobject}/{record_id}", fields)
+        return result
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        self.admin("DELETE", f"records/{sobject}/{record_id}")
+
+    def merge(self, sobject: str, master: str, *duplicates: str) -> None:
+        self.admin("POST", f"merge/{sobject}", {"master": master, "duplicates": list(duplicates)})
+
+    def convert_lead(self, lead_id: str, contact_id: str | None = None) -> str:
+        """Convert a Lead; returns the Contact it became (new unless `contact_id`)."""
+        body = {"contact": contact_id} if contact_id else {}
+        return str(self.admin("POST", f"convert/{lead_id}", body)["contact"])
+
     def writes(self, sobject: str = "Event", after: int = 0) -> list[dict[str, Any]]:
         """The write log of fields a PRIORVALUE rule guards (Projection_Version__c):
         {seq, at, id, external_id, field, old, new, outcome: written|refused}."""

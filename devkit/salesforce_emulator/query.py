@@ -20,23 +20,46 @@ from devkit.salesforce_emulator.soql import SoqlError
 from devkit.salesforce_emulator.soql import parse as parse_soql
 from devkit.salesforce_emulator.store import Record
 
-# Rows per page, as Salesforce's default batch size.
+# Rows per page, as Salesforce's default batch size; the `Sforce-Query-Options:
+# batchSize=N` header asks for 200 to 2,000 (a hint: Salesforce may answer more).
 QUERY_BATCH = 2000
+MIN_BATCH = 200
+
+
+def batch_size(header: str | None) -> int:
+    """The page size a `Sforce-Query-Options` header asks for (default 2,000)."""
+    for option in (header or "").split(","):
+        name, _, value = option.strip().partition("=")
+        if name.strip().lower() == "batchsize":
+            try:
+                return max(MIN_BATCH, min(QUERY_BATCH, int(value)))
+            except ValueError:
+                raise RequestError(
+                    400, ApiError("INVALID_HEADER_TYPE", f"batchSize must be a number: {value}")
+                ) from None
+    return QUERY_BATCH
 
 
 class Query:
     def __init__(self, org: Org) -> None:
         self.org = org
-        # Rows not yet handed out, by query locator.
-        self._cursors: dict[str, list[Record]] = {}
+        # Rows not yet handed out, and the page size, by query locator.
+        self._cursors: dict[str, tuple[list[Record], int]] = {}
 
     def forget_cursors(self) -> None:
         self._cursors.clear()
 
     async def handle(self, request: web.Request, version: float, parts: list[str]) -> web.Response:
-        return self.run(version, parts, request.query)
+        batch = batch_size(request.headers.get("Sforce-Query-Options"))
+        return self.run(version, parts, request.query, batch)
 
-    def run(self, version: float, parts: list[str], params: Mapping[str, str]) -> web.Response:
+    def run(
+        self,
+        version: float,
+        parts: list[str],
+        params: Mapping[str, str],
+        batch: int = QUERY_BATCH,
+    ) -> web.Response:
         """A query (`?q=`) or a next page (`query/LOCATOR-OFFSET`); also a composite
         subrequest."""
         if len(parts) == 2:
@@ -77,24 +100,34 @@ class Query:
         order = [type(o)(canonical(o.field), o.descending, o.nulls_last) for o in query.order_by]
         rows = self.org.store.query(sobject, where, order, query.limit)
         rendered = [render(sobject, r, version, fields) for r in rows]
-        return self._result(version, rendered)
+        return self._result(version, rendered, batch=batch)
 
-    def _result(self, version: float, rows: list[Record], total: int | None = None) -> web.Response:
+    def _result(
+        self,
+        version: float,
+        rows: list[Record],
+        total: int | None = None,
+        batch: int = QUERY_BATCH,
+        offset: int = 0,
+    ) -> web.Response:
         body: dict[str, object] = {"totalSize": total if total is not None else len(rows)}
-        if len(rows) > QUERY_BATCH:
+        if len(rows) > batch:
             locator = f"01g{secrets.token_hex(6)}"
-            self._cursors[locator] = rows[QUERY_BATCH:]
+            self._cursors[locator] = (rows[batch:], batch)
             body["done"] = False
-            body["nextRecordsUrl"] = f"/services/data/v{version:.1f}/query/{locator}-{QUERY_BATCH}"
-            body["records"] = rows[:QUERY_BATCH]
+            body["nextRecordsUrl"] = (
+                f"/services/data/v{version:.1f}/query/{locator}-{offset + batch}"
+            )
+            body["records"] = rows[:batch]
         else:
             body["done"] = True
             body["records"] = rows
         return json_response(body)
 
     def _page(self, version: float, locator_and_offset: str) -> web.Response:
-        locator = locator_and_offset.split("-", 1)[0]
-        rows = self._cursors.pop(locator, None)
-        if rows is None:
+        locator, _, offset = locator_and_offset.partition("-")
+        cursor = self._cursors.pop(locator, None)
+        if cursor is None:
             raise RequestError(400, ApiError("INVALID_QUERY_LOCATOR", "invalid query locator"))
-        return self._result(version, rows)
+        rows, batch = cursor
+        return self._result(version, rows, batch=batch, offset=int(offset or 0))

@@ -9,7 +9,7 @@ fails the whole request; a record that deserializes but breaks a rule fails alon
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -17,7 +17,16 @@ from typing import Literal, Protocol
 from streams.core.view import STATUSES
 
 FieldKind = Literal[
-    "id", "string", "textarea", "datetime", "int", "double", "reference", "picklist", "email"
+    "id",
+    "string",
+    "textarea",
+    "datetime",
+    "int",
+    "double",
+    "reference",
+    "picklist",
+    "email",
+    "boolean",
 ]
 
 # The ScheduleOnce package's status picklist holds the statuses the fold gives; our own
@@ -228,6 +237,23 @@ LEAD = _sobject(
         FieldDef("Status", "string", "Status", 40),
         FieldDef("LeadSource", "string", "Lead Source", 40),
         FieldDef("OwnerId", "reference", "Owner ID", 18, reference_to=(PREFIX_USER,)),
+        FieldDef("IsConverted", "boolean", "Converted", writable=False),
+        FieldDef(
+            "ConvertedContactId",
+            "reference",
+            "Converted Contact ID",
+            18,
+            writable=False,
+            reference_to=(PREFIX_CONTACT,),
+        ),
+        FieldDef(
+            "MasterRecordId",
+            "reference",
+            "Master Record ID",
+            18,
+            writable=False,
+            reference_to=(PREFIX_LEAD,),
+        ),
     ],
     {"Status": "Open - Not Contacted"},
 )
@@ -243,6 +269,14 @@ CONTACT = _sobject(
         FieldDef("Phone", "string", "Business Phone", 40),
         FieldDef("AccountId", "reference", "Account ID", 18, reference_to=(PREFIX_ACCOUNT,)),
         FieldDef("OwnerId", "reference", "Owner ID", 18, reference_to=(PREFIX_USER,)),
+        FieldDef(
+            "MasterRecordId",
+            "reference",
+            "Master Record ID",
+            18,
+            writable=False,
+            reference_to=(PREFIX_CONTACT,),
+        ),
     ],
 )
 
@@ -261,7 +295,21 @@ CASE = _sobject(
     {"Status": "New"},
 )
 
-SOBJECTS: Mapping[str, SObjectDef] = {s.name: s for s in (EVENT, LEAD, CONTACT, CASE)}
+USER = _sobject(
+    "User",
+    PREFIX_USER,
+    [
+        FieldDef("Username", "string", "Username", 80, required=True),
+        FieldDef("FirstName", "string", "First Name", 40),
+        FieldDef("LastName", "string", "Last Name", 80, required=True),
+        FieldDef("Name", "string", "Full Name", 121, writable=False),
+        FieldDef("Email", "email", "Email", 128),
+        FieldDef("IsActive", "boolean", "Active"),
+    ],
+    {"IsActive": True},
+)
+
+SOBJECTS: Mapping[str, SObjectDef] = {s.name: s for s in (EVENT, LEAD, CONTACT, CASE, USER)}
 
 
 def resolve_sobject(name: str) -> SObjectDef | None:
@@ -336,7 +384,11 @@ def deserialize(sobject: SObjectDef, body: Mapping[str, object]) -> dict[str, ob
             continue
         if isinstance(value, (dict, list)):
             raise _parser_error(value, fdef.kind)
-        if fdef.kind == "datetime":
+        if fdef.kind == "boolean":
+            if not isinstance(value, bool):
+                raise _parser_error(value, "boolean")
+            out[fdef.name] = value
+        elif fdef.kind == "datetime":
             if not isinstance(value, str):
                 raise _parser_error(value, "datetime")
             parsed = parse_datetime(value)
@@ -441,10 +493,20 @@ def validate(
         if value is None:
             continue
         text = str(value)
-        if fdef.kind == "reference" and not is_well_formed_id(text, fdef.reference_to):
+        if fdef.kind == "reference" and not is_well_formed_id(text, ()):
             errors.append(
                 ApiError(
                     "MALFORMED_ID", f"{fdef.label}: id value of incorrect type: {text}", (name,)
+                )
+            )
+        elif fdef.kind == "reference" and not is_well_formed_id(text, fdef.reference_to):
+            # A real id of another object: Salesforce knows the id, not its fit.
+            errors.append(
+                ApiError(
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    f"field integrity exception: unknown ({fdef.label}: id value of "
+                    f"incorrect type: {text})",
+                    (name,),
                 )
             )
         elif fdef.kind == "picklist" and fdef.restricted and text not in fdef.picklist:
@@ -489,7 +551,7 @@ def validate(
     for rule in rules:
         if rule.sobject == sobject.name and rule.violated(merged, existing):
             errors.append(ApiError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, rule.fields))
-    if sobject.name in ("Lead", "Contact"):
+    if sobject.name in ("Lead", "Contact", "User"):
         first, last = merged.get("FirstName"), merged.get("LastName")
         merged["Name"] = " ".join(str(p) for p in (first, last) if p)
     return merged, errors
@@ -507,7 +569,7 @@ def _event_rules(merged: dict[str, object], changes: Mapping[str, object]) -> li
     if start is None:
         missing.append("StartDateTime")
     if end is None and duration is None:
-        missing.append("DurationInMinutes")
+        missing.append("EndDateTime")
     if missing:
         errors.append(
             ApiError(
@@ -573,8 +635,7 @@ def describe(sobject: SObjectDef) -> dict[str, object]:
                 "externalId": f.external_id,
                 "unique": f.unique,
                 "idLookup": f.external_id or f.name == "Id",
-                "referenceTo": [s.name for s in SOBJECTS.values() if s.prefix in f.reference_to]
-                + (["User"] if PREFIX_USER in f.reference_to else []),
+                "referenceTo": [s.name for s in SOBJECTS.values() if s.prefix in f.reference_to],
                 "restrictedPicklist": f.kind == "picklist" and f.restricted,
                 "picklistValues": [
                     {"active": True, "defaultValue": False, "label": v, "value": v}
@@ -592,6 +653,59 @@ def describe(sobject: SObjectDef) -> dict[str, object]:
         "queryable": True,
         "fields": fields,
     }
+
+
+def reference_errors(
+    sobject: SObjectDef,
+    changes: Mapping[str, object],
+    lookup: Callable[[str], Mapping[str, object] | None],
+) -> list[ApiError]:
+    """The references a write names must exist and be usable, as an org checks them:
+    `lookup(id)` is the record with that id, deleted ones included (None: no such id).
+
+    - no such record (or an object the emulator does not hold): INVALID_CROSS_REFERENCE_KEY;
+    - deleted, or merged into another (then deleted): ENTITY_IS_DELETED;
+    - an inactive User as OwnerId: INACTIVE_OWNER_OR_USER;
+    - a converted Lead as WhoId: FIELD_INTEGRITY_EXCEPTION (the emulator's wording).
+    Ids of the wrong shape or object are `validate`'s (MALFORMED_ID, FIELD_INTEGRITY_EXCEPTION).
+    """
+    errors: list[ApiError] = []
+    for name, value in changes.items():
+        fdef = sobject.fields.get(name)
+        if fdef is None or fdef.kind != "reference" or not fdef.writable or value is None:
+            continue
+        text = str(value)
+        if not is_well_formed_id(text, fdef.reference_to):
+            continue  # validate() reported it
+        target = lookup(text)
+        if target is None:
+            errors.append(
+                ApiError(
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    f"invalid cross reference id: {fdef.label}: {text}",
+                    (name,),
+                )
+            )
+        elif target.get("IsDeleted"):
+            errors.append(ApiError("ENTITY_IS_DELETED", "entity is deleted", (name,)))
+        elif target.get("IsActive") is False:
+            errors.append(
+                ApiError(
+                    "INACTIVE_OWNER_OR_USER",
+                    f"operation performed with inactive user [{text}] as owner of "
+                    f"{sobject.name.lower()}",
+                    (name,),
+                )
+            )
+        elif target.get("IsConverted") and name == "WhoId":
+            errors.append(
+                ApiError(
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    f"{fdef.label}: a converted lead cannot be a new WhoId: {text}",
+                    (name,),
+                )
+            )
+    return errors
 
 
 def now_text() -> str:

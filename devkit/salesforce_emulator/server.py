@@ -67,6 +67,7 @@ from devkit.salesforce_emulator.responses import (
     not_found,
 )
 from devkit.salesforce_emulator.schema import ApiError, RequestError
+from devkit.salesforce_emulator.seed import seed_defaults
 from devkit.salesforce_emulator.sobjects import SObjects
 from devkit.salesforce_emulator.store import Store
 from devkit.salesforce_emulator.tls_auth import OAuth, load_credentials, prepare_tls
@@ -142,8 +143,15 @@ class Emulator:
             {"query": self.query.run, "read": self.sobjects.read_record},
         )
         self.admin = Admin(
-            self.org, self.oauth, self.query, self.collections, config.faults, config.daily_limit
+            self.org,
+            self.oauth,
+            self.query,
+            self.collections,
+            self.sobjects,
+            config.faults,
+            config.daily_limit,
         )
+        seed_defaults(self.org, self.sobjects)
         self.app = self._build_app()
 
     def _build_app(self) -> web.Application:

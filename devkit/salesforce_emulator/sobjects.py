@@ -28,6 +28,7 @@ from devkit.salesforce_emulator.schema import (
     describe,
     deserialize,
     now_text,
+    reference_errors,
     resolve_sobject,
     validate,
 )
@@ -55,6 +56,11 @@ def render(
     for name in fields if fields is not None else sobject.fields:
         out[name] = record.get(name)
     return out
+
+
+def _location(sobject: SObjectDef, record: Mapping[str, object], version: float) -> str:
+    """A create's `Location` header: the new record's resource."""
+    return f"/services/data/v{version:.1f}/sobjects/{sobject.name}/{record['Id']}"
 
 
 def sobject_named(name: str) -> SObjectDef:
@@ -104,14 +110,23 @@ class SObjects:
         sobject: SObjectDef,
         changes: Mapping[str, object],
         existing: Record | None,
+        *,
+        record_id: str | None = None,
+        extra: Mapping[str, object] | None = None,
+        seeding: bool = False,
     ) -> tuple[Record | None, list[ApiError]]:
-        """Validate and write one record. Returns the stored record or the errors."""
+        """Validate and write one record. Returns the stored record or the errors.
+
+        `record_id` and `extra` (read-only fields, markers) are the admin API's: a seed
+        record with its own id, a converted Lead's fields; `seeding` skips injected faults."""
         store, faults, user_id = self.org.store, self.org.faults, self.org.credentials.user_id
         rules: list[Rule] = [
             *faults.validation_rules(),
             *self.org.metadata.rules_for(sobject.name),
         ]
         merged, errors = validate(sobject, changes, existing, rules=rules)
+        if not errors:
+            errors = reference_errors(sobject, changes, store.get_any)
         ext_field = sobject.external_id_field
         ext_value = changes.get(ext_field) if ext_field else None
         if ext_field and ext_value is not None and not errors:
@@ -127,7 +142,7 @@ class SObjects:
                         (ext_field,),
                     )
                 ]
-        if not errors and faults.fire("unable_to_lock_row"):
+        if not errors and not seeding and faults.fire("unable_to_lock_row"):
             target = existing["Id"] if existing else ""
             errors = [
                 ApiError(
@@ -142,9 +157,10 @@ class SObjects:
         merged["LastModifiedDate"] = now
         merged["SystemModstamp"] = now
         merged["LastModifiedById"] = user_id
+        merged.update(extra or {})
         if existing is None:
-            seq, record_id = store.new_id(sobject)
-            merged["Id"] = record_id
+            seq, new_id = store.new_id(sobject)
+            merged["Id"] = record_id or new_id
             merged["IsDeleted"] = False
             merged["CreatedDate"] = now
             merged["CreatedById"] = user_id
@@ -235,7 +251,9 @@ class SObjects:
             record, errors = self.apply(sobject, changes, None)
         if record is None:
             return error_response(400, *errors)
-        return json_response({"id": record["Id"], "success": True, "errors": []}, 201)
+        response = json_response({"id": record["Id"], "success": True, "errors": []}, 201)
+        response.headers["Location"] = _location(sobject, record, version)
+        return response
 
     def _lookup(self, sobject: SObjectDef, parts: list[str]) -> tuple[Record | None, str | None]:
         """The record a 3- or 4-part sobjects path names, and the external id value."""
@@ -301,7 +319,9 @@ class SObjects:
             return error_response(400, *errors)
         body = {"id": record["Id"], "success": True, "errors": [], "created": existing is None}
         if existing is None:
-            return json_response(body, 201)
+            response = json_response(body, 201)
+            response.headers["Location"] = _location(sobject, record, version)
+            return response
         if version < UPSERT_200_MIN_VERSION:
             return web.Response(status=204)
         return json_response(body, 200)

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS api_calls (
 """
 
 Record = dict[str, object]
+# Records in the recycle bin (deleted, or merged away) are left out of reads and queries.
+_LIVE = " AND COALESCE(json_extract(data, '$.IsDeleted'), 0) = 0"
 # (at, sobject, record id, external id, field, old value, new value, outcome)
 WriteEntry = tuple[str, str, object, object, str, object, object, str]
 
@@ -113,18 +115,34 @@ class Store:
             (ext, json.dumps(record), record["Id"], sobject.name),
         )
 
-    def delete(self, sobject: SObjectDef, record_id: str) -> bool:
-        cursor = self._db.execute(
-            "DELETE FROM records WHERE sobject = ? AND (id = ? OR substr(id, 1, 15) = ?)",
-            (sobject.name, record_id, record_id),
+    def delete(self, sobject: SObjectDef, record_id: str, **marks: object) -> bool:
+        """Into the recycle bin: IsDeleted (plus `marks`, e.g. MasterRecordId of a
+        merge), its external id freed; reads and queries no longer see it, but a
+        reference to it answers ENTITY_IS_DELETED."""
+        record = self.get(sobject, record_id)
+        if record is None:
+            return False
+        record.update(marks, IsDeleted=True)
+        self._db.execute(
+            "UPDATE records SET ext_id = NULL, data = ? WHERE id = ?",
+            (json.dumps(record), record["Id"]),
         )
-        return cursor.rowcount > 0
+        return True
 
-    def get(self, sobject: SObjectDef, record_id: str) -> Record | None:
+    def get(self, sobject: SObjectDef, record_id: str, *, deleted: bool = False) -> Record | None:
         # A 15-character id names the same record as its 18-character form.
         row = self._db.execute(
-            "SELECT data FROM records WHERE sobject = ? AND (id = ? OR substr(id, 1, 15) = ?)",
+            "SELECT data FROM records WHERE sobject = ? AND (id = ? OR substr(id, 1, 15) = ?)"
+            + ("" if deleted else _LIVE),
             (sobject.name, record_id, record_id),
+        ).fetchone()
+        return _load(row[0]) if row else None
+
+    def get_any(self, record_id: str) -> Record | None:
+        """The record with this id whatever its object, deleted ones included."""
+        row = self._db.execute(
+            "SELECT data FROM records WHERE id = ? OR substr(id, 1, 15) = ?",
+            (record_id, record_id),
         ).fetchone()
         return _load(row[0]) if row else None
 
@@ -135,7 +153,8 @@ class Store:
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT ext_id, data FROM records WHERE sobject = ? AND ext_id IN ({marks})",
+                f"SELECT ext_id, data FROM records WHERE sobject = ? AND ext_id IN ({marks})"
+                + _LIVE,
                 (sobject.name, *chunk),
             )
             for ext, data in rows:
@@ -144,7 +163,7 @@ class Store:
 
     def all(self, sobject: SObjectDef) -> list[Record]:
         rows = self._db.execute(
-            "SELECT data FROM records WHERE sobject = ? ORDER BY seq", (sobject.name,)
+            f"SELECT data FROM records WHERE sobject = ? {_LIVE} ORDER BY seq", (sobject.name,)
         )
         return [_load(data) for (data,) in rows]
 
@@ -156,7 +175,12 @@ class Store:
         limit: int | None,
     ) -> list[Record]:
         """Run parsed SOQL conditions as SQL. Field names must already be canonical."""
-        clauses = ["sobject = ?"]
+        # The default seed (seed.py) stays out of SOQL: queries see what was written.
+        clauses = [
+            "sobject = ?",
+            _LIVE.removeprefix(" AND "),
+            "json_extract(data, '$.__seed') IS NULL",
+        ]
         params: list[object] = [sobject.name]
         for cond in where:
             clause, args = _condition_sql(sobject, cond)
@@ -177,7 +201,7 @@ class Store:
 
     def count(self, sobject: SObjectDef) -> int:
         row = self._db.execute(
-            "SELECT COUNT(*) FROM records WHERE sobject = ?", (sobject.name,)
+            f"SELECT COUNT(*) FROM records WHERE sobject = ? {_LIVE}", (sobject.name,)
         ).fetchone()
         return int(row[0])
 

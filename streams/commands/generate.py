@@ -55,6 +55,23 @@ def salesforce_id(prefix: str, rng: random.Random) -> str:
     return base + suffix
 
 
+# Generated bookings reference Salesforce records from a fixed pool per object (Users,
+# Contacts, Leads, Cases), so an org can hold every one: the dev kit's emulator seeds
+# the whole pool by default (devkit/salesforce_emulator/seed.py), as a real org would
+# have to for generated traffic to pass its reference checks.
+POOL_SIZE = 50
+POOL_PREFIXES = {"User": "005", "Contact": "003", "Lead": "00Q", "Case": "500"}
+
+
+def pool_id(prefix: str, n: int) -> str:
+    """Record `n` (0 <= n < POOL_SIZE) of the pool of `prefix`'s object."""
+    return salesforce_id(prefix, random.Random(f"{prefix}-{n}"))
+
+
+def pool_ids(prefix: str) -> list[str]:
+    return [pool_id(prefix, n) for n in range(POOL_SIZE)]
+
+
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -165,7 +182,11 @@ class Catalog:
     @classmethod
     def build(cls, rng: random.Random, owners: int = 12) -> Catalog:
         people = tuple(
-            owner(f"u-{i}", f"{rng.choice(_FIRST)} {rng.choice(_LAST)}", salesforce_id("005", rng))
+            owner(
+                f"u-{i}",
+                f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+                pool_id("005", rng.randrange(POOL_SIZE)),
+            )
             for i in range(owners)
         )
         return cls(
@@ -190,10 +211,10 @@ def _related(rng: random.Random) -> Event | None:
     if roll < 0.4:
         return None  # found by the customer's email
     if roll < 0.65:
-        return {"type": "Contact", "id": salesforce_id("003", rng)}
+        return {"type": "Contact", "id": pool_id("003", rng.randrange(POOL_SIZE))}
     if roll < 0.85:
-        return {"type": "Lead", "id": salesforce_id("00Q", rng)}
-    return {"type": "Case", "id": salesforce_id("500", rng)}
+        return {"type": "Lead", "id": pool_id("00Q", rng.randrange(POOL_SIZE))}
+    return {"type": "Case", "id": pool_id("500", rng.randrange(POOL_SIZE))}
 
 
 def _local(moment: datetime, rng: random.Random) -> datetime:

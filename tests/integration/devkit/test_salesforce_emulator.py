@@ -17,13 +17,15 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_soql
 
+from streams.commands.generate import pool_id
 from tests.fixtures import SalesforceEmulator
 
 pytestmark = pytest.mark.integration
 
 START = "2026-11-24T09:30:00.000Z"
 END = "2026-11-24T10:00:00Z"
-OWNER = "0055g0000000001AAA"
+# Ids of the default seed (devkit/salesforce_emulator/seed.py): records that exist.
+OWNER = pool_id("005", 1)
 
 
 def event(booking_id: str, **fields: Any) -> dict[str, Any]:
@@ -264,9 +266,9 @@ def test_collection_over_200_records_is_refused(salesforce_emulator: SalesforceE
     assert salesforce_emulator.records() == []
 
 
-LEAD = "00Q5g0000000001AAA"
-CONTACT = "0035g0000000001AAA"
-CASE = "5005g0000000001AAA"
+LEAD = pool_id("00Q", 1)
+CONTACT = pool_id("003", 1)
+CASE = pool_id("500", 1)
 
 
 @pytest.mark.parametrize(
@@ -283,16 +285,18 @@ CASE = "5005g0000000001AAA"
             "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
             None,
         ),
-        ({"OwnerId": "00Q5g0000000001AAA"}, "MALFORMED_ID", ["OwnerId"]),
+        # An id of another object: FIELD_INTEGRITY_EXCEPTION; not an id: MALFORMED_ID.
+        ({"OwnerId": "00Q5g0000000001AAA"}, "FIELD_INTEGRITY_EXCEPTION", ["OwnerId"]),
         ({"OwnerId": "005123"}, "MALFORMED_ID", ["OwnerId"]),
-        ({"WhoId": CASE}, "MALFORMED_ID", ["WhoId"]),
-        ({"WhatId": LEAD}, "MALFORMED_ID", ["WhatId"]),
+        ({"WhoId": CASE}, "FIELD_INTEGRITY_EXCEPTION", ["WhoId"]),
+        ({"WhatId": LEAD}, "FIELD_INTEGRITY_EXCEPTION", ["WhatId"]),
+        ({"OwnerId": "0055g00000000zzAAA"}, "INVALID_CROSS_REFERENCE_KEY", ["OwnerId"]),
         ({"WhoId": LEAD, "WhatId": CASE}, "FIELD_INTEGRITY_EXCEPTION", ["WhatId"]),
         ({"StartDateTime": None}, "REQUIRED_FIELD_MISSING", ["StartDateTime"]),
         (
             {"EndDateTime": None, "DurationInMinutes": None},
             "REQUIRED_FIELD_MISSING",
-            ["DurationInMinutes"],
+            ["EndDateTime"],
         ),
         ({"EndDateTime": "2026-11-24T09:00:00Z"}, "FIELD_INTEGRITY_EXCEPTION", ["EndDateTime"]),
     ],
