@@ -84,6 +84,9 @@ class Projection:
     # For an optional Lead creation when the lookup finds nothing (no related record).
     customer_name: str | None
     related_type: str | None
+    # The customer's email, for a WhoId Salesforce refused (merged, converted, deleted):
+    # looked up again. Absent from projections written before it existed.
+    customer_email: str | None = None
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -96,6 +99,7 @@ class Projection:
                 "lookup_email": self.lookup_email,
                 "customer_name": self.customer_name,
                 "related_type": self.related_type,
+                "customer_email": self.customer_email,
             }
         )
 
@@ -155,6 +159,7 @@ def project(state: BookingState, mapping: FieldMapping = PRESETS["default"]) -> 
         lookup_email=lookup_email,
         customer_name=current.customer.name,
         related_type=related.type if related else None,
+        customer_email=current.customer.email,
     )
 
 

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.format import format_soql
 
+from streams.salesforce.healing import Fallback, heal_record, refused_references
 from streams.salesforce.related import RelatedLookup, RelatedRecord
-from streams.salesforce.session import SalesforceSession
+from streams.salesforce.session import RecordError, SalesforceSession
 from streams.salesforce.settings import SalesforceSettings
 from streams.salesforce.upserts import EventUpserts, UpsertOutcome
 
@@ -105,3 +109,70 @@ class SalesforceClient:
         `create_missing_leads`, a new Lead for an email with neither. See
         `RelatedLookup.resolve`."""
         return await self._related.resolve(emails, names=names, deadline=deadline)
+
+    async def owners_on_events(
+        self, external_ids: Sequence[str], *, deadline: float | None = None
+    ) -> dict[str, str]:
+        """The OwnerId of each existing Event, by external id (one SOQL query per 200)."""
+        s = self.settings
+        owners: dict[str, str] = {}
+        ids = list(dict.fromkeys(external_ids))
+        for start in range(0, len(ids), 200):
+            soql = format_soql(
+                f"SELECT {s.external_id_field}, OwnerId FROM {s.sobject} "
+                f"WHERE {s.external_id_field} IN {{ids}}",
+                ids=ids[start : start + 200],
+            )
+
+            def call(sf: Salesforce, timeout: float, soql: str = soql) -> Any:
+                return self._session.restful(sf, "GET", "query", timeout, params={"q": soql})
+
+            page = await self._session.with_retries(call, deadline, "query")
+            for row in page.get("records", []):
+                if row.get("OwnerId"):
+                    owners[str(row[s.external_id_field])] = str(row["OwnerId"])
+        return owners
+
+    async def heal(
+        self,
+        refusals: Sequence[tuple[Mapping[str, object], Sequence[RecordError], str | None]],
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, tuple[dict[str, object], list[Fallback]]]:
+        """For records Salesforce refused because of a reference (streams/salesforce/
+        healing.py): (record, its errors, the customer's email) -> by external id, the
+        record to write instead and the fallbacks taken. Records that cannot heal are
+        left out."""
+        ext = self.settings.external_id_field
+        refused = [
+            (record, errors, email, refused_references(errors))
+            for record, errors, email in refusals
+        ]
+        refused = [r for r in refused if r[3] is not None]
+        if not refused:
+            return {}
+        owners: dict[str, str] = {}
+        owner_ids = [str(r[0][ext]) for r in refused if r[3] and "OwnerId" in r[3]]
+        if owner_ids:
+            owners = await self.owners_on_events(owner_ids, deadline=deadline)
+        emails = [r[2] for r in refused if r[2] and r[3] and "WhoId" in r[3]]
+        found: dict[str, RelatedRecord] = {}
+        if emails:
+            self._related.forget(emails)
+            found = await self._related.resolve(emails, deadline=deadline)
+        found_by_key = {k.strip().lower(): v for k, v in found.items()}
+        healed: dict[str, tuple[dict[str, object], list[Fallback]]] = {}
+        for record, errors, email, _ in refused:
+            booking = str(record[ext])
+            who = found_by_key.get(email.strip().lower()) if email else None
+            result = heal_record(
+                record,
+                errors,
+                owner_on_event=owners.get(booking),
+                fallback_owner_id=self.settings.fallback_owner_id or None,
+                integration_user_id=self._session.user_id,
+                who_found=who.id if who is not None else None,
+            )
+            if result is not None:
+                healed[booking] = result
+        return healed

@@ -122,6 +122,12 @@ class RelatedLookup:
             pages.append(page)
         return pages
 
+    def forget(self, emails: Iterable[str]) -> None:
+        """Drop cached lookups (found or missed) of `emails`: looked up afresh next time,
+        e.g. after Salesforce refused the cached Contact (merged, deleted)."""
+        for email in emails:
+            self._related.pop(email.strip().lower(), None)
+
     async def resolve(
         self,
         emails: Iterable[str],

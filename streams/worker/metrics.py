@@ -67,6 +67,14 @@ SALESFORCE_ERRORS = Counter(
     ["code"],
     registry=REGISTRY,
 )
+SALESFORCE_FALLBACKS = Counter(
+    "activity_sync_salesforce_fallbacks",
+    "Events written with a fallback after Salesforce refused a reference, by kind "
+    "(owner-on-event, owner-fallback, owner-integration-user, who-resolved, who-dropped, "
+    "what-dropped)",
+    ["kind"],
+    registry=REGISTRY,
+)
 SALESFORCE_API_REMAINING = Gauge(
     "activity_sync_salesforce_api_remaining",
     "Remaining daily API calls, from the last Sforce-Limit-Info header.",

@@ -374,14 +374,70 @@ async def _call_salesforce(pending: dict[str, Candidate[EventT[bytes]]]) -> list
     records = [complete_related(c.projection, found) for c in pending.values()]
     client = salesforce()
     calls_before = client.api_calls
+    deadline = time.monotonic() + settings.sink_attempt_deadline
     try:
-        return await client.upsert_events(
-            records, deadline=time.monotonic() + settings.sink_attempt_deadline
-        )
+        outcomes = await client.upsert_events(records, deadline=deadline)
+        return await _heal(pending, records, outcomes, deadline)
     finally:
         metrics.SALESFORCE_CALLS.labels("upsert").inc(client.api_calls - calls_before)
         if client.remaining_api_calls is not None:
             metrics.SALESFORCE_API_REMAINING.set(client.remaining_api_calls)
+
+
+# Rounds of healing per attempt: an owner on the Event may itself be inactive.
+_HEAL_ROUNDS = 2
+
+
+async def _heal(
+    pending: dict[str, Candidate[EventT[bytes]]],
+    records: Sequence[Mapping[str, object]],
+    outcomes: list[UpsertOutcome],
+    deadline: float,
+) -> list[UpsertOutcome]:
+    """Rejections that heal (streams/salesforce/healing.py): a record Salesforce refused
+    because of a reference is written again with the fallback values; each fallback
+    taken is counted and logged once with Salesforce's error. What still fails stays
+    rejected (the dead-letter topic)."""
+    client = salesforce()
+    ext = settings.salesforce.external_id_field
+    current = {str(r[ext]): dict(r) for r in records}
+    for _ in range(_HEAL_ROUNDS):
+        refused = [o for o in outcomes if o.status == "rejected" and o.external_id in pending]
+        if not refused:
+            break
+        healed = await client.heal(
+            [
+                (
+                    current[o.external_id],
+                    o.errors,
+                    pending[o.external_id].projection.customer_email,
+                )
+                for o in refused
+            ],
+            deadline=deadline,
+        )
+        if not healed:
+            break
+        retried = await client.upsert_events(
+            [record for record, _ in healed.values()], deadline=deadline
+        )
+        by_id = {o.external_id: o for o in retried}
+        for booking, (record, fallbacks) in healed.items():
+            current[booking] = record
+            if by_id.get(booking) is not None and by_id[booking].status in ("created", "updated"):
+                for fallback in fallbacks:
+                    metrics.SALESFORCE_FALLBACKS.labels(fallback.kind).inc()
+                    log.warning(
+                        "booking %s: Salesforce refused %s %s (%s); wrote %s instead (%s)",
+                        booking,
+                        fallback.field,
+                        fallback.old,
+                        fallback.error,
+                        fallback.new,
+                        fallback.kind,
+                    )
+        outcomes = [by_id.get(o.external_id, o) for o in outcomes]
+    return outcomes
 
 
 async def _hand_back(pending: dict[str, Candidate[EventT[bytes]]], why: str) -> None:
