@@ -11,11 +11,16 @@ from typing import Any
 import faust
 
 from streams.core.sink_progress import SinkProgress
+from streams.worker import allocator, rocksdb_store
 from streams.worker.due_table import DueIndex
 from streams.worker.settings import Settings
 from streams.worker.table_partition import PartitionedTable
 
 settings = Settings()
+# rocksdb:// opens stores with one memory budget for the worker (ACTIVITY_SYNC_ROCKSDB_MEMORY_MB).
+rocksdb_store.install()
+# Before RocksDB's and Faust's threads start: they share this many glibc arenas.
+allocator.limit_arenas(settings.malloc_arena_max)
 
 
 def create_app(conf: Settings) -> faust.App:
@@ -118,3 +123,12 @@ async def declare_topics() -> None:
     """Create every topic with the configured partition count before traffic flows."""
     for topic in ALL_TOPICS:
         await topic.maybe_declare()
+
+
+async def trim_allocator() -> None:
+    """glibc's free pages back to the system (streams/worker/allocator.py)."""
+    allocator.trim()
+
+
+if settings.malloc_trim_interval > 0:
+    app.timer(settings.malloc_trim_interval, name="malloc-trim")(trim_allocator)

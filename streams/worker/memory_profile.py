@@ -12,7 +12,7 @@ report names the top allocation sites:
 - `tracemalloc`: Python memory traced, tracemalloc's own overhead, the top allocation
   sites by size (by line, by file, and by stack);
 - `rocksdb`: per table, its stores' memtables, block cache, table readers and the
-  entries of Faust's key-to-partition index;
+  entries of Faust's key-to-partition index; the worker's shared cache, if any;
 - `python`: live objects the collector tracks, its counts, the sink-progress entries.
 
 Tracing is off by default: it costs CPU on every allocation (a backfill folds about ten
@@ -36,7 +36,9 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from streams.worker import rocksdb_store
 from streams.worker.app import app, settings, sink_progress
+from streams.worker.rocksdb_store import BudgetedOptions
 from streams.worker.web import is_loopback
 
 MIB = 1024 * 1024
@@ -198,9 +200,13 @@ def store_memory(store: Any) -> dict[str, float]:
     dbs = getattr(store, "_dbs", None)
     if dbs is None:  # memory://: the table is a dict, traced by tracemalloc
         return {"stores": 0, "rows_in_memory": len(store) if hasattr(store, "__len__") else 0}
-    totals = dict.fromkeys(ROCKSDB_PROPERTIES, 0.0)
+    properties = dict(ROCKSDB_PROPERTIES)
+    if isinstance(getattr(store, "rocksdb_options", None), BudgetedOptions):
+        # The worker's shared cache: reported once, by `report` (memtables charged to it).
+        del properties["block_cache_mb"], properties["block_cache_pinned_mb"]
+    totals = dict.fromkeys(properties, 0.0)
     for db in list(dbs.values()):
-        for key, prop in ROCKSDB_PROPERTIES.items():
+        for key, prop in properties.items():
             try:
                 totals[key] += db.property_int_value(prop) or 0
             except Exception:  # a store closing under us: skip it
@@ -215,18 +221,30 @@ def store_memory(store: Any) -> dict[str, float]:
 def report(top: int = 25) -> dict[str, Any]:
     """The whole report (see the module's docstring)."""
     tables = {name: store_memory(table.data) for name, table in app.tables.items()}
+    shared = {
+        f"{budget_mb} MB": {
+            "usage_mb": _mb(cache.get_usage()),
+            "pinned_mb": _mb(cache.get_pinned_usage()),
+            "memtables_charged_mb": _mb(write_buffers.get_usage()),
+        }
+        for budget_mb, (cache, write_buffers) in rocksdb_store.shared_budgets().items()
+    }
     return {
         "process": process_memory(),
         "malloc": malloc_memory(),
         "pymalloc": pymalloc_memory(),
         "tracemalloc": traced_memory(top),
         "rocksdb": tables,
+        "rocksdb_shared_cache": shared,
+        # Memtables and per-store caches, or the shared cache (memtables charged to it).
         "rocksdb_total_mb": round(
             sum(
                 t.get(key, 0.0)
                 for t in tables.values()
-                for key in ("memtables_mb", "block_cache_mb", "table_readers_mb")
-            ),
+                for key in ("block_cache_mb", "table_readers_mb")
+                + (() if shared else ("memtables_mb",))
+            )
+            + sum(c["usage_mb"] for c in shared.values()),
             2,
         ),
         "python": {

@@ -125,6 +125,15 @@ class Settings(BaseSettings):
     rocksdb_block_cache_mb: int = Field(default=8, ge=1)
     rocksdb_write_buffer_mb: int = Field(default=4, ge=1)
     rocksdb_max_write_buffers: int = Field(default=2, ge=1)
+    # One budget for all of them (streams/worker/rocksdb_store.py): every store of the
+    # worker shares one block cache of this size, memtables charged to it; the per-store
+    # block cache above then goes unused. 0: a cache per store, as Faust does.
+    rocksdb_memory_mb: int = Field(default=32, ge=0)
+    # glibc keeps what a large fold batch freed (streams/worker/allocator.py): give its
+    # free pages back every this many seconds (0: never), and let threads share this
+    # many arenas (0: glibc's 8 per core).
+    malloc_trim_interval: float = Field(default=30.0, ge=0)
+    malloc_arena_max: int = Field(default=2, ge=0)
     # Projections the reconcile timer remembers as in flight to the sink (a backfill can
     # run far ahead of it); past the cap a partition's oldest count as in flight en bloc.
     sink_progress_max_entries: int = Field(default=100_000, ge=1)
@@ -156,13 +165,15 @@ class Settings(BaseSettings):
         return init_settings, env_settings, dotenv_settings, secret_files
 
     def rocksdb_options(self) -> dict[str, int]:
-        """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table."""
+        """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table, and
+        the worker's budget (`memory_budget_mb`, read by streams/worker/rocksdb_store.py)."""
         mib = 1024 * 1024
         return {
             "block_cache_size": self.rocksdb_block_cache_mb * mib,
             "block_cache_compressed_size": self.rocksdb_block_cache_mb * mib,
             "write_buffer_size": self.rocksdb_write_buffer_mb * mib,
             "max_write_buffer_number": self.rocksdb_max_write_buffers,
+            "memory_budget_mb": self.rocksdb_memory_mb,
         }
 
     def broker(self) -> BrokerConnection:
