@@ -16,7 +16,10 @@ file would log Ready and then fail on every write with a traceback. Before Faust
 
 The broker and a Salesforce that does not answer are waited for, up to
 `ACTIVITY_SYNC_STARTUP_TIMEOUT` seconds, with one line per retry; a refused login or an
-untrusted certificate fails at once. Every failure is a `UserError`: one line, exit 1.
+untrusted certificate fails at once. A Salesforce still down at the deadline is an
+outage, not a mistake: the worker starts with one warning line (the org checks are
+skipped), the fold goes on and the sink holds its records until Salesforce answers.
+Every failure is a `UserError`: one line, exit 1.
 """
 
 from __future__ import annotations
@@ -89,7 +92,10 @@ class _OneLine(logging.Handler):
         print(f"activity-sync worker: waiting: {record.getMessage()}", file=self.say, flush=True)
 
 
-async def check_salesforce_login(settings: Settings, deadline: float, say: IO[str]) -> None:
+async def check_salesforce_login(settings: Settings, deadline: float, say: IO[str]) -> bool:
+    """True once Salesforce issued a token; False when it did not answer by `deadline`
+    (an outage: the worker starts anyway, see `check_worker`). A refused login, a bad
+    certificate or any other answer is a `UserError`."""
     login_url = settings.salesforce.login_url
     session = SalesforceSession(settings.salesforce)
     logger = logging.getLogger("streams.salesforce.session")
@@ -98,13 +104,20 @@ async def check_salesforce_login(settings: Settings, deadline: float, say: IO[st
     logger.propagate = False
     try:
         await session.connect(deadline=deadline)
+        return True
     except SalesforceAuthenticationError as exc:
         raise UserError(
             f"Salesforce at {login_url} refused the credentials ({one_line(exc)}); check "
             "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID and _CLIENT_SECRET (or the password flow's)"
         ) from None
     except SalesforceUnavailable as exc:
-        raise UserError(f"cannot reach Salesforce at {login_url}: {one_line(exc)}") from None
+        print(
+            f"activity-sync worker: warning: cannot reach Salesforce at {login_url} "
+            f"({one_line(exc)}); starting anyway: the sink holds its records and retries",
+            file=say,
+            flush=True,
+        )
+        return False
     except SalesforceClientError as exc:
         raise UserError(f"Salesforce at {login_url}: {one_line(exc)}") from None
     except (requests.RequestException, OSError, ValueError) as exc:
@@ -146,6 +159,9 @@ async def check_worker(
     check_files(settings)
     deadline = time.monotonic() + settings.startup_timeout
     await wait_for_broker(settings, deadline, say)
-    await check_salesforce_login(settings, deadline, say)
-    if settings.startup_org_check:
+    # An outage at start is not a setup mistake: a worker restarted during one must not
+    # exit (a supervisor would restart it in a loop, and its partitions would wait), so
+    # it starts, the fold goes on and the sink holds. The org checks need Salesforce.
+    reached = await check_salesforce_login(settings, deadline, say)
+    if reached and settings.startup_org_check:
         await check_salesforce_org(settings, deadline, say)

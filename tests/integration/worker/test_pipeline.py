@@ -335,3 +335,16 @@ async def test_backfill_from_an_empty_salesforce_costs_few_api_calls(
     assert calls <= 5000 / 100
     # The backlog made the fold take catch-up batches, larger than a live one (1000).
     assert catch_up_batches(worker) > 0
+
+
+async def test_a_worker_started_during_a_salesforce_outage_starts_and_catches_up(
+    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+) -> None:
+    # A restart during an outage must not end the worker (chaos seed 5: the restarted
+    # worker gave up at start and its partitions waited): it starts with one warning.
+    events = list(generate_events(30, seed=45))
+    salesforce_emulator.down(15)
+    worker = workers.start(startup_timeout="2")
+    assert "warning: cannot reach Salesforce" in worker.log_text()
+    await produce(broker, EVENTS, event_records(events))
+    wait_for_salesforce(salesforce_emulator, expected_events(events), timeout=90)
