@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     # One budget for all of them (streams/worker/rocksdb_store.py): every store of the
     # worker shares one block cache of this size, memtables charged to it; the per-store
     # block cache above then goes unused. 0: a cache per store, as Faust does.
-    rocksdb_memory_mb: int = Field(default=32, ge=0)
+    rocksdb_memory_mb: int = Field(default=64, ge=0)
     # glibc keeps what a large fold batch freed (streams/worker/allocator.py): give its
     # free pages back every this many seconds (0: never), and let threads share this
     # many arenas (0: glibc's 8 per core).
