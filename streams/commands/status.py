@@ -95,6 +95,17 @@ def _page(value: Any) -> str:
     return f"{value.get('name') or value.get('id')}{suffix}"
 
 
+# What each fallback of the sink means (streams/salesforce/healing.py).
+FALLBACK_TEXT = {
+    "owner-on-event": "owner refused: kept the owner already on the Event",
+    "owner-fallback": "owner refused: ACTIVITY_SYNC_SALESFORCE_FALLBACK_OWNER_ID",
+    "owner-integration-user": "owner refused: the integration user",
+    "who-resolved": "WhoId refused: the customer's email found another Contact or Lead",
+    "who-dropped": "WhoId refused: written without WhoId",
+    "what-dropped": "WhatId refused: written without WhatId",
+}
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The booking report as aligned text: view, events, projection, sync state."""
     view: dict[str, Any] = report.get("view") or {}
@@ -163,4 +174,8 @@ def render_report(report: dict[str, Any]) -> str:
     else:
         state = f"pending (not written yet, latest is version {projection['version']})"
     lines += ["", f"Sync: {state}"]
+    fallbacks = sync.get("fallbacks") or []
+    if fallbacks:
+        lines += ["Fallbacks (Salesforce refused a reference; written instead):"]
+        lines += [f"  {kind}: {FALLBACK_TEXT.get(kind, kind)}" for kind in fallbacks]
     return "\n".join(lines)

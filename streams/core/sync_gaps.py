@@ -12,25 +12,56 @@ topic. The decision per booking is `streams.core.due_index.reconcile_action`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # The `synced` table's value for a booking: the projection version the sink has handled,
 # as is when Salesforce wrote it, negated when Salesforce rejected it (the record went to
 # activity-projections.dlq). No row reads as 0: nothing handled yet. Versions start at 1,
-# so the sign is never ambiguous. These three functions are the only readers and writers
-# of that rule.
+# so the sign is never ambiguous. Above the version's 32 bits, one bit per fallback the
+# sink took to write that version (rejections that heal, streams/salesforce/healing.py;
+# `FALLBACK_KINDS`); a value written before fallbacks existed has none. These functions
+# are the only readers and writers of that rule.
+
+# The kinds of fallback, in bit order (append only: the bits are stored).
+FALLBACK_KINDS = (
+    "owner-on-event",
+    "owner-fallback",
+    "owner-integration-user",
+    "who-resolved",
+    "who-dropped",
+    "what-dropped",
+)
+_VERSION_BITS = 32
+_VERSION_MASK = (1 << _VERSION_BITS) - 1
 
 
-def encode_synced(version: int, *, rejected: bool = False) -> int:
-    """The `synced` value for `version`: written, or (negative) rejected."""
+def encode_synced(version: int, *, rejected: bool = False, fallbacks: Iterable[str] = ()) -> int:
+    """The `synced` value for `version`: written, or (negative) rejected, with the
+    fallbacks taken to write it (kinds of `FALLBACK_KINDS`)."""
     if version < 1:
         raise ValueError(f"projection versions start at 1, not {version}")
-    return -version if rejected else version
+    if version > _VERSION_MASK:
+        raise ValueError(f"projection version {version} does not fit {_VERSION_BITS} bits")
+    flags = 0
+    for kind in fallbacks:
+        if kind not in FALLBACK_KINDS:
+            raise ValueError(f"unknown fallback kind {kind!r}")
+        flags |= 1 << FALLBACK_KINDS.index(kind)
+    value = version | (flags << _VERSION_BITS)
+    return -value if rejected else value
 
 
 def handled_version(synced: int) -> int:
     """The version the sink is done with, written or rejected (0: none yet)."""
-    return abs(synced)
+    return abs(synced) & _VERSION_MASK
 
 
 def is_rejected(synced: int) -> bool:
     """Whether Salesforce rejected the handled version (rather than wrote it)."""
     return synced < 0
+
+
+def fallbacks_taken(synced: int) -> tuple[str, ...]:
+    """The fallbacks the sink took to write the handled version, in `FALLBACK_KINDS` order."""
+    flags = abs(synced) >> _VERSION_BITS
+    return tuple(kind for bit, kind in enumerate(FALLBACK_KINDS) if flags & (1 << bit))

@@ -41,13 +41,14 @@ from faust.types.tuples import FutureMessage
 
 from streams.core.projection import Projection, complete_related
 from streams.core.sink_plan import Candidate, plan_writes
-from streams.core.sync_gaps import encode_synced, handled_version
+from streams.core.sync_gaps import encode_synced, fallbacks_taken, handled_version
 from streams.salesforce import (
     RequestLimitExceeded,
     SalesforceClient,
     SalesforceUnavailable,
     UpsertOutcome,
 )
+from streams.salesforce.healing import Fallback
 from streams.worker import headers, metrics
 from streams.worker.app import (
     app,
@@ -124,12 +125,38 @@ async def _lookup_related(
     return {email: (record.sobject, record.id) for email, record in found.items()}
 
 
-def _record_handled(candidate: Candidate[EventT[bytes]], *, rejected: bool = False) -> None:
+def _record_handled(
+    candidate: Candidate[EventT[bytes]],
+    *,
+    rejected: bool = False,
+    fallbacks: Sequence[Fallback] = (),
+) -> None:
     """Remember in `synced` that this version is done: written, or (negative) rejected,
-    so neither the sink nor the reconcile timer sends it to Salesforce again."""
+    so neither the sink nor the reconcile timer sends it to Salesforce again; with the
+    fallbacks taken to write it (`status` shows them). A fallback is logged, with
+    Salesforce's error, when the booking's previous write did not take it already:
+    once per booking, not once per write."""
     event = candidate.meta
-    value = encode_synced(candidate.projection.version, rejected=rejected)
-    synced.set(candidate.projection.booking_id.encode(), value, under=event)
+    key = candidate.projection.booking_id.encode()
+    if fallbacks:
+        before = set(fallbacks_taken(synced.get(key, under=event) or 0))
+        for fallback in fallbacks:
+            if fallback.kind not in before:
+                log.warning(
+                    "booking %s: Salesforce refused %s %s (%s); wrote %s instead (%s)",
+                    candidate.projection.booking_id,
+                    fallback.field,
+                    fallback.old,
+                    fallback.error,
+                    fallback.new,
+                    fallback.kind,
+                )
+    value = encode_synced(
+        candidate.projection.version,
+        rejected=rejected,
+        fallbacks=[f.kind for f in fallbacks],
+    )
+    synced.set(key, value, under=event)
     if rejected:
         return
     stamp = _headers(event).get(headers.EVENT_TIMESTAMP)
@@ -150,9 +177,10 @@ async def _apply_outcomes(
             continue
         for error in outcome.errors:  # none when written
             metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
+        fallbacks = _fallbacks.pop(outcome.external_id, [])
         if outcome.status in ("created", "updated"):
             if held.owns(candidate.meta):
-                _record_handled(candidate)
+                _record_handled(candidate, fallbacks=fallbacks)
             del pending[outcome.external_id]
         elif outcome.status == "fenced":
             # Salesforce already has a newer projection (the version fence): done.
@@ -370,6 +398,8 @@ def _forget(task: asyncio.Future[list[UpsertOutcome]]) -> None:
 
 
 async def _call_salesforce(pending: dict[str, Candidate[EventT[bytes]]]) -> list[UpsertOutcome]:
+    for booking in pending:
+        _fallbacks.pop(booking, None)
     found = await _lookup_related(pending)
     records = [complete_related(c.projection, found) for c in pending.values()]
     client = salesforce()
@@ -386,6 +416,9 @@ async def _call_salesforce(pending: dict[str, Candidate[EventT[bytes]]]) -> list
 
 # Rounds of healing per attempt: an owner on the Event may itself be inactive.
 _HEAL_ROUNDS = 2
+# The fallbacks of the records the last attempt healed and wrote, by booking id, until
+# `_apply_outcomes` stores them in `synced` (and logs the new ones).
+_fallbacks: dict[str, list[Fallback]] = {}
 
 
 async def _heal(
@@ -401,6 +434,7 @@ async def _heal(
     client = salesforce()
     ext = settings.salesforce.external_id_field
     current = {str(r[ext]): dict(r) for r in records}
+    taken: dict[str, list[Fallback]] = {}
     for _ in range(_HEAL_ROUNDS):
         refused = [o for o in outcomes if o.status == "rejected" and o.external_id in pending]
         if not refused:
@@ -424,18 +458,17 @@ async def _heal(
         by_id = {o.external_id: o for o in retried}
         for booking, (record, fallbacks) in healed.items():
             current[booking] = record
+            # A later round's fallback for a field replaces the earlier one.
+            fields = {f.field for f in fallbacks}
+            taken[booking] = [
+                *(f for f in taken.get(booking, []) if f.field not in fields),
+                *fallbacks,
+            ]
             if by_id.get(booking) is not None and by_id[booking].status in ("created", "updated"):
-                for fallback in fallbacks:
+                # Logged once per booking when stored (`_record_handled`).
+                _fallbacks[booking] = taken[booking]
+                for fallback in taken[booking]:
                     metrics.SALESFORCE_FALLBACKS.labels(fallback.kind).inc()
-                    log.warning(
-                        "booking %s: Salesforce refused %s %s (%s); wrote %s instead (%s)",
-                        booking,
-                        fallback.field,
-                        fallback.old,
-                        fallback.error,
-                        fallback.new,
-                        fallback.kind,
-                    )
         outcomes = [by_id.get(o.external_id, o) for o in outcomes]
     return outcomes
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import requests
 
 from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
@@ -61,6 +62,12 @@ class Org:
             "User",
             {"Username": f"heal-{n}@org.example", "LastName": f"Heal {n}", "IsActive": active},
         )[0]
+
+    def report(self, booking: str) -> dict[str, Any]:
+        answer = requests.get(f"{self.worker.web_url}/bookings/{booking}/", timeout=10)
+        answer.raise_for_status()
+        report: dict[str, Any] = answer.json()
+        return report
 
     def event(self, booking: str) -> dict[str, Any] | None:
         found = [r for r in self.emulator.records("Event") if r.get("Booking_Id__c") == booking]
@@ -245,6 +252,13 @@ async def test_a_refused_reference_heals_with_the_rules_fallback(
     )
     wait_until(lambda: org.fallbacks(kind) > before, 30, f"{FALLBACKS}{{kind={kind}}} to move")
     assert await dead_lettered(org, booking) == []
+    # The booking's report (status) names the fallback its written version took.
+    wait_until(
+        lambda: org.report(booking)["sync"]["in_sync"], 30, f"{booking} in sync in its report"
+    )
+    assert org.report(booking)["sync"]["fallbacks"] == [kind]
+    logged = org.worker.log_path.read_text().count(f"booking {booking}: Salesforce refused")
+    assert logged == 1
 
 
 async def test_an_owner_deactivated_mid_run_keeps_bookings_flowing_and_a_redrive_fixes_the_rest(
@@ -303,6 +317,11 @@ async def test_an_owner_deactivated_mid_run_keeps_bookings_flowing_and_a_redrive
     again = run_cli("dlq", "redrive", "--topic", "projections", env=env)
     assert again.returncode == 0, again.stderr
     assert "nothing to redrive" in again.stdout
+    status = run_cli("status", "mid-7", "--worker", org.worker.web_url, env=env)
+    assert status.returncode == 0, status.stderr
+    assert "  owner-fallback: owner refused: ACTIVITY_SYNC_SALESFORCE_FALLBACK_OWNER_ID" in (
+        status.stdout
+    )
     for n in range(10):
         found = org.event(f"mid-{n}")
         assert found is not None, n

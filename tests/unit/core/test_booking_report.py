@@ -34,7 +34,12 @@ def test_report_holds_events_view_projection_and_sync_state() -> None:
     assert report["view"]["reason"] == "Sick (customer)"
     assert report["projection"]["version"] == state.version
     assert report["projection"]["fields"]["Event_Status__c"] == "Rescheduled"
-    assert report["sync"] == {"synced_version": 1, "rejected": False, "in_sync": False}
+    assert report["sync"] == {
+        "synced_version": 1,
+        "rejected": False,
+        "in_sync": False,
+        "fallbacks": [],
+    }
 
 
 def test_a_version_salesforce_rejected_is_reported_as_such() -> None:
@@ -42,7 +47,12 @@ def test_a_version_salesforce_rejected_is_reported_as_such() -> None:
     report = booking_report(
         state, synced=encode_synced(state.version, rejected=True), mapping=DEFAULT
     )
-    assert report["sync"] == {"synced_version": state.version, "rejected": True, "in_sync": True}
+    assert report["sync"] == {
+        "synced_version": state.version,
+        "rejected": True,
+        "in_sync": True,
+        "fallbacks": [],
+    }
 
 
 def test_report_is_in_sync_once_the_version_is_written() -> None:
@@ -108,3 +118,17 @@ def test_render_names_a_rejected_version() -> None:
         booking_report(state, encode_synced(state.version, rejected=True), DEFAULT)
     )
     assert f"rejected by Salesforce at version {state.version}" in text
+
+
+def test_the_fallbacks_taken_are_reported_and_rendered() -> None:
+    state = fold_dicts([scheduled()])
+    synced = encode_synced(state.version, fallbacks=["owner-fallback", "who-dropped"])
+    report = booking_report(state, synced, DEFAULT)
+    assert report["sync"]["in_sync"] is True
+    assert report["sync"]["fallbacks"] == ["owner-fallback", "who-dropped"]
+    lines = render_report(report).splitlines()
+    assert lines[-3:] == [
+        "Fallbacks (Salesforce refused a reference; written instead):",
+        "  owner-fallback: owner refused: ACTIVITY_SYNC_SALESFORCE_FALLBACK_OWNER_ID",
+        "  who-dropped: WhoId refused: written without WhoId",
+    ]

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.sync_gaps import encode_synced, handled_version, is_rejected
+from streams.core.sync_gaps import (
+    FALLBACK_KINDS,
+    encode_synced,
+    fallbacks_taken,
+    handled_version,
+    is_rejected,
+)
 
 
 @pytest.mark.parametrize("rejected", [False, True])
@@ -28,3 +34,53 @@ def test_version_zero_cannot_be_encoded() -> None:
     # -0 == 0: a rejected version 0 would read back as written.
     with pytest.raises(ValueError, match="start at 1"):
         encode_synced(0, rejected=True)
+
+
+@pytest.mark.parametrize("rejected", [False, True])
+def test_the_fallbacks_taken_decode_with_the_version(rejected: bool) -> None:
+    value = encode_synced(5, rejected=rejected, fallbacks=["who-resolved", "owner-fallback"])
+    assert handled_version(value) == 5
+    assert is_rejected(value) is rejected
+    assert fallbacks_taken(value) == ("owner-fallback", "who-resolved")  # FALLBACK_KINDS order
+
+
+def test_every_fallback_kind_round_trips_and_old_rows_have_none() -> None:
+    for kind in FALLBACK_KINDS:
+        assert fallbacks_taken(encode_synced(2**32 - 1, fallbacks=[kind])) == (kind,)
+    assert fallbacks_taken(encode_synced(3)) == ()
+    assert fallbacks_taken(3) == fallbacks_taken(-3) == fallbacks_taken(0) == ()
+
+
+def test_an_unknown_fallback_or_a_version_too_large_cannot_be_encoded() -> None:
+    with pytest.raises(ValueError, match="unknown fallback"):
+        encode_synced(1, fallbacks=["owner-somewhere"])
+    with pytest.raises(ValueError, match="32 bits"):
+        encode_synced(2**32)
+
+
+def test_the_sinks_fallback_kinds_are_the_stored_ones() -> None:
+    from streams.salesforce.healing import heal_record
+    from streams.salesforce.session import RecordError
+
+    def kinds(field: str, code: str = "ENTITY_IS_DELETED", **known: str | None) -> set[str]:
+        record = {"OwnerId": "005A", "WhoId": "003A", "WhatId": "500A"}
+        healed = heal_record(
+            record,
+            [RecordError(code, "gone", (field,))],
+            owner_on_event=known.get("owner_on_event"),
+            fallback_owner_id=known.get("fallback_owner_id"),
+            integration_user_id="005I",
+            who_found=known.get("who_found"),
+        )
+        assert healed is not None
+        return {f.kind for f in healed[1]}
+
+    seen = (
+        kinds("OwnerId", owner_on_event="005E")
+        | kinds("OwnerId", fallback_owner_id="005F")
+        | kinds("OwnerId")
+        | kinds("WhoId", who_found="003B")
+        | kinds("WhoId")
+        | kinds("WhatId")
+    )
+    assert seen == set(FALLBACK_KINDS)
