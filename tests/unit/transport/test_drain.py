@@ -30,6 +30,7 @@ class ScriptedConsumer(Service):
 
     _drain_messages = DrainPerFetch._drain_messages
     _deliver = DrainPerFetch._deliver
+    _seeked: set[TP] | None = None
     consumer_stopped_errors = ()
 
     def __init__(
@@ -170,3 +171,37 @@ async def test_a_fetch_asks_for_the_partitions_active_when_it_began(
         active -= paused_meanwhile  # Faust's pause_partitions mutates the same set
     assert await fetch == {}
     assert thread.asked == asked
+
+
+class Seeking(DrainPerFetch):
+    """`perform_seek` over Faust's own, with the thread's answer scripted."""
+
+    async def seek_to_committed(self) -> dict[TP, int]:
+        return {P0: 779, P1: 40}
+
+
+Seeking.__abstractmethods__ = frozenset()
+
+
+async def test_no_gap_is_counted_across_a_seek_to_committed_offsets() -> None:
+    """Chaos seed 5: records 779..997 were drained while the seek ran (the thread had
+    already seeked, so the broker position was past them), then Faust set the read
+    offset back to 779; the next record, 998, "jumped", 780..997 became a gap and were
+    committed unfolded. A jump right after a seek is not a gap; a later one still is."""
+    seeking = object.__new__(Seeking)
+    seeking._read_offset = defaultdict(lambda: None)
+    seeking._committed_offset = defaultdict(lambda: None)
+    await seeking.perform_seek()
+    assert seeking._read_offset[P0] == 779
+
+    delivered: list[int] = []
+
+    async def deliver(message: SimpleNamespace) -> None:
+        delivered.append(message.offset)
+
+    consumer = ScriptedConsumer([records(P0, 998, 999, 1005)], deliver)
+    consumer._read_offset.update(seeking._read_offset)
+    consumer._seeked = seeking._seeked
+    await drain(consumer)
+    assert delivered == [998, 999, 1005]
+    assert consumer.gaps == [(P0, 1000, 1005)]  # only the jump after a delivered record
