@@ -101,6 +101,13 @@ async def broker(self: OperatorCommand, host: str, port: int) -> int:
         help="Salesforce DX project of the org's custom fields and validation rules "
         "(default: the checkout's salesforce/).",
     ),
+    option(
+        "--jwt-certificate",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="The connected app's certificate (or public key, PEM) verifying JWT bearer "
+        "assertions (default: one made in the data dir, private key DIR/jwt-key.pem).",
+    ),
     base=OperatorCommand,
 )
 async def salesforce_emulator(
@@ -117,6 +124,7 @@ async def salesforce_emulator(
     client_id: str | None,
     client_secret_file: Path | None,
     metadata: Path | None,
+    jwt_certificate: Path | None,
 ) -> int:
     """Run the local Salesforce REST API emulator (HTTPS) until Ctrl-C.
 
@@ -144,6 +152,7 @@ async def salesforce_emulator(
         token_ttl_s=token_ttl,
         faults=parsed_faults,
         metadata_dir=metadata,
+        jwt_certificate=jwt_certificate,
     )
 
     def announce(running: RunningEmulator) -> None:
@@ -154,6 +163,8 @@ async def salesforce_emulator(
         await run_emulator(config, announce)
     except MetadataError as exc:
         raise UserError(f"--metadata: {exc}") from None
+    except ValueError as exc:  # a --jwt-certificate that is no PEM certificate or key
+        raise UserError(f"--jwt-certificate: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     return 0

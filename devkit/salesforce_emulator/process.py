@@ -135,6 +135,12 @@ class SalesforceEmulator:
     def security_token(self) -> str:
         return str(self.info["security_token"])
 
+    @property
+    def jwt_private_key_file(self) -> str:
+        """The private key of the certificate the emulator checks JWT assertions with
+        (empty when started with --jwt-certificate)."""
+        return str(self.info.get("jwt_private_key_file", ""))
+
     def settings(self, **overrides: Any) -> SalesforceSettings:
         """Client settings for this emulator, with backoff short enough for tests."""
         values: dict[str, Any] = {

@@ -9,7 +9,7 @@ prints one JSON line: {"url", "ca_file", "client_id", "client_secret", "username
 "password", "security_token", ...}. Data lives in DIR/emulator.sqlite3.
 
 Salesforce API (what a real org answers, shapes from the REST API guide):
-    POST /services/oauth2/token                       client_credentials | password grant
+    POST /services/oauth2/token                       client_credentials | password | JWT bearer
                                                       (tls_auth.py)
     GET  /services/data/                              versions
     GET  /services/data/vXX.X/limits                  DailyApiRequests
@@ -70,7 +70,13 @@ from devkit.salesforce_emulator.schema import ApiError, RequestError
 from devkit.salesforce_emulator.seed import seed_defaults
 from devkit.salesforce_emulator.sobjects import SObjects
 from devkit.salesforce_emulator.store import Store
-from devkit.salesforce_emulator.tls_auth import OAuth, load_credentials, prepare_tls
+from devkit.salesforce_emulator.tls_auth import (
+    OAuth,
+    load_credentials,
+    load_public_key,
+    prepare_jwt,
+    prepare_tls,
+)
 
 MAX_URI = 16_384
 
@@ -96,6 +102,9 @@ class EmulatorConfig:
     # The Salesforce DX project whose custom fields and validation rules the org has
     # (devkit/salesforce_emulator/metadata.py); None: the checkout's salesforce/.
     metadata_dir: Path | None = None
+    # The connected app's certificate (or public key) verifying JWT bearer assertions;
+    # None: one made in the data dir, its private key DIR/jwt-key.pem.
+    jwt_certificate: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ class RunningEmulator:
     credentials: Credentials
     api_version: str
     close: Callable[[], Awaitable[None]]
+    jwt_private_key_file: Path | None = None
+    jwt_certificate_file: Path | None = None
 
     def ready_line(self) -> dict[str, object]:
         return {
@@ -116,6 +127,8 @@ class RunningEmulator:
             "password": self.credentials.password,
             "security_token": self.credentials.security_token,
             "api_version": self.api_version,
+            "jwt_private_key_file": str(self.jwt_private_key_file or ""),
+            "jwt_certificate_file": str(self.jwt_certificate_file or ""),
             "pid": os.getpid(),
         }
 
@@ -123,7 +136,9 @@ class RunningEmulator:
 class Emulator:
     """The aiohttp app: one object per API area around the one `Org`."""
 
-    def __init__(self, config: EmulatorConfig, credentials: Credentials) -> None:
+    def __init__(
+        self, config: EmulatorConfig, credentials: Credentials, jwt_key: object = None
+    ) -> None:
         org_metadata = metadata.load(config.metadata_dir or metadata.DEFAULT_PROJECT)
         metadata.deploy(org_metadata)
         self.org = Org(
@@ -134,7 +149,7 @@ class Emulator:
             float(config.api_version),
             org_metadata,
         )
-        self.oauth = OAuth(self.org, config.token_ttl_s)
+        self.oauth = OAuth(self.org, config.token_ttl_s, jwt_key)
         self.sobjects = SObjects(self.org)
         self.query = Query(self.org)
         self.collections = Collections(self.org, self.sobjects)
@@ -327,7 +342,8 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
         },
     )
     context, ca_file = prepare_tls(config.data_dir, _names(config, config.public_url))
-    emulator = Emulator(config, credentials)
+    jwt_key_file, jwt_cert_file = prepare_jwt(config.data_dir, config.jwt_certificate)
+    emulator = Emulator(config, credentials, load_public_key(jwt_cert_file))
     # Salesforce accepts URIs up to 16,384 bytes (long SOQL in GET query?q=); aiohttp's
     # default request-line limit is 8,190.
     runner = web.AppRunner(
@@ -341,7 +357,15 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     shown_host = f"[{host}]" if ":" in host else host
     url = (config.public_url or f"https://{shown_host}:{port}").rstrip("/")
     emulator.org.public_url = url
-    return RunningEmulator(url, ca_file, credentials, config.api_version, runner.cleanup)
+    return RunningEmulator(
+        url,
+        ca_file,
+        credentials,
+        config.api_version,
+        runner.cleanup,
+        jwt_key_file,
+        jwt_cert_file,
+    )
 
 
 async def run_emulator(

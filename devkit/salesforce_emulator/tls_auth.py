@@ -20,8 +20,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
+import jwt
 import trustme
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from devkit.salesforce_emulator.org import Credentials, Org
 from devkit.salesforce_emulator.responses import json_response
@@ -85,13 +88,44 @@ def load_credentials(data_dir: Path, explicit: Mapping[str, str | None]) -> Cred
     return Credentials(**values)
 
 
-class OAuth:
-    """POST /services/oauth2/token (client_credentials or password grant) and the
-    bearer tokens it issued."""
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
-    def __init__(self, org: Org, token_ttl_s: float) -> None:
+
+def prepare_jwt(data_dir: Path, certificate: Path | None) -> tuple[Path | None, Path]:
+    """The connected app's certificate for the JWT bearer flow: `certificate` (a PEM
+    certificate or public key, as uploaded to a real connected app), else one made on
+    first start, DIR/jwt-cert.pem, with its private key DIR/jwt-key.pem for clients
+    (ACTIVITY_SYNC_SALESFORCE_PRIVATE_KEY_FILE). Returns (private key file or None,
+    certificate file)."""
+    if certificate is not None:
+        return None, certificate
+    key_file, cert_file = data_dir / "jwt-key.pem", data_dir / "jwt-cert.pem"
+    if not (key_file.exists() and cert_file.exists()):
+        # RS256: Salesforce signs and checks JWT bearer assertions with RSA keys.
+        ca = trustme.CA(organization_name="activity-sync JWT", key_type=trustme.KeyType.RSA)
+        leaf = ca.issue_cert("activity-sync-jwt", key_type=trustme.KeyType.RSA)
+        _write_private(key_file, leaf.private_key_pem.bytes())
+        cert_file.write_bytes(leaf.cert_chain_pems[0].bytes())
+    return key_file, cert_file
+
+
+def load_public_key(path: Path) -> object:
+    """The RSA public key of a PEM certificate or public key file."""
+    data = path.read_bytes()
+    if b"BEGIN CERTIFICATE" in data:
+        return x509.load_pem_x509_certificate(data).public_key()
+    return serialization.load_pem_public_key(data)
+
+
+class OAuth:
+    """POST /services/oauth2/token (client_credentials, password or JWT bearer grant)
+    and the bearer tokens it issued."""
+
+    def __init__(self, org: Org, token_ttl_s: float, jwt_key: object = None) -> None:
         self.org = org
         self.token_ttl_s = token_ttl_s
+        # The connected app's certificate's public key: verifies JWT bearer assertions.
+        self.jwt_key = jwt_key
         self.token_requests = 0
         self._tokens: dict[str, float] = {}
 
@@ -114,11 +148,15 @@ class OAuth:
         def oauth_error(error: str, description: str) -> web.Response:
             return json_response({"error": error, "error_description": description}, 400)
 
-        if grant not in ("client_credentials", "password"):
+        if grant == JWT_BEARER_GRANT:
+            refused = self._jwt_refusal(params.get("assertion", ""))
+            if refused is not None:
+                return oauth_error(*refused)
+        elif grant not in ("client_credentials", "password"):
             return oauth_error("unsupported_grant_type", "grant type not supported")
-        if not hmac.compare_digest(params.get("client_id", ""), creds.client_id):
+        elif not hmac.compare_digest(params.get("client_id", ""), creds.client_id):
             return oauth_error("invalid_client_id", "client identifier invalid")
-        if not hmac.compare_digest(params.get("client_secret", ""), creds.client_secret):
+        elif not hmac.compare_digest(params.get("client_secret", ""), creds.client_secret):
             return oauth_error("invalid_client", "invalid client credentials")
         if grant == "password":
             expected = creds.password + creds.security_token
@@ -146,6 +184,38 @@ class OAuth:
         if grant == "client_credentials":
             body["scope"] = "api"
         return json_response(body)
+
+    def _jwt_refusal(self, assertion: str) -> tuple[str, str] | None:
+        """Why a JWT bearer assertion is refused (OAuth error, description), as Salesforce
+        checks it: signed RS256 by the connected app's certificate's key, iss = its
+        consumer key, sub = the (integration) user's username, aud = the login URL,
+        exp not passed (and at most 3 minutes ahead, with a little clock skew)."""
+        creds = self.org.credentials
+        if self.jwt_key is None:
+            return "invalid_grant", "no certificate for the JWT bearer flow"
+        login = self.org.public_url.rstrip("/")
+        try:
+            claims = jwt.decode(
+                assertion,
+                self.jwt_key,  # type: ignore[arg-type]
+                algorithms=["RS256"],
+                audience=[login, login + "/"],
+                options={"require": ["iss", "sub", "aud", "exp"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            return "invalid_grant", "expired authorization code"
+        except jwt.InvalidAudienceError:
+            return "invalid_grant", f"audience is invalid (expected {login})"
+        except jwt.PyJWTError:
+            return "invalid_grant", "invalid assertion"
+        if not hmac.compare_digest(str(claims["iss"]), creds.client_id):
+            return "invalid_client_id", "client identifier invalid"
+        if claims["sub"] != creds.username:
+            return "invalid_grant", "user hasn't approved this consumer"
+        if float(claims["exp"]) > time.time() + 180 + 60:
+            return "invalid_grant", "invalid assertion (exp more than 3 minutes ahead)"
+        return None
 
     def authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
