@@ -4,6 +4,8 @@ line, and once the field is deployed the worker starts and every booking arrives
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import requests
 
@@ -59,7 +61,8 @@ async def test_a_missing_field_stops_the_check_and_the_worker_until_it_is_deploy
     events = list(generate_events(40, seed=3, duplicate_rate=0.0))
     expected = expected_events(events)
     worker = workers.start()
-    health = requests.get(f"{worker.web_url}/health/", timeout=10).json()
+    answer = await asyncio.to_thread(requests.get, f"{worker.web_url}/health/", timeout=10)
+    health = answer.json()
     assert health["salesforce_org"].startswith("ok"), health
     await produce(broker, "booking-events", event_records(events))
     wait_for_salesforce(salesforce_emulator, expected)
