@@ -23,6 +23,16 @@ def tracing() -> Iterator[None]:
         tracemalloc.stop()
 
 
+@pytest.fixture
+def not_tracing() -> Iterator[None]:
+    """Tracing off for the test (another test or a plugin may have left it on), restored."""
+    was = tracemalloc.is_tracing()
+    tracemalloc.stop()
+    yield
+    if was:
+        tracemalloc.start()
+
+
 def test_profiling_is_off_by_default() -> None:
     assert Settings(_env_file=None).memory_profile_frames == 0  # type: ignore[call-arg]
     assert memory_profile.start(0) is tracemalloc.is_tracing()
@@ -41,9 +51,8 @@ def test_the_report_names_the_largest_allocation_site() -> None:
     assert len(hoard) == 20_000
 
 
+@pytest.mark.usefixtures("not_tracing")
 def test_without_tracing_the_report_still_answers() -> None:
-    if tracemalloc.is_tracing():
-        pytest.skip("another test left tracing on")
     report = memory_profile.report()
     assert report["tracemalloc"] == {"tracing": False}
     assert set(report["rocksdb"]) >= {"bookings", "synced", "due"}
