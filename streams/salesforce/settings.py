@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -71,7 +71,27 @@ class SecretFilesSource(PydanticBaseSettingsSource):
         return values
 
 
-class SalesforceSettings(BaseSettings):
+class SettingsWithSecretFiles(BaseSettings):
+    """Settings whose `secret_fields` may also come from `<env_prefix><FIELD>_FILE`."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then env vars, then the env file, then *_FILE secrets.
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        secret_files = SecretFilesSource(settings_cls, prefix, cls.secret_fields, dotenv_settings)
+        return init_settings, env_settings, dotenv_settings, secret_files
+
+
+class SalesforceSettings(SettingsWithSecretFiles):
     # The same env file as the worker's Settings, so `.env` fills these too; a validation
     # error never echoes its input (a secret).
     model_config = SettingsConfigDict(
@@ -81,6 +101,7 @@ class SalesforceSettings(BaseSettings):
         extra="ignore",
         hide_input_in_errors=True,
     )
+    secret_fields = SECRET_FIELDS
 
     login_url: str = Field(
         default="https://login.salesforce.com",
@@ -145,16 +166,3 @@ class SalesforceSettings(BaseSettings):
                 f"(and {ENV_PREFIX}PASSWORD, {ENV_PREFIX}SECURITY_TOKEN)"
             )
         return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Explicit arguments, then plain env vars, then *_FILE secrets.
-        secret_files = SecretFilesSource(settings_cls, ENV_PREFIX, SECRET_FIELDS, dotenv_settings)
-        return init_settings, env_settings, dotenv_settings, secret_files

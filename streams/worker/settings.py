@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.core.projection import PRESETS, FieldMapping
-from streams.salesforce.settings import SalesforceSettings, SecretFilesSource
+from streams.salesforce.settings import SalesforceSettings, SettingsWithSecretFiles
 from streams.transport.connection import BrokerConnection, profile_named
 
 
@@ -45,17 +45,18 @@ class TopicNames(BaseSettings):
     projections_dlq: str = "activity-projections.dlq"
 
 
-class Settings(BaseSettings):
+class Settings(SettingsWithSecretFiles):
     """The worker's settings. Field `foo` is read from `ACTIVITY_SYNC_FOO`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ACTIVITY_SYNC_",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
         # A validation error never echoes its input: it may be a secret.
         hide_input_in_errors=True,
     )
+    secret_fields = SECRET_FIELDS
 
     app_id: str = "booking-activity-sync"
     # Bump to rebuild every table from the start of the topic (see README, backfill).
@@ -150,19 +151,6 @@ class Settings(BaseSettings):
         if not BrokerConnection(value, profile_named("kafka")).bootstrap_servers:
             raise ValueError("names no Kafka broker")  # (bootstrap_servers raises first)
         return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Explicit arguments, then env vars, then the env file, then *_FILE secrets.
-        secret_files = SecretFilesSource(settings_cls, ENV_PREFIX, SECRET_FIELDS, dotenv_settings)
-        return init_settings, env_settings, dotenv_settings, secret_files
 
     def rocksdb_options(self) -> dict[str, int]:
         """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table, and
