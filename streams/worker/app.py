@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.types.tuples import FutureMessage
 
 from streams.core.sink_progress import SinkProgress
 from streams.worker import allocator, rocksdb_store
@@ -116,6 +117,14 @@ due_index = DueIndex(
 # Where this worker's sink has read activity-projections, and the fold's newest
 # projection per booking (for the reconcile timer; in memory, per process).
 sink_progress = SinkProgress(settings.sink_progress_max_entries)
+
+
+def projection_sent(key: bytes | None, version: int, sent: FutureMessage) -> None:
+    """Send callback of every projection (from the fold, reconcile or a hand-back): it
+    is in flight at that offset until the sink reads it."""
+    metadata = sent.result()
+    if key is not None:
+        sink_progress.sent(key, version, metadata.partition, metadata.offset)
 
 
 @app.task  # type: ignore[untyped-decorator]  # faust's decorator is untyped

@@ -19,7 +19,6 @@ from typing import Any, cast
 
 import faust
 from faust.types import EventT
-from faust.types.tuples import FutureMessage
 
 from schemas import EventRejected, parse_event
 from streams.core.due_index import entry_changes, entry_key
@@ -33,9 +32,9 @@ from streams.worker.app import (
     due_index,
     events_dlq_topic,
     events_topic,
+    projection_sent,
     projections_topic,
     settings,
-    sink_progress,
 )
 from streams.worker.batching import AdaptiveStream, BatchPolicy
 from streams.worker.dead_letter import send_to_dead_letter
@@ -155,13 +154,8 @@ async def send_projection(
         key=key,
         value=projection.to_bytes(),
         headers=record_headers,
-        callback=partial(_record_sent, key, projection.version),
+        callback=partial(projection_sent, key, projection.version),
     )
-
-
-def _record_sent(key: bytes, version: int, sent: FutureMessage) -> None:
-    metadata = sent.result()
-    sink_progress.sent(key, version, metadata.partition, metadata.offset)
 
 
 def batch_policy() -> BatchPolicy:

@@ -37,7 +37,6 @@ from typing import Any, cast
 
 import faust
 from faust.types import TP, EventT
-from faust.types.tuples import FutureMessage
 
 from streams.core.projection import Projection, complete_related
 from streams.core.sink_plan import Candidate, plan_writes
@@ -52,6 +51,7 @@ from streams.salesforce.healing import Fallback
 from streams.worker import headers, metrics
 from streams.worker.app import (
     app,
+    projection_sent,
     projections_dlq_topic,
     projections_topic,
     settings,
@@ -484,18 +484,11 @@ async def _hand_back(pending: dict[str, Candidate[EventT[bytes]]], why: str) -> 
             key=msg.key,
             value=msg.value,
             headers=msg.headers,
-            callback=partial(_record_sent, msg.key, candidate.projection.version),
+            callback=partial(projection_sent, msg.key, candidate.projection.version),
         )
     metrics.PROJECTIONS_SKIPPED.labels("handed-back").inc(len(pending))
     log.warning("%s: handed %d unwritten projections back to the topic", why, len(pending))
     pending.clear()
-
-
-def _record_sent(key: bytes | None, version: int, sent: FutureMessage) -> None:
-    """In flight again, for the reconcile timer (streams/core/sink_progress.py)."""
-    metadata = sent.result()
-    if key is not None:
-        sink_progress.sent(key, version, metadata.partition, metadata.offset)
 
 
 def _on_revoked(sender: Any, *args: Any, signal: Any, **_: Any) -> None:
