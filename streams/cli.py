@@ -209,13 +209,7 @@ async def replay(
         raise UserError("give --since TIME or --bookings ID..., not both")
     summary = await run_replay(
         settings.broker(),
-        ReplayOptions(
-            events_topic=settings.topics.events,
-            projections_topic=settings.topics.projections,
-            mapping=settings.mapping(),
-            app_version=settings.app_version,
-            timeout_s=timeout_s,
-        ),
+        ReplayOptions.of(settings, timeout_s),
         Selection(bookings=chosen, since=parse_since(since) if since is not None else None),
     )
     for booking in summary.unknown:
@@ -400,13 +394,7 @@ async def dlq(
         if topic == topics.projections_dlq:
             summary = await dead_letters.redrive_projections(
                 broker,
-                ReplayOptions(
-                    events_topic=topics.events,
-                    projections_topic=topics.projections,
-                    mapping=settings.mapping(),
-                    app_version=settings.app_version,
-                    timeout_s=timeout_s,
-                ),
+                ReplayOptions.of(settings, timeout_s),
                 chosen,
             )
             done = summary.line()

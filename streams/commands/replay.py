@@ -34,6 +34,7 @@ from streams.core.fold import fold_all
 from streams.core.projection import FieldMapping, project
 from streams.transport.connection import BrokerConnection
 from streams.worker import headers
+from streams.worker.settings import Settings
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -128,6 +129,17 @@ class ReplayOptions:
     mapping: FieldMapping
     app_version: int  # the running version: its sink accepts only its own projections
     timeout_s: float = DEFAULT_TIMEOUT_S
+
+    @classmethod
+    def of(cls, settings: Settings, timeout_s: float = DEFAULT_TIMEOUT_S) -> ReplayOptions:
+        """The running workers' topics, field mapping and app version."""
+        return cls(
+            events_topic=settings.topics.events,
+            projections_topic=settings.topics.projections,
+            mapping=settings.mapping(),
+            app_version=settings.app_version,
+            timeout_s=timeout_s,
+        )
 
 
 async def replay(
