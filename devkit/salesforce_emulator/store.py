@@ -56,6 +56,17 @@ _LIVE = " AND COALESCE(json_extract(data, '$.IsDeleted'), 0) = 0"
 WriteEntry = tuple[str, str, object, object, str, object, object, str]
 
 
+def _id_is(record_id: str) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause naming a record by its 18- or 15-character id, on the id index.
+
+    A 15-character id names the same record as its 18-character form (the stored one),
+    whose 3-character suffix (A-Z, 0-5) sorts below "{": a range on the index, where
+    `substr(id, 1, 15) = ?` read every record of the org for every lookup."""
+    if len(record_id) == 15:
+        return "id >= ? AND id < ?", (record_id, record_id + "{")
+    return "id = ?", (record_id,)
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         # isolation_level=None: transactions are explicit (BEGIN/COMMIT in transaction()).
@@ -130,20 +141,17 @@ class Store:
         return True
 
     def get(self, sobject: SObjectDef, record_id: str, *, deleted: bool = False) -> Record | None:
-        # A 15-character id names the same record as its 18-character form.
+        where, args = _id_is(record_id)
         row = self._db.execute(
-            "SELECT data FROM records WHERE sobject = ? AND (id = ? OR substr(id, 1, 15) = ?)"
-            + ("" if deleted else _LIVE),
-            (sobject.name, record_id, record_id),
+            f"SELECT data FROM records WHERE sobject = ? AND {where}" + ("" if deleted else _LIVE),
+            (sobject.name, *args),
         ).fetchone()
         return _load(row[0]) if row else None
 
     def get_any(self, record_id: str) -> Record | None:
         """The record with this id whatever its object, deleted ones included."""
-        row = self._db.execute(
-            "SELECT data FROM records WHERE id = ? OR substr(id, 1, 15) = ?",
-            (record_id, record_id),
-        ).fetchone()
+        where, args = _id_is(record_id)
+        row = self._db.execute(f"SELECT data FROM records WHERE {where}", args).fetchone()
         return _load(row[0]) if row else None
 
     def get_by_external_ids(self, sobject: SObjectDef, values: Sequence[str]) -> dict[str, Record]:
