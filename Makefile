@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint types unit integration bench bench-fold bench-scale chaos lock schemas clean
+.PHONY: venv demo test lint types unit integration bench bench-fold bench-scale bench-sweep chaos lock schemas clean
 
 # The venv is rebuilt whenever a lock or the project metadata changes. The runtime and
 # build locks carry hashes (checked); the dev lock pins the dev kit and the dev tools.
@@ -52,6 +52,10 @@ chaos: $(STAMP)
 # not part of `make test`): bench/scale.json, the table in docs/performance.md.
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale_bench
+
+# A timer's sweep with 1 % due against the full sweep it replaced (bench/sweep.json).
+bench-sweep: $(STAMP)
+	$(BIN)/python -m bench.sweep_bench
 
 # Regenerate the exported JSON Schema files from the pydantic models.
 schemas: $(STAMP)
