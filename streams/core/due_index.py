@@ -23,7 +23,9 @@ of kind k due by t" is the key range [`slice_start(k)`, `slice_end(k, t)`).
   (`reconcile_action`).
 
 An entry's value names the partition the booking lives in (a timer outside a stream
-writes and deletes under it) and, for a reconcile entry, the version already re-sent.
+writes and deletes under it) and, for a reconcile entry, the projection version it was
+added for (once `synced` has it, the sweep removes the entry without reading the
+booking) and the version already re-sent.
 """
 
 from __future__ import annotations
@@ -106,21 +108,31 @@ def entry_changes(before: BookingState | None, after: BookingState) -> IndexChan
     return IndexChanges(old - new, new - old)
 
 
-# Values: b"<partition>" or b"<partition>:<version re-sent>" (reconcile entries).
+# Values: b"<partition>" (completion, retention), b"<partition>:<version re-sent>:<version>"
+# (reconcile: the projection version it was added for; 0: re-sent none, or not recorded).
 
 
-def entry_value(partition: int, resent: int = 0) -> bytes:
+def entry_value(partition: int, resent: int = 0, version: int = 0) -> bytes:
+    if version:
+        return b"%d:%d:%d" % (partition, resent, version)
     return b"%d:%d" % (partition, resent) if resent else b"%d" % partition
 
 
 class EntryValue(NamedTuple):
     partition: int
-    resent: int
+    resent: int = 0
+    version: int = 0  # a reconcile entry's projection version (0: not recorded)
 
 
 def parse_value(raw: bytes) -> EntryValue:
-    partition, _, resent = raw.partition(b":")
-    return EntryValue(int(partition), int(resent or 0))
+    return EntryValue(*(int(field) for field in raw.split(b":")))
+
+
+def settled(entry: EntryValue, synced: int) -> bool:
+    """A reconcile entry whose version Salesforce has (written or rejected): done, with
+    no need to read the booking. A later change of the booking added its own entry.
+    False for an entry without a version (then the booking's version decides)."""
+    return 0 < entry.version <= handled_version(synced)
 
 
 ReconcileAction = Literal["done", "wait", "resend", "give-up"]

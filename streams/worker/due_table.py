@@ -14,7 +14,7 @@ so the slice is an iterator from `slice_start(kind)` that stops at the first key
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Set
 from typing import Any, NamedTuple
 
 from faust.types import TP, EventT
@@ -48,6 +48,8 @@ class DueIndex:
         self.table = table
         self._app = app
         self._source_topic = source_topic
+        self._assignment_seen: object = None
+        self._actives: Set[TP] = set()
 
     def apply(self, changes: IndexChanges, *, under: EventT[Any]) -> None:
         """A fold's changes to a booking's standing entries, under its event."""
@@ -56,8 +58,9 @@ class DueIndex:
         for key in changes.add:
             self.add(key, under=under)
 
-    def add(self, key: bytes, *, under: EventT[Any], resent: int = 0) -> None:
-        self.table.set(key, entry_value(under.message.partition, resent), under=under)
+    def add(self, key: bytes, *, under: EventT[Any], resent: int = 0, version: int = 0) -> None:
+        value = entry_value(under.message.partition, resent, version)
+        self.table.set(key, value, under=under)
 
     def remove(self, key: bytes, *, under: EventT[Any]) -> None:
         self.table.delete(key, under=under)
@@ -67,20 +70,40 @@ class DueIndex:
 
     def owns(self, partition: int) -> bool:
         """Whether this worker still holds `partition` (a sweep awaits between slices)."""
-        return TP(self._changelog_topic(), partition) in self._app.assignor.assigned_actives()
+        return TP(self._changelog_topic(), partition) in self._assigned_actives()
 
-    async def due(self, kind: Kind, until_ms: int, sweep: Sweep) -> AsyncIterator[Due]:
-        """The entries of `kind` due at or before `until_ms`, lazily, slice by slice."""
-        async for key, raw in sweep.over(self._due_items(kind, until_ms)):
+    def _assigned_actives(self) -> Set[TP]:
+        # Asked once per entry: the assignor builds a new set at each call, so keep it
+        # until its assignment object is replaced (Faust assigns a new one per rebalance).
+        assignor = self._app.assignor
+        assignment = getattr(assignor, "_assignment", None)
+        if assignment is None or assignment is not self._assignment_seen:
+            self._actives = assignor.assigned_actives()
+            self._assignment_seen = assignment
+        return self._actives
+
+    async def due(
+        self, kind: Kind, until_ms: int, sweep: Sweep, *, stopped: set[int] | None = None
+    ) -> AsyncIterator[Due]:
+        """The entries of `kind` due at or before `until_ms`, lazily, slice by slice.
+
+        `stopped`: partitions the caller is done with for this sweep. It adds one when an
+        entry tells it the later entries of that partition cannot be ready either (the
+        reconcile sweep, on the first projection the sink has not read yet); the rest of
+        that partition's slice is then not read at all."""
+        stopped = stopped if stopped is not None else set()
+        async for key, raw in sweep.over(self._due_items(kind, until_ms, stopped)):
             value = parse_value(raw)
-            if not self.owns(value.partition):
-                continue  # revoked while the sweep gave the loop a turn
+            if value.partition in stopped or not self.owns(value.partition):
+                continue  # stopped, or revoked while the sweep gave the loop a turn
             yield Due(key, parse_key(key), value, self.anchor(value.partition))
 
     def _changelog_topic(self) -> str:
         return str(self.table.faust_table.changelog_topic_name)
 
-    def _due_items(self, kind: Kind, until_ms: int) -> Iterator[tuple[bytes, bytes]]:
+    def _due_items(
+        self, kind: Kind, until_ms: int, stopped: Set[int]
+    ) -> Iterator[tuple[bytes, bytes]]:
         store = self.table.faust_table.data
         dbs = getattr(store, "_dbs", None)
         start, end = slice_start(kind), slice_end(kind, until_ms)
@@ -95,6 +118,6 @@ class DueIndex:
             if db is None:
                 continue
             for key, value in db.items(from_key=start):
-                if key >= end:
+                if key >= end or partition in stopped:
                     break
                 yield key, value

@@ -124,7 +124,11 @@ async def fold_booking(
     if projection is not None:
         newest = max(event.message.timestamp for event, _ in items)
         # Checked by the reconcile timer once it is due: is Salesforce still behind?
-        due_index.add(entry_key("reconcile", int(time.time() * 1000), key), under=latest)
+        due_index.add(
+            entry_key("reconcile", int(time.time() * 1000), key),
+            under=latest,
+            version=projection.version,
+        )
         await send_projection(key, projection, event_timestamp=newest)
 
 

@@ -6,6 +6,13 @@ reads only the entries older than two sweep intervals (the time in-flight work n
 reach Salesforce) and, per entry (`streams.core.due_index.reconcile_action`), removes
 it when Salesforce has caught up, leaves it while this worker's sink has not read that
 far (`streams.core.sink_progress`), or re-sends the projection once.
+
+A partition's entries are in the order their projections were sent, and its sink reads
+them in that order: at the first entry the sink has not read yet, the sweep leaves the
+rest of that partition for a later sweep. During a backfill the sink trails the fold by
+minutes, and reading every waiting entry on every sweep would cost the whole backlog
+each time (hand-backs and clock steps can break the order: an entry then waits one
+sweep longer, it is never skipped).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 
-from streams.core.due_index import entry_key, reconcile_action
+from streams.core.due_index import entry_key, reconcile_action, settled
 from streams.core.fold import BookingState
 from streams.core.projection import project
 from streams.core.retention import is_marker
@@ -31,18 +38,26 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
     until = now_ms - int(2 * settings.reconcile_interval * 1000)
     sweep = Sweep()
     resent = 0
-    async for due in due_index.due("reconcile", until, sweep):
+    # Partitions whose sink is still behind the entry just read: their later entries
+    # (sent later, so further on in the projections partition) are not read this sweep.
+    waiting: set[int] = set()
+    async for due in due_index.due("reconcile", until, sweep, stopped=waiting):
         key = due.entry.booking
+        synced_value = synced.get(key, under=due.anchor) or 0
+        if settled(due.value, synced_value):  # the common case: no need to read the booking
+            due_index.remove(due.key, under=due.anchor)
+            continue
         raw = bookings.get(key, under=due.anchor)
         version = None if raw is None or is_marker(raw) else BookingState.version_of(raw)
         action = reconcile_action(
             version,
-            synced.get(key, under=due.anchor) or 0,
+            synced_value,
             in_flight=version is not None
             and sink_progress.in_flight(key, version, due.value.partition),
             resent=due.value.resent,
         )
         if action == "wait":
+            waiting.add(due.value.partition)
             continue
         due_index.remove(due.key, under=due.anchor)
         if action == "give-up":
@@ -54,7 +69,9 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
         if projection is None:
             continue
         assert version is not None
-        due_index.add(entry_key("reconcile", now_ms, key), under=due.anchor, resent=version)
+        due_index.add(
+            entry_key("reconcile", now_ms, key), under=due.anchor, resent=version, version=version
+        )
         await send_projection(key, projection)
         resent += 1
     sink_progress.forget_read()

@@ -8,6 +8,7 @@ import pytest
 
 from streams.core import due_index as d
 from streams.core.fold import MAX_EVENTS_PER_BOOKING, BookingState
+from streams.core.sync_gaps import encode_synced
 from tests import factories as f
 
 BOOKING = f.BOOKING_ID.encode()
@@ -95,9 +96,28 @@ def test_a_full_history_is_never_due_for_completion() -> None:
     assert d.standing_entries(full) == frozenset()
 
 
-def test_an_entry_value_names_its_partition_and_what_was_resent() -> None:
-    assert d.parse_value(d.entry_value(3)) == d.EntryValue(3, 0)
-    assert d.parse_value(d.entry_value(0, resent=7)) == d.EntryValue(0, 7)
+def test_an_entry_value_names_its_partition_what_was_resent_and_its_version() -> None:
+    assert d.parse_value(d.entry_value(3)) == d.EntryValue(3, 0, 0)
+    assert d.parse_value(d.entry_value(0, resent=7)) == d.EntryValue(0, 7, 0)
+    assert d.parse_value(d.entry_value(2, version=5)) == d.EntryValue(2, 0, 5)
+    assert d.parse_value(d.entry_value(1, resent=5, version=5)) == d.EntryValue(1, 5, 5)
+
+
+@pytest.mark.parametrize(
+    ("version", "synced", "settled"),
+    [
+        (5, encode_synced(5), True),  # written
+        (5, encode_synced(7), True),  # a later version written: this one is past
+        (5, encode_synced(5, rejected=True), True),  # refused: handled, nothing to resend
+        (5, encode_synced(4), False),  # behind: the booking's version decides
+        (5, 0, False),  # never synced
+        (0, encode_synced(9), False),  # an entry without a version: read the booking
+    ],
+)
+def test_a_reconcile_entry_is_settled_once_salesforce_has_its_version(
+    version: int, synced: int, settled: bool
+) -> None:
+    assert d.settled(d.EntryValue(0, 0, version), synced) is settled
 
 
 def test_times_before_the_epoch_clamp_to_zero() -> None:
