@@ -44,7 +44,12 @@ log = logging.getLogger(__name__)
 
 SCHEME = "tansu"
 FETCH_MAX_WAIT_MS = 50
-PROBE_TIMEOUT_S = 10.0
+# Faust waits up to `broker_request_timeout` (90 s) for the highwaters. A restarted
+# worker at 200k bookings once had its probe read nothing for 10 s while the same probe
+# answers in 0.1 s on an idle broker of that size; keeping ListOffsets' short answer
+# then stops the recovery (ConsistencyError: persisted offset past the highwater).
+PROBE_TIMEOUT_S = 60.0
+PROBE_SLOW_S = 2.0  # log how long a probe took past this
 
 TPKey = TypeVar("TPKey")  # aiokafka's TopicPartition or Faust's TP: both (topic, partition)
 
@@ -82,6 +87,9 @@ async def exact_end_offsets(
                     exact[found] = max(exact[found], records[-1].offset + 1)
     finally:
         await probe.stop()
+    took = PROBE_TIMEOUT_S - (deadline - time.monotonic())
+    if took > PROBE_SLOW_S:
+        log.warning("end offsets: the probe of %d partitions took %.1fs", len(reported), took)
     if pending:
         log.warning("no record read at the end of %s; keeping ListOffsets", sorted(pending))
     return exact
