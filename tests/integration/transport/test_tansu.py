@@ -4,8 +4,11 @@ the broker answers."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
 
 from devkit.broker import EmbeddedBroker
@@ -60,3 +63,23 @@ async def test_end_offsets_are_the_offset_after_the_last_record(
     assert await exact_end_offsets(broker.bootstrap, reported) == want, f"reported {reported}"
     # The operator commands' view of the same partitions, through the embedded profile.
     assert await _end_offsets(broker.connection) == want
+
+
+async def test_end_offsets_come_from_the_high_water_mark_when_no_record_is_read(
+    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe that gets no records back (as a restarted worker's once did for 60 s at
+    the 200k bench stage) still finds the end: the fetch answers carry the high-water
+    mark. Before, it kept ListOffsets' short answer and Faust's recovery stopped."""
+    async with kafka_io.admin(broker.connection) as admin:
+        await admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)])
+    await _produce_batches(broker, [7, 30])
+    reported = await _end_offsets(BrokerConnection(broker.url, KAFKA_PROFILE))
+    assert reported[TPS[0]] < 37  # Tansu's short answer: what there is to correct
+
+    async def no_records(self: AIOKafkaConsumer, *_: object, timeout_ms: int = 0) -> dict[Any, Any]:
+        await asyncio.sleep(timeout_ms / 1000)  # the fetcher runs; nothing is handed over
+        return {}
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", no_records)
+    assert await exact_end_offsets(broker.bootstrap, reported) == {TPS[0]: 37, TPS[1]: 0}
