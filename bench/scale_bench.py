@@ -1,7 +1,10 @@
 """`make bench-scale`: one worker on RocksDB as its state grows, stage by stage.
 
 Each stage adds generated bookings (`streams.commands.generate`) to the same worker and
-data dir, then reports: fold ev/s of the stage, the worker's RSS, the timers' last sweep
+data dir: first up to its size less `--probe` bookings, then, once Salesforce has caught
+up, the last `--probe` (10,000) whose fold is timed, so every stage's fold rate is
+measured on the same workload over a larger state. It reports: that fold ev/s, the
+worker's RSS, the timers' last sweep
 (entries read, CPU, longest slice; `activity_sync_sweep_*`), live p50/p99 at `--rate`
 ev/s while the timers run every few seconds, restart-to-ready after SIGTERM and after
 SIGKILL, the data dir's size on disk, and whether Salesforce equals the fold of every
@@ -121,26 +124,25 @@ class Stages:
         self.expected: dict[str, dict[str, Any]] = {}  # every booking of every stage
 
     def run(self, index: int, new_bookings: int) -> dict[str, Any]:
-        events = list(generate_events(new_bookings, self.args.seed + index, id_prefix=f"s{index}-"))
-        self.expected.update(verification.expected_events(events))
-        with h.Watch(self.broker.bootstrap, emulator=self.emulator) as watch:
-            base = watch.wait(lambda s: True, 30, "a first sample")
-            target = base.committed.get(h.EVENTS_TOPIC, 0) + len(events)
-            t0 = time.monotonic()
-            asyncio.run(produce(self.broker, h.EVENTS_TOPIC, event_records(events)))
-            folded = watch.wait(
-                lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= target, 3600, "the fold"
-            )
-            fold_done = watch.last_change(lambda s: s.ends.get(h.PROJECTIONS_TOPIC), t0, folded.at)
-        fold_ev_s = len(events) / max(1e-9, fold_done - t0)
+        # The stage grows the state to its size less the probe, waits for Salesforce,
+        # then folds the probe: every stage's fold rate is measured on the same workload
+        # (`--probe` new bookings) and differs only by the state already held.
+        probe = min(self.args.probe, new_bookings)
+        fill_ok, fill_problems = True, list[str]()
+        if new_bookings > probe:
+            self.fold(f"s{index}-", self.args.seed + index, new_bookings - probe)
+            fill_ok, fill_problems = self.salesforce_matches(timeout=3600)
+        events, fold_s = self.fold(f"p{index}-", self.args.seed + 500 + index, probe)
+        fold_ev_s = events / max(1e-9, fold_s)
         ok, problems = self.salesforce_matches(timeout=3600)
+        ok, problems = ok and fill_ok, fill_problems + problems
         rss = rss_mb(self.worker.process.pid if self.worker.process else None)
         time.sleep(12)  # two rounds of the timers after the fold
         sweeps = sweep_figures(self.worker)
         profile = {"memory_profile": memory_report(self.worker)} if self.args.profile else {}
         if self.args.fold_only:
             return {
-                "new_events": len(events),
+                "probe_events": events,
                 "fold_ev_s": round(fold_ev_s),
                 "rss_mb": round(rss, 1),
                 "disk_mb": round(disk_mb(self.work / "worker"), 1),
@@ -153,7 +155,7 @@ class Stages:
         sigterm_s = restart(self.worker, kill=False)
         sigkill_s = restart(self.worker, kill=True)
         return {
-            "new_events": len(events),
+            "probe_events": events,
             "fold_ev_s": round(fold_ev_s),
             "rss_mb": round(rss, 1),
             **{k: round(v, 4) for k, v in sweeps.items()},
@@ -165,6 +167,22 @@ class Stages:
             "salesforce_problems": (problems + live_problems)[:5],
             **profile,
         }
+
+    def fold(self, prefix: str, seed: int, bookings: int) -> tuple[int, float]:
+        """Produce `bookings` generated bookings and wait for the fold: (events, seconds
+        from the first event produced to the last projection sent)."""
+        events = list(generate_events(bookings, seed, id_prefix=prefix))
+        self.expected.update(verification.expected_events(events))
+        with h.Watch(self.broker.bootstrap, emulator=self.emulator) as watch:
+            base = watch.wait(lambda s: True, 30, "a first sample")
+            target = base.committed.get(h.EVENTS_TOPIC, 0) + len(events)
+            t0 = time.monotonic()
+            asyncio.run(produce(self.broker, h.EVENTS_TOPIC, event_records(events)))
+            folded = watch.wait(
+                lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= target, 3600, "the fold"
+            )
+            fold_done = watch.last_change(lambda s: s.ends.get(h.PROJECTIONS_TOPIC), t0, folded.at)
+        return len(events), fold_done - t0
 
     def salesforce_matches(self, timeout: float) -> tuple[bool, list[str]]:
         """Wait until Salesforce equals the fold of everything produced (or time out)."""
@@ -228,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--live-s", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--probe", type=int, default=10_000, help="new bookings whose fold each stage times"
+    )
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="keep GET /debug/memory/")
     parser.add_argument(
