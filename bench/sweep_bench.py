@@ -9,7 +9,8 @@ Both sweeps read the same RocksDB stores in this process (rocksdict, as Faust's
   its `synced` value. That is what the completion and reconcile timers did on every
   sweep.
 - due (now, streams/worker/due_table.py): read the `due` store from the kind's first
-  key up to `slice_end(kind, until)`, and for each entry load its booking.
+  key up to `slice_end(kind, until)`; for each completion entry load its booking, for
+  each reconcile entry read `synced` (and the booking only if that does not settle it).
 
 The workload: `--bookings` generated bookings folded by the core; `until` is set so
 that `--due-percent` of them are due for completion, and the same share has a reconcile
@@ -42,6 +43,8 @@ from streams.core.due_index import (
     entry_value,
     epoch_ms,
     parse_key,
+    parse_value,
+    settled,
     slice_end,
     slice_start,
     standing_entries,
@@ -94,7 +97,10 @@ def load(stores: Stores, bookings: int, seed: int, due_share: float) -> tuple[in
     # Reconcile: the same share of bookings changed "recently", one entry each.
     recent_ms = 10**12
     for changed in random.Random(seed).sample(sorted(states), due):
-        stores.due[entry_key("reconcile", recent_ms, changed.encode())] = entry_value(0)
+        version = states[changed].version
+        stores.due[entry_key("reconcile", recent_ms, changed.encode())] = entry_value(
+            0, version=version
+        )
     return until_ms, recent_ms
 
 
@@ -131,15 +137,18 @@ def full_reconcile(stores: Stores) -> int:
 
 
 def due_reconcile(stores: Stores, until_ms: int) -> tuple[int, int]:
-    """The reconcile slice's bookings against their `synced`: (entries read, behind)."""
+    """The reconcile slice's bookings against their `synced`, as the worker reads them
+    (an entry settled by `synced` needs no read of the booking): (entries read, behind)."""
     read, late = 0, 0
     end = slice_end("reconcile", until_ms)
-    for key, _ in stores.due.items(from_key=slice_start("reconcile")):
+    for key, raw in stores.due.items(from_key=slice_start("reconcile")):
         if key >= end:
             break
-        booking = parse_key(key).booking
-        late += behind(stores, booking, stores.bookings[booking])
         read += 1
+        booking = parse_key(key).booking
+        if settled(parse_value(raw), int(stores.synced.get(booking) or b"0")):
+            continue
+        late += behind(stores, booking, stores.bookings[booking])
     return read, late
 
 
