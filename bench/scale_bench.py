@@ -70,6 +70,10 @@ def cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def pid_of(process: Any) -> int | None:
+    return None if process is None else int(process.pid)
+
+
 def rss_mb(pid: int | None) -> float:
     if pid is None:
         return 0.0
@@ -141,13 +145,20 @@ class Stages:
         if new_bookings > probe:
             self.fold(f"s{index}-", self.args.seed + index, new_bookings - probe)
             fill_ok, fill_problems = self.salesforce_matches(timeout=3600)
-        pid = self.worker.process.pid if self.worker.process else None
-        cpu_before = cpu_s(pid)
+        # CPU per event of the worker (what the wall-clock rate says, without the other
+        # processes' share of the 2 cores), and of the embedded broker and the emulator.
+        pids = {
+            "fold_cpu_us_per_event": self.worker.process.pid if self.worker.process else None,
+            "broker_cpu_us_per_event": pid_of(self.broker.process),
+            "emulator_cpu_us_per_event": pid_of(self.emulator.process),
+        }
+        cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
         events, fold_s = self.fold(f"p{index}-", self.args.seed + 500 + index, probe)
         fold_ev_s = events / max(1e-9, fold_s)
-        # The worker's own CPU per event: what the wall-clock rate says, without the
-        # broker's, the emulator's and the bench's share of the 2 cores (and noise).
-        fold_cpu_us = (cpu_s(pid) - cpu_before) / events * 1e6
+        cpu_per_event = {
+            name: round((cpu_s(pid) - cpu_before[name]) / events * 1e6)
+            for name, pid in pids.items()
+        }
         ok, problems = self.salesforce_matches(timeout=3600)
         ok, problems = ok and fill_ok, fill_problems + problems
         rss = rss_mb(self.worker.process.pid if self.worker.process else None)
@@ -158,7 +169,7 @@ class Stages:
             return {
                 "probe_events": events,
                 "fold_ev_s": round(fold_ev_s),
-                "fold_cpu_us_per_event": round(fold_cpu_us),
+                **cpu_per_event,
                 "rss_mb": round(rss, 1),
                 "disk_mb": round(disk_mb(self.work / "worker"), 1),
                 "salesforce_matches_fold": ok,
@@ -172,7 +183,7 @@ class Stages:
         return {
             "probe_events": events,
             "fold_ev_s": round(fold_ev_s),
-            "fold_cpu_us_per_event": round(fold_cpu_us),
+            **cpu_per_event,
             "rss_mb": round(rss, 1),
             **{k: round(v, 4) for k, v in sweeps.items()},
             **live,
@@ -350,6 +361,8 @@ COLUMNS = (
     ("bookings", "bookings", "{:,}"),
     ("fold_ev_s", "fold ev/s", "{:,}"),
     ("fold_cpu_us_per_event", "worker CPU µs/event", "{:,}"),
+    ("broker_cpu_us_per_event", "broker CPU µs/event", "{:,}"),
+    ("emulator_cpu_us_per_event", "emulator CPU µs/event", "{:,}"),
     ("rss_mb", "RSS MB", "{:.0f}"),
     ("completion_cpu_s", "completion sweep CPU s", "{:.4f}"),
     ("reconcile_items", "reconcile sweep entries", "{:.0f}"),
