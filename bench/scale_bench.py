@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -109,6 +110,28 @@ def memory_report(worker: WorkerProcess, top: int = 30) -> dict[str, Any]:
     return report
 
 
+# `--pin`: the worker on this CPU, the bench, broker and emulator on the other, so what
+# they cost does not come out of the worker's share of the 2 cores.
+WORKER_CPU, OTHERS_CPU = 0, 1
+_pin = False
+
+
+def pin_worker(worker: WorkerProcess) -> None:
+    """Every thread of the worker on WORKER_CPU (threads it starts later inherit it)."""
+    if not _pin or worker.process is None:
+        return
+    for task in Path(f"/proc/{worker.process.pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setaffinity(int(task.name), {WORKER_CPU})
+
+
+def start(worker: WorkerProcess) -> None:
+    worker.start()
+    pin_worker(worker)
+    worker.wait_ready(timeout=600)
+    pin_worker(worker)
+
+
 def restart(worker: WorkerProcess, *, kill: bool) -> float:
     """Stop (SIGTERM, or SIGKILL), start again; seconds from the start to ready."""
     if kill:
@@ -116,8 +139,7 @@ def restart(worker: WorkerProcess, *, kill: bool) -> float:
     else:
         worker.stop(timeout=120)
     began = time.monotonic()
-    worker.start()
-    worker.wait_ready(timeout=600)
+    start(worker)
     return time.monotonic() - began
 
 
@@ -285,14 +307,28 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a worker setting"
     )
     parser.add_argument("--fold-only", action="store_true", help="no live phase, no restarts")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the worker on CPU 0; this bench, the broker and the emulator on CPU 1",
+    )
     args = parser.parse_args(argv)
+    if args.pin:
+        global _pin
+        _pin = True
+        os.sched_setaffinity(0, {OTHERS_CPU})  # inherited by the broker and the emulator
     if args.output is None:
         args.output = PROFILE_RESULTS if args.profile else RESULTS
     sizes = [int(s) for s in args.stages.split(",")]
     work = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     log(f"work dir {work}; stages {sizes}; budget {args.budget_s:.0f}s")
     began = time.monotonic()
-    results: dict[str, Any] = {"machine": h.machine(), "stages": [], "skipped": []}
+    results: dict[str, Any] = {
+        "machine": h.machine(),
+        "pinned": args.pin,
+        "stages": [],
+        "skipped": [],
+    }
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
         emulator = SalesforceEmulator(work / "salesforce")  # started
         asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
@@ -300,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         extra.update(item.split("=", 1) for item in args.set)
         results["worker_settings"] = extra
         worker = h.start_worker(broker, emulator, work, "worker", **extra)
+        pin_worker(worker)
         worker.wait_ready(timeout=120)
+        pin_worker(worker)
         stages = Stages(broker, emulator, worker, work, args)
         held, last_s = 0, 0.0
         try:
