@@ -72,8 +72,18 @@ class SecretFilesSource(PydanticBaseSettingsSource):
 
 
 class SettingsWithSecretFiles(BaseSettings):
-    """Settings whose `secret_fields` may also come from `<env_prefix><FIELD>_FILE`."""
+    """Settings whose `secret_fields` may also come from `<env_prefix><FIELD>_FILE`.
 
+    Subclasses set their `env_prefix`; pydantic merges it into this config."""
+
+    # One `.env` for the worker's and the Salesforce settings; a validation error never
+    # echoes its input (it may be a secret).
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
     secret_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -92,15 +102,7 @@ class SettingsWithSecretFiles(BaseSettings):
 
 
 class SalesforceSettings(SettingsWithSecretFiles):
-    # The same env file as the worker's Settings, so `.env` fills these too; a validation
-    # error never echoes its input (a secret).
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        hide_input_in_errors=True,
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
     secret_fields = SECRET_FIELDS
 
     login_url: str = Field(

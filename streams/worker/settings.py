@@ -48,14 +48,7 @@ class TopicNames(BaseSettings):
 class Settings(SettingsWithSecretFiles):
     """The worker's settings. Field `foo` is read from `ACTIVITY_SYNC_FOO`."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        # A validation error never echoes its input: it may be a secret.
-        hide_input_in_errors=True,
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
     secret_fields = SECRET_FIELDS
 
     app_id: str = "booking-activity-sync"
