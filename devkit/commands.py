@@ -56,7 +56,10 @@ async def broker(self: OperatorCommand, host: str, port: int) -> int:
     except BrokerError as exc:
         raise UserError(str(exc)) from None
     print(f"embedded Kafka broker listening on {running.bootstrap}", flush=True)
+    # What a worker or command on this broker needs: its URL and its profile (the
+    # default profile is production's, Apache Kafka).
     print(f"export ACTIVITY_SYNC_BROKER_URL={running.url}", flush=True)
+    print(f"export ACTIVITY_SYNC_BROKER_PROFILE={running.connection.profile.name}", flush=True)
     try:
         await until_signal()
     finally:

@@ -295,6 +295,12 @@ def seed_demo_users(emulator: SalesforceEmulator) -> None:
     emulator.insert("User", *users)
 
 
+def demo_settings(broker: BrokerConnection) -> dict[str, str]:
+    """The demo worker's settings by name: `DEMO_SETTINGS` and the profile of the broker
+    it runs on (the default profile is production's, Apache Kafka)."""
+    return {**DEMO_SETTINGS, "broker_profile": broker.profile.name}
+
+
 def _say(message: str, started: float) -> None:
     print(f"[{time.monotonic() - started:5.1f}s] {message}", flush=True)
 
@@ -322,7 +328,9 @@ async def run_demo(directory: Path, timeout_s: float = 60.0, keep_running: bool 
         _say(f"Salesforce emulator on {emulator.url}", started)
         # A strict org: the owners the demo's bookings name must be its active Users.
         await asyncio.to_thread(seed_demo_users, emulator)
-        env = worker_environment(broker, emulator, directory / "worker-1", DEMO_SETTINGS)
+        env = worker_environment(
+            broker, emulator, directory / "worker-1", demo_settings(broker.connection)
+        )
         worker = WorkerProcess(env, directory / "worker-1.log")
         _say(f"starting a worker (web {worker.web_url}); this takes a few seconds", started)
         await asyncio.to_thread(worker.start)

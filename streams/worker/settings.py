@@ -24,7 +24,7 @@ def _known_profile(name: str) -> str:
     return name
 
 
-# A name in streams.transport.connection.PROFILES: "embedded" or "kafka".
+# A name in streams.transport.connection.PROFILES (the profile registry).
 ProfileName = Annotated[str, AfterValidator(_known_profile)]
 
 ENV_PREFIX = "ACTIVITY_SYNC_"
@@ -55,7 +55,11 @@ class Settings(SettingsWithSecretFiles):
     # Bump to rebuild every table from the start of the topic (see README, backfill).
     app_version: int = 1
     broker_url: str = "kafka://127.0.0.1:9092"
-    broker_profile: ProfileName = "embedded"
+    # Production's broker by default: a deployment that leaves the variable unset gets
+    # Apache Kafka's profile, never a dev-kit broker's workarounds (its short session
+    # timeout, its end-offset probe: streams/transport/connection.py). The dev kit and
+    # the demo name their broker's profile themselves.
+    broker_profile: ProfileName = "kafka"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     # rocksdb:// (state survives restarts without a full changelog replay) is what the

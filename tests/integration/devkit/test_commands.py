@@ -23,13 +23,13 @@ def test_broker_command_serves_kafka_until_sigterm() -> None:
         first = process.stdout.readline()
         assert first.startswith("embedded Kafka broker listening on 127.0.0.1:"), first
         bootstrap = first.split()[-1]
-        assert (
-            process.stdout.readline().strip()
-            == f"export ACTIVITY_SYNC_BROKER_URL=kafka://{bootstrap}"
-        )
-        result = run_cli(
-            "produce", "--generate", "2", env={"ACTIVITY_SYNC_BROKER_URL": f"kafka://{bootstrap}"}
-        )
+        exports = [process.stdout.readline().strip() for _ in range(2)]
+        assert exports == [
+            f"export ACTIVITY_SYNC_BROKER_URL=kafka://{bootstrap}",
+            "export ACTIVITY_SYNC_BROKER_PROFILE=embedded",
+        ]
+        env = dict(line.removeprefix("export ").split("=", 1) for line in exports)
+        result = run_cli("produce", "--generate", "2", env=env)
         assert result.returncode == 0, result.stderr
     finally:
         code, stderr = stop_cli(process)

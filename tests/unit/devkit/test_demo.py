@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from devkit.demo import MALFORMED_VALUE, demo_bookings, demo_records, mismatches
+from devkit.broker import EmbeddedBroker
+from devkit.demo import (
+    DEMO_SETTINGS,
+    MALFORMED_VALUE,
+    demo_bookings,
+    demo_records,
+    demo_settings,
+    mismatches,
+)
 from schemas import EventRejected, event_from_dict, parse_event
 from streams.core.fold import fold_all
 from streams.core.projection import project
@@ -60,3 +68,9 @@ def test_mismatches_names_missing_wrong_and_unexpected_events() -> None:
     assert problems[0].startswith(f"{right[0]['Booking_Id__c']}: want")
     assert problems[-1] == "x: unexpected Event"
     assert len(mismatches(bookings, right[1:])) == 1
+
+
+def test_the_demo_worker_names_the_embedded_profile() -> None:
+    # The default profile is production's (Apache Kafka): the demo names its broker's.
+    settings = demo_settings(EmbeddedBroker().connection)
+    assert settings == {**DEMO_SETTINGS, "broker_profile": "embedded"}

@@ -94,6 +94,10 @@ def test_settings_errors_name_the_variable(
     assert "\n" not in line
 
 
+def test_the_default_broker_profile_is_production_s() -> None:
+    assert Settings().broker_profile == "kafka"  # the dev kit names the embedded one itself
+
+
 def test_a_missing_secret_file_names_the_variable_and_path_only(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
