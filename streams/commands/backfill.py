@@ -121,8 +121,11 @@ def measure(
 
 
 async def committed_offsets(admin_client: Any, group: str, partitions: list[Any]) -> dict[Any, int]:
-    # Partitions named explicitly: the embedded broker drops the connection on an
-    # OffsetFetch for "all partitions of the group".
+    """The offsets `group` committed on `partitions` (missing: none committed yet).
+
+    The partitions are named in the OffsetFetch request, not left out to mean "all of
+    the group's": only the watched ones are wanted, and the named form works on every
+    broker kind."""
     found = await admin_client.list_consumer_group_offsets(group, partitions=partitions)
     return {tp: meta.offset for tp, meta in found.items() if meta is not None and meta.offset >= 0}
 

@@ -4,7 +4,8 @@ The commands talk to Kafka directly rather than through a Faust app: they must n
 join the workers' consumer group, and they must fail fast and clearly when the broker
 is not there. Every connection problem becomes a one-line `UserError`. The broker is a
 `BrokerConnection` (streams/transport/connection.py): its servers, and its end offsets
-as its profile corrects them.
+(`BrokerConnection.end_offsets`: the offset after each partition's last record, exact
+for every profile). Nothing here depends on the kind of broker.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ async def producer(
     servers = bootstrap_servers(broker)
     client = AIOKafkaProducer(
         bootstrap_servers=servers,
-        # acks=all and no idempotence: the embedded broker has no idempotent
-        # producer; duplicates from a retry are harmless, the fold dedupes by event id.
+        # acks=all: a record is sent once every in-sync replica has it. Not idempotent:
+        # nothing needs it (a retry's duplicate is harmless, the fold counts an event
+        # once by its id), so the commands ask the broker for plain produce only.
         acks="all",
         linger_ms=5,
         max_request_size=1024 * 1024,
@@ -133,8 +135,9 @@ async def partitions_of(
 async def offsets(
     broker: BrokerConnection, client: AIOKafkaConsumer, partitions: list[TopicPartition]
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    """(beginning, end) offsets of each partition; the end as `broker`'s profile has it
-    (exact on Apache Kafka, corrected on the embedded broker)."""
+    """(beginning, end) offsets of each partition; the end from
+    `BrokerConnection.end_offsets`, the offset after the last record, exact for every
+    profile."""
     begin = await client.beginning_offsets(partitions)
     end = await broker.end_offsets(client, partitions)
     return dict(begin), end

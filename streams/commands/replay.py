@@ -83,9 +83,10 @@ async def read_partitions(
 ) -> None:
     """Every record from `starts` up to at least `ends`, per partition.
 
-    Whole fetched batches are handed on, past `ends` too: the embedded broker reports
-    the end of a partition as the first offset of its newest batch + 1, so stopping at
-    exactly `ends` could miss the tail of that batch.
+    `ends` are the offsets after the last records (from `BrokerConnection.end_offsets`,
+    exact for every profile). Whole fetched batches are handed on, records past `ends`
+    too (appended since `ends` were taken): the caller gets at least the records up to
+    `ends`, never fewer.
     """
     wanted = [tp for tp in starts if ends[tp] > starts[tp]]
     if not wanted:
