@@ -87,6 +87,52 @@ def test_an_import_against_the_direction_is_found(
     assert forbidden_imports(module, source) == wrong
 
 
+# Only streams/transport/ knows which kind of broker it talks to (docs/architecture.md,
+# "The broker seam"): a broker kind's name anywhere else in streams/ (code, comments,
+# strings) is a workaround or an assumption leaking out of it.
+TRANSPORT = REPO / "streams" / "transport"
+BROKER_KIND_NAMES = re.compile(r"tansu", re.IGNORECASE)
+
+
+def broker_kind_mentions(source: str) -> list[int]:
+    """The lines (1-based) of `source` that name a broker kind."""
+    return [n for n, line in enumerate(source.splitlines(), 1) if BROKER_KIND_NAMES.search(line)]
+
+
+def outside_transport() -> list[Path]:
+    return [path for path in modules("streams") if TRANSPORT not in path.parents]
+
+
+@pytest.mark.parametrize("path", outside_transport(), ids=module_name)
+def test_only_the_transport_names_a_broker_kind(path: Path) -> None:
+    where = path.relative_to(REPO)
+    found = [f"{where}:{line}" for line in broker_kind_mentions(path.read_text())]
+    assert found == [], f"a broker kind named outside streams/transport/: {', '.join(found)}"
+
+
+@pytest.mark.parametrize(
+    ("source", "lines"),
+    [
+        ("from streams.transport import tansu\n", [1]),
+        ("x = 1\n# Tansu answers ListOffsets short\n", [2]),
+        ('SCHEME = "TANSU://"\n', [1]),
+        ("class TansuConsumer:\n    pass\n", [1]),
+        ('"""On tansu:\n\nwait less."""\nfetch_wait = tansu_wait\n', [1, 4]),
+        ("# the broker's end offsets: BrokerConnection.end_offsets\n", []),
+    ],
+)
+def test_a_broker_kind_name_is_found(source: str, lines: list[int]) -> None:
+    assert broker_kind_mentions(source) == lines
+
+
+def test_the_scan_leaves_out_the_transport_only() -> None:
+    scanned = outside_transport()
+    assert REPO / "streams" / "worker" / "app.py" in scanned
+    assert not [path for path in scanned if TRANSPORT in path.parents]
+    # The transport does name it: the exclusion, not the scanner, keeps it green.
+    assert broker_kind_mentions((TRANSPORT / "connection.py").read_text())
+
+
 def mapped_modules() -> set[str]:
     """Module paths the map in docs/architecture.md names (`streams/core/fold.py`...)."""
     text = (REPO / "docs" / "architecture.md").read_text()
