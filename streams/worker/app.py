@@ -36,6 +36,11 @@ def create_app(conf: Settings) -> faust.App:
         "key_serializer": "raw",
         "value_serializer": "raw",
         "processing_guarantee": "at_least_once",
+        # Every send (projections, dead letters, table changelogs) waits for all in-sync
+        # replicas: -1 is acks=all. Faust's default too, named here because nothing is
+        # lost only if it holds (with ACTIVITY_SYNC_MIN_INSYNC_REPLICAS on the topics).
+        # Faust lets an environment variable PRODUCER_ACKS override it: leave that unset.
+        "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
         "web_enabled": conf.web_enabled,
         "web_host": conf.web_host,
@@ -52,63 +57,61 @@ def create_app(conf: Settings) -> faust.App:
 app = create_app(settings)
 
 
-def _topic(name: str) -> faust.TopicT:
-    return app.topic(
+def new_topic(faust_app: faust.App, conf: Settings, name: str) -> faust.TopicT:
+    """One of the app's topics: raw bytes, and created (if it does not exist) with the
+    configured partitions, replication and topic config."""
+    return faust_app.topic(
         name,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.partitions,
-        replicas=settings.replication_factor,
+        partitions=conf.partitions,
+        replicas=conf.replication_factor,
+        config=conf.topic_config(),
     )
 
 
-events_topic = _topic(settings.topics.events)
-events_dlq_topic = _topic(settings.topics.events_dlq)
+def new_table(
+    faust_app: faust.App, conf: Settings, name: str, *, value_type: type | None = None
+) -> Any:
+    """One of the app's tables, keyed by booking id (bytes: the raw codec), with the
+    RocksDB options; its changelog topic is created with the same replication
+    (`topic_replication_factor`) and topic config as the app's topics."""
+    return faust_app.Table(
+        name,
+        key_type=bytes,
+        value_type=value_type,
+        partitions=conf.partitions,
+        options=conf.rocksdb_options(),
+        extra_topic_configs=conf.topic_config(),
+    )
+
+
+events_topic = new_topic(app, settings, settings.topics.events)
+events_dlq_topic = new_topic(app, settings, settings.topics.events_dlq)
 # Same key (booking id) and partition count as booking-events: co-partitioned, so the
 # sink's `synced` table lives with the fold's `bookings` table on one worker.
-projections_topic = _topic(settings.topics.projections)
-projections_dlq_topic = _topic(settings.topics.projections_dlq)
+projections_topic = new_topic(app, settings, settings.topics.projections)
+projections_dlq_topic = new_topic(app, settings, settings.topics.projections_dlq)
 
 ALL_TOPICS = (events_topic, events_dlq_topic, projections_topic, projections_dlq_topic)
 
 # Both tables are reached only through PartitionedTable, which reads and writes a row
 # under its booking's own partition (streams/worker/table_partition.py: RocksDB needs it).
 # booking id (bytes) -> BookingState.to_bytes(): every accepted event and the view.
+# value_type bytes makes Faust use the raw codec for the changelog values too.
 bookings: PartitionedTable[bytes] = PartitionedTable(
-    app.Table(
-        "bookings",
-        # key_type/value_type bytes make Faust use the raw codec for the changelog too.
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        options=settings.rocksdb_options(),
-    )
+    new_table(app, settings, "bookings", value_type=bytes)
 )
 # booking id (bytes) -> last projection version handled by the sink (JSON int; negative:
 # rejected by Salesforce, see streams/core/sync_gaps.py).
-synced: PartitionedTable[int] = PartitionedTable(
-    app.Table(
-        "synced",
-        key_type=bytes,
-        partitions=settings.partitions,
-        options=settings.rocksdb_options(),
-    )
-)
+synced: PartitionedTable[int] = PartitionedTable(new_table(app, settings, "synced"))
 
 # The due index (streams/core/due_index.py): `kind|time|booking id` -> partition, written
 # under the booking's own event like `bookings`, so it lives in the booking's partition.
 due_index = DueIndex(
-    PartitionedTable(
-        app.Table(
-            "due",
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.partitions,
-            options=settings.rocksdb_options(),
-        )
-    ),
+    PartitionedTable(new_table(app, settings, "due", value_type=bytes)),
     app,
     settings.topics.events,
 )
@@ -129,7 +132,8 @@ def projection_sent(key: bytes | None, version: int, sent: FutureMessage) -> Non
 
 @app.task  # type: ignore[untyped-decorator]  # faust's decorator is untyped
 async def declare_topics() -> None:
-    """Create every topic with the configured partition count before traffic flows."""
+    """Create every topic (partitions, replication, topic config) before traffic flows;
+    one that exists is left as it is."""
     for topic in ALL_TOPICS:
         await topic.maybe_declare()
 

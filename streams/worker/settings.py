@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.core.projection import PRESETS, FieldMapping
@@ -62,6 +62,11 @@ class Settings(SettingsWithSecretFiles):
     broker_profile: ProfileName = "kafka"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # min.insync.replicas of every topic the app creates, its tables' changelogs included
+    # (`topic_config()`): with the producers' acks=all, a write then needs this many
+    # replicas (2 of 3 in production). None: the broker's default. Topics that already
+    # exist keep their own.
+    min_insync_replicas: int | None = Field(default=None, ge=1)
     # rocksdb:// (state survives restarts without a full changelog replay) is what the
     # demo, the tests and the benches run; memory:// rebuilds every table from its
     # changelog at each start (one smoke test keeps it working).
@@ -142,6 +147,17 @@ class Settings(SettingsWithSecretFiles):
     topics: TopicNames = Field(default_factory=TopicNames)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
 
+    @field_validator("min_insync_replicas")
+    @classmethod
+    def _within_replication(cls, value: int | None, info: ValidationInfo) -> int | None:
+        replicas = info.data.get("replication_factor")
+        if value is not None and replicas is not None and value > replicas:
+            raise ValueError(
+                f"{value} exceeds the replication factor ({replicas}): "
+                "the broker would refuse every acks=all write"
+            )
+        return value
+
     @field_validator("broker_url")
     @classmethod
     def _names_a_broker(cls, value: str) -> str:
@@ -160,6 +176,13 @@ class Settings(SettingsWithSecretFiles):
             "max_write_buffer_number": self.rocksdb_max_write_buffers,
             "memory_budget_mb": self.rocksdb_memory_mb,
         }
+
+    def topic_config(self) -> dict[str, str]:
+        """Broker-side config of the topics the app creates: its own topics (Faust's
+        `config`) and its tables' changelogs (`extra_topic_configs`)."""
+        if self.min_insync_replicas is None:
+            return {}
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
 
     def broker(self) -> BrokerConnection:
         """The broker URL with its profile: Faust options, bootstrap servers, end offsets."""

@@ -81,6 +81,11 @@ def test_a_password_flow_without_username_hides_the_password(
         ("ACTIVITY_SYNC_PARTITIONS", "abc", "ACTIVITY_SYNC_PARTITIONS: Input should be"),
         ("ACTIVITY_SYNC_BROKER_URL", "", "ACTIVITY_SYNC_BROKER_URL: no Kafka broker"),
         ("ACTIVITY_SYNC_SALESFORCE_TIMEOUT_S", "x", "ACTIVITY_SYNC_SALESFORCE_TIMEOUT_S: Input"),
+        (
+            "ACTIVITY_SYNC_MIN_INSYNC_REPLICAS",
+            "2",  # the replication factor is 1 by default
+            "ACTIVITY_SYNC_MIN_INSYNC_REPLICAS: 2 exceeds the replication factor (1)",
+        ),
     ],
 )
 def test_settings_errors_name_the_variable(
@@ -94,8 +99,16 @@ def test_settings_errors_name_the_variable(
     assert "\n" not in line
 
 
-def test_the_default_broker_profile_is_production_s() -> None:
-    assert Settings().broker_profile == "kafka"  # the dev kit names the embedded one itself
+def test_defaults_are_production_s() -> None:
+    settings = Settings()
+    assert settings.broker_profile == "kafka"  # the dev kit names the embedded one itself
+    assert settings.topic_config() == {}  # min.insync.replicas: the broker's default
+
+
+def test_min_insync_replicas_becomes_the_topics_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTIVITY_SYNC_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("ACTIVITY_SYNC_MIN_INSYNC_REPLICAS", "2")
+    assert Settings().topic_config() == {"min.insync.replicas": "2"}
 
 
 def test_a_missing_secret_file_names_the_variable_and_path_only(
