@@ -1,6 +1,6 @@
-"""The dev kit's commands: `demo`, `broker`, `salesforce-emulator`.
+"""The dev kit's commands: `demo`, `broker`, `kafka`, `salesforce-emulator`.
 
-`python -m devkit` is `activity-sync` (Faust's commands and ours) plus these three,
+`python -m devkit` is `activity-sync` (Faust's commands and ours) plus these four,
 which run the local stand-ins for Kafka and Salesforce. They live here, not in
 `streams.cli`, so a production install carries neither the embedded broker nor the
 emulator.
@@ -18,6 +18,7 @@ from faust.cli import option
 from pydantic import ValidationError
 
 from devkit.broker import BrokerError, EmbeddedBroker, wait_for_port
+from devkit.kafka import KafkaCluster, KafkaSetupError
 from devkit.salesforce_emulator.faults import Faults
 from streams.commands.base import OperatorCommand, UserError, until_signal
 from streams.worker.app import app
@@ -64,6 +65,56 @@ async def broker(self: OperatorCommand, host: str, port: int) -> int:
         await until_signal()
     finally:
         await asyncio.to_thread(running.stop)
+    return 0
+
+
+@app.command(
+    option(
+        "--brokers",
+        type=click.Choice(["1", "3"]),
+        default="1",
+        help="One combined KRaft node, or a three-node cluster (replication 3, min ISR 2).",
+    ),
+    option(
+        "--port",
+        type=int,
+        default=9092,
+        help="The first node's port; the others take the next ones (0: free ports). "
+        "9092 matches the default broker URL.",
+    ),
+    option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("var/kafka"),
+        help="Storage of every node; kept across restarts (delete it to start empty).",
+    ),
+    base=OperatorCommand,
+)
+async def kafka(self: OperatorCommand, brokers: str, port: int, data_dir: Path) -> int:
+    """Run Apache Kafka (fetched once from Maven Central) on loopback until Ctrl-C."""
+    cluster = KafkaCluster(data_dir, brokers=int(brokers), port=port)
+    for node in cluster.nodes:
+        if port and wait_for_port(node.host, node.port, timeout=0.2):
+            raise UserError(f"port {node.bootstrap} is already in use (another broker running?)")
+    try:
+        await asyncio.to_thread(cluster.start)
+    except KafkaSetupError as exc:
+        raise UserError(str(exc)) from None
+    fetched = cluster.distribution.fetched_s if cluster.distribution else None
+    how = f"fetched in {fetched:.1f}s" if fetched is not None else "from the cache"
+    print(
+        f"Apache Kafka {cluster.version} ({how}), {brokers} node(s) ready at {cluster.bootstrap}",
+        flush=True,
+    )
+    # The kafka profile is the default: the URL is all a worker or command needs.
+    print(f"export ACTIVITY_SYNC_BROKER_URL='{cluster.url}'", flush=True)
+    if cluster.replication_factor > 1:
+        print(f"export ACTIVITY_SYNC_REPLICATION_FACTOR={cluster.replication_factor}", flush=True)
+        print(f"export ACTIVITY_SYNC_MIN_INSYNC_REPLICAS={cluster.min_insync_replicas}", flush=True)
+    try:
+        await until_signal()
+    finally:
+        await asyncio.to_thread(cluster.stop)
     return 0
 
 

@@ -1,7 +1,9 @@
-"""Writing and reading the embedded broker's topics from outside, for tests and benches.
+"""Writing and reading a broker's topics from outside, for tests and benches.
 
 Plain aiokafka clients, as a producer or an operator would use them (no consumer group,
-nothing committed): `tests/fixtures.py` and `bench/harness.py` share these.
+nothing committed): `tests/fixtures.py` and `bench/harness.py` share these. A topic is
+named by its default name and found in the broker's namespace (a test's prefix on the
+shared Kafka: devkit/broker_namespace.py).
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
+from devkit.kafka import KafkaCluster
 
 Record = tuple[bytes | None, bytes]
+# A broker, or a namespace on one.
+AnyBroker = BrokerNamespace | EmbeddedBroker | KafkaCluster
 
 
 def event_records(events: Iterable[dict[str, Any]]) -> list[Record]:
@@ -25,7 +31,7 @@ def event_records(events: Iterable[dict[str, Any]]) -> list[Record]:
 
 
 async def produce(
-    broker: EmbeddedBroker,
+    broker: AnyBroker,
     topic: str,
     records: Iterable[Record],
     *,
@@ -36,6 +42,7 @@ async def produce(
 
     `on_sent(index, wall_time)` is called as each record is handed to the producer.
     """
+    topic = BrokerNamespace.of(broker).topic(topic)
     producer = AIOKafkaProducer(
         bootstrap_servers=broker.bootstrap,
         max_request_size=4 * 1024 * 1024,
@@ -73,7 +80,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str, wait_s: float) -> 
 
 
 async def read_topic(
-    broker: EmbeddedBroker,
+    broker: AnyBroker,
     topic: str,
     *,
     expect: int | None = None,
@@ -86,6 +93,7 @@ async def read_topic(
     for the topic too). Without: what the topic holds now, read until its end offsets
     are reached and a fetch comes back empty, or nothing came for `idle_s`.
     """
+    topic = BrokerNamespace.of(broker).topic(topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )

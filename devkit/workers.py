@@ -20,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from devkit.broker import EmbeddedBroker, free_port, stop_process
+from devkit.broker_namespace import BrokerNamespace
+from devkit.kafka import KafkaCluster
 from devkit.salesforce_emulator.process import SalesforceEmulator
 
 READY_MARKER = b"[^Worker]: Ready"
@@ -37,19 +39,20 @@ QUICK_SETTINGS: Mapping[str, str] = {
 
 
 def worker_environment(
-    broker: EmbeddedBroker,
+    broker: BrokerNamespace | EmbeddedBroker | KafkaCluster,
     emulator: SalesforceEmulator,
     data_dir: Path,
     preset: Mapping[str, str] = QUICK_SETTINGS,
     /,
     **extra: str,
 ) -> dict[str, str]:
-    """ACTIVITY_SYNC_* settings of a worker on this broker and emulator, with the
-    production store (rocksdb://) under `data_dir`: then `preset` (by default a test or
-    bench worker's, `QUICK_SETTINGS`) and `extra`, by setting name
-    (`fold_batch_size="5000"` sets ACTIVITY_SYNC_FOLD_BATCH_SIZE)."""
+    """ACTIVITY_SYNC_* settings of a worker on this broker (its profile, and the app id
+    and topics of its namespace) and emulator, with the production store (rocksdb://)
+    under `data_dir`: then `preset` (by default a test or bench worker's,
+    `QUICK_SETTINGS`) and `extra`, by setting name (`fold_batch_size="5000"` sets
+    ACTIVITY_SYNC_FOLD_BATCH_SIZE)."""
     env = {
-        "ACTIVITY_SYNC_BROKER_URL": broker.url,
+        **BrokerNamespace.of(broker).env,
         "ACTIVITY_SYNC_DATA_DIR": str(data_dir),
         "ACTIVITY_SYNC_SALESFORCE_LOGIN_URL": emulator.url,
         "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": emulator.client_id,

@@ -1,5 +1,5 @@
-"""Shared fixtures: the embedded broker, the Salesforce emulator, worker processes, and
-the command lines.
+"""Shared fixtures: Apache Kafka, the Salesforce emulator, worker processes, and the
+command lines.
 
 Each real part runs as its own process, as in production; fixtures start it on a free
 port, wait until it answers and stop it afterwards.
@@ -7,6 +7,7 @@ port, wait until it answers and stop it afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,12 +15,15 @@ import sys
 import time as _time
 from collections.abc import Callable as _Callable
 from collections.abc import Iterator as _Iterator
+from contextlib import contextmanager as _contextmanager
 from pathlib import Path as _Path
 from typing import Any as _Any
 
 import pytest
 
 from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
+from devkit.kafka import KafkaCluster, KafkaSetupError, require
 from devkit.salesforce_emulator.process import SalesforceEmulator
 
 # Producing to and reading the broker's topics: shared with the benches.
@@ -75,24 +79,95 @@ def salesforce_settings(salesforce_emulator: SalesforceEmulator) -> SalesforceSe
 
 
 # ---------------------------------------------------------------------------------------
-# Pipeline: the embedded broker, worker processes, producing and reading topics
+# Pipeline: Apache Kafka, worker processes, producing and reading topics
 #
-# Every test gets its own broker (in memory, starts in well under a second), so topics,
-# consumer groups and tables never leak between tests. Workers are real
-# `activity-sync worker` processes configured through ACTIVITY_SYNC_* variables.
+# One Apache Kafka node serves the whole run (`kafka_cluster`, started on first use: the
+# fetch from Maven Central happens once per machine). Each test gets its own namespace on
+# it (`broker`: a topic prefix, an app id), so topics, consumer groups and tables never
+# leak between tests; its topics are deleted afterwards. Where `java` or `mvn` is
+# missing, outside CI, each test gets an embedded broker of its own instead (one warning
+# line); under CI=true that is an error. Workers are real `activity-sync worker`
+# processes configured through ACTIVITY_SYNC_* variables.
 # ---------------------------------------------------------------------------------------
+
+# What ran, for the summary line at the end of the run.
+BROKER_RAN: list[str] = []
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+
+
+def pytest_terminal_summary(terminalreporter: _Any) -> None:
+    for line in BROKER_RAN:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> _Iterator[KafkaCluster | None]:
+    """The run's Apache Kafka (one combined KRaft node), or None where it cannot run
+    outside CI (the embedded broker stands in)."""
+    try:
+        require("java", "Java 17")
+    except KafkaSetupError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        line = f"WARNING: {exc}; the integration tests run on the embedded broker instead"
+        BROKER_RAN.append(line)
+        _say(request.config, line)
+        yield None
+        return
+    began = _time.monotonic()
+    cluster = KafkaCluster(tmp_path_factory.mktemp("kafka"), brokers=1)
+    cluster.start()
+    fetched = cluster.distribution.fetched_s if cluster.distribution else None
+    line = (
+        f"broker: Apache Kafka {cluster.version} (KRaft, 1 node) at {cluster.bootstrap}, "
+        + (f"fetched from Maven Central in {fetched:.1f}s, " if fetched else "from the cache, ")
+        + f"up in {_time.monotonic() - began:.1f}s"
+    )
+    BROKER_RAN.append(line)
+    _say(request.config, line)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_NAMESPACES = iter(range(1, 1_000_000))
+
+
+@_contextmanager
+def broker_namespace(kafka: KafkaCluster | None, log_dir: _Path) -> _Iterator[BrokerNamespace]:
+    """A namespace of its own on the run's Kafka, its app topics created and deleted
+    afterwards (or, without Kafka, an embedded broker of its own logging to log_dir)."""
+    if kafka is None:
+        with EmbeddedBroker(log_path=log_dir / "broker.log") as embedded:
+            yield BrokerNamespace.of(embedded)
+        return
+    space = BrokerNamespace.of(kafka, prefix=f"t{next(_NAMESPACES):04d}-")
+    asyncio.run(space.create_topics())
+    try:
+        yield space
+    finally:
+        asyncio.run(space.delete_topics())
 
 
 @pytest.fixture
-def broker(tmp_path: _Path) -> _Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as running:
-        yield running
+def broker(kafka_cluster: KafkaCluster | None, tmp_path: _Path) -> _Iterator[BrokerNamespace]:
+    """This test's own namespace on the run's Kafka (see `broker_namespace`)."""
+    with broker_namespace(kafka_cluster, tmp_path) as space:
+        yield space
 
 
 class Workers:
     """Starts worker processes for one test and stops them all afterwards."""
 
-    def __init__(self, broker: EmbeddedBroker, emulator: SalesforceEmulator, root: _Path) -> None:
+    def __init__(self, broker: BrokerNamespace, emulator: SalesforceEmulator, root: _Path) -> None:
         self.broker = broker
         self.emulator = emulator
         self.root = root
@@ -113,7 +188,7 @@ class Workers:
 
 @pytest.fixture
 def workers(
-    broker: EmbeddedBroker, salesforce_emulator: SalesforceEmulator, tmp_path: _Path
+    broker: BrokerNamespace, salesforce_emulator: SalesforceEmulator, tmp_path: _Path
 ) -> _Iterator[Workers]:
     running = Workers(broker, salesforce_emulator, tmp_path)
     yield running

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 import requests
 
-from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import worker_environment
@@ -41,7 +41,7 @@ def test_a_ready_org_passes_every_check(salesforce_emulator: SalesforceEmulator)
 
 
 async def test_a_missing_field_stops_the_check_and_the_worker_until_it_is_deployed(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     salesforce_emulator.admin("DELETE", "fields/Event/Event_Status__c")
     result = run_cli("check-salesforce", env=_env(salesforce_emulator))

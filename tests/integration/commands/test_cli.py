@@ -20,13 +20,16 @@ import orjson
 import pytest
 import requests
 
-from devkit.broker import EmbeddedBroker, free_port
+from devkit.broker import free_port
+from devkit.broker_namespace import BrokerNamespace
+from devkit.kafka import KafkaCluster
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import WorkerProcess, worker_environment
 from streams.commands.generate import generate_events
 from tests.fixtures import (
     assert_one_line_error,
+    broker_namespace,
     produce,
     read_topic,
     run_cli,
@@ -39,7 +42,7 @@ pytestmark = pytest.mark.integration
 
 @dataclass
 class Stack:
-    broker: EmbeddedBroker
+    broker: BrokerNamespace
     emulator: SalesforceEmulator
     worker: WorkerProcess
     env: dict[str, str]  # what a command needs to reach this stack
@@ -61,14 +64,16 @@ def input_lines(events: list[dict[str, Any]]) -> bytes:
 
 @pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, salesforce_emulator_session: SalesforceEmulator
+    tmp_path_factory: pytest.TempPathFactory,
+    salesforce_emulator_session: SalesforceEmulator,
+    kafka_cluster: KafkaCluster | None,
 ) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("cli")
     emulator = salesforce_emulator_session
     if emulator.process is None:
         emulator.start()
     emulator.reset()
-    with EmbeddedBroker(log_path=root / "broker.log") as broker:
+    with broker_namespace(kafka_cluster, root) as broker:
         env = worker_environment(broker, emulator, root / "worker-1")
         worker = WorkerProcess(env, root / "worker-1.log").start()
         try:
@@ -98,29 +103,29 @@ async def test_produce_reports_bad_lines_by_number_and_sends_the_rest(stack: Sta
     assert len(errors) == 2, result.stderr
     assert errors[0].startswith("line 3: not-json")
     assert errors[1].startswith("line 6: schema at sequence")
-    assert f"sent {len(stack.events)} events to booking-events; rejected 2" in result.stdout
+    sent = f"sent {len(stack.events)} events to {stack.broker.topic('booking-events')}; rejected 2"
+    assert sent in result.stdout
 
     records = await read_topic(stack.broker, "booking-events", expect=len(stack.events))
     assert len(records) == len(stack.events)
     assert all(record.key == orjson.loads(record.value)["subject"].encode() for record in records)
 
 
-async def test_produce_generate_and_stdin_exit_zero(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
-        env = {"ACTIVITY_SYNC_BROKER_URL": broker.url}
-        generated = run_cli("produce", "--generate", "5", "--seed", "3", env=env)
-        assert generated.returncode == 0, generated.stderr
-        count = len(list(generate_events(5, seed=3)))
-        assert f"sent {count} events" in generated.stdout
+async def test_produce_generate_and_stdin_exit_zero(broker: BrokerNamespace) -> None:
+    env = broker.env
+    generated = run_cli("produce", "--generate", "5", "--seed", "3", env=env)
+    assert generated.returncode == 0, generated.stderr
+    count = len(list(generate_events(5, seed=3)))
+    assert f"sent {count} events" in generated.stdout
 
-        one = orjson.dumps(next(generate_events(1, seed=99, id_prefix="stdin-")))
-        piped = run_cli("produce", "-", env=env, stdin=one + b"\n\n")
-        assert piped.returncode == 0, piped.stderr
-        assert "sent 1 events" in piped.stdout
+    one = orjson.dumps(next(generate_events(1, seed=99, id_prefix="stdin-")))
+    piped = run_cli("produce", "-", env=env, stdin=one + b"\n\n")
+    assert piped.returncode == 0, piped.stderr
+    assert "sent 1 events" in piped.stdout
 
-        records = await read_topic(broker, "booking-events", expect=count + 1)
-        assert len(records) == count + 1
-        assert any(record.key.startswith(b"stdin-") for record in records)
+    records = await read_topic(broker, "booking-events", expect=count + 1)
+    assert len(records) == count + 1
+    assert any(record.key.startswith(b"stdin-") for record in records)
 
 
 def test_produce_with_the_broker_unreachable_fails_fast_on_one_line(tmp_path: Path) -> None:
@@ -190,7 +195,8 @@ def test_worker_http_endpoints(stack: Stack) -> None:
 
     def lag_reported() -> bool:
         text = requests.get(f"{base}/metrics/", timeout=5).text
-        return 'activity_sync_consumer_lag{partition="0",topic="booking-events"}' in text
+        topic = stack.broker.topic("booking-events")
+        return f'activity_sync_consumer_lag{{partition="0",topic="{topic}"}}' in text
 
     wait_until(lag_reported, 20, "the consumer lag gauge")
     text = requests.get(f"{base}/metrics/", timeout=5).text
@@ -204,7 +210,8 @@ def test_worker_http_endpoints(stack: Stack) -> None:
 
     # A record that bypassed `produce`'s validation is dead-lettered and counted.
     asyncio.run(produce(stack.broker, "booking-events", [(b"raw-1", b"{not json")]))
-    dead = 'activity_sync_events_dead_lettered_total{reason="not-json",topic="booking-events.dlq"}'
+    dlq = stack.broker.topic("booking-events.dlq")
+    dead = f'activity_sync_events_dead_lettered_total{{reason="not-json",topic="{dlq}"}}'
     wait_until(lambda: dead in requests.get(f"{base}/metrics/", timeout=5).text, 20, "DLQ count")
 
 

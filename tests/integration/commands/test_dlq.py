@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from streams.commands.console import parse_table
@@ -24,14 +24,14 @@ from tests.fixtures import (
 pytestmark = pytest.mark.integration
 
 
-def dlq(broker: EmbeddedBroker, *args: str) -> str:
-    result = run_cli("dlq", *args, env={"ACTIVITY_SYNC_BROKER_URL": broker.url})
+def dlq(broker: BrokerNamespace, *args: str) -> str:
+    result = run_cli("dlq", *args, env=broker.env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 async def test_a_refused_record_is_listed_redriven_once_fixed_and_not_again(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     events = [scheduled(booking_id=f"r-{n}", title=f"Meeting {n}") for n in range(3)]
     salesforce_emulator.set_faults(
@@ -65,7 +65,7 @@ async def test_a_refused_record_is_listed_redriven_once_fixed_and_not_again(
 
 
 async def test_bad_events_are_redriven_from_a_corrected_file(
-    broker: EmbeddedBroker,
+    broker: BrokerNamespace,
     workers: Workers,
     salesforce_emulator: SalesforceEmulator,
     tmp_path: Path,

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
+from devkit.kafka import KafkaCluster
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.workers import WorkerProcess, worker_environment
 from tests.factories import (
@@ -30,7 +31,7 @@ from tests.factories import (
     scheduled,
     sfid,
 )
-from tests.fixtures import event_records, produce, read_topic, run_cli, wait_until
+from tests.fixtures import broker_namespace, event_records, produce, read_topic, run_cli, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ _numbers = itertools.count(1)
 class Org:
     """The shared pipeline: one broker, the session's emulator, one worker."""
 
-    broker: EmbeddedBroker
+    broker: BrokerNamespace
     emulator: SalesforceEmulator
     worker: WorkerProcess
     fallback_owner: str
@@ -76,7 +77,9 @@ class Org:
 
 @pytest.fixture(scope="module")
 def org(
-    salesforce_emulator_session: SalesforceEmulator, tmp_path_factory: pytest.TempPathFactory
+    salesforce_emulator_session: SalesforceEmulator,
+    kafka_cluster: KafkaCluster | None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Org]:
     root = tmp_path_factory.mktemp("healing")
     emulator = salesforce_emulator_session
@@ -86,7 +89,7 @@ def org(
     fallback = emulator.insert(
         "User", {"Username": "fallback@org.example", "LastName": "Fallback"}
     )[0]
-    with EmbeddedBroker(log_path=root / "broker.log") as broker:
+    with broker_namespace(kafka_cluster, root) as broker:
         env = worker_environment(
             broker, emulator, root / "worker", salesforce_fallback_owner_id=fallback
         )
@@ -304,7 +307,7 @@ async def test_an_owner_deactivated_mid_run_keeps_bookings_flowing_and_a_redrive
     assert [r.key for r in dead if r.key.startswith(b"mid-")] == [b"mid-7"]
 
     org.emulator.set_faults(validation_rules=[])  # the admin fixed the rule
-    env = {"ACTIVITY_SYNC_BROKER_URL": org.broker.url}
+    env = org.broker.env
     redrive = run_cli("dlq", "redrive", "--topic", "projections", env=env)
     assert redrive.returncode == 0, redrive.stderr
     assert "replayed 1 bookings" in redrive.stdout

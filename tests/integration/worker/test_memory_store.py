@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from tests.fixtures import Workers
 from tests.integration.worker.test_pipeline import fold_spread_bookings_across_a_restart
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_memory_store_folds_and_recovers_like_rocksdb(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     await fold_spread_bookings_across_a_restart(
         broker, workers, salesforce_emulator, store="memory://"

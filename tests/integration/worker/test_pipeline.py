@@ -14,7 +14,7 @@ import orjson
 import pytest
 import requests
 
-from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import WorkerProcess
@@ -66,7 +66,7 @@ def shuffled_with_duplicates(
 
 
 async def test_lifecycles_shuffled_and_duplicated_end_as_the_fold_says(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     bookings = bookings_with_events(200, seed=11)
     events = shuffled_with_duplicates(bookings, random.Random(5))
@@ -86,7 +86,7 @@ def _event(booking: str, **changes: Any) -> dict[str, Any]:
 
 
 async def test_bad_input_goes_to_the_dead_letter_topic_with_reasons(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     good = [_event(f"good-{n}") for n in range(3)]
     naive = _event("bad-naive")
@@ -120,7 +120,7 @@ async def test_bad_input_goes_to_the_dead_letter_topic_with_reasons(
     }
     for record in dead:
         headers = read_headers(record.headers)
-        assert headers["topic"] == EVENTS
+        assert headers["topic"] == broker.topic(EVENTS)
         assert int(headers["offset"]) >= 0
         assert headers["message"]
     # The conflicting copy is folded too (it loses, and counts in the version).
@@ -130,7 +130,7 @@ async def test_bad_input_goes_to_the_dead_letter_topic_with_reasons(
 
 
 async def test_worker_killed_mid_stream_recovers_its_tables(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     events = list(generate_events(400, seed=21, duplicate_rate=0.05))
     first, second = events[: len(events) // 2], events[len(events) // 2 :]
@@ -148,7 +148,7 @@ async def test_worker_killed_mid_stream_recovers_its_tables(
 
 
 async def fold_spread_bookings_across_a_restart(
-    broker: EmbeddedBroker, workers: Workers, emulator: SalesforceEmulator, **settings: str
+    broker: BrokerNamespace, workers: Workers, emulator: SalesforceEmulator, **settings: str
 ) -> None:
     """40 bookings over every partition, three lifecycle steps with a restart before the
     last, in small (so full) fold batches; Salesforce and each booking's stored events
@@ -177,7 +177,7 @@ def stored_sequences(worker: WorkerProcess, booking: str) -> list[int]:
 
 
 async def test_bookings_of_every_partition_in_one_batch_fold_right_and_survive_a_restart(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     # On RocksDB a table row is found only under its own partition: a fold batch mixing
     # bookings of all four partitions read all but one partition's rows as empty, folded
@@ -188,7 +188,7 @@ async def test_bookings_of_every_partition_in_one_batch_fold_right_and_survive_a
 
 
 async def test_a_second_worker_joining_loses_nothing(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     events = list(generate_events(400, seed=31, duplicate_rate=0.05))
     first, second = events[: len(events) // 2], events[len(events) // 2 :]
@@ -215,7 +215,7 @@ def catch_up_batches(worker: WorkerProcess) -> float:
 
 
 async def test_a_worker_joining_while_the_fold_catches_up_loses_nothing(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     # A backlog of ~30,000 events: the first worker folds it in catch-up batches, and
     # the second one takes over half the partitions while one of those is in progress.
@@ -229,7 +229,7 @@ async def test_a_worker_joining_while_the_fold_catches_up_loses_nothing(
 
 
 async def test_salesforce_outage_holds_the_stream_and_delivers_everything(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     events = list(generate_events(150, seed=41))
     worker = workers.start()
@@ -247,7 +247,7 @@ async def test_salesforce_outage_holds_the_stream_and_delivers_everything(
 
 
 async def test_the_completion_timer_completes_bookings_past_their_end(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     now = datetime.now(UTC)
     ended = scheduled(booking_id="b-ended", start=now - timedelta(hours=3))
@@ -275,7 +275,7 @@ async def test_the_completion_timer_completes_bookings_past_their_end(
 
 
 async def test_a_worker_stopped_during_an_outage_hands_its_unwritten_records_back(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     events = list(generate_events(100, seed=43))
     expected = expected_events(events)
@@ -297,7 +297,7 @@ async def test_a_worker_stopped_during_an_outage_hands_its_unwritten_records_bac
 
 
 async def test_a_record_failing_validation_is_dead_lettered_and_its_batch_written(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     events = [scheduled(booking_id=f"v-{n}", title=f"Meeting {n}") for n in range(5)]
     salesforce_emulator.set_faults(
@@ -317,7 +317,7 @@ async def test_a_record_failing_validation_is_dead_lettered_and_its_batch_writte
 
 
 async def test_backfill_from_an_empty_salesforce_costs_few_api_calls(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     events = list(generate_events(5000, seed=51))
     expected = expected_events(events)
@@ -338,7 +338,7 @@ async def test_backfill_from_an_empty_salesforce_costs_few_api_calls(
 
 
 async def test_a_worker_started_during_a_salesforce_outage_starts_and_catches_up(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     # A restart during an outage must not end the worker (chaos seed 5: the restarted
     # worker gave up at start and its partitions waited): it starts with one warning.

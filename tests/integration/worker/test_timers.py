@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import WorkerProcess
@@ -39,7 +39,7 @@ BOOKINGS_CHANGELOG = "booking-activity-sync-bookings-changelog"
 HOUR = timedelta(hours=1)
 
 
-async def table_rows(broker: EmbeddedBroker, changelog: str) -> dict[bytes, bytes]:
+async def table_rows(broker: BrokerNamespace, changelog: str) -> dict[bytes, bytes]:
     """A table as its changelog holds it: the last value per key, tombstones removed."""
     rows: dict[bytes, bytes] = {}
     for record in await read_topic(broker, changelog):
@@ -50,7 +50,7 @@ async def table_rows(broker: EmbeddedBroker, changelog: str) -> dict[bytes, byte
     return rows
 
 
-async def due_entries(broker: EmbeddedBroker) -> set[DueEntry]:
+async def due_entries(broker: BrokerNamespace) -> set[DueEntry]:
     return {parse_key(key) for key in await table_rows(broker, DUE_CHANGELOG)}
 
 
@@ -67,7 +67,7 @@ def statuses(emulator: SalesforceEmulator) -> dict[str, str]:
 
 
 async def test_the_due_index_follows_reschedules_and_completions(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     ended = scheduled(booking_id="b-ended", start=now - 3 * HOUR)
@@ -103,7 +103,7 @@ async def test_the_due_index_follows_reschedules_and_completions(
 
 
 async def test_a_partition_moving_to_another_worker_brings_its_due_index(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     now = datetime.now(UTC)
     ids = [f"moving-{n}" for n in range(16)]  # spread over all four partitions
@@ -125,7 +125,7 @@ async def test_a_partition_moving_to_another_worker_brings_its_due_index(
 
 
 async def test_an_expired_booking_shrinks_to_its_marker_and_refuses_late_events(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     now = datetime.now(UTC)
     old = [scheduled(booking_id="b-old", start=now - 72 * HOUR), canceled(2, booking_id="b-old")]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import WorkerProcess
@@ -57,13 +57,13 @@ def regressions(emulator: SalesforceEmulator) -> list[dict[str, Any]]:
     ]
 
 
-async def send_projection(broker: EmbeddedBroker, key: bytes, value: bytes) -> None:
+async def send_projection(broker: BrokerNamespace, key: bytes, value: bytes) -> None:
     """As `activity-sync replay` sends one: forced past `synced`, this app version."""
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(
-            PROJECTIONS,
+            broker.topic(PROJECTIONS),
             value,
             key=key,
             headers=[(headers.FORCE, b"1"), (headers.APP_VERSION, b"1")],
@@ -73,7 +73,7 @@ async def send_projection(broker: EmbeddedBroker, key: bytes, value: bytes) -> N
 
 
 async def test_an_older_projection_is_refused_by_salesforce_counted_and_not_dead_lettered(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     events = [scheduled(), rescheduled(2, reason="Sick"), canceled(3, reason="Travel")]
     worker = workers.start()
@@ -109,7 +109,7 @@ def _ready_after(worker: WorkerProcess, offset: int) -> bool:
 
 
 async def test_a_restart_completes_while_the_other_worker_is_in_a_limit_pause(
-    broker: EmbeddedBroker, workers: Workers, salesforce_emulator: SalesforceEmulator
+    broker: BrokerNamespace, workers: Workers, salesforce_emulator: SalesforceEmulator
 ) -> None:
     """Before issue 16 the paused sink slept 60 s holding its batch; Faust's revoke step
     waited for it ("Task timed out!"), the group went on without that worker, and its

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devkit.broker import EmbeddedBroker
+from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import worker_environment
@@ -32,7 +32,7 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def test_wrong_salesforce_credentials_stop_the_worker_with_one_line(
-    broker: EmbeddedBroker, salesforce_emulator: SalesforceEmulator, tmp_path: Path
+    broker: BrokerNamespace, salesforce_emulator: SalesforceEmulator, tmp_path: Path
 ) -> None:
     env = worker_environment(broker, salesforce_emulator, tmp_path / "w")
     env["ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET"] = "not-the-secret"
@@ -45,7 +45,7 @@ def test_wrong_salesforce_credentials_stop_the_worker_with_one_line(
 
 
 def test_booking_data_needs_the_token_and_health_tells_the_truth(
-    broker: EmbeddedBroker, salesforce_emulator: SalesforceEmulator, workers: Workers
+    broker: BrokerNamespace, salesforce_emulator: SalesforceEmulator, workers: Workers
 ) -> None:
     events = list(generate_events(12, seed=11, duplicate_rate=0.0))
     expected = expected_events(events)
