@@ -12,6 +12,7 @@ import faust
 from faust.types.tuples import FutureMessage
 
 from streams.core.sink_progress import SinkProgress
+from streams.transport import tables
 from streams.worker import allocator, rocksdb_store
 from streams.worker.due_table import DueIndex
 from streams.worker.settings import Settings
@@ -48,6 +49,9 @@ def create_app(conf: Settings) -> faust.App:
         "web_bind": conf.web_bind,
         # Faust's Stream plus batches that widen during a backlog (streams/worker/batching.py).
         "Stream": "streams.worker.batching:AdaptiveStream",
+        # Faust's Table, its changelog check waiting for the consumer's metadata
+        # (streams/transport/tables.py: a fresh deployment's first rebalance on Kafka).
+        "Table": tables.TABLE_CLASS,
         # The broker URL and its profile's options (streams/transport/connection.py).
         **conf.broker().faust_options(),
     }
