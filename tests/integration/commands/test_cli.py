@@ -274,7 +274,7 @@ def test_backfill_follows_a_new_app_version_until_it_has_caught_up(stack: Stack)
             timeout=90,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "group booking-activity-sync-v2" in result.stdout
+        assert f"group {stack.broker.app_id}-v2" in result.stdout
         assert "backfill: caught up" in result.stdout
         summary = result.stdout.strip().splitlines()[-1]
         calls = int(summary.split("Salesforce API calls ")[1].split(",")[0])

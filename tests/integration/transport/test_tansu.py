@@ -5,6 +5,8 @@ the broker answers."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,15 @@ from streams.transport.tansu import exact_end_offsets
 pytestmark = pytest.mark.integration
 
 TOPIC = "changelog-like"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """An embedded broker of the test's own (the suite's `broker` is Apache Kafka)."""
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as running:
+        yield running
+
+
 TPS = [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)]
 
 
