@@ -21,6 +21,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from devkit.kafka import pinned_version
 from devkit.salesforce_emulator.tls_auth import ENV_PREFIX as EMULATOR_PREFIX
 from streams.salesforce.settings import ENV_PREFIX as SALESFORCE_PREFIX
 from streams.salesforce.settings import SECRET_FIELDS, SalesforceSettings
@@ -268,6 +269,12 @@ def test_compose_builds_the_emulator_and_one_worker_image() -> None:
     assert [b["target"] for b in builds] == ["runtime"], "built once, by one worker"
     assert len({w["image"] for w in workers}) == 1, "both workers run that image"
     assert {s["build"]["target"] for s in services.values() if "build" in s} <= targets
+
+
+def test_compose_runs_the_kafka_the_tests_run() -> None:
+    # One pinned version: devkit/kafka.pom.xml (tests, chaos, benches) and compose's image.
+    images = {compose()["services"][name]["image"] for name in ("kafka", "kafka-init")}
+    assert images == {f"apache/kafka:{pinned_version()}"}
 
 
 def test_kafka_keeps_its_logs_in_its_volume() -> None:
