@@ -45,6 +45,9 @@ async def produce(
     topic = BrokerNamespace.of(broker).topic(topic)
     producer = AIOKafkaProducer(
         bootstrap_servers=broker.bootstrap,
+        # aiokafka's default is acks=1: a record the leader took but had not replicated
+        # is lost when that leader dies (chaos kills it). All in-sync replicas, as the app.
+        acks="all",
         max_request_size=4 * 1024 * 1024,
         linger_ms=5 if rate is None else 0,
         max_batch_size=256 * 1024,
