@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import signal
@@ -25,11 +26,13 @@ from typing import Any
 
 import requests
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.samples import Sample as MetricSample
 
-from devkit.broker import EmbeddedBroker, free_port
+from devkit.broker import free_port
+from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.topics import AnyBroker
 from devkit.workers import QUICK_SETTINGS, READY_MARKER, WorkerProcess, worker_environment
 from streams.commands.generate import iso, rescheduled_data
 
@@ -120,7 +123,7 @@ def interleave(queues: list[list[Event]], rng: random.Random, spread: int) -> li
 
 
 def start_worker(
-    broker: EmbeddedBroker,
+    broker: AnyBroker,
     emulator: SalesforceEmulator,
     root: Path,
     name: str,
@@ -128,8 +131,9 @@ def start_worker(
     /,
     **extra: str,
 ) -> WorkerProcess:
-    """A worker process with `preset` (default: a test worker's QUICK_SETTINGS; chaos
-    gives production defaults) and `extra` settings."""
+    """A worker process on `broker` (its profile, replication and namespace: an
+    embedded broker, a Kafka cluster or a namespace on one) with `preset` (default: a
+    test worker's QUICK_SETTINGS; chaos gives production defaults) and `extra` settings."""
     env = worker_environment(broker, emulator, root / name, preset, **extra)
     return WorkerProcess(env, root / f"{name}.log").start()
 
@@ -138,7 +142,7 @@ def start_worker(
 class BareFaustProcess:
     """`python -m bench.bare_faust_app worker`: Faust's own per-message ceiling."""
 
-    broker: EmbeddedBroker
+    broker: AnyBroker
     root: Path
     batch_size: int = 1000
     batch_window: float = 0.05
@@ -155,7 +159,9 @@ class BareFaustProcess:
         self.root.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
-            "ACTIVITY_SYNC_BROKER_URL": self.broker.url,
+            # The URL, the profile (kafka is the default: an embedded broker must say
+            # so) and the namespace's topics, as a worker's.
+            **BrokerNamespace.of(self.broker).env,
             "ACTIVITY_SYNC_DATA_DIR": str(self.root / f"bare-{self.consumer}-data"),
             "BENCH_BARE_CONSUMER": self.consumer,
             "ACTIVITY_SYNC_WEB_PORT": str(self.web_port),
@@ -290,16 +296,19 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, poll: float
 # ---------------------------------------------------------------------------------------
 
 
-async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = PARTITIONS) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        new = [NewTopic(n, partitions, 1) for n in names if n not in existing]
-        if new:
-            await admin.create_topics(new)
-    finally:
-        await admin.close()
+async def create_topics(
+    broker: str | AnyBroker, names: Sequence[str], partitions: int = PARTITIONS
+) -> None:
+    """Create `names` (default names, in the broker's namespace) with `partitions`, unless
+    they exist, with the broker's replication factor: 3 on a three-node cluster. A bare
+    bootstrap string (`host:port`) is a single broker: replication factor 1."""
+    if not names:
+        return
+    if isinstance(broker, str):
+        space = BrokerNamespace(f"kafka://{broker}", broker, "kafka")
+    else:
+        space = BrokerNamespace.of(broker)
+    await dataclasses.replace(space, partitions=partitions).create_topics(list(names))
 
 
 async def consume_count(bootstrap: str, topic: str, expect: int, limit_s: float = 60.0) -> float:
