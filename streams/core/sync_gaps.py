@@ -1,8 +1,10 @@
 """Why projections are re-sent, and the `synced` value rule. Pure.
 
 Every projection normally reaches the sink once. A few paths can still lose one: a
-worker killed between writing the `bookings` changelog and sending the projection, or
-Faust acknowledging a record the sink's batch had not yet taken when a worker stops.
+worker killed between writing the `bookings` changelog and sending the projection (its
+events are read again by the partition's next owner, which re-sends the projection then:
+`streams.worker.ingest.resend_on_redelivery`; this timer is the backstop), or Faust
+acknowledging a record the sink's batch had not yet taken when a worker stops.
 The reconcile timer compares, per booking the fold changed, the version the fold has
 reached with the version the sink has handled (`synced`), and re-sends a projection that
 stayed behind for two sweep intervals: in-flight work catches up meanwhile and is left

@@ -21,7 +21,7 @@ import faust
 from faust.types import EventT
 
 from schemas import EventRejected, parse_event
-from streams.core.due_index import entry_changes, entry_key
+from streams.core.due_index import entry_changes, entry_key, reconcile_action
 from streams.core.fold import BookingState, fold
 from streams.core.projection import Projection, project
 from streams.core.retention import EXPIRED_CODE, is_marker, read_marker
@@ -35,6 +35,8 @@ from streams.worker.app import (
     projection_sent,
     projections_topic,
     settings,
+    sink_progress,
+    synced,
 )
 from streams.worker.batching import AdaptiveStream, BatchPolicy
 from streams.worker.dead_letter import send_to_dead_letter
@@ -118,9 +120,10 @@ async def fold_booking(
         # The timers' entries (streams/core/due_index.py): a new end time moves the
         # completion entry, a terminal phase swaps it for a retention entry.
         due_index.apply(entry_changes(before, state), under=latest)
-    # Unchanged (only duplicates): nothing to send. A state whose projection never left
-    # (a crash in between) is re-sent by the reconcile timer (streams/worker/reconcile.py).
-    projection = project(state, MAPPING) if changed else None
+    # Unchanged (only copies of events folded already): nothing new to send, unless this
+    # is a redelivery whose projection never left (resend_on_redelivery).
+    send = changed or resend_on_redelivery(key, state, latest)
+    projection = project(state, MAPPING) if send else None
     if projection is not None:
         newest = max(event.message.timestamp for event, _ in items)
         # Checked by the reconcile timer once it is due: is Salesforce still behind?
@@ -130,6 +133,30 @@ async def fold_booking(
             version=projection.version,
         )
         await send_projection(key, projection, event_timestamp=newest)
+
+
+def resend_on_redelivery(key: bytes, state: BookingState, latest: EventT[bytes]) -> bool:
+    """Whether a batch of only copies of folded events re-sends the booking's projection.
+
+    A worker can die after its `bookings` changelog write reached the broker and before
+    its projection did: on Kafka, a send to a partition whose leader died waits until
+    another broker leads it (seconds). Faust flushes the producer before it commits, so
+    those events are read again by the partition's next owner, which finds them folded
+    already: without this, nothing would re-send the projection before the reconcile
+    timer (two sweep intervals later). Re-sent when Salesforce has not handled that
+    version (`synced`) and this worker's sink has not got it on its way, as the
+    reconcile timer judges it; a duplicate while the first copy is in flight costs one
+    more record, which the sink writes once."""
+    version = state.version
+    return (
+        reconcile_action(
+            version,
+            synced.get(key, under=latest) or 0,
+            in_flight=sink_progress.in_flight(key, version, latest.message.partition),
+            resent=0,
+        )
+        == "resend"
+    )
 
 
 async def dead_letter_expired(items: list[tuple[EventT[bytes], Any]], stored: bytes) -> None:

@@ -12,6 +12,8 @@ import pytest
 from streams.core.due_index import parse_key
 from streams.core.projection import Projection
 from streams.core.retention import marker
+from streams.core.sink_progress import SinkProgress
+from streams.core.sync_gaps import encode_synced
 from streams.worker import ingest, metrics
 from tests import factories as f
 
@@ -21,6 +23,7 @@ REJECTED = "activity_sync_reassignments_rejected_total"
 @dataclass
 class Message:
     timestamp: float = 1_700_000_000.0
+    partition: int = 0
 
 
 @dataclass
@@ -39,6 +42,16 @@ class Bookings:
 
     def set(self, key: bytes, value: bytes, *, under: Any) -> None:
         self.rows[key] = value
+
+
+class Synced:
+    """`synced` as the agent reads it: the sink's handled version per booking."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, int] = {}
+
+    def get(self, key: bytes, *, under: Any) -> int | None:
+        return self.rows.get(key)
 
 
 class DueIndex:
@@ -74,6 +87,8 @@ def sent(index: DueIndex, monkeypatch: pytest.MonkeyPatch) -> list[Projection]:
         raise AssertionError("nothing here goes to the DLQ")
 
     monkeypatch.setattr(ingest, "bookings", Bookings())
+    monkeypatch.setattr(ingest, "synced", Synced(), raising=False)
+    monkeypatch.setattr(ingest, "sink_progress", SinkProgress(), raising=False)
     monkeypatch.setattr(ingest, "send_projection", send_projection)
     monkeypatch.setattr(ingest, "dead_letter_event", dead_letter_event)
     return projections
@@ -123,7 +138,8 @@ async def test_the_fold_keeps_the_booking_s_completion_entry_and_a_reconcile_ent
     assert index.versions[reconcile] == sent[-1].version
     await fold_in(f.completed(2))
     assert standing() == ["retention"]
-    # Only duplicates: nothing changed, nothing for the reconcile timer to check.
+    # Only duplicates, and Salesforce has the version: nothing for the reconcile timer.
+    ingest.synced.rows[f.BOOKING_ID.encode()] = encode_synced(sent[-1].version)
     before = set(index.keys)
     await fold_in(f.completed(2))
     assert index.keys == before
@@ -145,3 +161,37 @@ async def test_an_event_for_an_expired_booking_goes_to_the_dlq_and_folds_nothing
     assert dead == ["booking-expired", "booking-expired"]
     assert sent == []
     assert ingest.bookings.get(f.BOOKING_ID.encode(), under=None) == marker(state)
+
+
+async def test_a_redelivery_re_sends_the_projection_salesforce_does_not_have(
+    sent: list[Projection],
+) -> None:
+    """A worker died after the changelog write and before its projection reached the
+    broker (on Kafka a send waits out a leader's failover): the partition's next owner
+    reads the events again and finds them folded; it must send the projection itself,
+    not leave it to the reconcile timer."""
+    await fold_in(f.scheduled(), f.completed(2))
+    lost = sent.pop()
+    # The next owner: its own sink_progress (nothing in flight), `synced` from before.
+    ingest.synced.rows[f.BOOKING_ID.encode()] = encode_synced(lost.version - 1)
+    assert await fold_in(f.completed(2)) == {"duplicate": 1}
+    assert [p.version for p in sent] == [lost.version]
+    assert sent[-1].fields == lost.fields
+
+
+async def test_a_redelivery_sends_nothing_salesforce_has_or_the_sink_will_read(
+    sent: list[Projection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fold_in(f.scheduled(), f.completed(2))
+    version = sent.pop().version
+    key = f.BOOKING_ID.encode()
+    # This worker's sink has not read its projection yet: on its way.
+    ingest.sink_progress.sent(key, version, partition=0, offset=7)
+    await fold_in(f.completed(2))
+    assert sent == []
+    # Salesforce has it (written, or rejected: the sink is done with it either way).
+    monkeypatch.setattr(ingest, "sink_progress", SinkProgress())
+    for value in (encode_synced(version), encode_synced(version, rejected=True)):
+        ingest.synced.rows[key] = value
+        await fold_in(f.completed(2))
+        assert sent == []
