@@ -235,7 +235,7 @@ REPO = _Path(__file__).resolve().parents[1]
 
 
 # Commands of the dev kit (`python -m devkit`); the rest are `activity-sync`'s own.
-DEVKIT_COMMANDS = {"broker", "salesforce-emulator", "demo"}
+DEVKIT_COMMANDS = {"broker", "kafka", "salesforce-emulator", "demo"}
 
 
 def command_line(*args: str) -> list[str]:

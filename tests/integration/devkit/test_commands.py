@@ -1,16 +1,21 @@
-"""The dev kit's commands (`python -m devkit broker|salesforce-emulator`), as a user runs
-them and as the tests, benches and the demo start them (salesforce_emulator/process.py)."""
+"""The dev kit's commands (`python -m devkit broker|kafka|salesforce-emulator`), as a user
+runs them and as the tests, benches and the demo start them (salesforce_emulator/process.py)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import requests
+from aiokafka.admin import NewTopic
 
 from devkit.broker import EmbeddedBroker
+from devkit.kafka import pinned_version
 from devkit.salesforce_emulator.process import SalesforceEmulator
+from streams.commands import kafka_io
+from streams.transport.connection import BrokerConnection
 from tests.fixtures import assert_one_line_error, run_cli, start_cli, stop_cli
 
 pytestmark = pytest.mark.integration
@@ -40,6 +45,52 @@ def test_broker_command_serves_kafka_until_sigterm() -> None:
 def test_broker_command_on_a_busy_port_is_a_one_line_error() -> None:
     with EmbeddedBroker() as running:
         result = run_cli("broker", "--port", str(running.port), env={})
+    assert_one_line_error(result, "already in use")
+
+
+def kafka_ready(process: subprocess.Popen[str]) -> dict[str, str]:
+    """The `kafka` command's ready line checked, and its export lines as settings."""
+    assert process.stdout is not None
+    ready = process.stdout.readline()
+    assert ready.startswith(f"Apache Kafka {pinned_version()} ("), ready
+    assert "1 node(s) ready at 127.0.0.1:" in ready
+    export = process.stdout.readline().strip().removeprefix("export ")
+    name, value = export.split("=", 1)
+    return {name: value.strip("'")}
+
+
+async def topics_of(env: dict[str, str]) -> list[str]:
+    async with kafka_io.admin(
+        BrokerConnection.named(env["ACTIVITY_SYNC_BROKER_URL"], "kafka")
+    ) as admin:
+        return list(await admin.list_topics())
+
+
+async def test_kafka_command_serves_until_sigterm_and_keeps_its_log(tmp_path: Path) -> None:
+    data = str(tmp_path / "kafka")
+    process = start_cli("kafka", "--port", "0", "--data-dir", data)
+    try:
+        env = kafka_ready(process)
+        assert list(env) == ["ACTIVITY_SYNC_BROKER_URL"]  # the kafka profile is the default
+        url = BrokerConnection.named(env["ACTIVITY_SYNC_BROKER_URL"], "kafka")
+        async with kafka_io.admin(url) as admin:
+            await admin.create_topics([NewTopic("kept", 1, 1)])
+    finally:
+        code, stderr = stop_cli(process)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    # Started again on the same data dir: the same storage, the topic still there.
+    again = start_cli("kafka", "--port", "0", "--data-dir", data)
+    try:
+        assert "kept" in await topics_of(kafka_ready(again))
+    finally:
+        code, stderr = stop_cli(again)
+    assert code == 0, stderr
+
+
+def test_kafka_command_on_a_busy_port_is_a_one_line_error() -> None:
+    with EmbeddedBroker() as running:
+        result = run_cli("kafka", "--port", str(running.port), env={})
     assert_one_line_error(result, "already in use")
 
 
