@@ -22,7 +22,7 @@ import click
 from faust.cli import argument, option
 
 from streams.commands import argv as command_line
-from streams.commands.base import OperatorCommand, UserError, settings_checked
+from streams.commands.base import OperatorCommand, UsageError, UserError, settings_checked
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S
 
 with settings_checked(command_line.command_of(sys.argv[1:])):
@@ -90,6 +90,12 @@ BROKER_TIMEOUT = option(
         help="Send N generated bookings' events instead of a file.",
     ),
     option("--seed", type=int, default=0, help="Seed for --generate (same seed, same events)."),
+    option(
+        "--id-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="Booking ids of --generate: PREFIX + a number [default: b-s{seed}-].",
+    ),
     option("--topic", default=None, help="Topic to send to [default: booking-events]."),
     BROKER_TIMEOUT,
     base=OperatorCommand,
@@ -99,6 +105,7 @@ async def produce(
     file: str | None,
     generate: int | None,
     seed: int,
+    id_prefix: str | None,
     topic: str | None,
     timeout_s: float,
 ) -> int:
@@ -107,21 +114,33 @@ async def produce(
     Each line is checked against the event contract first; a bad line is reported
     with its line number and skipped, the others are still sent. Exit code 1 when
     any line was rejected. The Kafka key is the event's subject (the booking id).
+    Generated bookings are named after the seed (b-s7-000000, ...), so two seeds never
+    share a booking id; --id-prefix names them otherwise.
     """
-    from streams.commands.produce import generated_lines, open_input, produce_lines, read_lines
+    from streams.commands.produce import (
+        check_id_prefix,
+        generated_lines,
+        open_input,
+        produce_lines,
+        read_lines,
+    )
 
     if file is None and generate is None:
         raise UserError("give a FILE (or - for stdin) or --generate N")
     if file is not None and generate is not None:
         raise UserError("give a FILE (or - for stdin) or --generate N, not both")
+    if id_prefix is not None and generate is None:
+        raise UsageError("--id-prefix names generated bookings: use it with --generate N")
     target = topic or settings.topics.events
     if generate is not None:
         if generate < 0:
             raise UserError("--generate needs a count >= 0")
+        if id_prefix is not None:
+            check_id_prefix(id_prefix)
         summary = await produce_lines(
             settings.broker(),
             target,
-            generated_lines(generate, seed),
+            generated_lines(generate, seed, id_prefix),
             timeout_s=timeout_s,
         )
     else:

@@ -4,7 +4,8 @@ Faust runs an async command inside a mode Worker, which prints tracebacks, logs 
 own start-up banner and always exits 0 or 1. Our commands are short operator tools:
 this base runs the command's coroutine with `asyncio.run` and exits with the code it
 returns. A `UserError` (bad input, broker unreachable, unknown booking) becomes one
-line on stderr and exit code 1, never a traceback.
+line on stderr and exit code 1, never a traceback; a `UsageError` (a bad option value
+or setting) exit code 2.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ class UserError(Exception):
     """A problem the operator can fix; shown as one line, exit code 1."""
 
     exit_code = 1
+
+
+class UsageError(UserError):
+    """A bad option value or setting: one line, exit code 2 (as click's usage errors and
+    bad settings)."""
+
+    exit_code = 2
 
 
 class Interrupted(UserError):

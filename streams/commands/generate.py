@@ -5,6 +5,9 @@ JSON-able dicts in the wire format of `schemas` (CloudEvents structured JSON).
 
 `generate_events(n, seed)` interleaves n bookings the way a topic sees them: in
 order per booking mostly, sometimes swapped, with duplicate copies re-sent later.
+Booking ids carry the seed (`b-s7-000000`, `seed_id_prefix`): two seeds sent to one
+topic never share a booking id (they would be conflicting duplicates), and the same
+seed sent twice sends the same events, which the fold counts once.
 Lifecycles cover rescheduling (also after a cancellation), reassignment across
 connected and unconnected pages, pages with `create_activity_event` off, cancels
 with reasons from either side, completions by the timer, no-shows, requested
@@ -339,6 +342,11 @@ def random_lifecycle(
     return events
 
 
+def seed_id_prefix(seed: int) -> str:
+    """The booking id prefix of a seed's bookings: `b-s7-` for seed 7."""
+    return f"b-s{seed}-"
+
+
 def generate_events(
     n_bookings: int,
     seed: int = 0,
@@ -348,9 +356,14 @@ def generate_events(
     concurrent: int = 64,
     base_time: datetime = DEFAULT_BASE_TIME,
     source: str = DEFAULT_SOURCE,
-    id_prefix: str = "b-",
+    id_prefix: str | None = None,
 ) -> Iterator[Event]:
-    """Events of `n_bookings` bookings interleaved as on a topic, with duplicates."""
+    """Events of `n_bookings` bookings interleaved as on a topic, with duplicates.
+
+    Booking ids are `id_prefix` + a zero-padded number; the prefix defaults to the
+    seed's (`seed_id_prefix`)."""
+    if id_prefix is None:
+        id_prefix = seed_id_prefix(seed)
     rng = random.Random(seed)
     catalog = Catalog.build(rng)
     width = max(6, len(str(n_bookings)))

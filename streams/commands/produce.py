@@ -18,7 +18,7 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from schemas import EventRejected, parse_event
-from streams.commands.base import UserError, one_line
+from streams.commands.base import UsageError, UserError, one_line
 from streams.commands.generate import generate_events
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, producer
 from streams.transport.connection import BrokerConnection
@@ -45,9 +45,22 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
             yield number, stripped
 
 
-def generated_lines(count: int, seed: int) -> Iterator[tuple[int, bytes]]:
-    for number, event in enumerate(generate_events(count, seed=seed), start=1):
+def generated_lines(
+    count: int, seed: int, id_prefix: str | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """`count` generated bookings' events as lines; booking ids `id_prefix` + a number
+    (default: the seed's prefix, `b-s7-`, so two seeds never share a booking id)."""
+    for number, event in enumerate(generate_events(count, seed=seed, id_prefix=id_prefix), start=1):
         yield number, orjson.dumps(event)
+
+
+def check_id_prefix(id_prefix: str) -> None:
+    """A `UsageError` unless booking ids with this prefix pass the event contract."""
+    sample = next(generate_events(1, id_prefix=id_prefix))
+    try:
+        parse_event(orjson.dumps(sample))
+    except EventRejected as exc:
+        raise UsageError(f"--id-prefix {id_prefix[:40]!r}: {rejection_text(exc)}") from None
 
 
 def validate(raw: bytes) -> tuple[bytes, bytes]:

@@ -123,9 +123,15 @@ async def test_produce_generate_and_stdin_exit_zero(broker: BrokerNamespace) -> 
     assert piped.returncode == 0, piped.stderr
     assert "sent 1 events" in piped.stdout
 
-    records = await read_topic(broker, "booking-events", expect=count + 1)
-    assert len(records) == count + 1
-    assert any(record.key.startswith(b"stdin-") for record in records)
+    # Another seed's bookings are new ones, not conflicting copies of the first seed's.
+    named = run_cli("produce", "--generate", "2", "--seed", "4", "--id-prefix", "mine-", env=env)
+    assert named.returncode == 0, named.stderr
+    more = len(list(generate_events(2, seed=4)))
+
+    records = await read_topic(broker, "booking-events", expect=count + 1 + more)
+    assert len(records) == count + 1 + more
+    prefixes = {record.key.decode().rsplit("-", 1)[0] for record in records}
+    assert prefixes == {"b-s3", "stdin", "mine"}
 
 
 def test_produce_with_the_broker_unreachable_fails_fast_on_one_line(tmp_path: Path) -> None:
