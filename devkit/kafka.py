@@ -89,10 +89,10 @@ def pinned_version(pom: Path = POM) -> str:
 
 
 def cache_dir() -> Path:
-    """Where fetched Kafka versions live: $ACTIVITY_SYNC_KAFKA_CACHE, else the user's
+    """Where fetched Kafka versions live: $DEVKIT_KAFKA_CACHE, else the user's
     cache ($XDG_CACHE_HOME or ~/.cache) under booking-activity-sync/. Outside the
     checkout, so a fresh clone on the same machine fetches nothing."""
-    explicit = os.environ.get("ACTIVITY_SYNC_KAFKA_CACHE")
+    explicit = os.environ.get("DEVKIT_KAFKA_CACHE")
     if explicit:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

@@ -85,10 +85,10 @@ def test_a_fetched_version_is_not_fetched_again(
 
 
 def test_the_cache_is_outside_the_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("ACTIVITY_SYNC_KAFKA_CACHE", raising=False)
+    monkeypatch.delenv("DEVKIT_KAFKA_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert kafka.cache_dir() == tmp_path / "booking-activity-sync"
-    monkeypatch.setenv("ACTIVITY_SYNC_KAFKA_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("DEVKIT_KAFKA_CACHE", str(tmp_path / "mine"))
     assert kafka.cache_dir() == tmp_path / "mine"
 
 
