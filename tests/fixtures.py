@@ -23,7 +23,7 @@ import pytest
 
 from devkit.broker import EmbeddedBroker
 from devkit.broker_namespace import BrokerNamespace
-from devkit.kafka import KafkaCluster, KafkaSetupError, require
+from devkit.kafka import JAVA_HINT, KafkaCluster, KafkaSetupError, require
 from devkit.salesforce_emulator.process import SalesforceEmulator
 
 # Producing to and reading the broker's topics: shared with the benches.
@@ -112,10 +112,10 @@ def kafka_cluster(
     """The run's Apache Kafka (one combined KRaft node), or None where it cannot run
     outside CI (the embedded broker stands in)."""
     try:
-        require("java", "Java 17")
+        require("java", JAVA_HINT)
     except KafkaSetupError as exc:
         if os.environ.get("CI") == "true":
-            raise
+            raise KafkaSetupError(f"{exc} (CI=true: no fallback to the embedded broker)") from None
         line = f"WARNING: {exc}; the integration tests run on the embedded broker instead"
         BROKER_RAN.append(line)
         _say(request.config, line)
