@@ -22,7 +22,13 @@ import click
 from faust.cli import argument, option
 
 from streams.commands import argv as command_line
-from streams.commands.base import OperatorCommand, UsageError, UserError, settings_checked
+from streams.commands.base import (
+    OperatorCommand,
+    UsageError,
+    UserError,
+    settings_checked,
+)
+from streams.commands.console import plural
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S
 
 with settings_checked(command_line.command_of(sys.argv[1:])):
@@ -157,7 +163,7 @@ async def produce(
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
-    print(f"sent {summary.sent} events to {target}; rejected {summary.failed}")
+    print(f"sent {plural(summary.sent, 'event')} to {target}; rejected {summary.failed}")
     return 1 if summary.failed else 0
 
 
@@ -191,7 +197,7 @@ async def status(
         "--since",
         default=None,
         metavar="TIME",
-        help="Bookings with events since TIME (ISO-8601, or an age: 2h, 1d).",
+        help="Bookings with events since TIME (ISO-8601 with a timezone, or an age: 2h, 1d).",
     ),
     option(
         "--bookings",
@@ -339,7 +345,12 @@ async def check_salesforce(self: OperatorCommand, timeout_s: float) -> int:
         help="Which dead-letter topic: booking-events.dlq, activity-projections.dlq, or both.",
     ),
     option("--reason", default=None, metavar="CODE", help="Redrive only this reason."),
-    option("--since", default=None, metavar="TIME", help="Redrive only what failed since TIME."),
+    option(
+        "--since",
+        default=None,
+        metavar="TIME",
+        help="Redrive only what failed since TIME (ISO-8601 with a timezone, or an age).",
+    ),
     option(
         "--bookings",
         "-b",
@@ -368,15 +379,24 @@ async def dlq(
     file: str | None,
     timeout_s: float,
 ) -> int:
-    """The dead-letter topics: `list` (counts by reason, oldest first), `show
-    PARTITION:OFFSET --topic T` (one message with its headers), `redrive` (once the
-    cause is fixed: current projections re-sent for activity-projections.dlq, events
-    re-sent or --file re-submitted for booking-events.dlq; redriven messages are marked,
-    so a second redrive skips them). See docs/operations.md, "Dead-letter topics".
+    """The dead-letter topics: `list` (counts by reason, oldest first, with positions),
+    `show PARTITION:OFFSET --topic T` (one message with its headers), `redrive` (once the
+    cause is fixed: current projections re-sent for activity-projections.dlq; for
+    booking-events.dlq the events re-sent after a worker fix (internal-error), or --file
+    re-submitted: bad input needs corrected events; redriven messages are marked, so a
+    second redrive skips them). `--json` before the command: list and show as JSON.
+    See docs/operations.md, "Dead-letter topics".
     """
     from streams.commands import dlq as dead_letters
     from streams.commands.replay import ReplayOptions, parse_since
 
+    # Every argument checked before the broker is asked anything.
+    dead_letters.check_reason(reason, which)
+    since_time = parse_since(since) if since is not None else None
+    if action == "show" and (ref is None or which == "all"):
+        raise UsageError("show needs PARTITION:OFFSET and --topic events|projections")
+    if file is not None and which != "events":
+        raise UsageError("--file re-submits booking events: use it with --topic events")
     broker = settings.broker()
     topics = dead_letters.DeadLetterTopics(
         events=settings.topics.events,
@@ -385,30 +405,38 @@ async def dlq(
         projections_dlq=settings.topics.projections_dlq,
     )
     if action == "show":
-        if ref is None or which == "all":
-            raise UserError("show needs PARTITION:OFFSET and --topic events|projections")
+        assert ref is not None
         topic = topics.chosen(which)[0]
         found = dead_letters.Pending.of(
             await dead_letters.read_dead_letters(broker, topic, timeout_s)
         ).find(ref)
         if found is None:
-            raise UserError(f"no dead letter {ref} waiting in {topic}")
-        print("\n".join(dead_letters.show_lines(topic, found)))
+            raise UserError(f"no dead letter {ref} waiting in {topic} (dlq list shows them)")
+        if self.json:
+            print(json.dumps(dead_letters.show_json(topic, found), indent=2))
+        else:
+            print("\n".join(dead_letters.show_lines(topic, found)))
         return 0
-    if file is not None and which != "events":
-        raise UserError("--file re-submits booking events: use it with --topic events")
+    listed = []
+    left: list[str] = []  # why dead letters were not redriven
     for topic in topics.chosen(which):
         pending = dead_letters.Pending.of(
             await dead_letters.read_dead_letters(broker, topic, timeout_s)
         )
         if action == "list":
-            print("\n".join(dead_letters.list_lines(topic, pending)))
+            if self.json:
+                listed.append(dead_letters.list_json(topic, pending))
+            else:
+                print("\n".join(dead_letters.list_lines(topic, pending)))
             continue
-        chosen = pending.select(
-            reason, parse_since(since) if since is not None else None, booking_ids
-        )
+        chosen = pending.select(reason, since_time, booking_ids)
+        if topic == topics.events_dlq and file is None:
+            chosen, again = dead_letters.split_resendable(chosen)
+            if again:
+                left.append(dead_letters.needs_file_line(topic, again))
         if not chosen:
-            print(f"{topic}: nothing to redrive")
+            if not left or topic != topics.events_dlq:
+                print(f"{topic}: nothing to redrive")
             continue
         if topic == topics.projections_dlq:
             summary = await dead_letters.redrive_projections(
@@ -433,10 +461,14 @@ async def dlq(
                 stream.close()
             if sent.failed:
                 raise UserError(f"{file}: {sent.failed} lines rejected; nothing marked redriven")
-            done = f"re-submitted {sent.sent} events from {file}"
+            done = f"re-submitted {plural(sent.sent, 'event')} from {file}"
         else:
             count = await dead_letters.resend_events(broker, topics.events, chosen, timeout_s)
-            done = f"re-sent {count} events to {topics.events}"
+            done = f"re-sent {plural(count, 'event')} to {topics.events}"
         await dead_letters.mark_redriven(broker, topic, chosen, timeout_s)
-        print(f"{topic}: redrove {len(chosen)} dead letters; {done}")
+        print(f"{topic}: redrove {plural(len(chosen), 'dead letter')}; {done}")
+    if listed:
+        print(json.dumps(listed, indent=2))
+    if left:
+        raise UserError("; ".join(left))
     return 0

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 dead letter`, `2 dead letters` (`plural_form` when adding s is wrong)."""
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """An ASCII table with `|` between columns; easy to read and to parse in tests."""
     widths = [len(header) for header in headers]

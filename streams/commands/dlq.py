@@ -10,12 +10,24 @@ Both dead-letter topics keep the original key and bytes with headers that say wh
 
 Kafka records cannot be edited, so a redriven message is marked by a small record
 appended to the same dead-letter topic: no value, header `activity-sync.redrive-of`
-naming the partition and offset it covers. `list` and `redrive` skip marked messages
-and the markers themselves, so a second redrive finds nothing left to do.
+naming the partition and offset it covers (and `activity-sync.redrive-origin`, where its
+record came from). `list` and `redrive` skip marked messages and the markers
+themselves, so a second redrive finds nothing left to do.
+
+A dead letter is its origin, not its position (streams/worker/dead_letter.py): a second
+consumer group reading booking-events (another app id, a rebuild under a new app
+version) dead-letters every bad record again, and those copies count once, and stay
+redriven when the first copy was.
+
+Re-sending a booking-events dead letter as it is only helps when the worker was at fault
+(`internal-error`, after the fix): bad input (`not-json`, `schema`, ...) or an event its
+booking refuses (`conflicting-duplicate`, `history-full`, `booking-expired`) would be
+dead-lettered again, so those need `--file` with corrected events.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -25,14 +37,29 @@ from typing import Any
 
 import click
 
-from streams.commands.base import UserError
+from streams.commands.base import UsageError, UserError
+from streams.commands.console import plural
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, partitions_of, producer
 from streams.commands.replay import ReplayOptions, ReplaySummary, Selection, read_partitions
 from streams.commands.replay import replay as replay_bookings
 from streams.transport.connection import BrokerConnection
-from streams.worker.dead_letter import HEADER_PREFIX, read_headers
+from streams.worker.dead_letter import (
+    EVENT_CODES,
+    HEADER_PREFIX,
+    INTERNAL_ERROR,
+    UNDECODABLE,
+    origin_of,
+    read_headers,
+)
 
 REDRIVE_OF = "activity-sync.redrive-of"
+REDRIVE_ORIGIN = "activity-sync.redrive-origin"
+# booking-events.dlq codes whose records, re-sent as they are, are dead-lettered again.
+FAILS_AGAIN: frozenset[str] = frozenset(EVENT_CODES) - {INTERNAL_ERROR}
+# The shape of a Salesforce error code (activity-projections.dlq).
+_SALESFORCE_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# Positions `list` prints per reason; `--json dlq list` has them all.
+LISTED_POSITIONS = 5
 
 
 @dataclass(frozen=True)
@@ -67,12 +94,26 @@ class DeadLetterMessage:
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
     @property
-    def marks(self) -> str | None:
-        """The `partition:offset` this record marks as redriven, when it is a marker."""
+    def origin(self) -> str:
+        """The dead letter's identity: where its record came from (`topic:partition:offset`),
+        or its own position when it has no such headers."""
+        return origin_of(self.error) or f"dlq:{self.ref}"
+
+    def _header(self, wanted: str) -> str | None:
         for name, value in self.headers:
-            if name == REDRIVE_OF:
+            if name == wanted:
                 return value.decode("utf-8", "replace")
         return None
+
+    @property
+    def marks(self) -> str | None:
+        """The `partition:offset` this record marks as redriven, when it is a marker."""
+        return self._header(REDRIVE_OF)
+
+    @property
+    def marks_origin(self) -> str | None:
+        """The origin of what this marker marks (markers written before it had none)."""
+        return self._header(REDRIVE_ORIGIN)
 
     def original_headers(self) -> list[tuple[str, bytes]]:
         """The headers the record had before it was dead-lettered."""
@@ -81,15 +122,36 @@ class DeadLetterMessage:
 
 @dataclass(frozen=True)
 class Pending:
-    """A topic's dead letters not yet redriven (markers left out)."""
+    """A topic's dead letters not yet redriven: one per origin (the oldest copy), the
+    markers and what they mark left out. `repeats`: later copies of a waiting dead
+    letter (another consumer group's), not counted."""
 
     messages: tuple[DeadLetterMessage, ...]
+    repeats: int = 0
 
     @classmethod
     def of(cls, records: Iterable[DeadLetterMessage]) -> Pending:
-        records = list(records)
-        marked = {r.marks for r in records if r.marks is not None}
-        return cls(tuple(r for r in records if r.marks is None and r.ref not in marked))
+        records = sorted(records, key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+        at = {r.ref: r for r in records}
+        marked: set[str] = set()
+        for marker in records:
+            if marker.marks is None:
+                continue
+            if marker.marks_origin is not None:
+                marked.add(marker.marks_origin)
+            target = at.get(marker.marks)
+            if target is not None:
+                marked.add(target.origin)
+        waiting: dict[str, DeadLetterMessage] = {}
+        repeats = 0
+        for record in records:
+            if record.marks is not None or record.origin in marked:
+                continue
+            if record.origin in waiting:
+                repeats += 1
+            else:
+                waiting[record.origin] = record
+        return cls(tuple(waiting.values()), repeats)
 
     def by_reason(self) -> list[tuple[str, int, datetime]]:
         """(reason, count, oldest) per reason, the reason with the oldest message first."""
@@ -119,6 +181,51 @@ class Pending:
 
     def find(self, ref: str) -> DeadLetterMessage | None:
         return next((m for m in self.messages if m.ref == ref), None)
+
+    def positions(self, code: str) -> list[str]:
+        """The `partition:offset` of each waiting message of this reason, oldest first."""
+        return [m.ref for m in self.messages if m.code == code]
+
+
+def check_reason(reason: str | None, which: str) -> None:
+    """A `UsageError` (exit 2) naming the known codes when `reason` is none of the
+    chosen topics' (`events`, `projections` or `all`)."""
+    if reason is None:
+        return
+    events_code = reason in EVENT_CODES
+    projections_code = reason == UNDECODABLE or bool(_SALESFORCE_CODE.match(reason))
+    if {"events": events_code, "projections": projections_code}.get(which, False) or (
+        which == "all" and (events_code or projections_code)
+    ):
+        return
+    known = []
+    if which in ("events", "all"):
+        known.append(f"booking-events.dlq: {', '.join(EVENT_CODES)}")
+    if which in ("projections", "all"):
+        known.append(
+            f"activity-projections.dlq: {UNDECODABLE} or a Salesforce error code "
+            "(FIELD_CUSTOM_VALIDATION_EXCEPTION, ...)"
+        )
+    raise UsageError(f"--reason {reason[:60]!r} is no dead-letter code; {'; '.join(known)}")
+
+
+def split_resendable(
+    messages: Sequence[DeadLetterMessage],
+) -> tuple[list[DeadLetterMessage], list[DeadLetterMessage]]:
+    """(messages worth re-sending as they are, messages that would fail again)."""
+    again = [m for m in messages if m.code in FAILS_AGAIN]
+    return [m for m in messages if m.code not in FAILS_AGAIN], again
+
+
+def needs_file_line(topic: str, messages: Sequence[DeadLetterMessage]) -> str:
+    """Why these booking-events dead letters were not re-sent, and what to do."""
+    counts = Counter(m.code for m in messages)
+    reasons = ", ".join(f"{code} {count}" for code, count in sorted(counts.items()))
+    return (
+        f"{topic}: {plural(len(messages), 'dead letter')} not re-sent ({reasons}): sent as "
+        "they are they would be dead-lettered again; redrive them with --file FILE of "
+        "corrected events (dlq show P:O --topic events shows each)"
+    )
 
 
 async def read_dead_letters(
@@ -157,12 +264,12 @@ async def mark_redriven(
     messages: Sequence[DeadLetterMessage],
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Append a marker per message (same key, so same partition; no value)."""
+    """Append a marker per message (same key, so same partition; no value), naming its
+    position and its origin (which covers other groups' copies of it)."""
     async with producer(broker, timeout_s) as out:
         for message in messages:
-            await out.send_and_wait(
-                topic, key=message.key, value=None, headers=[(REDRIVE_OF, message.ref.encode())]
-            )
+            marker = [(REDRIVE_OF, message.ref.encode()), (REDRIVE_ORIGIN, message.origin.encode())]
+            await out.send_and_wait(topic, key=message.key, value=None, headers=marker)
 
 
 async def resend_events(
@@ -216,20 +323,69 @@ class DeadLetterTopics:
         }[which]
 
 
+def _positions_cell(refs: list[str]) -> str:
+    shown = " ".join(refs[:LISTED_POSITIONS])
+    more = len(refs) - LISTED_POSITIONS
+    return f"{shown} (+{more} more)" if more > 0 else shown
+
+
 def list_lines(topic: str, pending: Pending) -> list[str]:
-    """What `dlq list` prints for one topic: a table of reasons, oldest first."""
+    """What `dlq list` prints for one topic: a table of reasons, oldest first, with the
+    positions (`PARTITION:OFFSET`, for `dlq show`) of the oldest messages of each."""
     from streams.commands.console import format_table
 
     rows = [
-        [code, str(count), oldest.isoformat(timespec="seconds")]
+        [
+            code,
+            str(count),
+            oldest.isoformat(timespec="seconds"),
+            _positions_cell(pending.positions(code)),
+        ]
         for code, count, oldest in pending.by_reason()
     ]
     if not rows:
         return [f"{topic}: nothing waiting"]
+    repeated = (
+        f" (and {plural(pending.repeats, 'copy', 'copies')} another consumer group "
+        "dead-lettered again, counted once)"
+        if pending.repeats
+        else ""
+    )
     return [
-        f"{topic}: {len(pending.messages)} waiting",
-        format_table(["reason", "count", "oldest"], rows),
+        f"{topic}: {len(pending.messages)} waiting{repeated}",
+        format_table(["reason", "count", "oldest", "positions"], rows),
     ]
+
+
+def list_json(topic: str, pending: Pending) -> dict[str, Any]:
+    """`--json dlq list` for one topic: every waiting message's position by reason."""
+    return {
+        "topic": topic,
+        "waiting": len(pending.messages),
+        "repeats": pending.repeats,
+        "reasons": [
+            {
+                "reason": code,
+                "count": count,
+                "oldest": oldest.isoformat(timespec="seconds"),
+                "positions": pending.positions(code),
+            }
+            for code, count, oldest in pending.by_reason()
+        ],
+    }
+
+
+def show_json(topic: str, message: DeadLetterMessage) -> dict[str, Any]:
+    """`--json dlq show`: the message with its headers and value (as text)."""
+    return {
+        "topic": topic,
+        "position": message.ref,
+        "time": message.time.isoformat(timespec="seconds"),
+        "key": message.booking,
+        "origin": message.origin,
+        "headers": {name: value.decode("utf-8", "replace") for name, value in message.headers},
+        "value": (message.value or b"").decode("utf-8", "replace"),
+    }
 
 
 def show_lines(topic: str, message: DeadLetterMessage) -> list[str]:
@@ -237,6 +393,7 @@ def show_lines(topic: str, message: DeadLetterMessage) -> list[str]:
     lines = [
         f"{topic} {message.ref} at {message.time.isoformat(timespec='seconds')}",
         f"key: {message.booking}",
+        f"from: {message.origin}",
     ]
     lines += [
         f"header {name}: {value.decode('utf-8', 'replace')}" for name, value in message.headers

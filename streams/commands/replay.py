@@ -28,7 +28,8 @@ import click
 from aiokafka.errors import KafkaError
 
 from schemas import BookingEvent, EventRejected, parse_event
-from streams.commands.base import UserError, one_line
+from streams.commands.base import UsageError, UserError, one_line
+from streams.commands.console import plural
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, partitions_of, producer
 from streams.core.fold import fold_all
 from streams.core.projection import FieldMapping, project
@@ -41,7 +42,9 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """ISO-8601 (`2026-11-24T09:00:00Z`; no offset means UTC) or an age (`90m`, `2h`, `1d`)."""
+    """ISO-8601 with a timezone (`2026-11-24T09:00:00Z`, `…+01:00`) or an age (`90m`,
+    `2h`, `1d`). A time without a timezone is refused, as the event contract refuses
+    one: whose 09:00 it is cannot be guessed."""
     relative = _RELATIVE.match(text.strip())
     if relative:
         amount, unit = float(relative.group(1)), relative.group(2)
@@ -49,10 +52,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UserError(
+        raise UsageError(
             f"--since {text!r}: not a time; use ISO-8601 (2026-11-24T09:00:00Z) or an age (2h)"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        raise UsageError(
+            f"--since {text!r}: no timezone; add one (Z for UTC, or +01:00) or give an age (2h)"
+        )
+    return moment
 
 
 @dataclass
@@ -64,9 +71,11 @@ class ReplaySummary:
     unknown: list[str] = field(default_factory=list)  # asked for, but no event in the topic
 
     def line(self) -> str:
+        without = len(self.without_event)
         return (
-            f"replayed {self.sent} bookings (forced upsert); {len(self.without_event)} have no "
-            f"Salesforce Event; {len(self.unknown)} unknown; read {self.records_read} records, "
+            f"replayed {plural(self.sent, 'booking')} (forced upsert); {without} "
+            f"{'has' if without == 1 else 'have'} no Salesforce Event; "
+            f"{len(self.unknown)} unknown; read {plural(self.records_read, 'record')}, "
             f"skipped {self.invalid_skipped} invalid"
         )
 

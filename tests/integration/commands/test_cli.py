@@ -121,7 +121,7 @@ async def test_produce_generate_and_stdin_exit_zero(broker: BrokerNamespace) -> 
     one = orjson.dumps(next(generate_events(1, seed=99, id_prefix="stdin-")))
     piped = run_cli("produce", "-", env=env, stdin=one + b"\n\n")
     assert piped.returncode == 0, piped.stderr
-    assert "sent 1 events" in piped.stdout
+    assert "sent 1 event to" in piped.stdout
 
     # Another seed's bookings are new ones, not conflicting copies of the first seed's.
     named = run_cli("produce", "--generate", "2", "--seed", "4", "--id-prefix", "mine-", env=env)

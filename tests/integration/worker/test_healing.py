@@ -310,7 +310,7 @@ async def test_an_owner_deactivated_mid_run_keeps_bookings_flowing_and_a_redrive
     env = org.broker.env
     redrive = run_cli("dlq", "redrive", "--topic", "projections", env=env)
     assert redrive.returncode == 0, redrive.stderr
-    assert "replayed 1 bookings" in redrive.stdout
+    assert "replayed 1 booking (forced upsert)" in redrive.stdout
     wait_for_event(
         org,
         "mid-7",

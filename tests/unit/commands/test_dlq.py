@@ -6,18 +6,40 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.commands.console import parse_table
-from streams.commands.dlq import REDRIVE_OF, DeadLetterMessage, Pending, list_lines, show_lines
-from streams.worker.dead_letter import DeadLetter
+from streams.commands.base import UsageError
+from streams.commands.console import parse_table, plural
+from streams.commands.dlq import (
+    REDRIVE_OF,
+    REDRIVE_ORIGIN,
+    DeadLetterMessage,
+    Pending,
+    check_reason,
+    list_json,
+    list_lines,
+    needs_file_line,
+    show_lines,
+    split_resendable,
+)
+from streams.worker.dead_letter import EVENT_CODES, DeadLetter
 
 T0 = int(datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp() * 1000)
 MINUTE = 60_000
+HOUR = 60 * MINUTE
 
 
 def letter(
-    offset: int, code: str, booking: str, minutes: int, partition: int = 0
+    offset: int,
+    code: str,
+    booking: str,
+    minutes: int,
+    partition: int = 0,
+    *,
+    origin: int | None = None,
 ) -> DeadLetterMessage:
-    error = DeadLetter(code, f"{code} happened", "booking-events", 2, 40 + offset)
+    """A dead letter at `partition:offset` of a record from booking-events 2:`origin`
+    (default 40 + offset)."""
+    source = 40 + offset if origin is None else origin
+    error = DeadLetter(code, f"{code} happened", "booking-events", 2, source)
     return DeadLetterMessage(
         partition=partition,
         offset=offset,
@@ -28,8 +50,11 @@ def letter(
     )
 
 
-def marker(offset: int, marks: str, booking: str) -> DeadLetterMessage:
-    return DeadLetterMessage(0, offset, T0, booking.encode(), None, ((REDRIVE_OF, marks.encode()),))
+def marker(offset: int, marks: str, booking: str, origin: str | None = None) -> DeadLetterMessage:
+    headers = [(REDRIVE_OF, marks.encode())]
+    if origin is not None:
+        headers.append((REDRIVE_ORIGIN, origin.encode()))
+    return DeadLetterMessage(0, offset, T0 + HOUR, booking.encode(), None, tuple(headers))
 
 
 LETTERS = [
@@ -42,7 +67,36 @@ LETTERS = [
 
 def test_markers_and_what_they_mark_are_not_pending() -> None:
     pending = Pending.of([*LETTERS, marker(4, "0:2", "b-3")])
-    assert [m.ref for m in pending.messages] == ["0:0", "0:1", "0:3"]
+    assert [m.ref for m in pending.messages] == ["0:1", "0:0", "0:3"]  # oldest first
+
+
+# A second consumer group (another app id, a rebuild under a new app version) reads
+# booking-events again and dead-letters every bad record again, redriven ones included:
+# `dlq list` went from 2 to 15. A dead letter is where its record came from.
+SECOND_GROUP = [
+    letter(10, "not-json", "b-2", minutes=90, origin=41),  # a copy of 0:1
+    letter(11, "schema", "b-1", minutes=90, origin=40),  # a copy of 0:0
+]
+
+
+@pytest.mark.parametrize(
+    ("records", "waiting", "repeats"),
+    [
+        ([*LETTERS[:2], *SECOND_GROUP], ["0:1", "0:0"], 2),
+        # 0:1 redriven (marked) before the second group copied it: the copy stays done.
+        ([*LETTERS[:2], marker(5, "0:1", "b-2", "booking-events:2:41"), *SECOND_GROUP], ["0:0"], 1),
+        # A marker of the old kind (position only) covers the copies too.
+        ([*LETTERS[:2], marker(5, "0:1", "b-2"), *SECOND_GROUP], ["0:0"], 1),
+        # The marked original gone (retention), its origin still known from the marker.
+        ([LETTERS[0], marker(5, "0:1", "b-2", "booking-events:2:41"), *SECOND_GROUP], ["0:0"], 1),
+    ],
+)
+def test_another_consumer_groups_copies_are_one_dead_letter(
+    records: list[DeadLetterMessage], waiting: list[str], repeats: int
+) -> None:
+    pending = Pending.of(records)
+    assert [m.ref for m in pending.messages] == waiting
+    assert pending.repeats == repeats
 
 
 def test_reasons_are_counted_with_the_oldest_reason_first() -> None:
@@ -83,8 +137,80 @@ def test_list_prints_a_table_per_topic_and_says_when_nothing_waits() -> None:
         "reason": "schema",
         "count": "3",
         "oldest": "2026-11-24T09:10:00+00:00",
+        "positions": "0:0 0:2 0:3",  # for `dlq show P:O`, oldest first
     }
     assert list_lines("x.dlq", Pending.of([])) == ["x.dlq: nothing waiting"]
+    again = list_lines("booking-events.dlq", Pending.of([*LETTERS[:2], *SECOND_GROUP]))
+    assert again[0].startswith("booking-events.dlq: 2 waiting (and 2 copies another")
+
+
+def test_list_shows_the_oldest_positions_and_json_has_them_all() -> None:
+    many = [letter(n, "schema", f"b-{n}", minutes=n) for n in range(8)]
+    (row,) = parse_table(list_lines("booking-events.dlq", Pending.of(many))[1])
+    assert row["positions"] == "0:0 0:1 0:2 0:3 0:4 (+3 more)"
+    listed = list_json("booking-events.dlq", Pending.of(many))
+    assert listed["waiting"] == 8
+    assert listed["reasons"][0]["positions"] == [f"0:{n}" for n in range(8)]
+
+
+@pytest.mark.parametrize(
+    ("reason", "which", "known"),
+    [
+        ("schema", "events", True),
+        ("internal-error", "all", True),
+        ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "projections", True),
+        ("undecodable", "projections", True),
+        ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "all", True),
+        ("bad-schema", "events", False),  # used to say "nothing to redrive", exit 0
+        ("schmea", "all", False),
+        ("schema", "projections", False),  # booking-events.dlq's, not this topic's
+        ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "events", False),
+    ],
+)
+def test_a_reason_must_be_a_code_of_the_chosen_topics(reason: str, which: str, known: bool) -> None:
+    if known:
+        check_reason(reason, which)
+        return
+    with pytest.raises(UsageError) as refused:
+        check_reason(reason, which)
+    assert refused.value.exit_code == 2
+    assert "not-json" in str(refused.value) or "Salesforce error code" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "resent"),
+    [
+        ("internal-error", True),  # a worker bug, fixed: the same bytes fold now
+        ("not-json", False),
+        ("not-utf8", False),
+        ("schema", False),
+        ("too-large", False),
+        ("key-mismatch", False),
+        ("unknown-type", False),
+        ("conflicting-duplicate", False),
+        ("history-full", False),
+        ("booking-expired", False),
+    ],
+)
+def test_only_what_a_worker_fix_cures_is_re_sent_without_a_file(code: str, resent: bool) -> None:
+    assert code in EVENT_CODES
+    message = letter(0, code, "b-1", minutes=0)
+    assert split_resendable([message]) == (([message], []) if resent else ([], [message]))
+
+
+def test_what_would_fail_again_is_said_in_one_line() -> None:
+    line = needs_file_line("booking-events.dlq", [LETTERS[0], LETTERS[1], LETTERS[2]])
+    assert "\n" not in line
+    assert line.startswith("booking-events.dlq: 3 dead letters not re-sent (not-json 1, schema 2)")
+    assert "--file" in line
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(0, "0 dead letters"), (1, "1 dead letter"), (2, "2 dead letters")],
+)
+def test_counts_are_singular_or_plural(count: int, text: str) -> None:
+    assert plural(count, "dead letter") == text
 
 
 def test_show_prints_the_headers_and_the_value() -> None:

@@ -6,18 +6,36 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.commands.base import UserError
+from streams.commands.base import UsageError
 from streams.commands.replay import parse_since
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def test_parse_since_takes_iso_times_and_ages() -> None:
-    assert parse_since("2026-11-24T09:00:00Z") == datetime(2026, 11, 24, 9, tzinfo=UTC)
-    assert parse_since("2026-11-24T10:00:00+01:00") == datetime(2026, 11, 24, 9, tzinfo=UTC)
-    assert parse_since("2026-11-24T09:00:00") == datetime(2026, 11, 24, 9, tzinfo=UTC)
-    assert parse_since("90m", now=NOW) == NOW - timedelta(minutes=90)
-    assert parse_since("2h", now=NOW) == NOW - timedelta(hours=2)
-    assert parse_since("1.5d", now=NOW) == NOW - timedelta(days=1.5)
-    with pytest.raises(UserError, match="--since 'yesterday'"):
-        parse_since("yesterday")
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2026-11-24T09:00:00Z", datetime(2026, 11, 24, 9, tzinfo=UTC)),
+        ("2026-11-24T10:00:00+01:00", datetime(2026, 11, 24, 9, tzinfo=UTC)),
+        ("90m", NOW - timedelta(minutes=90)),
+        ("2h", NOW - timedelta(hours=2)),
+        ("1.5d", NOW - timedelta(days=1.5)),
+    ],
+)
+def test_parse_since_takes_iso_times_with_a_timezone_and_ages(text: str, moment: datetime) -> None:
+    assert parse_since(text, now=NOW) == moment
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("yesterday", "not a time"),
+        # Whose 09:00? Events without a timezone are refused too (the contract).
+        ("2026-11-24T09:00:00", "no timezone"),
+        ("2026-11-24", "no timezone"),
+    ],
+)
+def test_parse_since_refuses_what_is_no_moment_as_a_usage_error(text: str, why: str) -> None:
+    with pytest.raises(UsageError, match=f"--since '{text}': {why}") as refused:
+        parse_since(text, now=NOW)
+    assert refused.value.exit_code == 2
