@@ -22,7 +22,11 @@ contract names), a script of faults runs, at fixed fractions of the traffic:
   restarted (SIGTERM) during it; 0.85 UNABLE_TO_LOCK_ROW again.
 
 The broker faults run on their own threads (a node's restart takes 10-20 s here) and
-one at a time: two nodes down of three is below min ISR. The timeline notes when the
+one at a time: two nodes down of three is below min ISR. The limit step waits up to 45 s
+for a sink to hit the limit (a SIGKILLed worker stalls its group for the kafka profile's
+30 s session timeout, and nothing is written meanwhile), and a worker fault comes at
+least 10 s after the previous one ended, so a late step does not land two on top of
+each other. The timeline notes when the
 partition's leader moved and when every partition's ISR was full again. `--brokers 1`
 runs a single node instead (quicker; no broker faults: no other replica could lead).
 
@@ -270,6 +274,8 @@ def run(args: argparse.Namespace) -> int:
 
 # How long the limit step waits for a sink to hit REQUEST_LIMIT_EXCEEDED.
 LIMIT_WAIT_S = 45.0
+# The least time between the end of one worker fault and the next.
+WORKER_GAP_S = 10.0
 
 
 def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> list[Background]:
@@ -282,20 +288,35 @@ def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> list[
         if wait > 0:
             time.sleep(wait)
 
+    last_worker_fault = [0.0]
+
+    def after_last_worker_fault() -> None:
+        # A step that ran late (the limit step waits for a sink) must not put two
+        # worker faults on top of each other: each gets WORKER_GAP_S to take effect.
+        wait = last_worker_fault[0] + WORKER_GAP_S - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
     def kill_and_restart(name: str, down_for: float) -> None:
+        after_last_worker_fault()
         worker = chaos.workers[name]
+        pid = worker.process.pid if worker.process else "?"
         worker.kill()
-        chaos.note(f"SIGKILL {name} (pid {worker.process.pid if worker.process else '?'})")
+        chaos.note(f"SIGKILL {name} (pid {pid})")
         time.sleep(down_for)
         worker.start()
         chaos.note(f"restarted {name}")
+        last_worker_fault[0] = time.monotonic()
 
     def stop_and_restart(name: str) -> None:
+        after_last_worker_fault()
         worker = chaos.workers[name]
+        began = time.monotonic()
         worker.stop()
-        chaos.note(f"SIGTERM {name}: stopped")
+        chaos.note(f"SIGTERM {name}: stopped after {time.monotonic() - began:.1f}s")
         worker.start()
         chaos.note(f"restarted {name}")
+        last_worker_fault[0] = time.monotonic()
 
     def restart_during_limit_pause() -> None:
         limit(chaos, emulator)
@@ -415,8 +436,9 @@ def wait_full_isr(chaos: Chaos, since: float, timeout: float = 120.0) -> None:
 
 def kill_leader(chaos: Chaos, down_for: float) -> None:
     """(a) SIGKILL the node leading booking-events[0] (no controlled shutdown: its
-    partitions are leaderless until the controller notices), restart it `down_for`
-    seconds later."""
+    partitions keep that leader until the controller fences the node, on a missed
+    session or its next start), restart it `down_for` seconds later. A watcher notes
+    when another node leads the partition, while the node starts again."""
     topic, partition = EVENTS_PARTITION
     victim = leader_of(chaos, topic, partition)
     if victim is None:
@@ -427,9 +449,17 @@ def kill_leader(chaos: Chaos, down_for: float) -> None:
     node.kill()
     killed = time.monotonic()
     chaos.note(f"SIGKILL Kafka node {victim} (pid {pid}), leader of {topic}[{partition}]")
-    leader, took = wait_new_leader(chaos, topic, partition, victim, timeout=down_for)
-    if leader is not None:
-        chaos.note(f"{topic}[{partition}] led by node {leader} {took:.1f}s after the kill")
+
+    def watch_leader() -> None:
+        leader, took = wait_new_leader(chaos, topic, partition, victim, timeout=90.0)
+        chaos.note(
+            f"{topic}[{partition}] led by node {leader} {took:.1f}s after the kill"
+            if leader is not None
+            else f"{topic}[{partition}] still led by node {victim} {took:.0f}s after the kill"
+        )
+
+    watcher = threading.Thread(target=watch_leader, daemon=True, name="leader watch")
+    watcher.start()
     time.sleep(max(0.0, killed + down_for - time.monotonic()))
     starting = time.monotonic()
     chaos.cluster.start_node(victim)
@@ -438,13 +468,7 @@ def kill_leader(chaos: Chaos, down_for: float) -> None:
         f"Kafka node {victim} restarted: back in the cluster {back - killed:.1f}s after the "
         f"kill (its start took {back - starting:.1f}s)"
     )
-    if leader is None:  # not fenced yet when it came back: its new incarnation fences it
-        leader, took = wait_new_leader(chaos, topic, partition, victim, timeout=30.0)
-        chaos.note(
-            f"{topic}[{partition}] led by node {leader} {back - killed + took:.1f}s after the kill"
-            if leader is not None
-            else f"{topic}[{partition}] still led by node {victim} 30s after its restart"
-        )
+    watcher.join(95.0)
     wait_full_isr(chaos, back)
 
 
