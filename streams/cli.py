@@ -26,6 +26,7 @@ from streams.commands.base import (
     OperatorCommand,
     UsageError,
     UserError,
+    one_line,
     settings_checked,
 )
 from streams.commands.console import plural
@@ -52,25 +53,49 @@ with settings_checked(command_line.command_of(sys.argv[1:])):
 def main() -> None:
     sys.argv[1:] = command_line.rewrite(sys.argv[1:])
     args = sys.argv[1:]
-    if command_line.command_of(args) == "worker":
+    command = command_line.command_of(args)
+    if command is None and "--version" in args:
+        # Faust's group option would print Faust's version; this is ours.
+        print(f"activity-sync, version {package_version()}")
+        sys.exit(0)
+    if command == "worker" and "--help" not in args:
         check_worker(args)
     install_log_filters()
     tune_gc()
     app.main()
 
 
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("booking-activity-sync")
+    except PackageNotFoundError:  # a checkout run without `pip install -e .`
+        return "unknown (not installed)"
+
+
 def check_worker(args: list[str]) -> None:
-    """The worker's start-up checks (streams/commands/preflight.py): one line, exit 1."""
+    """The worker's start-up checks (streams/commands/preflight.py): one line, exit 1
+    (2 for a setting to fix)."""
     from streams.commands.preflight import check_worker as run_checks
 
     conf = settings
     if "--without-web" in args:
         conf = settings.model_copy(update={"web_enabled": False})
     bind = command_line.option_value(args, "--web-bind", "-b")
+    port = command_line.option_value(args, "--web-port", "-p")
+    changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
     try:
-        asyncio.run(run_checks(conf, web_bind=bind))
+        asyncio.run(
+            run_checks(
+                conf,
+                web_bind=bind,
+                web_port=int(port) if port and port.isdigit() else None,
+                changelogs=changelogs,
+            )
+        )
     except UserError as exc:
-        print(f"activity-sync worker: error: {exc}", file=sys.stderr)
+        print(f"activity-sync worker: error: {one_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -324,10 +349,15 @@ async def check_salesforce(self: OperatorCommand, timeout_s: float) -> int:
     import time
 
     from streams.commands.check_salesforce import print_report, run_checks
-    from streams.salesforce.errors import SalesforceClientError
+    from streams.commands.preflight import check_salesforce_setup
+    from streams.salesforce.errors import SalesforceClientError, SalesforceUntrusted
 
+    deadline = time.monotonic() + timeout_s
+    await check_salesforce_setup(settings, deadline)
     try:
-        report = await run_checks(settings, deadline=time.monotonic() + timeout_s)
+        report = await run_checks(settings, deadline=deadline)
+    except SalesforceUntrusted as exc:
+        raise UsageError(f"Salesforce at {settings.salesforce.login_url}: {exc}") from None
     except SalesforceClientError as exc:
         raise UserError(f"Salesforce at {settings.salesforce.login_url}: {exc}") from None
     print_report(report, sys.stdout)

@@ -33,3 +33,8 @@ class SalesforceAuthenticationError(SalesforceClientError):
 class SalesforceRequestError(SalesforceClientError):
     """An answer retrying cannot fix (404 on the sObject, 403 other than the limit, an
     unexpected body): configuration or programming error."""
+
+
+class SalesforceUntrusted(SalesforceRequestError):
+    """Salesforce's TLS certificate failed verification: the CA file setting is wrong
+    or missing (a setting to fix, not a fault to retry)."""

@@ -43,6 +43,7 @@ from streams.salesforce.errors import (
     SalesforceAuthenticationError,
     SalesforceRequestError,
     SalesforceUnavailable,
+    SalesforceUntrusted,
 )
 from streams.salesforce.settings import SalesforceSettings
 
@@ -127,8 +128,9 @@ def _json(response: requests.Response) -> Any:
 def _raise_if_untrusted(exc: Exception) -> None:
     """A certificate that fails verification is configuration, not a transient fault."""
     if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        raise SalesforceRequestError(
-            "TLS certificate verification failed (set ca_file to the CA that signed it)"
+        raise SalesforceUntrusted(
+            "TLS certificate verification failed: set ACTIVITY_SYNC_SALESFORCE_CA_FILE to "
+            "the PEM file of the CA that signed it"
         ) from None
 
 

@@ -152,7 +152,10 @@ class SalesforceSettings(SettingsWithSecretFiles):
 
     @field_validator("login_url")
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
+    def _https_without_trailing_slash(cls, value: str) -> str:
+        # Salesforce answers HTTPS only: an http:// URL would only time out in retries.
+        if not value.lower().startswith("https://"):
+            raise ValueError("must be an https:// URL (Salesforce speaks HTTPS only)")
         return value.rstrip("/")
 
     @model_validator(mode="after")

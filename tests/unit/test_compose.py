@@ -102,8 +102,25 @@ def test_topics_are_created_with_the_workers_partition_count() -> None:
     script = "\n".join(services["kafka-init"]["command"])
     for topic in TopicNames.model_fields.values():
         assert str(topic.default) in script
-    partitions = environment(services["worker-1"])["ACTIVITY_SYNC_PARTITIONS"]
-    assert f"--partitions {partitions}" in script
+    # The count and the replication are the workers' own settings, read by the script
+    # (an 8 written into it while the workers said 4 dead-lettered every event).
+    init = environment(services["kafka-init"])
+    for name, flag in (
+        ("ACTIVITY_SYNC_PARTITIONS", "--partitions"),
+        ("ACTIVITY_SYNC_REPLICATION_FACTOR", "--replication-factor"),
+    ):
+        for worker in ("worker-1", "worker-2"):
+            assert init[name] == environment(services[worker])[name], (name, worker)
+        assert f'{flag} "$${name}"' in script
+        assert not re.search(rf"{flag}\s+\d", script), script
+
+
+def test_the_partition_count_is_set_in_one_place() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    for name in ("ACTIVITY_SYNC_PARTITIONS", "ACTIVITY_SYNC_REPLICATION_FACTOR"):
+        values = re.findall(rf"^\s+{name}:\s*(\S+)", text, re.MULTILINE)
+        literal = [value for value in values if not value.startswith("*")]
+        assert len(literal) == 1, f"{name} set {len(literal)} times: {values}"
 
 
 def emulator_flags() -> set[str]:

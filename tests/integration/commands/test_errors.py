@@ -33,6 +33,8 @@ def secret_environment(tmp_path: Path) -> dict[str, str]:
     token_file.write_text("hunter2-FROM-FILE\n")
     return {
         "ACTIVITY_SYNC_BROKER_URL": f"kafka://127.0.0.1:{free_port()}",
+        # An org configured (a worker without one refuses to start: test_startup.py).
+        "ACTIVITY_SYNC_SALESFORCE_CLIENT_ID": "activity-sync",
         "ACTIVITY_SYNC_SALESFORCE_CLIENT_SECRET": "hunter2-CLIENT-SECRET",
         "ACTIVITY_SYNC_SALESFORCE_PASSWORD": "hunter2-PASSWORD",
         "ACTIVITY_SYNC_SALESFORCE_SECURITY_TOKEN_FILE": str(token_file),
