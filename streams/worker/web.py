@@ -22,7 +22,7 @@ import hmac
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import Any, cast
 
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
@@ -185,6 +185,26 @@ async def broker_reachable(servers: list[str], timeout_s: float = 2.0) -> str:
 _write_health = WriteHealth()
 
 
+def health_body(
+    broker: str, salesforce: str, org: org_status.OrgStatus, checked_in_s: float
+) -> tuple[dict[str, Any], bool]:
+    """What `GET /health/` answers (README, "HTTP on every worker", lists these fields),
+    and whether it is healthy (200) or not (503)."""
+    healthy = broker == "ok" and salesforce == "ok" and (org.ok or not org.checked)
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "app": settings.app_id,
+        "version": settings.app_version,
+        "broker": broker,
+        "salesforce": salesforce,
+        # The org check at start (check-salesforce's lines; streams/commands/preflight.py).
+        "salesforce_org": org.summary(),
+        "salesforce_org_checks": org.lines,
+        "checked_in_s": round(checked_in_s, 3),
+    }
+    return body, healthy
+
+
 @app.page("/health/")
 class HealthPage(View):
     async def get(self, request: Request) -> Response:
@@ -194,17 +214,7 @@ class HealthPage(View):
         failures = {code: n for code, n in errors.items() if code in FAILED_ATTEMPT_CODES}
         answers = sum(_counter_totals(metrics.SALESFORCE_RECORDS, "outcome").values())
         salesforce = _write_health.update(failures, answers)
-        org = org_status.STATUS
-        healthy = broker == "ok" and salesforce == "ok" and (org.ok or not org.checked)
-        body = {
-            "status": "ok" if healthy else "unhealthy",
-            "app": settings.app_id,
-            "version": settings.app_version,
-            "broker": broker,
-            "salesforce": salesforce,
-            # The org check at start (check-salesforce's lines; streams/commands/preflight.py).
-            "salesforce_org": org.summary(),
-            "salesforce_org_checks": org.lines,
-            "checked_in_s": round(time.monotonic() - started, 3),
-        }
+        body, healthy = health_body(
+            broker, salesforce, org_status.STATUS, time.monotonic() - started
+        )
         return self.json(body, status=200 if healthy else 503)
