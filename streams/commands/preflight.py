@@ -87,6 +87,8 @@ def check_web_port(settings: Settings, bind: str | None = None, port: int | None
             try:
                 probe.bind(address)
             except OSError as exc:
+                if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                    continue  # e.g. no IPv6 for `localhost`'s ::1: the web server's call
                 taken = exc.errno == errno.EADDRINUSE
                 why = "in use (another worker on this host?)" if taken else exc.strerror
                 raise UsageError(
