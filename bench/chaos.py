@@ -24,9 +24,10 @@ contract names), a script of faults runs, at fixed fractions of the traffic:
 The broker faults run on their own threads (a node's restart takes 10-20 s here) and
 one at a time: two nodes down of three is below min ISR. The limit step waits up to 45 s
 for a sink to hit the limit (a SIGKILLed worker stalls its group for the kafka profile's
-30 s session timeout, and nothing is written meanwhile), and a worker fault comes at
+30 s session timeout, and nothing is written meanwhile), a worker fault comes at
 least 10 s after the previous one ended, so a late step does not land two on top of
-each other. The timeline notes when the
+each other, and any step comes at least half its planned interval after the one before
+(a late UNABLE_TO_LOCK_ROW window is not cleared at once). The timeline notes when the
 partition's leader moved and when every partition's ISR was full again. `--brokers 1`
 runs a single node instead (quicker; no broker faults: no other replica could lead).
 
@@ -138,9 +139,16 @@ def build_traffic(
 class Producer(threading.Thread):
     """Sends the records at a steady pace in the background."""
 
-    def __init__(self, broker: AnyBroker, records: list[Record], rate: float) -> None:
+    def __init__(
+        self,
+        broker: AnyBroker,
+        records: list[Record],
+        rate: float,
+        done: Callable[[Producer], None] = lambda _: None,
+    ) -> None:
         super().__init__(daemon=True, name="producer")
         self.broker, self.records, self.rate = broker, records, rate
+        self.done = done  # called when every record is acknowledged
         self.sent = 0
         self.error: BaseException | None = None
 
@@ -154,6 +162,8 @@ class Producer(threading.Thread):
             )
         except BaseException as exc:  # reported by the main thread
             self.error = exc
+        else:
+            self.done(self)
 
 
 class Chaos:
@@ -240,13 +250,17 @@ def run(args: argparse.Namespace) -> int:
                     )
                 chaos.began = time.monotonic()
                 chaos.note("workers ready; traffic starts")
-                producer = Producer(cluster, mixed, rate)
+                producer = Producer(
+                    cluster,
+                    mixed,
+                    rate,
+                    lambda p: chaos.note(f"traffic done: {p.sent} records sent"),
+                )
                 producer.start()
                 faults = script(chaos, emulator, args.duration)
                 producer.join()
                 if producer.error is not None:
                     raise RuntimeError(f"producer failed: {producer.error!r}")
-                chaos.note(f"traffic done: {producer.sent} records sent")
                 for fault in faults:  # every node back and caught up before the judging
                     fault.finish(180)
                 for name, worker in chaos.workers.items():
@@ -371,8 +385,14 @@ def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> list[
         (0.85, lambda: lock_rows(chaos, emulator, 0.2)),
         (0.95, lambda: clear_faults(chaos, emulator)),
     ]
+    previous = (0.0, chaos.began)  # the previous step's fraction and when it ran
     for fraction, step in steps:
         at(fraction)
+        # After a late step, at least half of the planned interval: a fault window
+        # (UNABLE_TO_LOCK_ROW until cleared) does not shrink to nothing.
+        gap = (fraction - previous[0]) * duration / 2
+        time.sleep(max(0.0, previous[1] + gap - time.monotonic()))
+        previous = (fraction, time.monotonic())
         step()
     return broker_faults
 
