@@ -46,6 +46,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import requests
+from aiokafka.errors import KafkaError
 
 from streams.commands.base import UsageError, UserError, one_line
 from streams.commands.kafka_io import admin
@@ -62,6 +63,8 @@ from streams.worker.settings import Settings
 from streams.worker.web import web_access_problem
 
 RETRY_S = 2.0
+# A metadata request refused by a node that is down, asked again (of another node).
+METADATA_RETRY_S = 0.2
 # The TCP and TLS probe of the login URL: longer means a host that does not answer,
 # which is left to the login's retries (an outage, not a mistake).
 PROBE_TIMEOUT_S = 5.0
@@ -185,10 +188,22 @@ async def check_partitions(
     topics = settings.topics
     ours = [topics.events, topics.events_dlq, topics.projections, topics.projections_dlq]
     ours += list(changelogs)
+    deadline = time.monotonic() + timeout_s
     async with admin(settings.broker(), timeout_s) as client:
-        # Every topic's metadata: asking for named ones could make a broker with
-        # auto.create.topics.enable create them, with its own count.
-        described = await client.describe_topics()
+        while True:
+            try:
+                # Every topic's metadata: asking for named ones could make a broker with
+                # auto.create.topics.enable create them, with its own count.
+                described = await client.describe_topics()
+                break
+            except KafkaError as exc:
+                # The request goes to a random node of the cluster's metadata, which
+                # still lists a node that is down (a broker restarting): it refuses at
+                # once (NodeNotReadyError); asked again, another node answers.
+                if time.monotonic() + METADATA_RETRY_S >= deadline:
+                    why = one_line(exc)
+                    raise UserError(f"no Kafka node answered the topic metadata: {why}") from None
+                await asyncio.sleep(METADATA_RETRY_S)
     counts = {
         str(t["topic"]): len(t["partitions"])
         for t in described

@@ -4,15 +4,18 @@ naming what to set."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import certifi
 import pytest
+from aiokafka.errors import NodeNotReadyError
 
-from streams.commands.base import UsageError
+from streams.commands import preflight
+from streams.commands.base import UsageError, UserError
 from streams.commands.preflight import check_salesforce_settings, check_web_port
 from streams.salesforce.settings import SalesforceSettings
 from streams.worker.settings import Settings
@@ -94,3 +97,52 @@ def test_salesforce_settings_that_cannot_work_are_named(
 )
 def test_salesforce_settings_that_can_work_pass(values: dict[str, Any]) -> None:
     check_salesforce_settings(salesforce(**values))
+
+
+class Metadata:
+    """An admin client whose metadata request goes, like aiokafka's, to a random node
+    of the cluster's metadata: the first `down` requests reach a node that is down."""
+
+    def __init__(self, partitions: int, down: int) -> None:
+        self.partitions, self.down, self.requests = partitions, down, 0
+
+    async def describe_topics(self) -> list[dict[str, Any]]:
+        self.requests += 1
+        if self.requests <= self.down:
+            raise NodeNotReadyError("Attempt to send a request to node which is not ready")
+        parts = [{"partition": n} for n in range(self.partitions)]
+        return [{"topic": "booking-events", "error_code": 0, "partitions": parts}]
+
+
+def fake_admin(client: Metadata) -> Any:
+    @contextlib.asynccontextmanager
+    async def admin(*_: Any, **__: Any) -> AsyncIterator[Metadata]:
+        yield client
+
+    return admin
+
+
+@pytest.mark.parametrize("partitions", [4, 8])
+async def test_a_broker_down_at_start_does_not_stop_the_partition_check(
+    monkeypatch: pytest.MonkeyPatch, partitions: int
+) -> None:
+    """A worker restarted while one Kafka node is down (chaos: the leader killed at 0.10,
+    a worker restarted at 0.15) asked that node for the topics' metadata and exited with
+    NodeNotReadyError's traceback; another node answers."""
+    client = Metadata(partitions, down=2)
+    monkeypatch.setattr(preflight, "admin", fake_admin(client))
+    monkeypatch.setattr(preflight, "METADATA_RETRY_S", 0.01, raising=False)
+    settings = worker(partitions=4)
+    if partitions == 4:
+        await preflight.check_partitions(settings, timeout_s=5.0)
+    else:  # a wrong count is still found
+        with pytest.raises(UsageError, match="ACTIVITY_SYNC_PARTITIONS=4"):
+            await preflight.check_partitions(settings, timeout_s=5.0)
+    assert client.requests == 3
+
+
+async def test_metadata_no_node_answers_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "admin", fake_admin(Metadata(4, down=1_000)))
+    monkeypatch.setattr(preflight, "METADATA_RETRY_S", 0.01, raising=False)
+    with pytest.raises(UserError, match="the topic metadata"):
+        await preflight.check_partitions(worker(), timeout_s=0.2)
