@@ -36,12 +36,13 @@ API call, no write) after the traffic, it must equal the pure fold of every vali
 event: no lost, stale or duplicate Events, nothing unexpected; nothing waits for the
 reconcile timer. (b) Over the whole run, no Event was ever written with a lower
 Projection_Version__c than it had (the emulator's write log). Every malformed record
-must be in booking-events.dlq, and both workers must still be running. Prints one line,
-`chaos: N bookings, lost=0 stale=0 duplicate=0 regressions=0 dlq=M/M`, details of
-anything wrong on stderr (the wrong bookings' records in every topic, their worker log
-lines, the timeline), and exits 1 if anything is off. The work dir (printed first)
-keeps the worker logs, each Kafka node's log (kafka/node-N/server.log) and the
-emulator's data; the cluster is stopped at the end, on errors too.
+must be in booking-events.dlq, and no worker may exit by itself (checked before each
+worker fault and at the end; `exited=` names one). Prints one line, `chaos: N bookings,
+lost=0 stale=0 duplicate=0 regressions=0 dlq=M/M`, details of anything wrong on stderr
+(the wrong bookings' records in every topic, their worker log lines, the timeline), and
+exits 1 if anything is off. The work dir (printed first) keeps the worker logs, each
+Kafka node's log (kafka/node-N/server.log) and the emulator's data; the cluster is
+stopped at the end, on errors too.
 """
 
 from __future__ import annotations
@@ -175,9 +176,20 @@ class Chaos:
         self.timeline: list[str] = []
         self.began = time.monotonic()
         self.dumps: dict[str, list[str]] = {}
-        # Workers that had exited by the end of the traffic (a crash is a finding too).
+        # Workers found exited by themselves (check_running).
         self.dead: list[str] = []
         self._lock = threading.Lock()
+
+    def check_running(self, name: str) -> None:
+        """Note a worker that exited by itself (before a fault the script was about to
+        inject, or by the end): a crash is a finding even when the other worker made up
+        for it and the script restarted this one."""
+        worker = self.workers[name]
+        if worker.process is not None and worker.process.poll() is None:
+            return
+        code = worker.process.returncode if worker.process else None
+        self.note(f"{name} had exited by itself (exit {code}): see {worker.log_path}")
+        self.dead.append(name)
 
     def note(self, what: str) -> None:
         line = f"t={time.monotonic() - self.began:5.1f}s {what}"
@@ -263,11 +275,8 @@ def run(args: argparse.Namespace) -> int:
                     raise RuntimeError(f"producer failed: {producer.error!r}")
                 for fault in faults:  # every node back and caught up before the judging
                     fault.finish(180)
-                for name, worker in chaos.workers.items():
-                    if worker.process is None or worker.process.poll() is not None:
-                        code = worker.process.returncode if worker.process else None
-                        chaos.note(f"{name} is not running (exit {code}): see {worker.log_path}")
-                        chaos.dead.append(name)
+                for name in chaos.workers:
+                    chaos.check_running(name)
                 emulator.replace_faults({})
                 comparison = at_first_quiet(chaos, emulator, expected, args.quiet, args.settle)
                 writes = emulator.writes()
@@ -314,6 +323,7 @@ def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> list[
     def kill_and_restart(name: str, down_for: float) -> None:
         after_last_worker_fault()
         worker = chaos.workers[name]
+        chaos.check_running(name)
         pid = worker.process.pid if worker.process else "?"
         worker.kill()
         chaos.note(f"SIGKILL {name} (pid {pid})")
@@ -325,6 +335,7 @@ def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> list[
     def stop_and_restart(name: str) -> None:
         after_last_worker_fault()
         worker = chaos.workers[name]
+        chaos.check_running(name)
         began = time.monotonic()
         worker.stop()
         chaos.note(f"SIGTERM {name}: stopped after {time.monotonic() - began:.1f}s")
@@ -623,7 +634,7 @@ def verdict(
         f"stale={len(comparison.stale)} duplicate={len(comparison.duplicate)} "
         f"regressions={len(backwards)} dlq={found}/{len(bad)}"
         + (f" unexpected={len(comparison.unexpected)}" if comparison.unexpected else "")
-        + (f" dead={','.join(chaos.dead)}" if chaos.dead else "")
+        + (f" exited={','.join(chaos.dead)}" if chaos.dead else "")
     )
     return 0 if ok else 1
 
