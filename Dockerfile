@@ -8,7 +8,10 @@
 #   salesforce: runtime plus the dev kit (devkit/ and the `devkit` extra, pinned by
 #       requirements/dev.lock), running `python -m devkit salesforce-emulator`
 #       (docker-compose.yml's local Salesforce).
-# The locks' hashes are those of the Linux x86_64 CPython 3.11 files (`make lock`).
+# The locks hash the CPython 3.11 files of both platforms the image builds on, Linux
+# x86_64 and aarch64 (`make lock`; tests/unit/test_locks.py). faust-streaming has no
+# aarch64 wheel: there pip builds its locked sdist, pure Python (no compiler here; its C
+# speedups are optional), fetching its build requirements unhashed.
 # tests/unit/test_compose.py checks these promises.
 
 # The wheel, built with the locked setuptools.

@@ -64,8 +64,9 @@ schemas: $(STAMP)
 # Rewrite the locks from what is installed in .venv (after adding a dependency:
 # `.venv/bin/pip install NAME==X`, then `make lock`): requirements/lock.py splits the
 # installed versions into runtime (pyproject's dependencies and theirs), build and dev,
-# and takes the runtime and build hashes from `pip install --dry-run --report` (the
-# index's sha256 of the files pip picks here: Linux x86_64, CPython 3.11, the image's).
+# and takes the runtime and build hashes from `pip install --dry-run --report --platform`
+# (the index's sha256 of the files pip picks for the image, CPython 3.11 on Linux x86_64
+# and on aarch64: both are locked, with a comment naming each platform's file).
 lock: $(STAMP)
 	$(BIN)/python requirements/lock.py
 

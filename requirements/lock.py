@@ -2,14 +2,19 @@
 
 - requirements/runtime.lock: the package's runtime dependencies (pyproject's
   `dependencies`, no extras) at the installed versions, each with the sha256 of the
-  file pip installs on this platform (Linux x86_64, CPython 3.11: the image's), so the
-  image installs with --require-hashes.
+  file pip installs in the image on each platform it is built for (CPython 3.11 on
+  Linux x86_64 and aarch64, glibc 2.36: python:3.11-slim), so the image installs with
+  --require-hashes on either. Above each pin a comment names the file each platform
+  gets (`# x86_64: FILE; aarch64: FILE`); tests/unit/test_locks.py checks it.
 - requirements/build.lock: setuptools and wheel (the image's wheel build), hashed too.
 - requirements/dev.lock: everything else installed (the dev kit's and dev tools'), pinned.
 
-The hashes come from `pip install --dry-run --report` (pip asks the index for the files
-it would install and reports their hashes; nothing is installed). Run it with the venv's
-Python after changing a dependency: `make lock`.
+The hashes come from `pip install --dry-run --report --platform ...` once per platform
+(pip asks the index for the files it would install there and reports their hashes;
+nothing is installed). A wheel is preferred; a package with no wheel for a platform gets
+its sdist (faust-streaming on aarch64: built in the image without its optional C
+speedups, as the image has no compiler). Run it with the venv's Python after changing a
+dependency: `make lock`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ HERE = Path(__file__).resolve().parent
 PROJECT = "booking-activity-sync"
 BUILD = ("setuptools", "wheel")
 SKIP = {"pip", PROJECT}
+PYTHON_VERSION = "3.11"
+# The image's glibc (Debian 12, python:3.11-slim): pip there takes any manylinux wheel
+# up to 2.36. pip's --platform does not widen a manylinux_2_X tag to the older ones
+# itself, so every tag it may install is listed.
+GLIBC_MINOR = 36
+PLATFORMS = ("x86_64", "aarch64")
+
+
+def platform_tags(arch: str) -> list[str]:
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(GLIBC_MINOR, 16, -1)]
+    tags.append(f"manylinux2014_{arch}")
+    if arch == "x86_64":
+        tags += [f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+    return [*tags, f"linux_{arch}"]
 
 
 def installed() -> dict[str, Distribution]:
@@ -60,11 +79,13 @@ def pin(dist: Distribution) -> str:
     return f"{dist.metadata['Name']}=={dist.version}"
 
 
-def hashed(pins: list[str]) -> list[str]:
+def report(pins: list[str], arch: str) -> dict[str, tuple[str, str]]:
+    """What pip would install for `pins` on Linux `arch`: name -> (file name, sha256)."""
+    platforms = [arg for tag in platform_tags(arch) for arg in ("--platform", tag)]
     with tempfile.TemporaryDirectory() as tmp:
         wanted = Path(tmp) / "pins.txt"
         wanted.write_text("\n".join(pins) + "\n")
-        report = Path(tmp) / "report.json"
+        out = Path(tmp) / "report.json"
         subprocess.run(
             [
                 sys.executable,
@@ -76,20 +97,42 @@ def hashed(pins: list[str]) -> list[str]:
                 "--no-deps",
                 "--no-warn-script-location",
                 "--ignore-installed",
+                "--prefer-binary",
+                *platforms,
+                "--python-version",
+                PYTHON_VERSION,
+                "--implementation",
+                "cp",
+                "--target",
+                str(Path(tmp) / "target"),
                 "--report",
-                str(report),
+                str(out),
                 "-r",
                 str(wanted),
             ],
             check=True,
         )
-        items = json.loads(report.read_text())["install"]
-    by_name = {canonicalize_name(i["metadata"]["name"]): i for i in items}
+        items = json.loads(out.read_text())["install"]
+    found: dict[str, tuple[str, str]] = {}
+    for item in items:
+        info = item["download_info"]
+        file_name = info["url"].rsplit("/", 1)[-1].split("#", 1)[0]
+        digest = info["archive_info"]["hashes"]["sha256"]
+        found[canonicalize_name(item["metadata"]["name"])] = (file_name, digest)
+    return found
+
+
+def hashed(pins: list[str]) -> list[str]:
+    """Each pin with a comment naming every platform's file, then their hashes."""
+    by_arch = {arch: report(pins, arch) for arch in PLATFORMS}
     out = []
     for line in pins:
-        item = by_name[canonicalize_name(line.split("==")[0])]
-        digest = item["download_info"]["archive_info"]["hashes"]["sha256"]
-        out.append(f"{line} \\\n    --hash=sha256:{digest}")
+        name = canonicalize_name(line.split("==")[0])
+        files = {arch: by_arch[arch][name] for arch in PLATFORMS}
+        comment = "; ".join(f"{arch}: {files[arch][0]}" for arch in PLATFORMS)
+        digests = list(dict.fromkeys(digest for _, digest in files.values()))
+        hashes = " \\\n".join(f"    --hash=sha256:{digest}" for digest in digests)
+        out.append(f"# {comment}\n{line} \\\n{hashes}")
     return out
 
 
@@ -99,7 +142,8 @@ def main() -> None:
     header = "# Written by `make lock` (requirements/lock.py) from the venv; do not edit.\n"
     (HERE / "runtime.lock").write_text(
         header
-        + "# Runtime dependencies, hashed for the image (Linux x86_64, CPython 3.11).\n"
+        + "# Runtime dependencies, hashed for the image: CPython 3.11 on Linux x86_64 and\n"
+        + "# aarch64 (glibc 2.36); above each pin, the file each platform installs.\n"
         + "\n".join(hashed([pin(found[n]) for n in runtime]))
         + "\n"
     )
