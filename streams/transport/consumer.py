@@ -3,11 +3,20 @@ the ack guard (`streams.transport.acks`) and one flow race per fetch (`streams.t
 
 Faust picks a transport by the scheme of its `broker_consumer` URL; the `kafka`
 profile names `kafka+sync://` (registered here), the `embedded` profile `tansu://`
-(`streams.transport.tansu`, this consumer plus Tansu's corrections).
+(`streams.transport.tansu`, this consumer plus Tansu's corrections). The app's producer
+comes from the same transport, and so does topic creation (the app's topics, the
+tables' changelogs, Faust's leader topic): retried here while a node is down.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -15,6 +24,12 @@ from streams.transport import acks
 from streams.transport.drain import DrainPerFetch
 
 SCHEME = "kafka+sync"
+# Topic creation asked again after a node that is down refused it, for this long in all:
+# Kafka fences a broker that stopped heartbeating after broker.session.timeout.ms (9 s).
+CREATE_TOPIC_RETRY_S = 1.0
+CREATE_TOPIC_PATIENCE_S = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class Consumer(DrainPerFetch, acks.Consumer):
@@ -23,6 +38,36 @@ class Consumer(DrainPerFetch, acks.Consumer):
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+
+    async def _create_topic(
+        self,
+        owner: Any,
+        client: Any,
+        topic: str,
+        partitions: int,
+        replication: int,
+        **kwargs: Any,
+    ) -> None:
+        """Faust's topic creation, asked again when the node it picked is down.
+
+        Faust sends its metadata request to the first node of the cluster's metadata and
+        CreateTopics to the controller that names, and gives up at the first refusal.
+        A broker that died is listed until Kafka fences it (and one restarting, until it
+        is back): a worker started meanwhile exited with NodeNotReadyError's traceback
+        (chaos on three nodes: a worker restarted 8 s after the leader's SIGKILL). With
+        fresh metadata, another node answers, or the same one once it is back."""
+        deadline = time.monotonic() + CREATE_TOPIC_PATIENCE_S
+        while True:
+            try:
+                await super()._create_topic(owner, client, topic, partitions, replication, **kwargs)
+                return
+            except (NodeNotReadyError, KafkaConnectionError) as exc:
+                if time.monotonic() + CREATE_TOPIC_RETRY_S >= deadline:
+                    raise
+                log.warning("creating topic %r: %s; asking again", topic, exc)
+            await asyncio.sleep(CREATE_TOPIC_RETRY_S)
+            with contextlib.suppress(Exception):  # the next attempt reports what is wrong
+                await asyncio.wait_for(client.force_metadata_update(), 10.0)
 
 
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"

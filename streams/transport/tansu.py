@@ -126,7 +126,7 @@ class Consumer(TansuThread, consumer.Consumer):
     """The app's consumer (`streams.transport.consumer`) with the Tansu corrections."""
 
 
-class Transport(faust_aiokafka.Transport):
+class Transport(consumer.Transport):
     Consumer = Consumer
 
 
