@@ -14,8 +14,14 @@
 # speedups are optional), fetching its build requirements unhashed.
 # tests/unit/test_compose.py checks these promises.
 
+# The base image, by tag: not pinned by digest here (no registry could be asked when this
+# was written, and a digest copied from elsewhere could name one platform's manifest and
+# break the other's build). To pin, pass the multi-platform index digest:
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest> .
+ARG PYTHON_IMAGE=python:3.11-slim
+
 # The wheel, built with the locked setuptools.
-FROM python:3.11-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY requirements/build.lock ./requirements/
@@ -25,8 +31,14 @@ COPY streams ./streams
 COPY schemas ./schemas
 RUN pip wheel --no-deps --no-build-isolation -w /wheels .
 
-FROM python:3.11-slim AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# The worker's defaults in the image: table state in /data (the user's, below; /app is
+# root's), and the web server on every interface so EXPOSE 6066 is reachable. A worker
+# bound beyond loopback serves booking data, so it needs ACTIVITY_SYNC_WEB_TOKEN (or
+# ACTIVITY_SYNC_WEB_TOKEN_FILE): without one it exits 2 saying so (or run it with
+# ACTIVITY_SYNC_WEB_BIND=127.0.0.1, or `worker --without-web`).
+ENV ACTIVITY_SYNC_DATA_DIR=/data ACTIVITY_SYNC_WEB_BIND=0.0.0.0
 WORKDIR /app
 COPY requirements/runtime.lock ./requirements/
 # The runtime dependencies only, each checked against its locked hash.
@@ -42,9 +54,12 @@ RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /app a
 USER activity-sync
 # The worker's web server: /bookings/{id}/ (bearer token), /metrics/, /health/.
 EXPOSE 6066
-# 503 (broker unreachable, every Salesforce write failing) or no answer: unhealthy.
+# 503 (broker unreachable, every Salesforce write failing) or no answer: unhealthy. The
+# probe asks the port and bind the worker uses: its settings (ACTIVITY_SYNC_WEB_PORT,
+# ACTIVITY_SYNC_WEB_BIND) and its command line (--web-port, --web-bind); with
+# --without-web (or ACTIVITY_SYNC_WEB_ENABLED=false) there is nothing to ask: healthy.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ.get('ACTIVITY_SYNC_WEB_PORT', '6066') + '/health/', timeout=4)"]
+    CMD ["python", "-m", "streams.commands.healthcheck"]
 ENTRYPOINT ["activity-sync"]
 CMD ["worker", "-l", "info"]
 

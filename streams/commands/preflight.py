@@ -5,7 +5,9 @@ file would log Ready and then fail on every write with a traceback. Before Faust
 `check_worker` checks, in order:
 
 1. the web server: its access rules (`web_access_problem`: a non-loopback bind needs
-   `ACTIVITY_SYNC_WEB_TOKEN`) and that its port is free;
+   `ACTIVITY_SYNC_WEB_TOKEN`) and that its port is free; that this user can write
+   `ACTIVITY_SYNC_DATA_DIR` (or create it: `check_data_dir`; the tables' RocksDB files
+   live there, and Faust would fail later with a traceback);
 2. the Salesforce settings (`check_salesforce_settings`, also run by
    `check-salesforce`): an org is configured (`ACTIVITY_SYNC_SALESFORCE_CLIENT_ID`,
    the flow's secret), `ACTIVITY_SYNC_SALESFORCE_CA_FILE`, when set, is a readable PEM
@@ -37,6 +39,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import ssl
 import sys
@@ -98,6 +101,24 @@ def check_web_port(settings: Settings, bind: str | None = None, port: int | None
                     f"ACTIVITY_SYNC_WEB_PORT={port}: cannot listen on {host}:{port}: {why}; "
                     "give each worker its own ACTIVITY_SYNC_WEB_PORT (or --web-port)"
                 ) from None
+
+
+def check_data_dir(settings: Settings) -> None:
+    """A `UsageError` when this user can neither write `data_dir` nor create it (a relative
+    default under a read-only working directory: an image's /app)."""
+    path = settings.data_dir
+    shown = f"ACTIVITY_SYNC_DATA_DIR={path}" + (
+        "" if path.is_absolute() else f" ({path.absolute()})"
+    )
+    hint = "set ACTIVITY_SYNC_DATA_DIR to a directory this user can write"
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UsageError(f"{shown}: {existing} is not a directory; {hint}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "cannot write" if existing == path.absolute() else f"cannot create it in {existing}"
+        raise UsageError(f"{shown}: {what} (permission denied); {hint}")
 
 
 def check_salesforce_settings(salesforce: SalesforceSettings) -> None:
@@ -331,6 +352,7 @@ async def check_worker(
     if problem:
         raise UsageError(problem)
     check_web_port(settings, web_bind, web_port)
+    check_data_dir(settings)
     check_salesforce_settings(settings.salesforce)
     deadline = time.monotonic() + settings.startup_timeout
     await wait_for_broker(settings, deadline, say)

@@ -9,7 +9,11 @@ default instead: these tests catch it. No Docker here: the Dockerfile is read as
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +173,8 @@ def dockerfile_stages() -> dict[str, Stage]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
+        if not stages and line.upper().startswith("ARG "):
+            continue  # a global build argument (the base image)
         if line.upper().startswith("FROM "):
             match = re.fullmatch(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, re.IGNORECASE)
             assert match, f"name every stage: {line}"
@@ -259,9 +265,132 @@ def test_the_images_run_as_a_user_and_check_their_health() -> None:
         assert users, f"{name} sets no USER"
         assert users[-1].split()[1] not in ("root", "0"), users[-1]
     (check,) = stages["runtime"].commands("HEALTHCHECK")
-    assert "/health/" in check
-    assert "6066" in check
+    # The probe asks /health/ where the worker listens (its settings and command line:
+    # tests/unit/commands/test_healthcheck.py), not a port written into the image.
+    assert json.loads(check.split(" CMD ", 1)[1]) == [
+        "python",
+        "-m",
+        "streams.commands.healthcheck",
+    ]
+    (expose,) = stages["runtime"].commands("EXPOSE")
+    assert expose.split()[1:] == [str(Settings.model_fields["web_port"].default)]
     assert stages["salesforce"].commands("HEALTHCHECK"), "the emulator's own check"
+
+
+@dataclass
+class ImageFileSystem:
+    """The runtime image's file system as its Dockerfile makes it, under a temp root."""
+
+    root: Path
+    env: dict[str, str]
+    workdir: Path
+    user: str
+    user_owned: list[Path]  # what a RUN chowns to the user: all it may write
+
+    def path(self, image_path: str) -> Path:
+        return self.root / image_path.lstrip("/")
+
+
+def build_runtime_file_system(root: Path) -> ImageFileSystem:
+    """Replay the runtime stage's ENV, WORKDIR, RUN mkdir/chown and USER lines."""
+    image = ImageFileSystem(root, {}, root, "root", [])
+    for line in dockerfile_stages()["runtime"].instructions:
+        keyword, _, rest = line.partition(" ")
+        if keyword == "ENV":
+            image.env.update(item.split("=", 1) for item in shlex.split(rest))
+        elif keyword == "WORKDIR":
+            image.workdir = image.path(rest.strip())
+            image.workdir.mkdir(parents=True, exist_ok=True)
+        elif keyword == "USER":
+            image.user = rest.strip()
+        elif keyword == "RUN":
+            for command in re.split(r"&&|;", rest):
+                words = shlex.split(command)
+                if words[:2] == ["mkdir", "-p"]:
+                    for made in words[2:]:
+                        image.path(made).mkdir(parents=True, exist_ok=True)
+                elif words[:1] == ["chown"]:
+                    image.user_owned += [image.path(p) for p in words[2:]]
+    # Root's directories are not the user's: read-only for anyone but root.
+    image.workdir.chmod(0o555)
+    return image
+
+
+WORKER_IN_IMAGE = """
+import json
+from streams.commands import preflight
+from streams.worker.settings import Settings
+from streams.worker.web import web_access_problem
+
+settings = Settings()
+preflight.check_data_dir(settings)
+print(json.dumps({
+    "data_dir": str(settings.data_dir.absolute()),
+    "web_bind": settings.web_bind,
+    "web_port": settings.web_port,
+    "web_access_problem": web_access_problem(settings),
+}))
+"""
+
+
+def run_in_image(image: ImageFileSystem, extra: dict[str, str], *args: str) -> Any:
+    env = {"PATH": os.environ["PATH"], "HOME": str(image.workdir)}
+    for name, value in image.env.items():
+        # The image's absolute paths, under the temp root.
+        mapped = name.endswith(("_DIR", "_FILE")) and value.startswith("/")
+        env[name] = str(image.path(value)) if mapped else value
+    env |= extra
+    return subprocess.run(
+        list(args),
+        cwd=image.workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# Only what the image cannot know: where the broker and Salesforce are.
+DEPLOYMENT = {
+    "ACTIVITY_SYNC_BROKER_URL": "kafka://kafka:9092",
+    f"{SALESFORCE_PREFIX}LOGIN_URL": "https://login.example.com",
+    f"{SALESFORCE_PREFIX}CLIENT_ID": "activity-sync",
+    f"{SALESFORCE_PREFIX}CLIENT_SECRET": "s3cret",
+}
+
+
+def test_the_image_runs_the_worker_with_its_own_defaults(tmp_path: Path) -> None:
+    """Issue 21, item 9: data_dir defaulted to var/worker under /app (root's, unwritable
+    for the image's user: FileNotFoundError), and the web server bound 127.0.0.1, so
+    EXPOSE 6066 reached nothing. The image's ENV must point both where they work."""
+    image = build_runtime_file_system(tmp_path / "image")
+    assert image.user not in ("root", "0")
+    token = {"ACTIVITY_SYNC_WEB_TOKEN": "t0ken"}
+    done = run_in_image(image, DEPLOYMENT | token, sys.executable, "-c", WORKER_IN_IMAGE)
+    assert done.returncode == 0, done.stderr
+    worker = json.loads(done.stdout.splitlines()[-1])
+    data_dir = Path(worker["data_dir"])
+    assert any(data_dir.is_relative_to(owned) for owned in image.user_owned), (
+        f"the worker's tables go to {data_dir}, which the image's user cannot write "
+        f"(its directories: {image.user_owned})"
+    )
+    assert not data_dir.is_relative_to(image.workdir)
+    (expose,) = dockerfile_stages()["runtime"].commands("EXPOSE")
+    assert str(worker["web_port"]) == expose.split()[1]
+    assert worker["web_bind"] in ("0.0.0.0", "::"), "EXPOSE reaches a loopback bind never"
+    assert worker["web_access_problem"] is None
+
+
+def test_the_image_without_a_web_token_refuses_in_one_line(tmp_path: Path) -> None:
+    """The image serves beyond loopback, so booking data needs the token: a worker
+    started without one exits 2 naming it, before it reaches for the broker."""
+    image = build_runtime_file_system(tmp_path / "image")
+    cli = str(Path(sys.executable).with_name("activity-sync"))
+    done = run_in_image(image, DEPLOYMENT, cli, "worker", "-l", "info")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("activity-sync worker: error: ACTIVITY_SYNC_WEB_BIND=0.0.0.0 ")
+    assert "ACTIVITY_SYNC_WEB_TOKEN" in line
 
 
 def test_the_salesforce_image_runs_the_emulator() -> None:

@@ -146,3 +146,32 @@ async def test_metadata_no_node_answers_is_one_line(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(preflight, "METADATA_RETRY_S", 0.01, raising=False)
     with pytest.raises(UserError, match="the topic metadata"):
         await preflight.check_partitions(worker(), timeout_s=0.2)
+
+
+def test_a_data_dir_that_cannot_be_created_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(UsageError) as refused:
+        preflight.check_data_dir(worker(data_dir=blocker / "worker"))
+    message = str(refused.value)
+    assert refused.value.exit_code == 2
+    assert message.startswith(f"ACTIVITY_SYNC_DATA_DIR={blocker / 'worker'}: ")
+    assert "not a directory" in message
+    assert "\n" not in message
+
+
+def test_a_data_dir_without_write_permission_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    monkeypatch.chdir(app)
+    # As the image's user sees its root-owned WORKDIR (root here could write anyway).
+    monkeypatch.setattr(preflight.os, "access", lambda path, mode: Path(path) != app)
+    with pytest.raises(UsageError) as refused:
+        preflight.check_data_dir(worker(data_dir=Path("var/worker")))
+    assert str(refused.value) == (
+        f"ACTIVITY_SYNC_DATA_DIR=var/worker ({app}/var/worker): cannot create it in {app} "
+        "(permission denied); set ACTIVITY_SYNC_DATA_DIR to a directory this user can write"
+    )
+    preflight.check_data_dir(worker(data_dir=tmp_path / "data" / "worker"))  # creatable
