@@ -7,9 +7,10 @@ answers how many events it has iterated. Settings come from the same
 `ACTIVITY_SYNC_*` variables as the worker's.
 
 `BENCH_BARE_CONSUMER` picks the consumer:
-- `faust` (default): Faust's own aiokafka consumer, with only the embedded broker's
-  fetch wait corrected as the worker's is (Tansu holds a fetch for half of Faust's
-  hard-coded 1.5 s): Faust's ceiling, the reference of the fold target;
+- `faust` (default): Faust's own aiokafka consumer, as it is on Apache Kafka (the
+  `kafka` profile), with only the fetch wait corrected on the embedded broker as the
+  worker's is (Tansu holds a fetch for half of Faust's hard-coded 1.5 s): Faust's
+  ceiling, the reference of the fold target;
 - `app`: the worker's consumer (`streams.transport.consumer`, which also drains cheaper), to
   show what the same loop costs with it.
 """
@@ -31,19 +32,27 @@ CONSUMER = os.environ.get("BENCH_BARE_CONSUMER", "faust")
 FAUST_SCHEME = "bench-faust"
 
 
-class FaustConsumer(tansu.TansuThread, faust_aiokafka.Consumer):
+class FaustTansuConsumer(tansu.TansuThread, faust_aiokafka.Consumer):
     """Faust's consumer; its thread (the fetch wait) is the embedded profile's."""
 
 
 class FaustTransport(faust_aiokafka.Transport):
-    Consumer = FaustConsumer
+    """Faust's own transport (Apache Kafka answers a fetch once a byte is there)."""
 
 
-TRANSPORTS.aliases[FAUST_SCHEME] = f"{__name__}:FaustTransport"
+class FaustTansuTransport(faust_aiokafka.Transport):
+    Consumer = FaustTansuConsumer
+
 
 settings = Settings()
 if CONSUMER not in ("faust", "app"):
     raise SystemExit(f"BENCH_BARE_CONSUMER must be faust or app, not {CONSUMER!r}")
+# Faust's own consumer on the broker the profile names: on the embedded broker with the
+# fetch wait the worker's consumer corrects there too, on Kafka untouched.
+_faust_transport = (
+    "FaustTansuTransport" if settings.broker().profile.name == "embedded" else "FaustTransport"
+)
+TRANSPORTS.aliases[FAUST_SCHEME] = f"{__name__}:{_faust_transport}"
 # The broker and its profile's options, as the worker's; `faust` swaps in Faust's consumer.
 broker_options = settings.broker().faust_options(
     consumer_scheme=FAUST_SCHEME if CONSUMER == "faust" else None

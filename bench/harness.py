@@ -322,6 +322,9 @@ async def consume_count(bootstrap: str, topic: str, expect: int, limit_s: float 
     )
     await consumer.start()
     try:
+        # The metadata of the consumer's start names no topic on Apache Kafka (Tansu's
+        # names them all): ask for every topic's before looking the partitions up.
+        await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(topic) or set()
         consumer.assign([TopicPartition(topic, p) for p in partitions])
         seen = 0

@@ -1,8 +1,10 @@
 """The whole pipeline's speed and cost on this machine: `make bench` (`--quick` for a smoke run).
 
-Everything runs as in production on the embedded broker (Tansu) and the Salesforce
-emulator: real `python -m streams worker` processes, observed only from outside
-(consumer-group commits, topic end offsets, the emulator's admin API). Scenarios:
+Everything runs as in production on a single-node Apache Kafka (`devkit/kafka.py`;
+`--broker embedded`: the same scenarios on the embedded broker, Tansu, to compare) and
+the Salesforce emulator: real `python -m streams worker` processes, observed only from
+outside (consumer-group commits, topic end offsets, the emulator's admin API). Each
+scenario gets a fresh broker of that kind. Scenarios:
 
 1. ceilings on one topic: raw aiokafka consume, and Faust's bare `take_events` loop
    (`bench/bare_faust_app.py`, a worker process that does nothing with the events);
@@ -13,7 +15,8 @@ emulator: real `python -m streams worker` processes, observed only from outside
    500 events/s (latency from the send of the event to its Event's SystemModstamp in
    Salesforce, and API calls per event).
 
-Prints a table, writes bench/results.json. Timings are reported, never asserted.
+Prints a table, writes bench/results.json (naming the broker, its version and the
+workers' store). Timings are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -33,8 +36,16 @@ from typing import Any
 
 from bench import harness as h
 from bench import worker_profile as profile
+from bench.brokers import (
+    Broker,
+    add_broker_argument,
+    broker_pid,
+    create_app_topics,
+    describe,
+    start_broker,
+    store,
+)
 from devkit import verification
-from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.topics import Record, event_records, produce
 from devkit.workers import WorkerProcess
@@ -63,9 +74,7 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def ceilings(
-    broker: EmbeddedBroker, root: Path, count: int, args: argparse.Namespace
-) -> dict[str, Any]:
+def ceilings(broker: Broker, root: Path, count: int, args: argparse.Namespace) -> dict[str, Any]:
     raw_s = min(
         asyncio.run(h.consume_count(broker.bootstrap, h.EVENTS_TOPIC, count)) for _ in range(2)
     )
@@ -79,7 +88,7 @@ def ceilings(
 
 
 def _bare_loop(
-    broker: EmbeddedBroker,
+    broker: Broker,
     root: Path,
     count: int,
     args: argparse.Namespace,
@@ -97,7 +106,7 @@ def _bare_loop(
     try:
         spawned = time.monotonic()
         ready = h.wait_until(bare.ready, 90, "the bare Faust app to be ready")
-        pids = {prefix: bare.process.pid if bare.process else None, "broker": _pid(broker)}
+        pids = {prefix: bare.process.pid if bare.process else None, "broker": broker_pid(broker)}
         cpu_before = h.cpu_snapshot(pids)
         first = h.wait_until(lambda: bare.count() > 0, 90, "the bare Faust app's first batch")
         done = h.wait_until(lambda: bare.count() >= count, 600, "the bare Faust app to finish")
@@ -115,7 +124,7 @@ def _bare_loop(
 
 
 def _start_workers(
-    broker: EmbeddedBroker,
+    broker: Broker,
     emulator: SalesforceEmulator,
     root: Path,
     n: int,
@@ -157,7 +166,7 @@ def _sink_done(watch: h.Watch, timeout: float, fold_done: h.Sample) -> h.Sample:
 
 
 def backfill(
-    broker: EmbeddedBroker,
+    broker: Broker,
     emulator: SalesforceEmulator,
     root: Path,
     n_workers: int,
@@ -177,7 +186,7 @@ def backfill(
             ]
             ready = max(readies)
             pids = {w.log_path.stem: w.process.pid if w.process else None for w in workers}
-            pids.update(broker=_pid(broker), emulator=_pid(emulator))
+            pids.update(broker=broker_pid(broker), emulator=_pid(emulator))
             cpu_before = h.cpu_snapshot(pids)
             spy = None
             if args.py_spy and n_workers == 1 and workers[0].process is not None:
@@ -235,11 +244,11 @@ def backfill(
     return result
 
 
-def _pid(handle: EmbeddedBroker | SalesforceEmulator) -> int | None:
+def _pid(handle: SalesforceEmulator) -> int | None:
     return handle.process.pid if handle.process is not None else None
 
 
-def _produce(broker: EmbeddedBroker, records: list[Record], **kw: Any) -> float:
+def _produce(broker: Broker, records: list[Record], **kw: Any) -> float:
     return asyncio.run(produce(broker, h.EVENTS_TOPIC, records, **kw))
 
 
@@ -281,10 +290,10 @@ def quantile(values: list[float], q: float) -> float | None:
 
 
 def live(
-    broker: EmbeddedBroker, emulator: SalesforceEmulator, root: Path, args: argparse.Namespace
+    broker: Broker, emulator: SalesforceEmulator, root: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
     emulator.reset()
-    asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+    asyncio.run(create_app_topics(broker))
     flood = event_records(generate_events(args.live_bookings, args.seed + 1, id_prefix="f-"))
     steady_events = list(
         generate_events(max(1, int(args.rate * args.duration / 2.5)), args.seed + 2, id_prefix="s-")
@@ -476,6 +485,7 @@ def print_table(rows: list[tuple[str, str, str, str]]) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    add_broker_argument(parser)
     parser.add_argument("--bookings", type=int, help="backfill bookings (10,000)")
     parser.add_argument("--events", type=int, help="backfill events (100,000)")
     parser.add_argument(
@@ -542,8 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     emulator = SalesforceEmulator(work / "salesforce")
     try:
-        with EmbeddedBroker(log_path=work / "broker-1.log") as broker:
-            asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+        with start_broker(args.broker, work, "1") as broker:
+            results["broker"] = describe(broker)
+            results["store"] = store(worker_settings(args))
+            log(f"broker: {results['broker']['name']}; store {results['store']}")
+            asyncio.run(create_app_topics(broker))
             results["produce_ev_s"] = len(records) / _produce(broker, records)
             if only("ceilings"):
                 results["ceilings"] = ceilings(broker, work, len(records), args)
@@ -552,14 +565,14 @@ def main(argv: list[str] | None = None) -> int:
                     broker, emulator, work / "backfill-1", 1, len(records), expected, args
                 )
         if only("scale"):
-            with EmbeddedBroker(log_path=work / "broker-2.log") as broker:
-                asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+            with start_broker(args.broker, work, "2") as broker:
+                asyncio.run(create_app_topics(broker))
                 _produce(broker, records)
                 results["backfill_2"] = backfill(
                     broker, emulator, work / "backfill-2", 2, len(records), expected, args
                 )
         if only("live"):
-            with EmbeddedBroker(log_path=work / "broker-3.log") as broker:
+            with start_broker(args.broker, work, "3") as broker:
                 results["live"] = live(broker, emulator, work / "live", args)
     finally:
         emulator.close()
@@ -567,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     if all(k in results for k in ("ceilings", "backfill_1", "backfill_2", "live")):
         rows = report(results)
         results["targets"] = TARGETS
+        print(f"broker: {results['broker']['name']}, store: {results['store']}")
         print_table(rows)
     else:
         print(json.dumps(results, indent=2, default=str))

@@ -18,6 +18,11 @@ slower) after each stage's fold, in bench/scale-profile.json; `--fold-only` skip
 live phase and the restarts; `--set NAME=VALUE` passes a worker setting
 (`--set rocksdb_memory_mb=0`).
 
+The broker is a single-node Apache Kafka (`devkit/kafka.py`), production's broker;
+`--broker embedded` runs the stages on the embedded broker (Tansu) instead. The broker's
+CPU per event is its process's (the Kafka JVM's, or Tansu's). bench/scale.json names the
+broker, its version and the worker's store.
+
 Stages stop early when the next one would not fit the `--budget-s` (the run says so).
 Figures are from a shared 2-core machine: noisy, read them as orders of magnitude.
 """
@@ -40,9 +45,17 @@ import requests
 
 from bench import harness as h
 from bench import sweep_bench
+from bench.brokers import (
+    Broker,
+    add_broker_argument,
+    broker_pid,
+    create_app_topics,
+    describe,
+    start_broker,
+    store,
+)
 from bench.pipeline_bench import latencies_from_salesforce, quantile
 from devkit import verification
-from devkit.broker import EmbeddedBroker
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.topics import event_records, produce
 from devkit.workers import WorkerProcess
@@ -148,7 +161,7 @@ class Stages:
 
     def __init__(
         self,
-        broker: EmbeddedBroker,
+        broker: Broker,
         emulator: SalesforceEmulator,
         worker: WorkerProcess,
         work: Path,
@@ -168,10 +181,11 @@ class Stages:
             self.fold(f"s{index}-", self.args.seed + index, new_bookings - probe)
             fill_ok, fill_problems = self.salesforce_matches(timeout=3600)
         # CPU per event of the worker (what the wall-clock rate says, without the other
-        # processes' share of the 2 cores), and of the embedded broker and the emulator.
+        # processes' share of the 2 cores), and of the broker (the Kafka JVM, or the
+        # embedded broker) and the emulator.
         pids = {
             "fold_cpu_us_per_event": self.worker.process.pid if self.worker.process else None,
-            "broker_cpu_us_per_event": pid_of(self.broker.process),
+            "broker_cpu_us_per_event": broker_pid(self.broker),
             "emulator_cpu_us_per_event": pid_of(self.emulator.process),
         }
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
@@ -291,6 +305,7 @@ class Stages:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", default="10000,50000,200000,1000000")
+    add_broker_argument(parser)
     parser.add_argument("--budget-s", type=float, default=1200.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--live-s", type=float, default=20.0)
@@ -329,12 +344,15 @@ def main(argv: list[str] | None = None) -> int:
         "stages": [],
         "skipped": [],
     }
-    with EmbeddedBroker(log_path=work / "broker.log") as broker:
+    with start_broker(args.broker, work, "scale") as broker:
         emulator = SalesforceEmulator(work / "salesforce")  # started
-        asyncio.run(h.create_topics(broker.bootstrap, [h.EVENTS_TOPIC]))
+        asyncio.run(create_app_topics(broker))
         extra = dict(TIMER_SETTINGS, **SINK_SETTINGS, memory_profile_frames=str(args.trace_frames))
         extra.update(item.split("=", 1) for item in args.set)
+        results["broker"] = describe(broker)
+        results["store"] = store(extra)
         results["worker_settings"] = extra
+        log(f"broker: {results['broker']['name']}; store {results['store']}")
         worker = h.start_worker(broker, emulator, work, "worker", **extra)
         pin_worker(worker)
         worker.wait_ready(timeout=120)
@@ -417,6 +435,8 @@ COLUMNS = (
 
 def print_table(results: dict[str, Any]) -> None:
     """A Markdown table (docs/performance.md takes it as is)."""
+    if "broker" in results:
+        print(f"broker: {results['broker']['name']}, store: {results.get('store')}")
     print("| " + " | ".join(title for _, title, _ in COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     for stage in results["stages"]:
