@@ -202,6 +202,9 @@ async def salesforce_emulator(
         tls_names=tls_name,
         client_id=client_id,
         client_secret=_read_secret(client_secret_file),
+        client_secret_origin=f"--client-secret-file {client_secret_file}"
+        if client_secret_file
+        else None,
         daily_limit=daily_limit,
         token_ttl_s=token_ttl,
         faults=parsed_faults,

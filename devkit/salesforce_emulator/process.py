@@ -121,6 +121,8 @@ class SalesforceEmulator:
 
     @property
     def client_secret(self) -> str:
+        if "client_secret" not in self.info:  # given to it, so not printed
+            raise KeyError(f"client_secret: from {self.info.get('client_secret_from')}")
         return str(self.info["client_secret"])
 
     @property

@@ -76,6 +76,7 @@ from devkit.salesforce_emulator.tls_auth import (
     load_public_key,
     prepare_jwt,
     prepare_tls,
+    provided_secrets,
 )
 
 MAX_URI = 16_384
@@ -93,6 +94,8 @@ class EmulatorConfig:
     # Credentials: None takes $ACTIVITY_SYNC_EMULATOR_<NAME>, else DIR/credentials.json.
     client_id: str | None = None
     client_secret: str | None = None
+    # Where an explicit client_secret came from (the ready line names it instead of it).
+    client_secret_origin: str | None = None
     username: str | None = None
     password: str | None = None
     security_token: str | None = None
@@ -116,9 +119,14 @@ class RunningEmulator:
     close: Callable[[], Awaitable[None]]
     jwt_private_key_file: Path | None = None
     jwt_certificate_file: Path | None = None
+    # Secrets the emulator was given (name -> where from): the ready line leaves them out.
+    provided_secrets: Mapping[str, str] = field(default_factory=dict)
 
     def ready_line(self) -> dict[str, object]:
-        return {
+        """What to give the worker. A secret the emulator generated is printed (it is in
+        its data dir only); one it was given is not (`docker compose logs` would show
+        it): `<name>_from` says where it came from instead."""
+        line: dict[str, object] = {
             "url": self.url,
             "ca_file": str(self.ca_file),
             "client_id": self.credentials.client_id,
@@ -131,6 +139,10 @@ class RunningEmulator:
             "jwt_certificate_file": str(self.jwt_certificate_file or ""),
             "pid": os.getpid(),
         }
+        for name, origin in self.provided_secrets.items():
+            del line[name]
+            line[f"{name}_from"] = origin
+        return line
 
 
 class Emulator:
@@ -331,16 +343,15 @@ def _names(config: EmulatorConfig, public_url: str | None) -> list[str]:
 async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     """Start serving; returns once the port is bound. Call `close()` to stop."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    credentials = load_credentials(
-        config.data_dir,
-        {
-            "client_id": config.client_id,
-            "client_secret": config.client_secret,
-            "username": config.username,
-            "password": config.password,
-            "security_token": config.security_token,
-        },
-    )
+    explicit = {
+        "client_id": config.client_id,
+        "client_secret": config.client_secret,
+        "username": config.username,
+        "password": config.password,
+        "security_token": config.security_token,
+    }
+    credentials = load_credentials(config.data_dir, explicit)
+    origins = {"client_secret": config.client_secret_origin or "given at start"}
     context, ca_file = prepare_tls(config.data_dir, _names(config, config.public_url))
     jwt_key_file, jwt_cert_file = prepare_jwt(config.data_dir, config.jwt_certificate)
     emulator = Emulator(config, credentials, load_public_key(jwt_cert_file))
@@ -365,6 +376,7 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
         runner.cleanup,
         jwt_key_file,
         jwt_cert_file,
+        provided_secrets(explicit, origins),
     )
 
 

@@ -65,6 +65,12 @@ def prepare_tls(data_dir: Path, names: Sequence[str]) -> tuple[ssl.SSLContext, P
     return context, ca_file
 
 
+# Credentials that are secrets: printed on the ready line only when the emulator made
+# them (they are then nowhere else but its private data dir); one given to it (a compose
+# secret file, an environment variable) is the user's, and a log must not repeat it.
+SECRET_CREDENTIALS = ("client_secret", "password", "security_token")
+
+
 def load_credentials(data_dir: Path, explicit: Mapping[str, str | None]) -> Credentials:
     """`explicit` values, then env (ACTIVITY_SYNC_EMULATOR_*), then DIR/credentials.json,
     generated on first start so a restart keeps them."""
@@ -80,12 +86,32 @@ def load_credentials(data_dir: Path, explicit: Mapping[str, str | None]) -> Cred
         "user_id": make_id(PREFIX_USER, 1 + secrets.randbelow(62**6)),
     }
     values: dict[str, str] = {}
+    kept: dict[str, str] = {}
     for key, default in generated.items():
-        env = os.environ.get(ENV_PREFIX + key.upper())
-        values[key] = explicit.get(key) or env or stored.get(key) or default
-    if values != stored:
-        _write_private(path, json.dumps(values, indent=2).encode())
+        given = explicit.get(key) or os.environ.get(ENV_PREFIX + key.upper())
+        values[key] = given or stored.get(key) or default
+        # A secret given to the emulator is not copied into its data dir (a later start
+        # without it would print it): the file keeps the one the emulator made.
+        secret_given = given and key in SECRET_CREDENTIALS
+        kept[key] = (stored.get(key) or default) if secret_given else values[key]
+    if kept != stored:
+        _write_private(path, json.dumps(kept, indent=2).encode())
     return Credentials(**values)
+
+
+def provided_secrets(
+    explicit: Mapping[str, str | None], origins: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The secrets the emulator was given, not generated: name -> where each came from
+    (`origins` names an explicit value's source, e.g. `--client-secret-file PATH`)."""
+    provided = {}
+    for key in SECRET_CREDENTIALS:
+        variable = ENV_PREFIX + key.upper()
+        if explicit.get(key):
+            provided[key] = (origins or {}).get(key, "given at start")
+        elif os.environ.get(variable):
+            provided[key] = f"${variable}"
+    return provided
 
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -475,3 +475,27 @@ def test_readme_documents_every_setting() -> None:
     text = (REPO / "README.md").read_text()
     missing = {name for name in known_settings() if name not in text}
     assert not missing, f"README lacks {sorted(missing)}"
+
+
+def test_long_running_services_restart_and_one_shot_ones_do_not() -> None:
+    """Issue 21, item 13: the kafka service had no restart policy (a host restart left
+    the workers waiting for a broker that never came back)."""
+    services = compose()["services"]
+    for name, service in services.items():
+        one_shot = name in ("kafka-init", "salesforce-ca")
+        assert (service.get("restart") is None) == one_shot, name
+    assert services["kafka"]["restart"] == "unless-stopped"
+
+
+def test_the_secret_files_must_be_readable_by_the_containers_user() -> None:
+    """Compose mounts a secret file with the host file's mode: a `chmod 600` file is
+    unreadable for the image's uid. Both compose and the README say so."""
+    (useradd,) = [
+        line for line in dockerfile_stages()["runtime"].commands("RUN") if "useradd" in line
+    ]
+    uid = re.search(r"--uid\s+(\d+)", useradd)
+    assert uid is not None
+    for doc in ("docker-compose.yml", "README.md"):
+        text = " ".join((REPO / doc).read_text().replace("#", " ").split())
+        assert f"uid {uid.group(1)}" in text, doc
+        assert "chmod 644" in text, doc

@@ -115,6 +115,47 @@ def test_salesforce_emulator_command_prints_its_connection_and_serves(tmp_path: 
     assert code == 0, stderr
 
 
+def test_salesforce_emulator_never_prints_a_secret_it_was_given(tmp_path: Path) -> None:
+    """Issue 21, item 13: compose gives the emulator the client secret as a file, and the
+    ready line printed it into `docker compose logs`. It names the file instead."""
+    secret_file = tmp_path / "salesforce_client_secret.txt"
+    secret_file.write_text("s3cret-from-the-file\n")
+    process = start_cli(
+        "salesforce-emulator",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "sf"),
+        "--client-secret-file",
+        str(secret_file),
+        env={"ACTIVITY_SYNC_EMULATOR_CLIENT_ID": "from-env"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        ready = json.loads(line)
+        assert "s3cret-from-the-file" not in line
+        assert ready["client_secret_from"] == f"--client-secret-file {secret_file}"
+        assert "client_secret" not in ready
+        # The secret from the file is the one the emulator accepts.
+        token = requests.post(
+            f"{ready['url']}/services/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "from-env",
+                "client_secret": "s3cret-from-the-file",
+            },
+            verify=ready["ca_file"],
+            timeout=5,
+        )
+        assert token.status_code == 200, token.text
+    finally:
+        code, stderr = stop_cli(process)
+    assert code == 0, stderr
+    assert "s3cret-from-the-file" not in stderr
+    assert "s3cret-from-the-file" not in (tmp_path / "sf" / "credentials.json").read_text()
+
+
 def test_salesforce_emulator_bad_faults_are_a_one_line_error(tmp_path: Path) -> None:
     result = run_cli(
         "salesforce-emulator", "--data-dir", str(tmp_path / "sf"), "--faults", "{nope", env={}

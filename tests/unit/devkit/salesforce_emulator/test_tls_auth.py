@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from devkit.salesforce_emulator.tls_auth import ENV_PREFIX, load_credentials, prepare_tls
+from devkit.salesforce_emulator.server import RunningEmulator
+from devkit.salesforce_emulator.tls_auth import (
+    ENV_PREFIX,
+    load_credentials,
+    prepare_tls,
+    provided_secrets,
+)
 
 NO_EXPLICIT: dict[str, str | None] = {}
 
@@ -47,3 +53,45 @@ def test_the_ca_is_reused_and_the_certificate_follows_the_names(tmp_path: Path) 
     assert ca_file.read_bytes() == ca
     assert (tmp_path / "server.pem").read_bytes() != server
     assert json.loads((tmp_path / "server-names.json").read_text()) == ["localhost", "salesforce"]
+
+
+def test_only_generated_secrets_are_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21, item 13: the ready line printed the client secret read from compose's
+    secret file, so `docker compose logs` showed it. A secret given to the emulator is
+    named by where it came from; one it generated is printed (it is nowhere else)."""
+
+    async def close() -> None:
+        pass
+
+    def ready(explicit: dict[str, str | None], origins: dict[str, str]) -> dict[str, object]:
+        credentials = load_credentials(tmp_path, explicit)
+        running = RunningEmulator(
+            "https://127.0.0.1:1",
+            tmp_path / "ca.pem",
+            credentials,
+            "62.0",
+            close,
+            provided_secrets=provided_secrets(explicit, origins),
+        )
+        return running.ready_line()
+
+    generated = ready(NO_EXPLICIT, {})
+    stored = load_credentials(tmp_path, NO_EXPLICIT)
+    assert generated["client_secret"] == stored.client_secret
+    assert "client_secret_from" not in generated
+
+    from_file = ready(
+        {"client_secret": "file-s3cret"}, {"client_secret": "--client-secret-file /run/s"}
+    )
+    assert "file-s3cret" not in json.dumps(from_file)
+    assert from_file["client_secret_from"] == "--client-secret-file /run/s"
+    assert from_file["password"] == stored.password  # generated: printed
+    assert "file-s3cret" not in (tmp_path / "credentials.json").read_text()
+
+    monkeypatch.setenv(ENV_PREFIX + "PASSWORD", "env-pa55")
+    from_env = ready(NO_EXPLICIT, {})
+    assert "env-pa55" not in json.dumps(from_env)
+    assert from_env["password_from"] == f"${ENV_PREFIX}PASSWORD"
+    assert from_env["client_secret"] == stored.client_secret
