@@ -1,7 +1,11 @@
 """A worker's and `check-salesforce`'s set-up mistakes (issue 21, items 4, 7, 10, 11):
 each is one line naming what to set, at once (not after the startup timeout's retries),
 with the documented exit code: 2 for a setting to fix, 1 otherwise. The commands run as
-subprocesses, in parallel; the first test needs no broker and no Salesforce."""
+subprocesses, in parallel; the first test needs no broker and no Salesforce.
+
+"At once" is judged without a stopwatch: every command gets a startup timeout far longer
+than the test waits, so one that retries instead of failing is still running when the
+test stops waiting and is reported as such, however loaded the machine is."""
 
 from __future__ import annotations
 
@@ -27,9 +31,12 @@ from tests.fixtures import command_line
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-# Long, so that anything that retries instead of failing at once shows (the issue: ~25 s).
-PATIENCE = "60"
-FAST_S = 30.0  # each command's wall time, while all of them start together on 2 cores
+# Far past WAIT_S: a command that retries instead of failing at once is still running
+# when the test stops waiting (the issue: ~25 s of retries).
+PATIENCE = "3600"
+# How long the test waits for every command to end: all start together on 2 cores, and a
+# loaded machine took 35 s for the slowest.
+WAIT_S = 240.0
 SF = "ACTIVITY_SYNC_SALESFORCE_"
 
 
@@ -66,7 +73,7 @@ def run_all(cases: dict[str, Case], base: dict[str, str], cwd: Path) -> list[str
         for name, process in running.items():
             if name not in took and process.poll() is not None:
                 took[name] = time.monotonic() - started
-        if time.monotonic() - started > 120:
+        if time.monotonic() - started > WAIT_S:
             break
         time.sleep(0.05)
     problems = []
@@ -74,6 +81,9 @@ def run_all(cases: dict[str, Case], base: dict[str, str], cwd: Path) -> list[str
         case = cases[name]
         if name not in took:
             process.kill()
+            process.communicate(timeout=30)
+            problems.append(f"{name}: still running after {WAIT_S:.0f}s: it retries")
+            continue
         stdout, stderr = process.communicate(timeout=30)
         lines = stderr.strip().splitlines()
         if process.returncode != case.exit_code:
@@ -86,8 +96,6 @@ def run_all(cases: dict[str, Case], base: dict[str, str], cwd: Path) -> list[str
             problems.append(f"{name}: not one line: {stderr!r}")
         elif not all(word in lines[0] for word in case.words):
             problems.append(f"{name}: {lines[0]!r} lacks {case.words}")
-        if took.get(name, 999.0) > FAST_S:
-            problems.append(f"{name}: took {took.get(name, 999.0):.0f}s")
     return problems
 
 
