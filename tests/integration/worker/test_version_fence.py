@@ -6,7 +6,7 @@ emulator's write log)."""
 
 from __future__ import annotations
 
-import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -103,6 +103,13 @@ async def test_an_older_projection_is_refused_by_salesforce_counted_and_not_dead
     assert regressions(salesforce_emulator) == []
 
 
+def logged_at(text: str, needle: str, start: int = 0) -> datetime:
+    """When the first log line from `start` holding `needle` was written (Faust's log
+    lines begin `[2026-12-04 23:36:24,971]`)."""
+    line = next(line for line in text[start:].splitlines() if needle in line)
+    return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+
+
 def _ready_after(worker: WorkerProcess, offset: int) -> bool:
     """Recovery done after a rebalance (the first start logs READY_MARKER as well)."""
     return "[^---Recovery]: Worker ready" in worker.log_text()[offset:]
@@ -135,17 +142,17 @@ async def test_a_restart_completes_while_the_other_worker_is_in_a_limit_pause(
     paused, other = (one, two) if "API limit reached" in one.log_text() else (two, one)
     paused_log = len(paused.log_text())
 
-    began = time.monotonic()
     other.stop()
     other.start()
-    other.wait_ready(timeout=30)
-    restart_s = time.monotonic() - began
-    # The paused worker went through the rebalance with it, not after its pause.
-    wait_until(lambda: _ready_after(paused, paused_log), 15, "the paused worker to rejoin")
-    rejoined_s = time.monotonic() - began
-    assert "Task timed out" not in paused.log_text()[paused_log:]
-    assert rejoined_s < 45, f"the paused worker rejoined after {rejoined_s:.0f}s"
-    assert restart_s < 30
+    other.wait_ready(timeout=60)
+    # The paused worker went through the rebalance with it, within its 60 s pause, not
+    # after it: judged by its own log's clock, not by how fast this machine is.
+    wait_until(lambda: _ready_after(paused, paused_log), 60, "the paused worker to rejoin")
+    text = paused.log_text()
+    assert "Task timed out" not in text[paused_log:]
+    paused_at = logged_at(text, "API limit reached")
+    rejoined_at = logged_at(text, "[^---Recovery]: Worker ready", start=paused_log)
+    assert (rejoined_at - paused_at).total_seconds() < 60, (paused_at, rejoined_at)
 
     everything = first_events + later
     wait_for_salesforce(salesforce_emulator, expected_events(everything), timeout=90)
