@@ -25,9 +25,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -45,6 +49,7 @@ from streams.transport.connection import KAFKA_PROFILE, BrokerConnection
 
 POM = Path(__file__).with_name("kafka.pom.xml")
 SCALA = "2.13"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # One line naming what to install when a tool is missing.
 JAVA_HINT = "install Java 17 (Debian: apt-get install openjdk-17-jre-headless)"
 MAVEN_HINT = "install Maven (Debian: apt-get install maven)"
@@ -162,6 +167,12 @@ def fetch(version: str | None = None, cache: Path | None = None) -> Distribution
     except OSError:  # another fetch finished first: keep its copy
         shutil.rmtree(scratch, ignore_errors=True)
     return Distribution(version, libs, time.monotonic() - began)
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGKILL it when the thread that started it ends (Linux)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def new_cluster_id() -> str:
@@ -290,6 +301,11 @@ class KafkaNode:
         """Launch the node's JVM (its log in `log_path`); returns at once."""
         if self.running:
             return self
+        # Started from the main thread (a test run, a bench), the JVM dies with the
+        # process that started it even when that one is killed and never stops it: a
+        # JVM left behind would eat the CPU of every later run. (The kernel ties it to
+        # the starting *thread*, so a node started from another thread is not tied.)
+        tied = threading.current_thread() is threading.main_thread()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self._java("kafka.Kafka", str(self.config_path), heap_mb=self.heap_mb),
@@ -299,6 +315,7 @@ class KafkaNode:
                 # Its own session: a Ctrl-C at the terminal reaches the dev kit, which
                 # stops the nodes in order, not every JVM at once.
                 start_new_session=True,
+                preexec_fn=die_with_parent if tied else None,
             )
         return self
 
