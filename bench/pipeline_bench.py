@@ -521,6 +521,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def clamp_fetch_wait(ms: int) -> None:
+    """Experiment: every consumer the worker processes create waits at most `ms` for a
+    fetch instead of Faust's hard-coded 1500 ms. Worker processes inherit the
+    environment: see bench/fetch_wait_patch."""
+    patch = Path(__file__).with_name("fetch_wait_patch")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(patch), os.environ.get("PYTHONPATH", "")) if p
+    )
+    os.environ["BENCH_FETCH_MAX_WAIT_MS"] = str(ms)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -528,12 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         return not args.only or part in args.only
 
     if args.fetch_max_wait_ms is not None:
-        # Worker processes inherit the environment: see bench/fetch_wait_patch.
-        patch = Path(__file__).with_name("fetch_wait_patch")
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(patch), os.environ.get("PYTHONPATH", "")) if p
-        )
-        os.environ["BENCH_FETCH_MAX_WAIT_MS"] = str(args.fetch_max_wait_ms)
+        clamp_fetch_wait(args.fetch_max_wait_ms)
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     log(f"work dir {work}")
     started = time.monotonic()

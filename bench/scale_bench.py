@@ -54,7 +54,7 @@ from bench.brokers import (
     start_broker,
     store,
 )
-from bench.pipeline_bench import latencies_from_salesforce, quantile
+from bench.pipeline_bench import clamp_fetch_wait, latencies_from_salesforce, quantile
 from devkit import verification
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.topics import event_records, produce
@@ -323,11 +323,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fold-only", action="store_true", help="no live phase, no restarts")
     parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        help="experiment: the worker's consumer fetch wait (Faust hard-codes 1500 ms)",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="the worker on CPU 0; this bench, the broker and the emulator on CPU 1",
     )
     args = parser.parse_args(argv)
+    if args.fetch_max_wait_ms is not None:
+        clamp_fetch_wait(args.fetch_max_wait_ms)
     if args.pin:
         global _pin
         _pin = True
@@ -341,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "machine": h.machine(),
         "pinned": args.pin,
+        "fetch_max_wait_ms": args.fetch_max_wait_ms,
         "stages": [],
         "skipped": [],
     }
