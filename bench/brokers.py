@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.offset import OffsetRequest
 
 from devkit.broker import EmbeddedBroker
 from devkit.broker_namespace import APP_TOPICS, BrokerNamespace
 from devkit.kafka import KafkaCluster
+from devkit.topics import produce
 from streams.worker.settings import Settings
 
 KAFKA = "kafka"
@@ -150,3 +151,41 @@ async def _leaders_answer(client: AIOKafkaClient, topics: list[str], partitions:
         if any(part[1] != 0 for _, parts in answer.topics for part in parts):
             return False
     return True
+
+
+WARM_UP_TOPIC = "bench-warm-up"
+
+
+async def warm_up(broker: Broker, records: int = 50_000, size: int = 400) -> float:
+    """Produce `records` records of `size` bytes to a topic of the bench's own and consume
+    them in a consumer group, committing: the produce, fetch and commit paths a worker
+    uses. A Kafka JVM compiles its hot paths during its first tens of thousands of
+    records (a fresh node's CPU per event was ~4x its later figure in the first stage of
+    `make bench-scale`), which would otherwise be charged to whatever runs first.
+    Returns the seconds it took."""
+    began = time.monotonic()
+    space = BrokerNamespace.of(broker)
+    await space.create_topics([WARM_UP_TOPIC])
+    if isinstance(broker, KafkaCluster):
+        await wait_for_leaders(broker.bootstrap, [WARM_UP_TOPIC], space.partitions)
+    value = b"x" * size
+    await produce(broker, WARM_UP_TOPIC, ((str(n).encode(), value) for n in range(records)))
+    consumer = AIOKafkaConsumer(
+        WARM_UP_TOPIC,
+        bootstrap_servers=broker.bootstrap,
+        group_id=WARM_UP_TOPIC,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        deadline = time.monotonic() + 120
+        while seen < records and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
+            seen += sum(len(items) for items in batch.values())
+            if batch:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+    return time.monotonic() - began

@@ -18,8 +18,10 @@ slower) after each stage's fold, in bench/scale-profile.json; `--fold-only` skip
 live phase and the restarts; `--set NAME=VALUE` passes a worker setting
 (`--set rocksdb_memory_mb=0`).
 
-The broker is a single-node Apache Kafka (`devkit/kafka.py`), production's broker;
-`--broker embedded` runs the stages on the embedded broker (Tansu) instead. The broker's
+The broker is a single-node Apache Kafka (`devkit/kafka.py`), production's broker,
+warmed up first (`--warm-up`: its JVM compiles its hot paths on the first records, which
+would otherwise slow the first stage only); `--broker embedded` runs the stages on the
+embedded broker (Tansu) instead. The broker's
 CPU per event is its process's (the Kafka JVM's, or Tansu's). bench/scale.json names the
 broker, its version and the worker's store.
 
@@ -53,9 +55,11 @@ from bench.brokers import (
     describe,
     start_broker,
     store,
+    warm_up,
 )
 from bench.pipeline_bench import clamp_fetch_wait, latencies_from_salesforce, quantile
 from devkit import verification
+from devkit.kafka import KafkaCluster
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.topics import event_records, produce
 from devkit.workers import WorkerProcess
@@ -323,6 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fold-only", action="store_true", help="no live phase, no restarts")
     parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=100_000,
+        metavar="RECORDS",
+        help="records a Kafka broker produces and serves before the first stage, so its "
+        "JVM's warm-up is not charged to the first stage (0: none; the embedded broker: none)",
+    )
+    parser.add_argument(
         "--fetch-max-wait-ms",
         type=int,
         help="experiment: the worker's consumer fetch wait (Faust hard-codes 1500 ms)",
@@ -361,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         results["store"] = store(extra)
         results["worker_settings"] = extra
         log(f"broker: {results['broker']['name']}; store {results['store']}")
+        if args.warm_up and isinstance(broker, KafkaCluster):
+            took = asyncio.run(warm_up(broker, args.warm_up))
+            results["broker_warm_up"] = {"records": args.warm_up, "seconds": round(took, 1)}
+            log(f"broker warmed up: {args.warm_up:,} records produced and consumed in {took:.0f}s")
         worker = h.start_worker(broker, emulator, work, "worker", **extra)
         pin_worker(worker)
         worker.wait_ready(timeout=120)
