@@ -12,11 +12,12 @@ of the project, so a custom field no permission set makes editable is read-only
 (describe's createable/updateable false), as for a user without the field's access.
 Other metadata (layouts, ...) is left alone.
 
-A validation rule's formula is evaluated only in the shapes listed in `_FORMULA`
-(`FIELD < PRIORVALUE(FIELD)` and the other comparisons of a field with its prior
-value); any other formula, field type or object fails loudly at load time rather
-than being skipped: an emulator that silently ignored a rule would pass tests a real
-org fails.
+A validation rule's formula is evaluated only in the shapes `_FORMULAS` lists: a
+comparison of a field with its prior value (`FIELD < PRIORVALUE(FIELD)`, any operator),
+bare or with both sides under `BLANKVALUE(..., NUMBER)` (the shipped fence: a blank
+counts as that number, so blanking the field is refused too); any other formula, field
+type or object fails loudly at load time rather than being skipped: an emulator that
+silently ignored a rule would pass tests a real org fails.
 """
 
 from __future__ import annotations
@@ -56,10 +57,20 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "<>": operator.ne,
     "!=": operator.ne,
 }
-_FORMULA = re.compile(
-    r"\s*(?P<field>[A-Za-z][A-Za-z0-9_]*)\s*(?P<op><=|>=|<>|!=|==|<|>|=)\s*"
-    r"PRIORVALUE\s*\(\s*(?P<prior>[A-Za-z][A-Za-z0-9_]*)\s*\)\s*",
-    re.IGNORECASE,
+_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+_OP = r"(?P<op><=|>=|<>|!=|==|<|>|=)"
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_FORMULAS = (
+    re.compile(
+        rf"\s*(?P<field>{_NAME})\s*{_OP}\s*PRIORVALUE\s*\(\s*(?P<prior>{_NAME})\s*\)\s*",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\s*BLANKVALUE\s*\(\s*(?P<field>{_NAME})\s*,\s*(?P<blank>{_NUMBER})\s*\)\s*{_OP}"
+        rf"\s*BLANKVALUE\s*\(\s*PRIORVALUE\s*\(\s*(?P<prior>{_NAME})\s*\)\s*,"
+        rf"\s*(?P<prior_blank>{_NUMBER})\s*\)\s*",
+        re.IGNORECASE,
+    ),
 )
 
 
@@ -72,7 +83,8 @@ class PriorValueRule:
     """An active validation rule comparing a field's new value with its prior value.
 
     Salesforce semantics: on insert PRIORVALUE is the value being inserted; a blank on
-    either side makes the comparison blank, which does not fire the rule.
+    either side makes the comparison blank, which does not fire the rule, unless the
+    formula puts both sides under `BLANKVALUE(..., blank_as)`.
     """
 
     sobject: str
@@ -82,6 +94,7 @@ class PriorValueRule:
     message: str
     display_field: str | None
     active: bool = True
+    blank_as: float | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -93,6 +106,9 @@ class PriorValueRule:
             return False
         new = record.get(self.field)
         old = new if prior is None else prior.get(self.field)
+        if self.blank_as is not None:
+            new = self.blank_as if new is None else new
+            old = self.blank_as if old is None else old
         if new is None or old is None:
             return False
         return _COMPARISONS[self.op](new, old)
@@ -195,12 +211,19 @@ def load_rule(path: Path, sobject: str) -> PriorValueRule:
     root = _root(path, "ValidationRule")
     name = _text(root, "fullName") or path.name.split(".", 1)[0]
     formula = _text(root, "errorConditionFormula") or ""
-    match = _FORMULA.fullmatch(formula)
-    if match is None or match["field"].lower() != match["prior"].lower():
+    match = next((m for f in _FORMULAS if (m := f.fullmatch(formula))), None)
+    groups = match.groupdict() if match else {}
+    if (
+        match is None
+        or match["field"].lower() != match["prior"].lower()
+        or groups.get("blank") != groups.get("prior_blank")
+    ):
         raise MetadataError(
             f"{path}: cannot evaluate the formula {formula!r}; the emulator evaluates only "
-            "FIELD <op> PRIORVALUE(FIELD)"
+            "FIELD <op> PRIORVALUE(FIELD) and BLANKVALUE(FIELD, N) <op> "
+            "BLANKVALUE(PRIORVALUE(FIELD), N)"
         )
+    blank = groups.get("blank")
     message = _text(root, "errorMessage")
     if not message:
         raise MetadataError(f"{path}: a validation rule needs an errorMessage")
@@ -212,6 +235,7 @@ def load_rule(path: Path, sobject: str) -> PriorValueRule:
         message=message,
         display_field=_text(root, "errorDisplayField"),
         active=_flag(root, "active"),
+        blank_as=float(blank) if blank is not None else None,
     )
 
 

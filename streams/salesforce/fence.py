@@ -2,11 +2,13 @@
 
 Every projection carries `Projection_Version__c`, a number that grows with the set of
 booking events folded (streams/core/fold.py). The org's validation rule
-`Event.Projection_Version_Never_Decreases` (`Projection_Version__c <
-PRIORVALUE(Projection_Version__c)`, shipped in salesforce/force-app) refuses a write
-whose version is lower than the Event's. Whatever the order of workers, pauses and
-rebalances, an Event never goes back: a late write from a worker that lost its
-partition is refused, and the sink counts it as done ("Salesforce already has newer").
+`Event.Projection_Version_Never_Decreases` (`BLANKVALUE(Projection_Version__c, -1) <
+BLANKVALUE(PRIORVALUE(Projection_Version__c), -1)`, shipped in salesforce/force-app)
+refuses a write whose version is lower than the Event's, and one that blanks it (a bare
+comparison with a blank is blank, never true, and would reset the fence). Whatever the
+order of workers, pauses and rebalances, an Event never goes back: a late write from a
+worker that lost its partition is refused, and the sink counts it as done ("Salesforce
+already has newer").
 
 The refusal is recognised by this rule's message or by its field, never by just any
 validation error: a different rule's refusal is a rejected record for the DLQ.

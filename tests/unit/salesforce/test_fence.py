@@ -23,6 +23,10 @@ def test_the_constants_are_the_shipped_metadata() -> None:
     assert rule.message == RULE_MESSAGE
     assert rule.display_field == VERSION_FIELD
     assert rule.active
+    # A blank counts as lower than any version (they start at 1): blanking is refused.
+    assert rule.blank_as is not None
+    assert rule.blank_as < 1
+    assert rule.violated({VERSION_FIELD: None}, {VERSION_FIELD: 1})
     assert VERSION_FIELD in {f.name for f in loaded.fields["Event"]}
     assert {mapping.version_field for mapping in PRESETS.values()} == {VERSION_FIELD}
 

@@ -67,7 +67,8 @@ def test_the_shipped_project_has_the_version_field_and_its_fence() -> None:
     assert org.tracked_fields("Event") == ("Projection_Version__c",)
 
 
-@pytest.mark.parametrize(("version", "refused"), [(4, True), (5, False), (6, False), (None, False)])
+# A blank on an update with a prior version is refused too: it would reset the fence.
+@pytest.mark.parametrize(("version", "refused"), [(4, True), (5, False), (6, False), (None, True)])
 def test_a_lower_version_is_refused_with_the_rules_message(
     version: int | None, refused: bool
 ) -> None:
@@ -88,11 +89,29 @@ def test_a_lower_version_is_refused_with_the_rules_message(
 def test_an_insert_and_a_blank_prior_pass() -> None:
     org = metadata.load()
     assert _errors(org, 1, None) == []  # PRIORVALUE on insert is the new value
+    assert _errors(org, None, None) == []
     assert _errors(org, 1, {**EXISTING, "Projection_Version__c": None}) == []
+    assert _errors(org, None, {**EXISTING, "Projection_Version__c": None}) == []
+
+
+def test_the_bare_comparison_lets_a_blank_through(project: Path) -> None:
+    """Why the shipped formula wraps both sides in BLANKVALUE: the bare form (the
+    formula before the org kit's fix) is blank, so silent, when the new value is."""
+    _edit(
+        project,
+        RULE_FILE,
+        "BLANKVALUE(Projection_Version__c, -1) &lt; "
+        "BLANKVALUE(PRIORVALUE(Projection_Version__c), -1)",
+        "Projection_Version__c &lt; PRIORVALUE(Projection_Version__c)",
+    )
+    org = metadata.load(project)
+    assert org.rules[0].blank_as is None
+    assert _errors(org, None, EXISTING) == []
+    assert len(_errors(org, 4, EXISTING)) == 1
 
 
 def test_the_rule_comes_from_the_file(project: Path) -> None:
-    _edit(project, RULE_FILE, "&lt; PRIORVALUE", "&gt; PRIORVALUE")
+    _edit(project, RULE_FILE, "-1) &lt; BLANKVALUE(PRIORVALUE", "-1) &gt; BLANKVALUE(PRIORVALUE")
     _edit(project, RULE_FILE, "may not decrease", "may not increase")
     org = metadata.load(project)
     assert org.rules[0].op == ">"
@@ -115,15 +134,17 @@ def test_an_inactive_rule_enforces_nothing_but_its_field_is_still_logged(project
         "ISCHANGED(Projection_Version__c)",
         "Projection_Version__c &lt; PRIORVALUE(Projection_Version__c) &amp;&amp; ISNEW()",
         "Projection_Version__c &lt; 3",
+        # BLANKVALUE with different blanks on the two sides compares unlike things.
+        "BLANKVALUE(Projection_Version__c, 0) &lt; "
+        "BLANKVALUE(PRIORVALUE(Projection_Version__c), -1)",
     ],
 )
 def test_a_formula_it_cannot_evaluate_fails_loudly(project: Path, formula: str) -> None:
-    _edit(
-        project,
-        RULE_FILE,
-        "Projection_Version__c &lt; PRIORVALUE(Projection_Version__c)",
-        formula,
-    )
+    path = project / RULE_FILE
+    text = path.read_text()
+    start = text.index("<errorConditionFormula>") + len("<errorConditionFormula>")
+    end = text.index("</errorConditionFormula>")
+    path.write_text(text[:start] + formula + text[end:])
     with pytest.raises(MetadataError, match="cannot evaluate the formula"):
         metadata.load(project)
 
@@ -152,3 +173,7 @@ def test_prior_value_comparisons() -> None:
     assert not rule.violated({"V": 1}, None)
     assert not rule.violated({"V": None}, {"V": 2})
     assert rule.fields == ()
+    blank_low = PriorValueRule("Event", "r", "V", "<", "no", None, blank_as=-1)
+    assert blank_low.violated({"V": None}, {"V": 2})
+    assert not blank_low.violated({"V": 2}, {"V": None})
+    assert not blank_low.violated({"V": None}, None)
