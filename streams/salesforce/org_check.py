@@ -23,7 +23,8 @@ from simple_salesforce.api import Salesforce
 from streams.salesforce.errors import SalesforceClientError
 from streams.salesforce.session import SalesforceSession
 
-DEPLOY_HINT = "deploy salesforce/ (sf project deploy start --source-dir salesforce/force-app)"
+# sf runs only where sfdx-project.json is (elsewhere: RequiresProjectError).
+DEPLOY_HINT = "deploy salesforce/ (cd salesforce && sf project deploy start --source-dir force-app)"
 ACCESS_HINT = "assign the permission set Booking_Activity_Sync to the integration user"
 
 
