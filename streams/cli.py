@@ -201,19 +201,52 @@ async def produce(
         help="Any worker's web URL; it forwards to the booking's owner [default: from settings].",
     ),
     option(
-        "--timeout", "timeout_s", type=float, default=10.0, help="Seconds to wait for the worker."
+        "--timeout",
+        "timeout_s",
+        type=float,
+        default=10.0,
+        help="Seconds to wait for the worker, and then for Salesforce.",
+    ),
+    option(
+        "--no-salesforce",
+        "offline",
+        is_flag=True,
+        default=False,
+        help="Only the worker's view: do not read the Event from Salesforce.",
     ),
     base=OperatorCommand,
 )
 async def status(
-    self: OperatorCommand, booking_id: str, worker_url: str | None, timeout_s: float
+    self: OperatorCommand,
+    booking_id: str,
+    worker_url: str | None,
+    timeout_s: float,
+    offline: bool,
 ) -> int:
-    """Show one booking: its events, the derived view, the projection and the sync state."""
-    from streams.commands.status import fetch_report, render_report
+    """Show one booking: its events, the derived view, the projection, the Event as
+    Salesforce holds it, and whether the two agree (the sync state)."""
+    from streams.commands.status import (
+        SalesforceCheck,
+        check_salesforce,
+        fetch_report,
+        render_report,
+        salesforce_json,
+    )
 
     url = worker_url or f"http://{settings.web_host}:{settings.web_port}"
     report = await fetch_report(url, booking_id, timeout_s, token=settings.web_token)
-    print(json.dumps(report, indent=2) if self.json else render_report(report))
+    mapping = settings.mapping()
+    found = (
+        SalesforceCheck.skipped("--no-salesforce")
+        if offline
+        else await check_salesforce(settings.salesforce, mapping, booking_id, timeout_s)
+    )
+    if self.json:
+        print(
+            json.dumps({**report, "salesforce": salesforce_json(report, found, mapping)}, indent=2)
+        )
+    else:
+        print(render_report(report, found, mapping))
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from streams.core.fold import BookingState, from_epoch_us
 from streams.core.projection import FieldMapping, project
-from streams.core.sync_gaps import fallbacks_taken, handled_version, is_rejected
+from streams.core.sync_gaps import fallbacks_taken, handled_version, is_rejected, was_fenced
 
 
 def _jsonable(value: Any) -> Any:
@@ -50,5 +50,7 @@ def booking_report(state: BookingState, synced: int, mapping: FieldMapping) -> d
             "in_sync": projection is None or handled_version(synced) >= projection.version,
             # Fallbacks the sink took to write that version (rejections that heal).
             "fallbacks": list(fallbacks_taken(synced)),
+            # The version fence refused that version: Salesforce already had a newer one.
+            "fenced": was_fenced(synced),
         },
     }

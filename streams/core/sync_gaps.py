@@ -21,8 +21,11 @@ from collections.abc import Iterable
 # activity-projections.dlq). No row reads as 0: nothing handled yet. Versions start at 1,
 # so the sign is never ambiguous. Above the version's 32 bits, one bit per fallback the
 # sink took to write that version (rejections that heal, streams/salesforce/healing.py;
-# `FALLBACK_KINDS`); a value written before fallbacks existed has none. These functions
-# are the only readers and writers of that rule.
+# `FALLBACK_KINDS`); a value written before fallbacks existed has none. One more bit, far
+# above the fallbacks' (room for more kinds below it), says the version fence refused
+# that version: Salesforce already had a newer projection (streams/salesforce/fence.py),
+# so the sink is done with it without having written it (`status` says so). These
+# functions are the only readers and writers of that rule.
 
 # The kinds of fallback, in bit order (append only: the bits are stored).
 FALLBACK_KINDS = (
@@ -35,11 +38,16 @@ FALLBACK_KINDS = (
 )
 _VERSION_BITS = 32
 _VERSION_MASK = (1 << _VERSION_BITS) - 1
+# Below 2**53: the value stays exact in any JSON reader of the changelog.
+_FENCED_BIT = 1 << 52
 
 
-def encode_synced(version: int, *, rejected: bool = False, fallbacks: Iterable[str] = ()) -> int:
+def encode_synced(
+    version: int, *, rejected: bool = False, fallbacks: Iterable[str] = (), fenced: bool = False
+) -> int:
     """The `synced` value for `version`: written, or (negative) rejected, with the
-    fallbacks taken to write it (kinds of `FALLBACK_KINDS`)."""
+    fallbacks taken to write it (kinds of `FALLBACK_KINDS`), or refused by the version
+    fence (`fenced`: Salesforce already had a newer version; not written)."""
     if version < 1:
         raise ValueError(f"projection versions start at 1, not {version}")
     if version > _VERSION_MASK:
@@ -49,7 +57,7 @@ def encode_synced(version: int, *, rejected: bool = False, fallbacks: Iterable[s
         if kind not in FALLBACK_KINDS:
             raise ValueError(f"unknown fallback kind {kind!r}")
         flags |= 1 << FALLBACK_KINDS.index(kind)
-    value = version | (flags << _VERSION_BITS)
+    value = version | (flags << _VERSION_BITS) | (_FENCED_BIT if fenced else 0)
     return -value if rejected else value
 
 
@@ -65,5 +73,11 @@ def is_rejected(synced: int) -> bool:
 
 def fallbacks_taken(synced: int) -> tuple[str, ...]:
     """The fallbacks the sink took to write the handled version, in `FALLBACK_KINDS` order."""
-    flags = abs(synced) >> _VERSION_BITS
+    flags = (abs(synced) & ~_FENCED_BIT) >> _VERSION_BITS
     return tuple(kind for bit, kind in enumerate(FALLBACK_KINDS) if flags & (1 << bit))
+
+
+def was_fenced(synced: int) -> bool:
+    """Whether the version fence refused the handled version: Salesforce already had a
+    newer projection of the booking when the sink wrote it."""
+    return bool(abs(synced) & _FENCED_BIT)

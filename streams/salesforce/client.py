@@ -133,6 +133,32 @@ class SalesforceClient:
                     owners[str(row[s.external_id_field])] = str(row["OwnerId"])
         return owners
 
+    async def read_event(
+        self,
+        external_id_field: str,
+        external_id: str,
+        fields: Sequence[str],
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Any] | None:
+        """The Event whose `external_id_field` is `external_id`, as Salesforce holds it:
+        `fields` and its Id (one SOQL query; the id quoted by simple-salesforce's
+        `format_soql`, the field names are the settings' own); None when there is none."""
+        names = ", ".join(dict.fromkeys(["Id", *fields]))
+        soql = format_soql(
+            f"SELECT {names} FROM {self.settings.sobject} "
+            f"WHERE {external_id_field} = {{external_id}} LIMIT 1",
+            external_id=external_id,
+        )
+
+        def call(sf: Salesforce, timeout: float) -> Any:
+            return self._session.restful(sf, "GET", "query", timeout, params={"q": soql})
+
+        page = await self._session.with_retries(call, deadline, "query")
+        for row in page.get("records", []):
+            return {name: value for name, value in row.items() if name != "attributes"}
+        return None
+
     async def heal(
         self,
         refusals: Sequence[tuple[Mapping[str, object], Sequence[RecordError], str | None]],

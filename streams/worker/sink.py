@@ -130,12 +130,13 @@ def _record_handled(
     *,
     rejected: bool = False,
     fallbacks: Sequence[Fallback] = (),
+    fenced: bool = False,
 ) -> None:
-    """Remember in `synced` that this version is done: written, or (negative) rejected,
-    so neither the sink nor the reconcile timer sends it to Salesforce again; with the
-    fallbacks taken to write it (`status` shows them). A fallback is logged, with
-    Salesforce's error, when the booking's previous write did not take it already:
-    once per booking, not once per write."""
+    """Remember in `synced` that this version is done: written, (negative) rejected, or
+    refused by the version fence (`fenced`), so neither the sink nor the reconcile timer
+    sends it to Salesforce again; with the fallbacks taken to write it (`status` shows
+    them). A fallback is logged, with Salesforce's error, when the booking's previous
+    write did not take it already: once per booking, not once per write."""
     event = candidate.meta
     key = candidate.projection.booking_id.encode()
     if fallbacks:
@@ -155,6 +156,7 @@ def _record_handled(
         candidate.projection.version,
         rejected=rejected,
         fallbacks=[f.kind for f in fallbacks],
+        fenced=fenced,
     )
     synced.set(key, value, under=event)
     if rejected:
@@ -186,7 +188,7 @@ async def _apply_outcomes(
             # Salesforce already has a newer projection (the version fence): done.
             metrics.PROJECTIONS_SKIPPED.labels("salesforce-newer").inc()
             if held.owns(candidate.meta):
-                _record_handled(candidate)
+                _record_handled(candidate, fenced=True)  # `status` tells the fence refused
             del pending[outcome.external_id]
         elif outcome.status == "rejected":
             message = "; ".join(f"{e.status_code}: {e.message}" for e in outcome.errors)

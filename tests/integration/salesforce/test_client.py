@@ -360,6 +360,25 @@ def test_settings_from_environment_and_secret_files(
     assert SalesforceSettings().client_secret.get_secret_value() == "from-env"
 
 
+# Reading one Event (activity-sync status) ---------------------------------------------
+
+
+async def test_read_event_returns_what_salesforce_holds_or_none(
+    client: SalesforceClient, salesforce_emulator: SalesforceEmulator
+) -> None:
+    tricky = "b-o'brien\\1"  # quoted by format_soql, never spliced into the query
+    await client.upsert_events([event(tricky, Projection_Version__c=3), event("b-2")])
+    fields = ["Projection_Version__c", "Event_Status__c", "Subject", "LastModifiedDate"]
+    found = await client.read_event("Booking_Id__c", tricky, fields)
+    assert found is not None
+    assert set(found) == {"Id", *fields}  # no `attributes`
+    assert found["Id"].startswith("00U")
+    assert found["Projection_Version__c"] == 3
+    assert found["Subject"] == f"Intro call {tricky}"
+    assert await client.read_event("Booking_Id__c", "b-nobody", fields) is None
+    assert salesforce_emulator.api_calls()["by_kind"].get("query") == 2
+
+
 # Related records ---------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streams.commands.status import booking_url, render_report
+from streams.commands.status import SalesforceCheck, booking_url, render_report
 from streams.core.booking_report import booking_report
 from streams.core.projection import PRESETS
 from streams.core.sync_gaps import encode_synced
@@ -21,6 +21,7 @@ from tests.factories import (
 )
 
 DEFAULT = PRESETS["default"]
+NOT_ASKED = SalesforceCheck.skipped("--no-salesforce")
 
 
 def test_report_holds_events_view_projection_and_sync_state() -> None:
@@ -39,6 +40,7 @@ def test_report_holds_events_view_projection_and_sync_state() -> None:
         "rejected": False,
         "in_sync": False,
         "fallbacks": [],
+        "fenced": False,
     }
 
 
@@ -52,7 +54,17 @@ def test_a_version_salesforce_rejected_is_reported_as_such() -> None:
         "rejected": True,
         "in_sync": True,
         "fallbacks": [],
+        "fenced": False,
     }
+
+
+def test_a_version_the_fence_refused_is_reported_as_such() -> None:
+    state = fold_dicts([scheduled()])
+    report = booking_report(state, encode_synced(state.version, fenced=True), DEFAULT)
+    assert report["sync"]["synced_version"] == state.version
+    assert report["sync"]["fenced"] is True
+    assert report["sync"]["rejected"] is False
+    assert booking_report(state, state.version, DEFAULT)["sync"]["fenced"] is False
 
 
 def test_report_is_in_sync_once_the_version_is_written() -> None:
@@ -79,7 +91,9 @@ def test_render_shows_view_events_projection_and_sync() -> None:
     state = fold_dicts(
         [scheduled(owner=ALICE), reassigned(2, owner=BOB), rescheduled(3, reason="Travel")]
     )
-    text = render_report(booking_report(state, synced=state.version, mapping=DEFAULT))
+    report = booking_report(state, synced=state.version, mapping=DEFAULT)
+    fields = report["projection"]["fields"]
+    text = render_report(report, SalesforceCheck(event=dict(fields)), DEFAULT)
     lines = text.splitlines()
     assert lines[0] == f"Booking b-1042 (state version {state.version})"
     assert any(line.split() == ["status", "Rescheduled"] for line in lines)
@@ -92,20 +106,22 @@ def test_render_shows_view_events_projection_and_sync() -> None:
 
 
 def test_render_says_why_a_booking_has_no_event() -> None:
-    cirrus = render_report(booking_report(fold_dicts([scheduled(page=CIRRUS_PAGE)]), 0, DEFAULT))
+    cirrus = render_report(
+        booking_report(fold_dicts([scheduled(page=CIRRUS_PAGE)]), 0, DEFAULT), NOT_ASKED
+    )
     assert "Activity Events off" in cirrus
     assert "Projection: none" in cirrus
     assert cirrus.endswith("Sync: nothing to write")
-    pending = render_report(booking_report(fold_dicts([requested()]), 0, DEFAULT))
+    pending = render_report(booking_report(fold_dicts([requested()]), 0, DEFAULT), NOT_ASKED)
     assert "not scheduled yet" in pending
 
 
 def test_render_shows_pending_writes() -> None:
     state = fold_dicts([scheduled(), canceled(2)])
-    never = render_report(booking_report(state, 0, DEFAULT))
+    never = render_report(booking_report(state, 0, DEFAULT), NOT_ASKED)
     assert never.endswith(f"pending (not written yet, latest is version {state.version})")
-    behind = render_report(booking_report(state, 1, DEFAULT))
-    assert behind.endswith(f"pending (Salesforce has version 1, latest is {state.version})")
+    behind = render_report(booking_report(state, 1, DEFAULT), NOT_ASKED)
+    assert behind.endswith(f"pending (version 1 handled, latest is {state.version})")
 
 
 def test_booking_url_quotes_the_id() -> None:
@@ -115,7 +131,7 @@ def test_booking_url_quotes_the_id() -> None:
 def test_render_names_a_rejected_version() -> None:
     state = fold_dicts([scheduled()])
     text = render_report(
-        booking_report(state, encode_synced(state.version, rejected=True), DEFAULT)
+        booking_report(state, encode_synced(state.version, rejected=True), DEFAULT), NOT_ASKED
     )
     assert f"rejected by Salesforce at version {state.version}" in text
 
@@ -126,7 +142,7 @@ def test_the_fallbacks_taken_are_reported_and_rendered() -> None:
     report = booking_report(state, synced, DEFAULT)
     assert report["sync"]["in_sync"] is True
     assert report["sync"]["fallbacks"] == ["owner-fallback", "who-dropped"]
-    lines = render_report(report).splitlines()
+    lines = render_report(report, NOT_ASKED).splitlines()
     assert lines[-3:] == [
         "Fallbacks (Salesforce refused a reference; written instead):",
         "  owner-fallback: owner refused: ACTIVITY_SYNC_SALESFORCE_FALLBACK_OWNER_ID",

@@ -8,6 +8,7 @@ from streams.core.sync_gaps import (
     fallbacks_taken,
     handled_version,
     is_rejected,
+    was_fenced,
 )
 
 
@@ -84,3 +85,17 @@ def test_the_sinks_fallback_kinds_are_the_stored_ones() -> None:
         | kinds("WhatId")
     )
     assert seen == set(FALLBACK_KINDS)
+
+
+@pytest.mark.parametrize("fallbacks", [(), ("owner-fallback",), FALLBACK_KINDS])
+def test_a_fence_refusal_decodes_apart_from_the_version_and_the_fallbacks(
+    fallbacks: tuple[str, ...],
+) -> None:
+    value = encode_synced(2**32 - 1, fenced=True, fallbacks=fallbacks)
+    assert was_fenced(value)
+    assert handled_version(value) == 2**32 - 1
+    assert not is_rejected(value)
+    assert fallbacks_taken(value) == tuple(k for k in FALLBACK_KINDS if k in fallbacks)
+    assert not was_fenced(encode_synced(3, fallbacks=fallbacks))
+    assert [was_fenced(old) for old in (3, -3, 0)] == [False] * 3  # rows written before it
+    assert value < 2**53  # exact in any JSON reader of the changelog
