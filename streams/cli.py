@@ -1,10 +1,10 @@
 """`activity-sync`: Faust's command line (worker, agents, tables, ...) plus our commands.
 
-Our commands (`produce`, `replay`, `backfill`, `status`) use `OperatorCommand`: no Faust
-Worker around them, one-line errors on stderr and a meaningful exit code. Their logic
-lives in `streams/commands/`; this module only declares the command line. The local dev
-kit adds `demo`, `broker` and `salesforce-emulator` when run as `python -m devkit`
-(devkit/commands.py).
+Our commands (`produce`, `replay`, `backfill`, `delete-version`, `status`, ...) use
+`OperatorCommand`: no Faust Worker around them, one-line errors on stderr and a
+meaningful exit code. Their logic lives in `streams/commands/`; this module only
+declares the command line. The local dev kit adds `demo`, `broker` and
+`salesforce-emulator` when run as `python -m devkit` (devkit/commands.py).
 
 Before any of it: bad settings are one line (the app is built from them when this module
 imports it), and `main` renames `--app-version` before Faust's `--app` prefix match can
@@ -84,7 +84,8 @@ def check_worker(args: list[str]) -> None:
         conf = settings.model_copy(update={"web_enabled": False})
     bind = command_line.option_value(args, "--web-bind", "-b")
     port = command_line.option_value(args, "--web-port", "-p")
-    changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+    tables = {name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()}
+    changelogs = list(tables.values())
     try:
         asyncio.run(
             run_checks(
@@ -92,6 +93,7 @@ def check_worker(args: list[str]) -> None:
                 web_bind=bind,
                 web_port=int(port) if port and port.isdigit() else None,
                 changelogs=changelogs,
+                tables=tables,
             )
         )
     except UserError as exc:
@@ -342,15 +344,13 @@ async def backfill(
 
     Start workers with ACTIVITY_SYNC_APP_VERSION=N, then run this with the same settings: it shows
     the new consumer group's progress and the Salesforce API calls spent, and exits 0
-    when the rebuild has caught up. See docs/operations.md.
+    when the rebuild has caught up. Version 1 follows a new deployment's first load.
+    See docs/operations.md.
     """
-    from streams.commands.backfill import group_id, watch
+    from streams.commands.backfill import watch
+    from streams.commands.versions import check_version, group_id
 
-    version = settings.app_version if app_version is None else app_version
-    if version <= 1:
-        raise UserError(
-            "a rebuild needs a new app version > 1 (--app-version or ACTIVITY_SYNC_APP_VERSION)"
-        )
+    version = check_version(settings.app_version if app_version is None else app_version)
     return await watch(
         settings.broker(),
         group=group_id(settings.app_id, version),
@@ -361,6 +361,31 @@ async def backfill(
         interval_s=interval,
         timeout_s=timeout_s,
         out=sys.stdout,
+    )
+
+
+@app.command(
+    argument("version", type=int),
+    option("--yes", is_flag=True, default=False, help="Delete them (without it: only list)."),
+    BROKER_TIMEOUT,
+    base=OperatorCommand,
+)
+async def delete_version(self: OperatorCommand, version: int, yes: bool, timeout_s: float) -> int:
+    """Delete an old app version's topics after a rebuild: its table changelogs and its
+    leader topic, by their exact names (never another version's, never the shared
+    topics). Lists them; deletes only with --yes, and not while that version's workers
+    are in its group. Run it with the new version's settings. See docs/operations.md."""
+    from streams.commands.versions import delete_version as run_delete_version
+
+    return await run_delete_version(
+        settings.broker(),
+        app_id=settings.app_id,
+        version=version,
+        running_version=settings.app_version,
+        tables=list(app.tables),
+        yes=yes,
+        out=sys.stdout,
+        timeout_s=timeout_s,
     )
 
 
@@ -535,3 +560,23 @@ async def dlq(
     if left:
         raise UserError("; ".join(left))
     return 0
+
+
+@app.command(
+    option(
+        "--delete",
+        is_flag=True,
+        default=False,
+        help="Delete the state instead of moving it aside.",
+    ),
+    base=OperatorCommand,
+)
+async def reset_state(self: OperatorCommand, delete: bool) -> int:
+    """Set this app version's table state (ACTIVITY_SYNC_DATA_DIR/v<N>/tables) aside, so
+    the next worker start rebuilds its tables from the broker's changelogs: the fix a
+    worker names when its state does not belong to the broker's log (a new cluster, a
+    lost changelog). Moved to tables.reset-<time> beside it unless --delete; refused
+    while a worker runs on it. See docs/operations.md."""
+    from streams.commands.reset_state import reset_state as run_reset_state
+
+    return run_reset_state(settings, delete=delete, out=sys.stdout)

@@ -14,15 +14,19 @@ file would log Ready and then fail on every write with a traceback. Before Faust
    bundle;
 3. that the broker answers (bootstrap metadata), and that the app's topics that exist
    have `ACTIVITY_SYNC_PARTITIONS` partitions (`check_partitions`: a mismatch would send
-   every event to the dead-letter topic);
+   every event to the dead-letter topic); that the tables' state in the data dir belongs
+   to the broker's changelogs (streams/commands/table_state_check.py: state ahead of
+   them, or built on another cluster, would stop Faust's recovery or mix two histories);
 4. that something speaking TLS listens at the login URL (`probe_salesforce`): nothing
    listening (connection refused), an unknown host or a plain-HTTP port is a wrong
    URL, not an outage;
 5. that Salesforce issues a token for the credentials;
 6. that the org is ready (streams/commands/check_salesforce.py: API version, each
-   mapped field's type, length, external id, picklist and access, API calls left):
-   on a failure every check's line is printed and the worker does not start, before
-   it consumes anything. The result is kept for `/health/` (streams/worker/web.py).
+   mapped field's type, length, external id, picklist and access, read on Contact,
+   Lead and Case, the user permissions, API calls left): on a failure every check's
+   line is printed and the worker does not start, before it consumes anything; a
+   `warn` line (no Modify All Data) is printed and the worker starts. The result is
+   kept for `/health/` (streams/worker/web.py).
 
 The broker and a Salesforce that does not answer (timeouts, 5xx) are waited for, up to
 `ACTIVITY_SYNC_STARTUP_TIMEOUT` seconds, with one line per retry; a refused login or an
@@ -44,7 +48,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -53,6 +57,7 @@ from aiokafka.errors import KafkaError
 
 from streams.commands.base import UsageError, UserError, one_line
 from streams.commands.kafka_io import admin
+from streams.commands.table_state_check import check_table_state
 from streams.salesforce.errors import (
     SalesforceAuthenticationError,
     SalesforceClientError,
@@ -329,6 +334,9 @@ async def check_salesforce_org(settings: Settings, deadline: float, say: IO[str]
         raise UserError(f"Salesforce org check failed: {one_line(exc)}") from None
     org_status.record(report.ok, [str(line) for line in report.lines])
     if report.ok:
+        # Warnings fail nothing: said once at start, and kept in /health/'s lines.
+        for line in report.warnings:
+            print(f"activity-sync worker: {line}", file=say, flush=True)
         return
     print_report(report, say, prefix="activity-sync worker: ")
     failed = len(report.failures)
@@ -344,10 +352,13 @@ async def check_worker(
     web_bind: str | None = None,
     web_port: int | None = None,
     changelogs: Sequence[str] = (),
+    tables: Mapping[str, str] | None = None,
     say: IO[str] = sys.stderr,
 ) -> None:
     """Raise a one-line `UserError` for the first thing that stops this worker working
-    (`changelogs`: the app's table changelog topics, checked for their partitions)."""
+    (`changelogs`: the app's table changelog topics, checked for their partitions;
+    `tables`: table name -> changelog topic, whose stored state is checked against the
+    broker's log)."""
     problem = web_access_problem(settings, web_bind)
     if problem:
         raise UsageError(problem)
@@ -357,6 +368,7 @@ async def check_worker(
     deadline = time.monotonic() + settings.startup_timeout
     await wait_for_broker(settings, deadline, say)
     await check_partitions(settings, changelogs, max(1.0, min(10.0, deadline - time.monotonic())))
+    await check_table_state(settings, tables or {}, deadline, say)
     await check_salesforce_setup(settings, deadline)
     # An outage at start is not a setup mistake: a worker restarted during one must not
     # exit (a supervisor would restart it in a loop, and its partitions would wait), so

