@@ -11,7 +11,13 @@ This command does not start workers; it watches the new group: how far it has re
 booking-events (committed offsets against the end offsets taken when the command
 started), the lag on the projections topic, and the Salesforce API calls and records
 written that the new version's workers (`--worker URL`, repeatable) report on /metrics
-since they started. It exits 0 once the group has caught up with both topics.
+since they started. It exits 0 once the group has caught up with both topics: with
+booking-events up to those end offsets, and with the projections topic up to its end
+offsets taken when that happened. Both targets are fixed, so live traffic (the old
+version still writing projections, new events arriving) cannot keep it from ending.
+
+Version 1 is followed too: a new deployment's first load from an empty Salesforce is
+version 1's group (the bare app id) reading the topic from the start.
 """
 
 from __future__ import annotations
@@ -29,15 +35,11 @@ from pydantic import SecretStr
 from streams.commands.base import UserError
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, admin, consumer, offsets, partitions_of
 from streams.commands.status import auth_headers
+from streams.commands.versions import group_id as group_id
 from streams.transport.connection import BrokerConnection
 
 CALLS_METRIC = "activity_sync_salesforce_calls"
 RECORDS_METRIC = "activity_sync_salesforce_records"
-
-
-def group_id(app_id: str, version: int) -> str:
-    """Faust's consumer group (and table prefix) for an app version: `id`, then `id-vN`."""
-    return app_id if version <= 1 else f"{app_id}-v{version}"
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,9 @@ async def salesforce_usage(
 class Progress:
     done: int  # booking-events records the group has committed, up to the target
     total: int  # records to read: from the start of each partition to the target
-    caught_up: bool  # booking-events at the target and no lag on the projections topic
-    projections_lag: int
+    caught_up: bool  # booking-events at the target, the projections topic at its target
+    projections_lag: int  # behind the projections topic's end now
+    events_done: bool = False  # booking-events at the target
 
     def percent(self) -> float:
         return 100.0 if self.total == 0 else 100.0 * self.done / self.total
@@ -106,8 +109,12 @@ def measure(
     begin: dict[Any, int],
     target: dict[Any, int],
     projections_end: dict[Any, int],
+    projections_target: dict[Any, int] | None = None,
 ) -> Progress:
-    """Pure: progress of a group from its committed offsets (missing: nothing read)."""
+    """Pure: progress of a group from its committed offsets (missing: nothing read).
+
+    The projections topic is caught up at `projections_target` (its end offsets when
+    booking-events reached the target), or without one at no lag at all."""
     done = total = 0
     events_done = True
     for tp, end in target.items():
@@ -117,7 +124,9 @@ def measure(
         done += min(position, end) - start
         events_done = events_done and position >= end
     lag = sum(max(0, end - committed.get(tp, 0)) for tp, end in projections_end.items())
-    return Progress(done, total, events_done and lag == 0, lag)
+    goal = projections_end if projections_target is None else projections_target
+    projections_done = all(committed.get(tp, 0) >= end for tp, end in goal.items())
+    return Progress(done, total, events_done and projections_done, lag, events_done)
 
 
 async def committed_offsets(admin_client: Any, group: str, partitions: list[Any]) -> dict[Any, int]:
@@ -158,6 +167,10 @@ async def watch(
             flush=True,
         )
         projections_partitions: list[Any] = []
+        # The projections topic's end offsets once booking-events is done: the new fold's
+        # projections of the backlog are all before them. Its end now would move on with
+        # live traffic (and the old version's projections) faster than the group commits.
+        projections_target: dict[Any, int] | None = None
         while True:
             if not projections_partitions:
                 # Created by the new version's workers when they start.
@@ -172,7 +185,10 @@ async def watch(
                 _, projections_end = await offsets(broker, client, projections_partitions)
             else:
                 await client._client.force_metadata_update()
-            progress = measure(committed, begin, target, projections_end)
+            progress = measure(committed, begin, target, projections_end, projections_target)
+            if progress.events_done and projections_target is None and projections_partitions:
+                projections_target = projections_end
+                progress = measure(committed, begin, target, projections_end, projections_target)
             elapsed = time.monotonic() - started
             line = (
                 f"[{elapsed:6.1f}s] {events_topic} {progress.done}/{progress.total} "

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from streams.commands.backfill import Progress, group_id, measure, parse_usage
+from streams.commands.base import UsageError
+from streams.commands.versions import check_version
 
 
 def test_group_id_follows_faust_versioning() -> None:
@@ -15,6 +19,7 @@ def test_measure_progress_against_the_target_offsets() -> None:
     target = {"e0": 100, "e1": 60}
     nothing = measure({}, begin, target, {"p0": 0})
     assert nothing == Progress(done=0, total=150, caught_up=False, projections_lag=0)
+    assert not nothing.events_done
     half = measure({"e0": 50, "e1": 35}, begin, target, {"p0": 40})
     assert (half.done, half.percent()) == (75, 50.0)
     assert half.projections_lag == 40
@@ -26,6 +31,29 @@ def test_measure_progress_against_the_target_offsets() -> None:
         10,
     )
     assert measure({"e0": 100, "e1": 60, "p0": 40}, begin, target, {"p0": 40}).caught_up
+
+
+def test_group_id_of_version_1_is_the_app_id() -> None:
+    # A new deployment's first load is version 1's group, followed like a rebuild.
+    assert check_version(1) == 1
+    assert group_id("booking-activity-sync", check_version(1)) == "booking-activity-sync"
+    with pytest.raises(UsageError):
+        check_version(0)
+
+
+def test_live_traffic_cannot_keep_a_caught_up_rebuild_running() -> None:
+    # The old version and new events keep the projections topic's end moving faster than
+    # the group commits (Faust commits every few seconds): never a zero lag under traffic.
+    begin, target = {"e0": 0}, {"e0": 100}
+    committed = {"e0": 130, "p0": 200}
+    moving_end = {"p0": 230}
+    assert not measure(committed, begin, target, moving_end).caught_up
+    # Against the end taken when booking-events reached the target, it is caught up,
+    # with the lag behind the end now still shown.
+    done = measure(committed, begin, target, moving_end, projections_target={"p0": 190})
+    assert (done.caught_up, done.events_done, done.projections_lag) == (True, True, 30)
+    behind = measure(committed, begin, target, moving_end, projections_target={"p0": 210})
+    assert (behind.caught_up, behind.events_done) == (False, True)
 
 
 def test_parse_usage_sums_calls_and_written_records() -> None:
