@@ -1,10 +1,10 @@
 """`activity-sync`: Faust's command line (worker, agents, tables, ...) plus our commands.
 
-Our commands (`produce`, `replay`, `backfill`, `status`) use `OperatorCommand`: no Faust
-Worker around them, one-line errors on stderr and a meaningful exit code. Their logic
-lives in `streams/commands/`; this module only declares the command line. The local dev
-kit adds `demo`, `broker` and `salesforce-emulator` when run as `python -m devkit`
-(devkit/commands.py).
+Our commands (`produce`, `replay`, `backfill`, `delete-version`, `status`, ...) use
+`OperatorCommand`: no Faust Worker around them, one-line errors on stderr and a
+meaningful exit code. Their logic lives in `streams/commands/`; this module only
+declares the command line. The local dev kit adds `demo`, `broker` and
+`salesforce-emulator` when run as `python -m devkit` (devkit/commands.py).
 
 Before any of it: bad settings are one line (the app is built from them when this module
 imports it), and `main` renames `--app-version` before Faust's `--app` prefix match can
@@ -344,15 +344,13 @@ async def backfill(
 
     Start workers with ACTIVITY_SYNC_APP_VERSION=N, then run this with the same settings: it shows
     the new consumer group's progress and the Salesforce API calls spent, and exits 0
-    when the rebuild has caught up. See docs/operations.md.
+    when the rebuild has caught up. Version 1 follows a new deployment's first load.
+    See docs/operations.md.
     """
-    from streams.commands.backfill import group_id, watch
+    from streams.commands.backfill import watch
+    from streams.commands.versions import check_version, group_id
 
-    version = settings.app_version if app_version is None else app_version
-    if version <= 1:
-        raise UserError(
-            "a rebuild needs a new app version > 1 (--app-version or ACTIVITY_SYNC_APP_VERSION)"
-        )
+    version = check_version(settings.app_version if app_version is None else app_version)
     return await watch(
         settings.broker(),
         group=group_id(settings.app_id, version),
@@ -363,6 +361,31 @@ async def backfill(
         interval_s=interval,
         timeout_s=timeout_s,
         out=sys.stdout,
+    )
+
+
+@app.command(
+    argument("version", type=int),
+    option("--yes", is_flag=True, default=False, help="Delete them (without it: only list)."),
+    BROKER_TIMEOUT,
+    base=OperatorCommand,
+)
+async def delete_version(self: OperatorCommand, version: int, yes: bool, timeout_s: float) -> int:
+    """Delete an old app version's topics after a rebuild: its table changelogs and its
+    leader topic, by their exact names (never another version's, never the shared
+    topics). Lists them; deletes only with --yes, and not while that version's workers
+    are in its group. Run it with the new version's settings. See docs/operations.md."""
+    from streams.commands.versions import delete_version as run_delete_version
+
+    return await run_delete_version(
+        settings.broker(),
+        app_id=settings.app_id,
+        version=version,
+        running_version=settings.app_version,
+        tables=list(app.tables),
+        yes=yes,
+        out=sys.stdout,
+        timeout_s=timeout_s,
     )
 
 
