@@ -172,6 +172,13 @@ async def kafka(self: OperatorCommand, brokers: str, port: int, data_dir: Path) 
         help="The connected app's certificate (or public key, PEM) verifying JWT bearer "
         "assertions (default: one made in the data dir, private key DIR/jwt-key.pem).",
     ),
+    option(
+        "--without-modify-all-data",
+        is_flag=True,
+        default=False,
+        help="The integration user lacks Modify All Data (UserPermissionAccess answers "
+        "false; check-salesforce warns). Default: it holds it, like an admin profile.",
+    ),
     base=OperatorCommand,
 )
 async def salesforce_emulator(
@@ -189,6 +196,7 @@ async def salesforce_emulator(
     client_secret_file: Path | None,
     metadata: Path | None,
     jwt_certificate: Path | None,
+    without_modify_all_data: bool,
 ) -> int:
     """Run the local Salesforce REST API emulator (HTTPS) until Ctrl-C.
 
@@ -220,6 +228,7 @@ async def salesforce_emulator(
         faults=parsed_faults,
         metadata_dir=metadata,
         jwt_certificate=jwt_certificate,
+        modify_all_data=not without_modify_all_data,
     )
 
     def announce(running: RunningEmulator) -> None:

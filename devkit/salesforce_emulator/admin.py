@@ -1,8 +1,8 @@
 """The /__admin/ API: how tests, benches and the demo look at and steer the emulator.
 
 Not Salesforce: no auth, never counted as an API call. Records, the API-call count,
-faults, outages, the daily limit, token expiry, the write log of fenced fields, and a
-reset between tests.
+faults, outages, the daily limit, token expiry, the write log of fenced fields, the
+integration user's Modify All Data, and a reset between tests.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Admin:
     # What a reset restores.
     start_faults: Faults
     start_daily_limit: int
+    start_modify_all_data: bool = True
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         prefix = "/__admin"
@@ -52,6 +53,8 @@ class Admin:
         router.add_post(f"{prefix}/faults", self.faults)
         router.add_post(f"{prefix}/down", self.down)
         router.add_post(f"{prefix}/limits", self.limits)
+        router.add_get(f"{prefix}/user-permissions", self.user_permissions)
+        router.add_post(f"{prefix}/user-permissions", self.user_permissions)
         router.add_post(f"{prefix}/expire-tokens", self.expire_tokens)
         router.add_post(f"{prefix}/reset", self.reset)
         router.add_get(f"{prefix}/writes/{{sobject}}", self.writes)
@@ -249,6 +252,18 @@ class Admin:
         self.org.daily_limit = limit
         return await self.api_calls(request)
 
+    async def user_permissions(self, request: web.Request) -> web.Response:
+        """GET shows what UserPermissionAccess answers; POST `{"ModifyAllData": bool}`
+        gives or takes the profile's Modify All Data (the others follow the project's
+        permission sets)."""
+        if request.method == "POST":
+            body = await read_json(request)
+            value = body.get("ModifyAllData") if isinstance(body, dict) else None
+            if not isinstance(value, bool) or set(body) != {"ModifyAllData"}:
+                return json_response({"error": 'expected {"ModifyAllData": true|false}'}, 400)
+            self.org.modify_all_data = value
+        return json_response(self.org.user_permissions())
+
     async def expire_tokens(self, request: web.Request) -> web.Response:
         return json_response({"expired": self.oauth.expire_all()})
 
@@ -262,4 +277,5 @@ class Admin:
         self.oauth.token_requests = 0
         self.org.faults.replace(self.start_faults)
         self.org.daily_limit = self.start_daily_limit
+        self.org.modify_all_data = self.start_modify_all_data
         return json_response({"ok": True})

@@ -31,7 +31,6 @@ from devkit.salesforce_emulator.sobjects import (
     MAX_COLLECTION,
     SObjects,
     external_id_field,
-    sobject_named,
 )
 from devkit.salesforce_emulator.store import Record
 
@@ -138,7 +137,7 @@ class Collections:
         all_or_none, records = await self._body(request, version, COLLECTIONS_MIN_VERSION)
         items = []
         for raw in records:
-            sobject = sobject_named(str(raw["attributes"]["type"]))
+            sobject = self.sobjects.named(str(raw["attributes"]["type"]))
             changes = deserialize(sobject, raw)
             early = []
             if "Id" in changes:
@@ -150,7 +149,7 @@ class Collections:
 
     async def upsert(self, request: web.Request, version: float, parts: list[str]) -> web.Response:
         """PATCH .../composite/sobjects/{T}/{extField}."""
-        sobject = sobject_named(parts[2])
+        sobject = self.sobjects.named(parts[2])
         ext_field = external_id_field(sobject, parts[3])
         all_or_none, records = await self._body(request, version, COLLECTIONS_UPSERT_MIN_VERSION)
         parsed = []

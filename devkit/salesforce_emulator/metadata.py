@@ -6,11 +6,21 @@ Read: `sfdx-project.json`'s package directories, then every
 `objects/<Object>/fields/<Field>.field-meta.xml` (custom fields of `Activity` are
 fields of `Event`, as in Salesforce: type, length, external id, unique, the picklist's
 values and whether it is restricted), `objects/<Object>/validationRules/<Rule>
-.validationRule-meta.xml`, and the field permissions of `permissionsets/*
-.permissionset-meta.xml`: the emulator's integration user holds every permission set
-of the project, so a custom field no permission set makes editable is read-only
-(describe's createable/updateable false), as for a user without the field's access.
-Other metadata (layouts, ...) is left alone.
+.validationRule-meta.xml`, and of `permissionsets/*.permissionset-meta.xml` the field
+permissions, the object permissions' `allowRead` and the enabled user permissions. The
+emulator's integration user holds every permission set of the project:
+- a custom field no permission set makes editable is read-only (describe's
+  createable/updateable false), as for a user without the field's access;
+- an object under object permissions (Contact, Lead, Case: every emulated sObject but
+  Event, whose access is the EditEvent user permission, and User) that no permission set
+  grants read on is invisible, as Salesforce hides it: its describe and resources answer
+  404 NOT_FOUND, SOQL on it INVALID_TYPE, and an Event naming one of its records
+  INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY (sobjects.py, query.py);
+- the user permissions (EditEvent, ...) answer `SELECT ... FROM UserPermissionAccess`
+  (org.py), beside Modify All Data, which the emulator's profile holds unless started
+  with `--without-modify-all-data`.
+A project without permission sets restricts nothing. Other metadata (layouts, ...) is
+left alone.
 
 A validation rule's formula is evaluated only in the shapes `_FORMULAS` lists: a
 comparison of a field with its prior value (`FIELD < PRIORVALUE(FIELD)`, any operator),
@@ -57,6 +67,9 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "<>": operator.ne,
     "!=": operator.ne,
 }
+# Not under object permissions: activity access is the EditEvent user permission (and
+# sharing), and every user may read Users.
+_WITHOUT_OBJECT_PERMISSIONS = frozenset({"event", "user"})
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _OP = r"(?P<op><=|>=|<>|!=|==|<|>|=)"
 _NUMBER = r"-?\d+(?:\.\d+)?"
@@ -119,6 +132,23 @@ class OrgMetadata:
     fields: Mapping[str, tuple[FieldDef, ...]]  # sObject -> custom fields
     rules: tuple[PriorValueRule, ...]
     project: Path | None = None
+    # Objects (lower case) some permission set grants read on; None: the project has no
+    # permission sets, and object access is not restricted.
+    readable: frozenset[str] | None = None
+    # User permissions some permission set enables (EditEvent, ApiEnabled, ...).
+    user_permissions: frozenset[str] = frozenset()
+
+    def may_read(self, sobject: str) -> bool:
+        """Whether the integration user may see `sobject` (describe, query, references)."""
+        name = sobject.lower()
+        if self.readable is None or name in _WITHOUT_OBJECT_PERMISSIONS:
+            return True
+        return name in self.readable
+
+    def has_user_permission(self, name: str) -> bool:
+        """Whether a permission set enables the user permission `name` (any, when the
+        project has no permission sets: nothing is restricted then)."""
+        return self.readable is None or name in self.user_permissions
 
     def rules_for(self, sobject: str) -> tuple[PriorValueRule, ...]:
         return tuple(r for r in self.rules if r.sobject == sobject and r.active)
@@ -194,8 +224,18 @@ def load_field(path: Path) -> FieldDef:
     )
 
 
-def load_editable(path: Path) -> set[str]:
-    """`Object.Field` names a permission set makes editable (`Activity.X` is `Event.X`)."""
+@dataclass(frozen=True)
+class Grants:
+    """What one permission set grants: `Object.Field` names it makes editable
+    (`Activity.X` is `Event.X`), objects it grants read on and user permissions it
+    enables (object names lower case)."""
+
+    editable: frozenset[str]
+    readable: frozenset[str]
+    user_permissions: frozenset[str]
+
+
+def load_permission_set(path: Path) -> Grants:
     root = _root(path, "PermissionSet")
     editable: set[str] = set()
     for grant in root.iter(f"{_NS}fieldPermissions"):
@@ -204,7 +244,17 @@ def load_editable(path: Path) -> set[str]:
             folder, field_name = name.split(".", 1)
             for sobject in _OBJECT_ALIASES.get(folder, (folder,)):
                 editable.add(f"{sobject}.{field_name}".lower())
-    return editable
+    readable = {
+        (_text(grant, "object") or "").lower()
+        for grant in root.iter(f"{_NS}objectPermissions")
+        if _flag(grant, "allowRead")
+    }
+    enabled = {
+        _text(grant, "name") or ""
+        for grant in root.iter(f"{_NS}userPermissions")
+        if _flag(grant, "enabled")
+    }
+    return Grants(frozenset(editable), frozenset(readable - {""}), frozenset(enabled - {""}))
 
 
 def load_rule(path: Path, sobject: str) -> PriorValueRule:
@@ -250,14 +300,20 @@ def package_directories(project: Path) -> list[Path]:
 
 
 def load(project: Path = DEFAULT_PROJECT) -> OrgMetadata:
-    """Every custom field and validation rule of the DX project at `project`."""
+    """Every custom field, validation rule and permission set grant of the DX project at
+    `project`."""
     fields: dict[str, list[FieldDef]] = {}
     rules: list[PriorValueRule] = []
     editable: set[str] = set()
+    readable: set[str] = set()
+    user_permissions: set[str] = set()
     permission_sets = 0
     for directory in package_directories(project):
         for path in sorted(directory.glob("**/permissionsets/*.permissionset-meta.xml")):
-            editable |= load_editable(path)
+            grants = load_permission_set(path)
+            editable |= grants.editable
+            readable |= grants.readable
+            user_permissions |= grants.user_permissions
             permission_sets += 1
         for path in sorted(directory.glob("**/objects/*/fields/*.field-meta.xml")):
             field = load_field(path)
@@ -279,7 +335,13 @@ def load(project: Path = DEFAULT_PROJECT) -> OrgMetadata:
         }
     custom = {k: tuple(v) for k, v in fields.items()}
     checked = tuple(replace(rule, field=_field_name(custom, rule)) for rule in rules)
-    return OrgMetadata(custom, checked, project)
+    return OrgMetadata(
+        custom,
+        checked,
+        project,
+        readable=frozenset(readable) if permission_sets else None,
+        user_permissions=frozenset(user_permissions),
+    )
 
 
 def _field_name(custom: Mapping[str, tuple[FieldDef, ...]], rule: PriorValueRule) -> str:

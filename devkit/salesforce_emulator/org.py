@@ -46,6 +46,7 @@ class Org:
         daily_limit: int,
         max_version: float,
         metadata: OrgMetadata = EMPTY,
+        modify_all_data: bool = True,
     ) -> None:
         self.credentials = credentials
         self.store = store
@@ -54,10 +55,24 @@ class Org:
         self.max_version = max_version
         # Custom fields and validation rules of the DX project (metadata.py).
         self.metadata = metadata
+        # The integration user's profile: like an admin's, it holds Modify All Data
+        # (Events of every owner are editable) unless started --without-modify-all-data.
+        # Its other access comes from the project's permission sets (metadata.py), kept
+        # apart so each check-salesforce line can be seen failing; in a real org Modify
+        # All Data brings View All Data, read on every object and Edit Events with it.
+        self.modify_all_data = modify_all_data
         # The URL clients are told to use (token `instance_url`), known once listening.
         self.public_url = ""
         self.usage_day = ""
         self._usage: dict[str, int] = {}
+
+    def user_permissions(self) -> dict[str, bool]:
+        """The context user's effective user permissions, as `UserPermissionAccess`
+        answers them (the ones the emulator models)."""
+        return {
+            "ModifyAllData": self.modify_all_data,
+            "EditEvent": self.metadata.has_user_permission("EditEvent"),
+        }
 
     # Usage counting -------------------------------------------------------------
 

@@ -3,6 +3,12 @@
 soql.py parses and the store filters; this module resolves object and field names the
 way Salesforce does (any case in, canonical names out) and hands out results of more
 than 2,000 rows in pages behind `nextRecordsUrl`.
+
+An object the integration user may not read (metadata.py: no permission set grants it)
+is INVALID_TYPE, as in Salesforce, where it does not exist for that user. Besides the
+emulated sObjects it answers `SELECT Permissions<Name>, ... FROM UserPermissionAccess`,
+the context user's effective user permissions (those `Org.user_permissions` models),
+one row.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from devkit.salesforce_emulator.org import Org
 from devkit.salesforce_emulator.responses import json_response
 from devkit.salesforce_emulator.schema import ApiError, RequestError, resolve_sobject
 from devkit.salesforce_emulator.sobjects import render
+from devkit.salesforce_emulator.soql import Query as SoqlQuery
 from devkit.salesforce_emulator.soql import SoqlError
 from devkit.salesforce_emulator.soql import parse as parse_soql
 from devkit.salesforce_emulator.store import Record
@@ -24,6 +31,9 @@ from devkit.salesforce_emulator.store import Record
 # batchSize=N` header asks for 200 to 2,000 (a hint: Salesforce may answer more).
 QUERY_BATCH = 2000
 MIN_BATCH = 200
+USER_PERMISSION_ACCESS = "UserPermissionAccess"
+# The Id Salesforce gives the one row of UserPermissionAccess (it is no stored record).
+_USER_PERMISSION_ACCESS_ID = "000000000000000AAA"
 
 
 def batch_size(header: str | None) -> int:
@@ -73,8 +83,10 @@ class Query:
             query = parse_soql(text)
         except SoqlError as exc:
             raise RequestError(400, ApiError("MALFORMED_QUERY", str(exc))) from None
+        if query.sobject.lower() == USER_PERMISSION_ACCESS.lower():
+            return self._user_permissions(version, query)
         sobject = resolve_sobject(query.sobject)
-        if sobject is None:
+        if sobject is None or not self.org.metadata.may_read(sobject.name):
             raise RequestError(
                 400,
                 ApiError(
@@ -101,6 +113,41 @@ class Query:
         rows = self.org.store.query(sobject, where, order, query.limit)
         rendered = [render(sobject, r, version, fields) for r in rows]
         return self._result(version, rendered, batch=batch)
+
+    def _user_permissions(self, version: float, query: SoqlQuery) -> web.Response:
+        if query.where or query.order_by:
+            raise RequestError(
+                400,
+                ApiError(
+                    "MALFORMED_QUERY",
+                    f"the emulator answers {USER_PERMISSION_ACCESS} without WHERE or ORDER BY",
+                ),
+            )
+        # Canonical names out, whatever the case in the query (as for sObjects).
+        held: dict[str, tuple[str, object]] = {
+            f"permissions{name}".lower(): (f"Permissions{name}", value)
+            for name, value in self.org.user_permissions().items()
+        }
+        held["id"] = ("Id", _USER_PERMISSION_ACCESS_ID)
+        row: dict[str, object] = {
+            "attributes": {
+                "type": USER_PERMISSION_ACCESS,
+                "url": f"/services/data/v{version:.1f}/sobjects/{USER_PERMISSION_ACCESS}/"
+                + _USER_PERMISSION_ACCESS_ID,
+            }
+        }
+        for name in query.fields:
+            if name.lower() not in held:
+                raise RequestError(
+                    400,
+                    ApiError(
+                        "INVALID_FIELD",
+                        f"No such column '{name}' on entity '{USER_PERMISSION_ACCESS}'.",
+                    ),
+                )
+            canonical, value = held[name.lower()]
+            row[canonical] = value
+        return self._result(version, [row] if query.limit != 0 else [])
 
     def _result(
         self,

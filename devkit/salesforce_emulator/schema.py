@@ -659,10 +659,14 @@ def reference_errors(
     sobject: SObjectDef,
     changes: Mapping[str, object],
     lookup: Callable[[str], Mapping[str, object] | None],
+    may_read: Callable[[str], bool] = lambda _: True,
 ) -> list[ApiError]:
     """The references a write names must exist and be usable, as an org checks them:
-    `lookup(id)` is the record with that id, deleted ones included (None: no such id).
+    `lookup(id)` is the record with that id, deleted ones included (None: no such id);
+    `may_read(sobject)` whether the user may read that object at all.
 
+    - a record of an object the user may not read (no object permission):
+      INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY, which names no field;
     - no such record (or an object the emulator does not hold): INVALID_CROSS_REFERENCE_KEY;
     - deleted, or merged into another (then deleted): ENTITY_IS_DELETED;
     - an inactive User as OwnerId: INACTIVE_OWNER_OR_USER;
@@ -677,6 +681,15 @@ def reference_errors(
         text = str(value)
         if not is_well_formed_id(text, fdef.reference_to):
             continue  # validate() reported it
+        target_type = sobject_for_id(text)
+        if target_type is not None and not may_read(target_type.name):
+            errors.append(
+                ApiError(
+                    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY",
+                    f"insufficient access rights on cross-reference id: {text}",
+                )
+            )
+            continue
         target = lookup(text)
         if target is None:
             errors.append(

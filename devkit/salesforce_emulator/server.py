@@ -13,7 +13,9 @@ Salesforce API (what a real org answers, shapes from the REST API guide):
                                                       (tls_auth.py)
     GET  /services/data/                              versions
     GET  /services/data/vXX.X/limits                  DailyApiRequests
-    GET  /services/data/vXX.X/query?q=SOQL            SOQL subset (query.py, soql.py)
+    GET  /services/data/vXX.X/query?q=SOQL            SOQL subset (query.py, soql.py), and
+                                                      SELECT Permissions... FROM
+                                                      UserPermissionAccess
     POST /services/data/vXX.X/sobjects/{T}/           create (sobjects.py)
     GET|PATCH|DELETE .../sobjects/{T}/{id}            read / update / delete
     GET|PATCH|DELETE .../sobjects/{T}/{extField}/{v}  read / upsert / delete by external id
@@ -33,10 +35,13 @@ Admin API (not Salesforce, no auth, never counted as API calls), under /__admin/
     POST limits {"daily_limit": N}   POST expire-tokens      POST reset
     GET  writes/{T}                  every write of a field a PRIORVALUE rule guards:
                                      old and new value, written or refused
+    GET|POST user-permissions        {"ModifyAllData": false}: the profile's Modify All
+                                     Data (start: on, or off --without-modify-all-data)
 
-Custom fields and validation rules come from the product's Salesforce DX project
-(`salesforce/`, or `--metadata DIR`), read by metadata.py: the org enforces the same
-rules as a real org with that metadata deployed.
+Custom fields, validation rules and the integration user's access (permission sets)
+come from the product's Salesforce DX project (`salesforce/`, or `--metadata DIR`), read
+by metadata.py: the org enforces the same rules as a real org with that metadata
+deployed.
 """
 
 from __future__ import annotations
@@ -108,6 +113,9 @@ class EmulatorConfig:
     # The connected app's certificate (or public key) verifying JWT bearer assertions;
     # None: one made in the data dir, its private key DIR/jwt-key.pem.
     jwt_certificate: Path | None = None
+    # The integration user's profile holds Modify All Data (org.py); False: it does not,
+    # and check-salesforce warns that only sharing lets it update others' Events.
+    modify_all_data: bool = True
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,7 @@ class Emulator:
             config.daily_limit,
             float(config.api_version),
             org_metadata,
+            modify_all_data=config.modify_all_data,
         )
         self.oauth = OAuth(self.org, config.token_ttl_s, jwt_key)
         self.sobjects = SObjects(self.org)
@@ -177,6 +186,7 @@ class Emulator:
             self.sobjects,
             config.faults,
             config.daily_limit,
+            config.modify_all_data,
         )
         seed_defaults(self.org, self.sobjects)
         self.app = self._build_app()

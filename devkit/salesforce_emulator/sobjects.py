@@ -4,6 +4,11 @@ upsert by external id (`/services/data/vXX.X/sobjects/...`).
 Also the one write path every writer shares (`SObjects.apply`: validation, the unique
 external id, the UNABLE_TO_LOCK_ROW fault, system fields) and the one record rendering,
 so collections, composite, query and the admin API answer with the same shapes.
+
+An sObject the integration user may not read (metadata.py: no permission set grants
+it) does not exist for it, as in Salesforce: its resources and describe answer 404
+NOT_FOUND, describe global leaves it out, and a reference to one of its records is
+INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY (schema.reference_errors).
 """
 
 from __future__ import annotations
@@ -103,6 +108,15 @@ class SObjects:
     def __init__(self, org: Org) -> None:
         self.org = org
 
+    def named(self, name: str) -> SObjectDef:
+        """The sObject a path names, or a 404 when there is none this user may read."""
+        sobject = sobject_named(name)
+        if not self.org.metadata.may_read(sobject.name):
+            raise RequestError(
+                404, ApiError("NOT_FOUND", f"The requested resource does not exist: {name}")
+            )
+        return sobject
+
     # Writing ------------------------------------------------------------------------
 
     def apply(
@@ -126,7 +140,7 @@ class SObjects:
         ]
         merged, errors = validate(sobject, changes, existing, rules=rules)
         if not errors:
-            errors = reference_errors(sobject, changes, store.get_any)
+            errors = reference_errors(sobject, changes, store.get_any, self.org.metadata.may_read)
         ext_field = sobject.external_id_field
         ext_value = changes.get(ext_field) if ext_field else None
         if ext_field and ext_value is not None and not errors:
@@ -221,6 +235,7 @@ class SObjects:
                 "sobjects": [
                     {"name": s.name, "keyPrefix": s.prefix, "queryable": True}
                     for s in SOBJECTS.values()
+                    if self.org.metadata.may_read(s.name)
                 ],
             }
         )
@@ -228,7 +243,7 @@ class SObjects:
     async def sobject_info(
         self, request: web.Request, version: float, parts: list[str]
     ) -> web.Response:
-        sobject = sobject_named(parts[1])
+        sobject = self.named(parts[1])
         recent = self.org.store.all(sobject)[-10:]
         return json_response(
             {
@@ -240,12 +255,12 @@ class SObjects:
     async def describe(
         self, request: web.Request, version: float, parts: list[str]
     ) -> web.Response:
-        return json_response(describe(sobject_named(parts[1])))
+        return json_response(describe(self.named(parts[1])))
 
     # One record ---------------------------------------------------------------------
 
     async def create(self, request: web.Request, version: float, parts: list[str]) -> web.Response:
-        sobject = sobject_named(parts[1])
+        sobject = self.named(parts[1])
         changes = await _record_body(request, sobject)
         with self.org.store.transaction():
             record, errors = self.apply(sobject, changes, None)
@@ -270,7 +285,7 @@ class SObjects:
         self, version: float, parts: list[str], params: Mapping[str, str]
     ) -> web.Response:
         """GET by id or external id; also a composite subrequest."""
-        sobject = sobject_named(parts[1])
+        sobject = self.named(parts[1])
         record, _ = self._lookup(sobject, parts)
         if record is None:
             return not_found()
@@ -294,7 +309,7 @@ class SObjects:
         self, request: web.Request, version: float, parts: list[str]
     ) -> web.Response:
         """PATCH by id (update, 204) or by external id (upsert, 201/200/204)."""
-        sobject = sobject_named(parts[1])
+        sobject = self.named(parts[1])
         existing, ext_field = self._lookup(sobject, parts)
         changes = await _record_body(request, sobject)
         if ext_field is None:
@@ -327,7 +342,7 @@ class SObjects:
         return json_response(body, 200)
 
     async def delete(self, request: web.Request, version: float, parts: list[str]) -> web.Response:
-        sobject = sobject_named(parts[1])
+        sobject = self.named(parts[1])
         existing, _ = self._lookup(sobject, parts)
         if existing is None:
             return not_found()

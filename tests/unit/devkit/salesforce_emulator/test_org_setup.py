@@ -10,13 +10,16 @@ from __future__ import annotations
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from devkit.salesforce_emulator import metadata
 from devkit.salesforce_emulator.schema import EVENT, describe
+from schemas import Related
 from streams.core.projection import PRESETS, REASON_MAX
 from streams.core.view import STATUSES
+from streams.salesforce.related import RELATED_SOBJECTS
 
 NS = "{http://soap.sforce.com/2006/04/metadata}"
 SOURCE = metadata.DEFAULT_PROJECT / "force-app" / "main" / "default"
@@ -102,6 +105,34 @@ def test_the_permission_set_grants_every_field_we_write() -> None:
         _text(p, "name") for p in root.iter(f"{NS}userPermissions") if _text(p, "enabled") == "true"
     }
     assert {"ApiEnabled", "EditEvent"} <= permissions
+
+
+def test_the_permission_set_grants_read_on_every_object_an_event_refers_to() -> None:
+    """Issue 21, item 12: `related.type` may be Case (the Event's WhatId), yet the set
+    granted no read on Case, so Salesforce refused those Events for want of access.
+    Objects: every type the event contract's `related` allows, and those the sink
+    looks customers up in by email."""
+    related = set(get_args(Related.model_fields["type"].annotation))
+    assert related  # the contract's Literal, not an empty guess
+    needed = related | set(RELATED_SOBJECTS)
+    root = ET.parse(PERMISSION_SET).getroot()
+    readable = {
+        _text(grant, "object")
+        for grant in root.iter(f"{NS}objectPermissions")
+        if _text(grant, "allowRead") == "true"
+    }
+    assert needed <= readable, f"no read on {sorted(needed - readable)}"
+
+
+def test_the_permission_set_does_not_grant_modify_all_data() -> None:
+    """Deliberately (README, 'A real Salesforce org'): sharing, or an admin's own grant,
+    gives edit on Events of other owners; check-salesforce warns when neither is there."""
+    root = ET.parse(PERMISSION_SET).getroot()
+    enabled = {
+        _text(p, "name") for p in root.iter(f"{NS}userPermissions") if _text(p, "enabled") == "true"
+    }
+    assert "ModifyAllData" not in enabled
+    assert len(_text(root, "description") or "") <= 255  # Salesforce's limit for it
 
 
 def test_the_emulator_serves_exactly_what_the_files_define() -> None:
