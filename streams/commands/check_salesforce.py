@@ -3,22 +3,30 @@
 The fields expected follow the worker's field mapping (`ACTIVITY_SYNC_FIELD_MAPPING`):
 the external id (Text 255, External ID, unique), the status (a picklist with every
 status the fold gives), the reason (Text 255) and the version fence's number field.
+The objects the user must read: every type the event contract's `related` allows (an
+Event's WhoId or WhatId) and those the sink looks customers up in by email.
 A worker runs the same checks at start (streams/commands/preflight.py) and refuses to
-start with the same lines when one fails.
+start with the same lines when one fails; a `warn` line does not stop it.
 """
 
 from __future__ import annotations
 
 import time
-from typing import IO
+from typing import IO, get_args
 
+from schemas import Related
 from streams.core.projection import REASON_MAX, FieldMapping
 from streams.core.view import STATUSES
 from streams.salesforce.org_check import DEPLOY_HINT, FieldSpec, OrgReport, check_org
+from streams.salesforce.related import RELATED_SOBJECTS
 from streams.salesforce.session import SalesforceSession
 from streams.worker.settings import Settings
 
 MANAGED_HINT = "install the ScheduleOnce (OnceHub) managed package, or use field mapping default"
+# Contact, Lead (looked up by email) and Case, in a stable order.
+READ_SOBJECTS: tuple[str, ...] = tuple(
+    dict.fromkeys([*RELATED_SOBJECTS, *get_args(Related.model_fields["type"].annotation)])
+)
 
 
 def field_specs(mapping: FieldMapping) -> list[FieldSpec]:
@@ -52,6 +60,7 @@ async def run_checks(settings: Settings, *, deadline: float | None = None) -> Or
         return await check_org(
             session,
             field_specs(settings.mapping()),
+            readable=READ_SOBJECTS,
             deadline=deadline
             if deadline is not None
             else time.monotonic() + settings.startup_timeout,

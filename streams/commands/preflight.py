@@ -22,9 +22,11 @@ file would log Ready and then fail on every write with a traceback. Before Faust
    URL, not an outage;
 5. that Salesforce issues a token for the credentials;
 6. that the org is ready (streams/commands/check_salesforce.py: API version, each
-   mapped field's type, length, external id, picklist and access, API calls left):
-   on a failure every check's line is printed and the worker does not start, before
-   it consumes anything. The result is kept for `/health/` (streams/worker/web.py).
+   mapped field's type, length, external id, picklist and access, read on Contact,
+   Lead and Case, the user permissions, API calls left): on a failure every check's
+   line is printed and the worker does not start, before it consumes anything; a
+   `warn` line (no Modify All Data) is printed and the worker starts. The result is
+   kept for `/health/` (streams/worker/web.py).
 
 The broker and a Salesforce that does not answer (timeouts, 5xx) are waited for, up to
 `ACTIVITY_SYNC_STARTUP_TIMEOUT` seconds, with one line per retry; a refused login or an
@@ -332,6 +334,9 @@ async def check_salesforce_org(settings: Settings, deadline: float, say: IO[str]
         raise UserError(f"Salesforce org check failed: {one_line(exc)}") from None
     org_status.record(report.ok, [str(line) for line in report.lines])
     if report.ok:
+        # Warnings fail nothing: said once at start, and kept in /health/'s lines.
+        for line in report.warnings:
+            print(f"activity-sync worker: {line}", file=say, flush=True)
         return
     print_report(report, say, prefix="activity-sync worker: ")
     failed = len(report.failures)

@@ -32,7 +32,18 @@ class SalesforceAuthenticationError(SalesforceClientError):
 
 class SalesforceRequestError(SalesforceClientError):
     """An answer retrying cannot fix (404 on the sObject, 403 other than the limit, an
-    unexpected body): configuration or programming error."""
+    unexpected body): configuration or programming error. `status`: the HTTP status,
+    when there was an error answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        outcomes: list[UpsertOutcome] | None = None,
+    ) -> None:
+        super().__init__(message, outcomes=outcomes)
+        self.status = status
 
 
 class SalesforceUntrusted(SalesforceRequestError):

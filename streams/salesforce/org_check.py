@@ -6,10 +6,17 @@ sObject (Event) shows each field the projection writes with the right type and a
 least the length it needs, the external id field is External ID and unique, the
 status picklist holds every status, and the integration user may create and edit
 each field (describe's `createable`/`updateable`, which follow field-level security);
-and the daily API requests left (`Sforce-Limit-Info` of the describe answer).
+the user may read each object the sink reads or refers to (Contact, Lead, Case:
+describe `queryable`; Salesforce answers 404 for an object the user may not read); its
+user permissions (`SELECT ... FROM UserPermissionAccess`, the context user's effective
+ones): Edit Events, and Modify All Data, whose absence is a warning (sharing may grant
+edit on other owners' Events instead); and the daily API requests left
+(`Sforce-Limit-Info` of the last answer).
 
-The fields expected are handed in (`FieldSpec`): this module knows the org, not the
-fold. Every check runs, so one run names every problem.
+A line is `ok`, `FAIL` or `warn`: a warning names something to know or grant but fails
+nothing (exit status 0; a worker starts). The fields and objects expected are handed
+in (`FieldSpec`, `readable`): this module knows the org, not the fold. Every check
+runs, so one run names every problem.
 """
 
 from __future__ import annotations
@@ -19,13 +26,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from streams.salesforce.errors import SalesforceClientError
+from streams.salesforce.errors import SalesforceClientError, SalesforceRequestError
 from streams.salesforce.session import SalesforceSession
+from streams.salesforce.session import describe as describe_error
 
 # sf runs only where sfdx-project.json is (elsewhere: RequiresProjectError).
 DEPLOY_HINT = "deploy salesforce/ (cd salesforce && sf project deploy start --source-dir force-app)"
 ACCESS_HINT = "assign the permission set Booking_Activity_Sync to the integration user"
+READ_HINT = (
+    "deploy salesforce/ and assign its permission set Booking_Activity_Sync to the "
+    "integration user (it grants read on Contact, Lead and Case)"
+)
+# The shipped permission set deliberately leaves Modify All Data out (README, "A real
+# Salesforce org"): an org may prefer sharing.
+MODIFY_ALL_HINT = (
+    "the sink gives each Event its booking owner, so later updates edit Events owned by "
+    "other users, which then succeed only where sharing grants this user edit on them (a "
+    "role above their owners, or edit on the related Contact, Lead or Case: activity "
+    "access is controlled by parent); grant the integration user Modify All Data, or that "
+    "sharing (README, 'A real Salesforce org')"
+)
+# The context user's effective permissions: one row, whatever the profile or set grants.
+PERMISSIONS_SOQL = "SELECT PermissionsModifyAllData, PermissionsEditEvent FROM UserPermissionAccess"
 
 
 @dataclass(frozen=True)
@@ -46,9 +70,15 @@ class FieldSpec:
 class CheckLine:
     ok: bool
     text: str
+    # Passed, with something to know or grant: printed `warn`, fails nothing.
+    warning: bool = False
+
+    @property
+    def level(self) -> str:
+        return "FAIL" if not self.ok else "warn" if self.warning else "ok"
 
     def __str__(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'} {self.text}"
+        return f"{self.level:<4} {self.text}"
 
 
 @dataclass
@@ -57,14 +87,22 @@ class OrgReport:
 
     @property
     def ok(self) -> bool:
+        """No check failed (warnings pass)."""
         return bool(self.lines) and all(line.ok for line in self.lines)
 
     @property
     def failures(self) -> list[CheckLine]:
         return [line for line in self.lines if not line.ok]
 
+    @property
+    def warnings(self) -> list[CheckLine]:
+        return [line for line in self.lines if line.ok and line.warning]
+
     def add(self, ok: bool, text: str) -> None:
         self.lines.append(CheckLine(ok, text))
+
+    def warn(self, text: str) -> None:
+        self.lines.append(CheckLine(True, text, warning=True))
 
 
 def _versions(session: SalesforceSession, sf: Salesforce, timeout: float) -> list[str]:
@@ -109,14 +147,81 @@ def check_fields(
             report.add(False, f"{where}: this user may not create and edit it; {ACCESS_HINT}")
 
 
+def check_user_permissions(report: OrgReport, row: Mapping[str, Any]) -> None:
+    """The lines of a UserPermissionAccess row: Edit Events, then Modify All Data."""
+    if row.get("PermissionsEditEvent") is True:
+        report.add(True, "user permission Edit Events: granted")
+    else:
+        report.add(False, f"user permission Edit Events: not granted; {ACCESS_HINT}")
+    if row.get("PermissionsModifyAllData") is True:
+        report.add(True, "user permission Modify All Data: granted (Events of every owner)")
+    else:
+        report.warn(f"user permission Modify All Data: not granted; {MODIFY_ALL_HINT}")
+
+
+async def _check_reads(
+    session: SalesforceSession,
+    report: OrgReport,
+    sobjects: Sequence[str],
+    deadline: float | None,
+) -> None:
+    """One line per object: describe answers 404 for an object this user may not read."""
+    for name in sobjects:
+
+        def describe(sf: Salesforce, timeout: float, name: str = name) -> Any:
+            return session.restful(sf, "GET", f"sobjects/{name}/describe", timeout)
+
+        try:
+            described = await session.with_retries(describe, deadline, f"describe {name}")
+        except SalesforceRequestError as exc:
+            why = "describe: 404 NOT_FOUND" if exc.status == 404 else f"describe failed: {exc}"
+            report.add(False, f"{name}: this user may not read it ({why}); {READ_HINT}")
+            continue
+        if isinstance(described, Mapping) and described.get("queryable"):
+            report.add(True, f"{name}: readable")
+        else:
+            report.add(False, f"{name}: this user may not query it; {READ_HINT}")
+
+
+async def _check_user_permissions(
+    session: SalesforceSession, report: OrgReport, deadline: float | None
+) -> None:
+    def query(sf: Salesforce, timeout: float) -> Any:
+        return session.restful(sf, "GET", "query/", timeout, params={"q": PERMISSIONS_SOQL})
+
+    row: object = None
+    why = "no row"
+    try:
+        answer = await session.with_retries(query, deadline, "user permissions")
+    except SalesforceMalformedRequest as exc:  # 400: the query itself refused
+        why = describe_error(exc)
+    except SalesforceRequestError as exc:
+        why = str(exc)
+    else:
+        records = answer.get("records") if isinstance(answer, Mapping) else None
+        row = records[0] if isinstance(records, list) and records else None
+    if not isinstance(row, Mapping):
+        # Edit Events shows in the Event describe too (createable/updateable): only
+        # Modify All Data would be unknown, so this fails nothing.
+        report.warn(
+            f"user permissions: cannot read them from UserPermissionAccess ({why}); check "
+            "by hand that the integration user has Edit Events, and Modify All Data or "
+            "sharing on other owners' Events"
+        )
+        return
+    check_user_permissions(report, row)
+
+
 async def check_org(
     session: SalesforceSession,
     specs: Sequence[FieldSpec],
     *,
+    readable: Sequence[str] = (),
     deadline: float | None = None,
     min_api_calls_left: int = 1,
 ) -> OrgReport:
-    """Every check against the org `session` logs in to (login failures raise)."""
+    """Every check against the org `session` logs in to (login failures raise):
+    `specs` the Event's fields, `readable` the objects this user must read."""
     s = session.settings
     report = OrgReport()
     await session.connect(deadline=deadline)
@@ -149,6 +254,8 @@ async def check_org(
     if not (described.get("createable") and described.get("updateable")):
         report.add(False, f"{s.sobject}: this user may not create and edit it; {ACCESS_HINT}")
     check_fields(report, s.sobject, described, specs)
+    await _check_reads(session, report, readable, deadline)
+    await _check_user_permissions(session, report, deadline)
     usage = session.api_usage
     if usage is None:
         report.add(False, "daily API requests: no Sforce-Limit-Info header in the answer")

@@ -313,14 +313,14 @@ class SalesforceSession:
         except SalesforceGeneralError as exc:
             if exc.status >= 500:
                 raise Retryable(describe(exc)) from None
-            raise SalesforceRequestError(describe(exc)) from None
+            raise SalesforceRequestError(describe(exc), status=exc.status) from None
         except SalesforceError as exc:
             errors = errors_from(exc.content, "errorCode")
             if exc.status == 403 and any(e.status_code == "REQUEST_LIMIT_EXCEEDED" for e in errors):
                 raise RequestLimitExceeded(describe(exc)) from None
             if isinstance(exc, (SalesforceExpiredSession, SalesforceMalformedRequest)):
                 raise
-            raise SalesforceRequestError(describe(exc)) from None
+            raise SalesforceRequestError(describe(exc), status=exc.status) from None
         usage = sf.api_usage.get("api-usage")
         if usage is not None:
             self._usage = (int(usage.used), int(usage.total))

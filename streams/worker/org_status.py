@@ -18,7 +18,9 @@ class OrgStatus:
         if not self.checked:
             return "not checked (ACTIVITY_SYNC_STARTUP_ORG_CHECK=false)"
         if self.ok:
-            return f"ok ({len(self.lines)} checks passed at start)"
+            warned = sum(line.startswith("warn") for line in self.lines)
+            extra = f", {warned} with a warning" if warned else ""
+            return f"ok ({len(self.lines)} checks passed at start{extra})"
         return "failing: " + "; ".join(line for line in self.lines if line.startswith("FAIL"))
 
 

@@ -4,18 +4,25 @@ of both mappings, and the JWT bearer flow's assertion."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from streams.commands.check_salesforce import field_specs
+from schemas import Related
+from streams.commands.check_salesforce import READ_SOBJECTS, field_specs
 from streams.core.projection import PRESETS
 from streams.core.view import STATUSES
 from streams.salesforce.errors import SalesforceAuthenticationError
-from streams.salesforce.org_check import OrgReport, check_fields
+from streams.salesforce.org_check import (
+    ACCESS_HINT,
+    OrgReport,
+    check_fields,
+    check_user_permissions,
+)
+from streams.salesforce.related import RELATED_SOBJECTS
 from streams.salesforce.session import JWT_BEARER_GRANT, SalesforceSession, jwt_assertion
 from streams.salesforce.settings import SalesforceSettings
 
@@ -90,6 +97,53 @@ def test_the_oncehub_mapping_points_at_the_managed_package() -> None:
     specs = {s.name: s for s in field_specs(PRESETS["oncehub"])}
     assert "ScheduleOnce" in specs["ScheduleOnce__Event_status__c"].hint
     assert "deploy salesforce/" in specs["Projection_Version__c"].hint
+
+
+def _row(edit_event: bool, modify_all_data: bool) -> dict[str, bool]:
+    return {"PermissionsEditEvent": edit_event, "PermissionsModifyAllData": modify_all_data}
+
+
+def test_the_user_permission_lines() -> None:
+    """Edit Events missing fails; Modify All Data missing is a warning that fails
+    nothing but names what to grant instead (issue 21, item 12)."""
+    report = OrgReport()
+    check_user_permissions(report, _row(True, True))
+    assert [str(line) for line in report.lines] == [
+        "ok   user permission Edit Events: granted",
+        "ok   user permission Modify All Data: granted (Events of every owner)",
+    ]
+    report = OrgReport()
+    check_user_permissions(report, _row(True, False))
+    assert report.ok
+    (warned,) = report.warnings
+    assert str(warned).startswith("warn user permission Modify All Data: not granted; ")
+    for words in ("owned by other users", "sharing", "role above", "controlled by parent"):
+        assert words in warned.text
+    report = OrgReport()
+    check_user_permissions(report, _row(False, True))
+    assert not report.ok
+    (failed,) = report.failures
+    assert str(failed) == f"FAIL user permission Edit Events: not granted; {ACCESS_HINT}"
+
+
+def test_a_warning_passes_and_a_failure_does_not() -> None:
+    report = OrgReport()
+    report.add(True, "a")
+    report.warn("b")
+    assert report.ok
+    assert [line.level for line in report.lines] == ["ok", "warn"]
+    assert report.failures == []
+    report.add(False, "c")
+    assert not report.ok
+    assert [str(line) for line in report.warnings] == ["warn b"]
+
+
+def test_the_objects_to_read_follow_the_contract_and_the_lookup() -> None:
+    """Every `related.type` of the event contract (WhoId or WhatId) and what the sink
+    queries by email: nothing hard-coded here that could fall behind."""
+    related = get_args(Related.model_fields["type"].annotation)
+    assert set(READ_SOBJECTS) == {*related, *RELATED_SOBJECTS}
+    assert "Case" in READ_SOBJECTS
 
 
 def _key(tmp_path: Path) -> tuple[Path, rsa.RSAPublicKey]:
