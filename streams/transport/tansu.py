@@ -2,11 +2,11 @@
 
 Two Tansu behaviours, each corrected here so the rest of the app is plain Faust:
 
-- **Fetch wait.** Faust 0.15.3 creates its consumer with a hard-coded
-  `fetch_max_wait_ms=1500`, and Tansu holds a fetch for about half the max wait even
-  when records are there, so each hop (booking-events -> ingest, activity-projections
-  -> sink) cost ~0.75 s at p50 (docs/performance.md, "Live p99"). The consumer here
-  waits at most 50 ms. Apache Kafka answers as soon as `fetch_min_bytes` is there.
+- **Fetch wait.** Tansu holds a fetch for about half the max wait even when records
+  are there, so with Faust's 1500 ms each hop (booking-events -> ingest,
+  activity-projections -> sink) cost ~0.75 s at p50 (docs/performance.md, "Live p99").
+  The consumer here waits at most 50 ms (the `kafka` profile's, 100 ms:
+  `streams.transport.consumer`).
 - **End offsets.** Tansu (v0.6.0) answers ListOffsets(latest) with the *first* offset
   of a partition's newest record batch + 1, not the offset after its last record:
   after one producer batch of ten records it says 1, not 10. Anything that reads "up to
@@ -101,12 +101,8 @@ async def exact_end_offsets(
     return exact
 
 
-class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        # aiokafka keeps the value and hands it to its fetcher when the consumer starts.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return consumer
+class ConsumerThread(consumer.ConsumerThread):
+    fetch_max_wait_ms = FETCH_MAX_WAIT_MS
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)
