@@ -35,6 +35,11 @@ def report(worker: WorkerProcess) -> dict[str, Any]:
     return result
 
 
+def refusals(emulator: SalesforceEmulator) -> list[tuple[int, int]]:
+    """(Salesforce's version, the refused one) of each write the fence refused."""
+    return [(w["old"], w["new"]) for w in emulator.writes() if w["outcome"] == "refused"]
+
+
 def status(worker: WorkerProcess, *args: str, **env: str) -> str:
     json_flag = ("--json",) if "--json" in args else ()
     rest = [a for a in args if a != "--json"]
@@ -66,9 +71,8 @@ async def test_status_names_salesforces_newer_version_and_the_fence(
     # The worker writes its version 2 again (as after a restart): the fence refuses it.
     replayed = run_cli("replay", "--bookings", BOOKING, env=worker.env)
     assert replayed.returncode == 0, replayed.stderr
+    wait_until(lambda: refusals(salesforce_emulator) == [(3, 2)], 60, "the fence's refusal")
     wait_until(lambda: report(worker)["sync"]["fenced"], 60, "the sink to record the refusal")
-    (refused,) = [w for w in salesforce_emulator.writes() if w["outcome"] == "refused"]
-    assert (refused["old"], refused["new"]) == (3, 2)
 
     text = status(worker)
     flat = [" ".join(line.split()) for line in text.splitlines()]
