@@ -289,5 +289,27 @@ def test_backfill_follows_a_new_app_version_until_it_has_caught_up(stack: Stack)
         worker.stop()
 
 
-def test_backfill_needs_a_new_version(stack: Stack) -> None:
-    assert_one_line_error(run_cli("backfill", env=stack.env), "app version")
+def test_backfill_follows_version_1s_first_load(stack: Stack) -> None:
+    # A new deployment's first load is version 1's group, the bare app id (README).
+    result = run_cli(
+        "backfill",
+        "--app-version",
+        "1",
+        "--worker",
+        stack.worker.web_url,
+        "--interval",
+        "0.5",
+        "--timeout",
+        "60",
+        env=stack.env,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"group {stack.broker.app_id} rebuilding" in result.stdout
+    assert "backfill: caught up" in result.stdout
+
+
+def test_backfill_refuses_a_version_below_1(stack: Stack) -> None:
+    result = run_cli("backfill", "--app-version", "0", env=stack.env)
+    assert_one_line_error(result, "app version 0", "versions start at 1")
+    assert result.returncode == 2

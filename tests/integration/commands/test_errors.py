@@ -81,6 +81,17 @@ def cases(tmp_path: Path) -> dict[str, Case]:
             {},
             ("activity-sync backfill", "cannot reach the Kafka broker"),
         ),
+        # Version 1 is followed too (a new deployment's first load): to the broker.
+        "backfill --app-version 1": Case(
+            ("backfill", "--app-version", "1", "--timeout", "1"),
+            {},
+            ("activity-sync backfill", "cannot reach the Kafka broker"),
+        ),
+        "delete-version 1": Case(
+            ("delete-version", "1", "--yes", "--timeout", "1"),
+            {"ACTIVITY_SYNC_APP_VERSION": "2"},
+            ("activity-sync delete-version", "cannot reach the Kafka broker"),
+        ),
         "worker with no broker listening": Case(
             worker, {}, ("activity-sync worker", "cannot reach the Kafka broker")
         ),
