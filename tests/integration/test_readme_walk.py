@@ -3,13 +3,11 @@ shell a process of its own: `python -m devkit broker`, `python -m devkit
 salesforce-emulator`, `activity-sync worker`, `activity-sync produce` and `status`; then
 every long-running process stopped and started again, as a person would, and more
 events produced. It ends with the Events the fold of everything produced says, and a
-`status` that answers for the booking asked.
+`status` that reads the booking's Event from Salesforce and says it is in sync.
 
 The embedded broker forgets its log when it stops (README: "Stopping and starting
 again"), so the restarted worker says in one line that it starts with empty tables, and
 the walk produces the first bookings again before the new ones, as the README says.
-`status` is asserted only on what stays stable while its output is being reworked: the
-exit code and the booking id.
 """
 
 from __future__ import annotations
@@ -62,10 +60,14 @@ def produce(env: dict[str, str], *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def status_names(env: dict[str, str], booking: str, worker: WorkerProcess) -> None:
+def status_in_sync(env: dict[str, str], booking: str, worker: WorkerProcess) -> None:
+    """`status BOOKING` names it and, having read its Event from Salesforce (the shell's
+    Salesforce settings), says the Event holds the projection's version."""
     result = run_cli("status", booking, "--worker", worker.web_url, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert booking in result.stdout, result.stdout
+    assert "Sync: in sync (Salesforce has version" in result.stdout, result.stdout
+    assert "not checked" not in result.stdout, result.stdout
 
 
 async def test_the_readme_laptop_walk_survives_a_restart_of_every_process(
@@ -84,7 +86,7 @@ async def test_the_readme_laptop_walk_survives_a_restart_of_every_process(
         worker = WorkerProcess(env, tmp_path / "worker.log").start().wait_ready()
         produce(env, "--generate", "200")
         wait_for_salesforce(emulator, expected_events(first))
-        status_names(env, "b-s0-000000", worker)
+        status_in_sync(env, "b-s0-000000", worker)
 
         # Ctrl-C in every shell, then the same commands again.
         worker.stop()
@@ -102,8 +104,8 @@ async def test_the_readme_laptop_walk_survives_a_restart_of_every_process(
         produce(env, "--generate", "200")  # the README: the earlier bookings again
         produce(env, "--generate", "50", "--seed", "1")
         wait_for_salesforce(emulator, {**expected_events(first), **expected_events(later)})
-        status_names(env, "b-s0-000000", worker)
-        status_names(env, "b-s1-000000", worker)
+        status_in_sync(env, "b-s0-000000", worker)
+        status_in_sync(env, "b-s1-000000", worker)
         assert worker.process is not None
         assert worker.process.poll() is None, "worker died"
     finally:
