@@ -401,9 +401,11 @@ async def delete_version(self: OperatorCommand, version: int, yes: bool, timeout
 )
 async def check_salesforce(self: OperatorCommand, timeout_s: float) -> int:
     """Is the org ready? Logs in and checks the API version, each field the projection
-    writes (type, length, External ID and unique, picklist values, create/edit access)
-    and the daily API calls left: one line each with a fix hint; exit 0 only when all
-    pass. A worker runs the same checks at start."""
+    writes (type, length, External ID and unique, picklist values, create/edit access),
+    read access to Contact, Lead and Case, Edit Events, and the daily API calls left: one
+    line each with a fix hint (ok, FAIL or warn). Without Modify All Data the line is a
+    warn: Events owned by other users are then editable only through sharing. Exit 0
+    unless a line FAILs (warn lines do not fail). A worker runs the same checks at start."""
     import time
 
     from streams.commands.check_salesforce import print_report, run_checks
