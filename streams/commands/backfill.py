@@ -36,6 +36,7 @@ from streams.commands.base import UserError
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, admin, consumer, offsets, partitions_of
 from streams.commands.status import auth_headers
 from streams.commands.versions import group_id as group_id
+from streams.runtime.consumers import refresh_metadata
 from streams.transport.connection import BrokerConnection
 
 CALLS_METRIC = "activity_sync_salesforce_calls"
@@ -184,7 +185,7 @@ async def watch(
             if projections_partitions:
                 _, projections_end = await offsets(broker, client, projections_partitions)
             else:
-                await client._client.force_metadata_update()
+                await refresh_metadata(client)
             progress = measure(committed, begin, target, projections_end, projections_target)
             if progress.events_done and projections_target is None and projections_partitions:
                 projections_target = projections_end

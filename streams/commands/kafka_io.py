@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from streams.commands.base import UserError, one_line
+from streams.runtime.consumers import refresh_metadata
 from streams.transport.connection import BrokerConnection
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -128,7 +129,7 @@ async def partitions_of(
             return [TopicPartition(topic, p) for p in sorted(found)]
         if time.monotonic() >= deadline:
             raise UserError(f"topic {topic!r} does not exist (has a worker ever run?)")
-        await client._client.force_metadata_update()
+        await refresh_metadata(client)
         await asyncio.sleep(0.2)
 
 

@@ -12,11 +12,12 @@ import faust
 from faust.types.tuples import FutureMessage
 
 from streams.core.sink_progress import SinkProgress
+from streams.runtime.ownership import Ownership
+from streams.runtime.tables import PartitionedTable
 from streams.transport import tables
 from streams.worker import allocator, rocksdb_store
 from streams.worker.due_table import DueIndex
 from streams.worker.settings import Settings
-from streams.worker.table_partition import PartitionedTable
 
 settings = Settings()
 # rocksdb:// opens stores with one memory budget for the worker (ACTIVITY_SYNC_ROCKSDB_MEMORY_MB).
@@ -47,8 +48,8 @@ def create_app(conf: Settings) -> faust.App:
         "web_host": conf.web_host,
         "web_port": conf.web_port,
         "web_bind": conf.web_bind,
-        # Faust's Stream plus batches that widen during a backlog (streams/worker/batching.py).
-        "Stream": "streams.worker.batching:AdaptiveStream",
+        # Faust's Stream plus batches that widen during a backlog (streams/runtime/batches.py).
+        "Stream": "streams.runtime.batches:AdaptiveStream",
         # Faust's Table, its changelog check waiting for the consumer's metadata
         # (streams/transport/tables.py: a fresh deployment's first rebalance on Kafka).
         "Table": tables.TABLE_CLASS,
@@ -101,8 +102,13 @@ projections_dlq_topic = new_topic(app, settings, settings.topics.projections_dlq
 
 ALL_TOPICS = (events_topic, events_dlq_topic, projections_topic, projections_dlq_topic)
 
-# Both tables are reached only through PartitionedTable, which reads and writes a row
-# under its booking's own partition (streams/worker/table_partition.py: RocksDB needs it).
+# Which partitions this worker owns (streams/runtime/ownership.py): the sink's batches
+# and the timers' sweeps ask it; it follows the rebalances from here on.
+ownership = Ownership(app)
+ownership.follow_rebalances()
+
+# The tables are reached only through PartitionedTable, which reads and writes a row
+# under its booking's own partition (streams/runtime/tables.py: RocksDB needs it).
 # booking id (bytes) -> BookingState.to_bytes(): every accepted event and the view.
 # value_type bytes makes Faust use the raw codec for the changelog values too.
 bookings: PartitionedTable[bytes] = PartitionedTable(
@@ -116,7 +122,7 @@ synced: PartitionedTable[int] = PartitionedTable(new_table(app, settings, "synce
 # under the booking's own event like `bookings`, so it lives in the booking's partition.
 due_index = DueIndex(
     PartitionedTable(new_table(app, settings, "due", value_type=bytes)),
-    app,
+    ownership,
     settings.topics.events,
 )
 

@@ -37,10 +37,10 @@ async def complete_ended_bookings(now: datetime | None = None) -> int:
     sweep = Sweep()
     sent = 0
     async for due in due_index.due("completion", epoch_ms(now - grace), sweep):
-        raw = bookings.get(due.entry.booking, under=due.anchor)
+        raw = bookings.under(due.anchor).get(due.entry.booking)
         state = None if raw is None or is_marker(raw) else BookingState.from_bytes(raw)
         if state is None or due.key not in standing_entries(state):
-            due_index.remove(due.key, under=due.anchor)  # stale: the booking moved on
+            due_index.drop(due)  # stale: the booking moved on
             continue
         if not state.view.completion_due(now, grace):
             continue  # the end + grace of the index is ms-rounded: due next sweep

@@ -4,7 +4,15 @@ Co-partitioned with `bookings` (an entry is written under its booking's own even
 it lives in the booking's partition and its changelog partition): it moves with the
 partition to another worker and survives restarts like any table. The fold writes the
 completion and retention entries and adds reconcile entries; the timers remove what
-they have dealt with, writing under a `PartitionAnchor` of the entry's partition.
+they have dealt with, writing under a `PartitionAnchor` of the entry's partition::
+
+    due_index.under(event).apply(entry_changes(before, state))   # the fold
+    async for due in due_index.due("retention", until_ms, sweep):  # a timer
+        ...
+        due_index.drop(due)                                      # dealt with
+
+A sweep yields only entries of partitions this worker holds (`Ownership.holds`), asked
+again per entry since the sweep gives the loop a turn between slices.
 
 A due slice is read lazily: on RocksDB each active partition's store is sorted by key,
 so the slice is an iterator from `slice_start(kind)` that stops at the first key past
@@ -31,7 +39,9 @@ from streams.core.due_index import (
     slice_end,
     slice_start,
 )
-from streams.worker.table_partition import PartitionAnchor, PartitionedTable
+from streams.runtime.ownership import Ownership
+from streams.runtime.stores import partition_dbs
+from streams.runtime.tables import PartitionAnchor, PartitionedTable, Rows
 from streams.worker.table_scan import Sweep
 
 
@@ -43,44 +53,49 @@ class Due(NamedTuple):
     anchor: EventT[Any]
 
 
-class DueIndex:
-    def __init__(self, table: PartitionedTable[bytes], app: Any, source_topic: str) -> None:
-        self.table = table
-        self._app = app
-        self._source_topic = source_topic
-        self._assignment_seen: object = None
-        self._actives: Set[TP] = set()
+class DueRows:
+    """The due index in the partition of one event (a booking's, or a `PartitionAnchor`)."""
 
-    def apply(self, changes: IndexChanges, *, under: EventT[Any]) -> None:
-        """A fold's changes to a booking's standing entries, under its event."""
+    def __init__(self, rows: Rows[bytes]) -> None:
+        self._rows = rows
+
+    def apply(self, changes: IndexChanges) -> None:
+        """A fold's changes to the booking's standing entries."""
         for key in changes.remove:
-            self.table.delete(key, under=under)
+            self._rows.delete(key)
         for key in changes.add:
-            self.add(key, under=under)
+            self.add(key)
 
-    def add(self, key: bytes, *, under: EventT[Any], resent: int = 0, version: int = 0) -> None:
-        value = entry_value(under.message.partition, resent, version)
-        self.table.set(key, value, under=under)
+    def add(self, key: bytes, *, resent: int = 0, version: int = 0) -> None:
+        value = entry_value(self._rows.event.message.partition, resent, version)
+        self._rows.set(key, value)
 
-    def remove(self, key: bytes, *, under: EventT[Any]) -> None:
-        self.table.delete(key, under=under)
+    def remove(self, key: bytes) -> None:
+        self._rows.delete(key)
+
+
+class DueIndex:
+    def __init__(
+        self, table: PartitionedTable[bytes], ownership: Ownership, source_topic: str
+    ) -> None:
+        self.table = table
+        self._ownership = ownership
+        self._source_topic = source_topic
+
+    def under(self, event: EventT[Any]) -> DueRows:
+        """The index in `event`'s partition."""
+        return DueRows(self.table.under(event))
+
+    def drop(self, due: Due) -> None:
+        """Remove an entry a sweep has dealt with (or found stale)."""
+        self.under(due.anchor).remove(due.key)
 
     def anchor(self, partition: int) -> EventT[Any]:
         return PartitionAnchor(self._source_topic, partition).event()
 
     def owns(self, partition: int) -> bool:
         """Whether this worker still holds `partition` (a sweep awaits between slices)."""
-        return TP(self._changelog_topic(), partition) in self._assigned_actives()
-
-    def _assigned_actives(self) -> Set[TP]:
-        # Asked once per entry: the assignor builds a new set at each call, so keep it
-        # until its assignment object is replaced (Faust assigns a new one per rebalance).
-        assignor = self._app.assignor
-        assignment = getattr(assignor, "_assignment", None)
-        if assignment is None or assignment is not self._assignment_seen:
-            self._actives = assignor.assigned_actives()
-            self._assignment_seen = assignment
-        return self._actives
+        return self._ownership.holds(TP(self._changelog_topic(), partition))
 
     async def due(
         self, kind: Kind, until_ms: int, sweep: Sweep, *, stopped: set[int] | None = None
@@ -104,11 +119,12 @@ class DueIndex:
     def _due_items(
         self, kind: Kind, until_ms: int, stopped: Set[int]
     ) -> Iterator[tuple[bytes, bytes]]:
-        store = self.table.faust_table.data
-        dbs = getattr(store, "_dbs", None)
+        dbs = partition_dbs(self.table.faust_table.data)
         start, end = slice_start(kind), slice_end(kind, until_ms)
         if dbs is None:  # the memory store: one unsorted dict
-            due = sorted((k, v) for k, v in self.table.items() if is_due(k, kind, until_ms))
+            due = sorted(
+                (k, v) for k, v in self.table.under(None).items() if is_due(k, kind, until_ms)
+            )
             yield from due
             return
         for partition in sorted(dbs):

@@ -25,6 +25,7 @@ from streams.core.due_index import entry_changes, entry_key, reconcile_action
 from streams.core.fold import BookingState, fold
 from streams.core.projection import Projection, project
 from streams.core.retention import EXPIRED_CODE, is_marker, read_marker
+from streams.runtime.batches import AdaptiveStream
 from streams.worker import headers, metrics
 from streams.worker.app import (
     app,
@@ -38,7 +39,7 @@ from streams.worker.app import (
     sink_progress,
     synced,
 )
-from streams.worker.batching import AdaptiveStream, BatchPolicy
+from streams.worker.batching import BatchPolicy
 from streams.worker.dead_letter import send_to_dead_letter
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,10 @@ async def fold_booking(
     items: list[tuple[EventT[bytes], Any]],
     outcomes: Counter[str],
 ) -> None:
+    # The booking's rows live in its partition: read and written under its newest event.
     latest = items[-1][0]
-    stored = bookings.get(key, under=latest)
+    rows = bookings.under(latest)
+    stored = rows.get(key)
     if stored is not None and is_marker(stored):
         await dead_letter_expired(items, stored)
         outcomes[EXPIRED_CODE] += len(items)
@@ -116,10 +119,10 @@ async def fold_booking(
             )
     assert state is not None  # at least one event was folded
     if changed:
-        bookings.set(key, state.to_bytes(), under=latest)
+        rows.set(key, state.to_bytes())
         # The timers' entries (streams/core/due_index.py): a new end time moves the
         # completion entry, a terminal phase swaps it for a retention entry.
-        due_index.apply(entry_changes(before, state), under=latest)
+        due_index.under(latest).apply(entry_changes(before, state))
     # Unchanged (only copies of events folded already): nothing new to send, unless this
     # is a redelivery whose projection never left (resend_on_redelivery).
     send = changed or resend_on_redelivery(key, state, latest)
@@ -127,10 +130,8 @@ async def fold_booking(
     if projection is not None:
         newest = max(event.message.timestamp for event, _ in items)
         # Checked by the reconcile timer once it is due: is Salesforce still behind?
-        due_index.add(
-            entry_key("reconcile", int(time.time() * 1000), key),
-            under=latest,
-            version=projection.version,
+        due_index.under(latest).add(
+            entry_key("reconcile", int(time.time() * 1000), key), version=projection.version
         )
         await send_projection(key, projection, event_timestamp=newest)
 
@@ -151,7 +152,7 @@ def resend_on_redelivery(key: bytes, state: BookingState, latest: EventT[bytes])
     return (
         reconcile_action(
             version,
-            synced.get(key, under=latest) or 0,
+            synced.under(latest).get(key) or 0,
             in_flight=sink_progress.in_flight(key, version, latest.message.partition),
             resent=0,
         )

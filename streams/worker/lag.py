@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from streams.runtime.consumers import next_offset
 from streams.worker import metrics
 from streams.worker.app import app, settings
 
@@ -32,7 +33,7 @@ def partition_lags(consumer: Any) -> dict[tuple[str, int], int]:
         highwater = consumer.highwater(tp)
         if highwater is None:
             continue  # nothing fetched yet
-        committed = consumer._committed_offset.get(tp)  # next offset to process
+        committed = next_offset(consumer, tp)  # the next offset to process
         lags[(tp.topic, tp.partition)] = max(0, highwater - (committed or 0))
     return lags
 

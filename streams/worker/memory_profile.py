@@ -36,6 +36,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from streams.runtime.stores import key_index_entries, partition_dbs
 from streams.worker import rocksdb_store
 from streams.worker.app import app, settings, sink_progress
 from streams.worker.rocksdb_store import BudgetedOptions
@@ -197,7 +198,7 @@ def traced_memory(top: int) -> dict[str, Any]:
 
 def store_memory(store: Any) -> dict[str, float]:
     """One table's RocksDB stores (one per partition held): RocksDB's own figures, MB."""
-    dbs = getattr(store, "_dbs", None)
+    dbs = partition_dbs(store)
     if dbs is None:  # memory://: the table is a dict, traced by tracemalloc
         return {"stores": 0, "rows_in_memory": len(store) if hasattr(store, "__len__") else 0}
     properties = dict(ROCKSDB_PROPERTIES)
@@ -213,7 +214,7 @@ def store_memory(store: Any) -> dict[str, float]:
                 continue
     figures: dict[str, float] = {key: _mb(value) for key, value in totals.items()}
     figures["stores"] = len(dbs)
-    figures["key_index_entries"] = len(getattr(store, "_key_index", ()))
+    figures["key_index_entries"] = key_index_entries(store)
     figures["key_index_limit"] = getattr(store, "key_index_size", 0)
     return figures
 

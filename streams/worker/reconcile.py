@@ -43,11 +43,11 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
     waiting: set[int] = set()
     async for due in due_index.due("reconcile", until, sweep, stopped=waiting):
         key = due.entry.booking
-        synced_value = synced.get(key, under=due.anchor) or 0
+        synced_value = synced.under(due.anchor).get(key) or 0
         if settled(due.value, synced_value):  # the common case: no need to read the booking
-            due_index.remove(due.key, under=due.anchor)
+            due_index.drop(due)
             continue
-        raw = bookings.get(key, under=due.anchor)
+        raw = bookings.under(due.anchor).get(key)
         version = None if raw is None or is_marker(raw) else BookingState.version_of(raw)
         action = reconcile_action(
             version,
@@ -59,7 +59,7 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
         if action == "wait":
             waiting.add(due.value.partition)
             continue
-        due_index.remove(due.key, under=due.anchor)
+        due_index.drop(due)
         if action == "give-up":
             log.warning("reconcile: %r still behind after a re-send; left to its next change", key)
         if action != "resend" or raw is None:
@@ -69,8 +69,8 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
         if projection is None:
             continue
         assert version is not None
-        due_index.add(
-            entry_key("reconcile", now_ms, key), under=due.anchor, resent=version, version=version
+        due_index.under(due.anchor).add(
+            entry_key("reconcile", now_ms, key), resent=version, version=version
         )
         await send_projection(key, projection)
         resent += 1

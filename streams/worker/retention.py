@@ -32,20 +32,21 @@ async def expire_old_bookings(now: datetime | None = None) -> int:
     expired = 0
     async for due in due_index.due("retention", epoch_ms(now - retention), sweep):
         key = due.entry.booking
-        raw = bookings.get(key, under=due.anchor)
+        rows = bookings.under(due.anchor)
+        raw = rows.get(key)
         state = None if raw is None or is_marker(raw) else BookingState.from_bytes(raw)
         if state is None or due.key not in standing_entries(state):
-            due_index.remove(due.key, under=due.anchor)  # stale: the booking moved on
+            due_index.drop(due)  # stale: the booking moved on
             continue
         # Up to date: Salesforce handled its last version, or it has no Event at all.
         up_to_date = (
-            handled_version(synced.get(key, under=due.anchor) or 0) >= state.version
+            handled_version(synced.under(due.anchor).get(key) or 0) >= state.version
             or project(state, MAPPING) is None
         )
         if not may_expire(state, now, retention, synced=up_to_date):
             continue  # not synced yet: looked at again next sweep
-        bookings.set(key, marker(state), under=due.anchor)
-        due_index.remove(due.key, under=due.anchor)
+        rows.set(key, marker(state))
+        due_index.drop(due)
         expired += 1
     metrics.record_sweep("retention", sweep.items, sweep.cpu_s, sweep.longest_slice_s)
     if expired:

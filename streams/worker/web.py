@@ -110,7 +110,8 @@ class BookingPage(View):
     @app.table_route(table=bookings.faust_table, match_info="booking_id")  # type: ignore[arg-type]
     async def get(self, request: Request, booking_id: str) -> Response:
         key = booking_id.encode()
-        raw = bookings.get(key, under=None)
+        # A web view is outside any stream: the row is in whichever held partition has it.
+        raw = bookings.under(None).get(key)
         if raw is None:
             return self.json({"error": f"unknown booking {booking_id!r}"}, status=404)
         if is_marker(raw):  # retention dropped its state (streams/core/retention.py)
@@ -124,7 +125,7 @@ class BookingPage(View):
                 status=410,
             )
         state = BookingState.from_bytes(raw)
-        return self.json(booking_report(state, synced.get(key, under=None) or 0, MAPPING))
+        return self.json(booking_report(state, synced.under(None).get(key) or 0, MAPPING))
 
 
 @app.page("/metrics/")

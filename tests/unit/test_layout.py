@@ -17,12 +17,26 @@ ALLOWED: dict[str, set[str]] = {
     "schemas": {"schemas"},
     "streams.core": CORE,
     "streams.salesforce": {"streams.salesforce"},
-    "streams.transport": {"streams.transport"},
-    "streams.worker": CORE | {"streams.worker", "streams.salesforce", "streams.transport"},
+    "streams.runtime": {"streams.runtime"},
+    "streams.transport": {"streams.transport", "streams.runtime"},
+    "streams.worker": CORE
+    | {"streams.worker", "streams.salesforce", "streams.transport", "streams.runtime"},
     "streams.commands": CORE
-    | {"streams.commands", "streams.worker", "streams.salesforce", "streams.transport"},
+    | {
+        "streams.commands",
+        "streams.worker",
+        "streams.salesforce",
+        "streams.transport",
+        "streams.runtime",
+    },
     "streams.cli": CORE
-    | {"streams.commands", "streams.worker", "streams.salesforce", "streams.transport"},
+    | {
+        "streams.commands",
+        "streams.worker",
+        "streams.salesforce",
+        "streams.transport",
+        "streams.runtime",
+    },
     "streams.__main__": {"streams.cli"},
     "streams": set(),
 }

@@ -14,8 +14,9 @@ import rocksdict
 from faust.types import TP
 
 from streams.core.due_index import entry_key, entry_value
+from streams.runtime.ownership import Ownership
+from streams.runtime.tables import PartitionedTable
 from streams.worker.due_table import DueIndex
-from streams.worker.table_partition import PartitionedTable
 from streams.worker.table_scan import Sweep
 
 CHANGELOG = "app-due-changelog"
@@ -55,7 +56,8 @@ def stores(tmp_path: Path) -> Iterator[dict[int, Any]]:
 
 def index(dbs: dict[int, Any], assignor: Assignor) -> DueIndex:
     faust_table = SimpleNamespace(data=SimpleNamespace(_dbs=dbs), changelog_topic_name=CHANGELOG)
-    return DueIndex(PartitionedTable(faust_table), SimpleNamespace(assignor=assignor), "events")
+    ownership = Ownership(SimpleNamespace(assignor=assignor))
+    return DueIndex(PartitionedTable(faust_table), ownership, "events")
 
 
 async def bookings_due(

@@ -1,4 +1,4 @@
-"""Rows read and written under their booking's partition (streams/worker/table_partition.py)."""
+"""Rows read and written under their booking's partition (streams/runtime/tables.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from faust.streams import current_event
 
-from streams.worker.table_partition import (
+from streams.runtime.tables import (
     OutsideStreamError,
     PartitionAnchor,
     PartitionedTable,
@@ -68,10 +68,11 @@ def test_each_row_is_written_and_read_under_its_own_event_whatever_is_current() 
     table: PartitionedTable[int] = PartitionedTable(store)
     a, b = Event(0), Event(3)
     with current(b):  # a batch whose current event is of another partition
-        table.set(b"a", 1, under=a)
-        table.set(b"b", 2, under=b)
-        assert table.get(b"a", under=a) == 1
-        assert table.get(b"b", under=b) == 2
+        rows_a, rows_b = table.under(a), table.under(b)
+        rows_a.set(b"a", 1)
+        rows_b.set(b"b", 2)
+        assert rows_a.get(b"a") == 1
+        assert rows_b.get(b"b") == 2
         assert store.get(b"a") is None  # the partition-blind read misses it
     assert store.partitions == {0: {b"a": 1}, 3: {b"b": 2}}
     assert current_event() is None  # restored
@@ -80,17 +81,17 @@ def test_each_row_is_written_and_read_under_its_own_event_whatever_is_current() 
 def test_outside_a_stream_reads_search_every_partition() -> None:
     store = PartitionStore()
     table: PartitionedTable[int] = PartitionedTable(store)
-    table.set(b"a", 1, under=Event(2))
-    assert table.get(b"a", under=None) == 1
-    assert list(table.items()) == [(b"a", 1)]
+    table.under(Event(2)).set(b"a", 1)
+    assert table.under(None).get(b"a") == 1
+    assert list(table.under(None).items()) == [(b"a", 1)]
 
 
 def test_a_partition_blind_read_inside_a_stream_is_refused() -> None:
     table: PartitionedTable[int] = PartitionedTable(PartitionStore())
     with current(Event(1)), pytest.raises(OutsideStreamError):
-        table.get(b"a", under=None)
+        table.under(None).get(b"a")
     with current(Event(1)), pytest.raises(OutsideStreamError):
-        table.items()
+        table.under(None).items()
 
 
 def test_a_timer_writes_and_deletes_under_a_partition_anchor() -> None:
@@ -98,9 +99,40 @@ def test_a_timer_writes_and_deletes_under_a_partition_anchor() -> None:
     table: PartitionedTable[int] = PartitionedTable(store)
     anchor = PartitionAnchor("booking-events", 2).event()
     assert (anchor.message.topic, anchor.message.partition) == ("booking-events", 2)
-    table.set(b"a", 1, under=anchor)
+    rows = table.under(anchor)
+    rows.set(b"a", 1)
     assert store.partitions == {2: {b"a": 1}}
-    table.delete(b"a", under=anchor)
-    table.delete(b"never-there", under=anchor)  # a missing row is no error
+    rows.delete(b"a")
+    rows.delete(b"never-there")  # a missing row is no error
     assert store.partitions == {2: {}}
+    assert current_event() is None
+
+
+def test_the_keyword_form_is_the_same_access_one_call_at_a_time() -> None:
+    store = PartitionStore()
+    table: PartitionedTable[int] = PartitionedTable(store)
+    a, b = Event(0), Event(3)
+    with current(b):
+        table.set(b"a", 1, under=a)
+        assert table.get(b"a", under=a) == 1
+        assert table.get(b"a", under=b) is None
+        table.delete(b"a", under=a)
+    assert store.partitions == {0: {}}
+    table.set(b"b", 2, under=b)
+    assert table.get(b"b", under=None) == 2
+    assert list(table.items()) == [(b"b", 2)]
+
+
+def test_no_event_stays_current_between_calls() -> None:
+    """A view sets its event per call only: a stream's own current event is untouched
+    after each access, so nothing is held across an await."""
+    table: PartitionedTable[int] = PartitionedTable(PartitionStore())
+    batch_event = Event(1)
+    with current(batch_event):
+        rows = table.under(Event(2))
+        rows.set(b"a", 1)
+        seen = current_event()
+        assert seen is not None
+        assert seen.message.partition == 1
+        assert rows.get(b"a") == 1
     assert current_event() is None
