@@ -4,7 +4,9 @@ map that names every module of the tree."""
 from __future__ import annotations
 
 import ast
+import importlib
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -145,6 +147,198 @@ def test_the_scan_leaves_out_the_transport_only() -> None:
     assert not [path for path in scanned if TRANSPORT in path.parents]
     # The transport does name it: the exclusion, not the scanner, keeps it green.
     assert broker_kind_mentions((TRANSPORT / "connection.py").read_text())
+
+
+# Only streams/runtime/ (the door) and streams/transport/ (the broker adapter, whose
+# subclasses override private methods of Faust's driver) touch a private name of Faust,
+# mode or aiokafka (docs/architecture.md, "The door to the framework's internals").
+# A private name is one those libraries' own sources define or use with a leading
+# underscore: an import of one, `obj._name` on anything but self/cls, `super()._name`,
+# `getattr(obj, "_name")`, and `self._name` in a subclass of one of their classes that
+# the class does not set itself. A project class's own `self._x` is not theirs.
+FRAMEWORKS = ("faust", "mode", "aiokafka")
+DOOR = (REPO / "streams" / "runtime", TRANSPORT)
+# namedtuple's public API: underscored only to stay clear of field names.
+NAMEDTUPLE_API = {"_asdict", "_replace", "_fields", "_make", "_field_defaults"}
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.endswith("__") and name not in NAMEDTUPLE_API
+
+
+@cache
+def framework_private_names() -> frozenset[str]:
+    """Every private name the installed Faust, mode and aiokafka define or use."""
+    names: set[str] = set()
+    for package in FRAMEWORKS:
+        init = importlib.import_module(package).__file__
+        assert init is not None
+        for path in Path(init).parent.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(errors="replace"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    name = node.name
+                elif isinstance(node, ast.Attribute):
+                    name = node.attr
+                elif isinstance(node, ast.Name):
+                    name = node.id
+                elif isinstance(node, ast.alias):
+                    name = node.asname or node.name
+                else:
+                    continue
+                if is_private(name):
+                    names.add(name)
+    return frozenset(names)
+
+
+def framework_bindings(tree: ast.Module) -> set[str]:
+    """The names a module binds to Faust, mode or aiokafka (`import faust`,
+    `from faust.stores import rocksdb as faust_rocksdb`, `from mode import Service`)."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            bound |= {
+                (alias.asname or alias.name).split(".")[0]
+                for alias in node.names
+                if alias.name.split(".")[0] in FRAMEWORKS
+            }
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in FRAMEWORKS:
+            bound |= {alias.asname or alias.name for alias in node.names}
+    return bound
+
+
+def root_name(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def own_names(cls: ast.ClassDef) -> set[str]:
+    """What a class defines itself: its methods and attributes, `self._x = ...`."""
+    names = {
+        node.name
+        for node in cls.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    for node in ast.walk(cls):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Name):
+                names.add(target.id)
+            elif isinstance(target, ast.Attribute) and root_name(target) in ("self", "cls"):
+                names.add(target.attr)
+    return names
+
+
+def framework_private_uses(source: str) -> list[tuple[int, str]]:
+    """(line, name) of each use of a private Faust/mode/aiokafka name in `source`."""
+    tree = ast.parse(source)
+    private = framework_private_names()
+    bound = framework_bindings(tree)
+    found: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST, inherited: set[str] | None) -> None:
+        # `inherited`: inside a subclass of a framework class, the names it does not
+        # define itself (reached on self/cls they are the framework's).
+        if isinstance(node, ast.ClassDef):
+            framework_base = any(root_name(base) in bound for base in node.bases)
+            inherited = (private - own_names(node)) if framework_base else None
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in FRAMEWORKS:
+            parts = (node.module or "").split(".") + [alias.name for alias in node.names]
+            found.extend((node.lineno, name) for name in parts if is_private(name))
+        elif isinstance(node, ast.Import):
+            found.extend(
+                (node.lineno, part)
+                for alias in node.names
+                if alias.name.split(".")[0] in FRAMEWORKS
+                for part in alias.name.split(".")
+                if is_private(part)
+            )
+        elif isinstance(node, ast.Attribute) and node.attr in private:
+            owner = node.value
+            is_super = (
+                isinstance(owner, ast.Call)
+                and isinstance(owner.func, ast.Name)
+                and owner.func.id == "super"
+            )
+            on_self = isinstance(owner, ast.Name) and owner.id in ("self", "cls")
+            if is_super or not on_self or (inherited is not None and node.attr in inherited):
+                found.append((node.lineno, node.attr))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr", "setattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in private
+        ):
+            found.append((node.lineno, str(node.args[1].value)))
+        for child in ast.iter_child_nodes(node):
+            visit(child, inherited)
+
+    visit(tree, None)
+    return sorted(set(found))
+
+
+def outside_the_door() -> list[Path]:
+    return [path for path in modules("streams") if not any(door in path.parents for door in DOOR)]
+
+
+@pytest.mark.parametrize("path", outside_the_door(), ids=module_name)
+def test_only_the_door_touches_framework_internals(path: Path) -> None:
+    where = path.relative_to(REPO)
+    found = [f"{where}:{line} {name}" for line, name in framework_private_uses(path.read_text())]
+    assert found == [], (
+        "a private Faust/mode/aiokafka name outside streams/runtime/ and streams/transport/ "
+        f"(give streams/runtime/ a public function for it): {', '.join(found)}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("from faust.streams import _current_event\n", [(1, "_current_event")]),
+        ("from faust.streams import current_event\n", []),
+        ("committed = consumer._committed_offset.get(tp)\n", [(1, "_committed_offset")]),
+        ("dbs = getattr(store, '_dbs', None)\n", [(1, "_dbs")]),
+        ("a = app.assignor._assignment\n", [(1, "_assignment")]),
+        ("await client._client.force_metadata_update()\n", [(1, "_client")]),
+        ("x = super()._getmany(tps)\n", [(1, "_getmany")]),
+        ("fields = state._asdict()\n", []),  # namedtuple's public API
+        ("seed = state._seed\n", []),  # not a framework name
+        # A project class's own private attributes, even where Faust uses the same name.
+        (
+            "class Sink:\n    def __init__(self):\n        self._client = None\n"
+            "    def go(self):\n        return self._client\n",
+            [],
+        ),
+        # A subclass of a framework class reaching what it inherits.
+        (
+            "import faust\nclass S(faust.Stream):\n    def go(self):\n"
+            "        self._processors.remove(1)\n",
+            [(4, "_processors")],
+        ),
+        (
+            "from faust import Stream\nclass S(Stream):\n    def go(self):\n"
+            "        self._client = 1\n        return self._client\n",
+            [],
+        ),
+    ],
+)
+def test_a_framework_private_name_is_found(source: str, found: list[tuple[int, str]]) -> None:
+    assert framework_private_uses(source) == found
+
+
+def test_the_door_is_left_out_and_does_use_the_internals() -> None:
+    scanned = outside_the_door()
+    assert REPO / "streams" / "worker" / "due_table.py" in scanned
+    assert not [path for path in scanned if any(door in path.parents for door in DOOR)]
+    # The door does use them: the exclusion, not the scanner, keeps it green.
+    tables = (REPO / "streams" / "runtime" / "tables.py").read_text()
+    assert "_current_event" in {name for _, name in framework_private_uses(tables)}
 
 
 def mapped_modules() -> set[str]:
