@@ -36,8 +36,11 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
+# Two pytest processes (pytest-xdist), each with its own Kafka node: the integration
+# tests mostly wait on their worker processes, so two at a time fill the 2 cores.
+TEST_PROCESSES ?= 2
 test: lint types
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_PROCESSES)
 
 bench-fold: $(STAMP)
 	$(BIN)/python -m bench.fold_bench

@@ -105,6 +105,21 @@ def pytest_terminal_summary(terminalreporter: _Any) -> None:
         terminalreporter.write_line(line)
 
 
+# `make test` runs the suite in two pytest-xdist processes, each with its own Kafka node
+# (a session fixture lives in its process). A process hands its broker line to the one
+# that prints the summary.
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    handed = getattr(session.config, "workeroutput", None)
+    if handed is not None:
+        handed["broker_ran"] = list(BROKER_RAN)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: _Any, error: _Any) -> None:
+    ran = getattr(node, "workeroutput", {}).get("broker_ran", [])
+    BROKER_RAN.extend(f"[{node.gateway.id}] {line}" for line in ran)
+
+
 @pytest.fixture(scope="session")
 def kafka_cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
