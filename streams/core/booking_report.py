@@ -7,7 +7,7 @@ from typing import Any
 
 from streams.core.fold import BookingState, from_epoch_us
 from streams.core.projection import FieldMapping, project
-from streams.core.sync_gaps import fallbacks_taken, handled_version, is_rejected, was_fenced
+from streams.core.synced import decode
 
 
 def _jsonable(value: Any) -> Any:
@@ -23,9 +23,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def booking_report(state: BookingState, synced: int, mapping: FieldMapping) -> dict[str, Any]:
-    """`synced`: the booking's `synced` table value (see `streams.core.sync_gaps`)."""
+    """`synced`: the booking's `synced` table value (see `streams.core.synced`)."""
     view = state.view
     projection = project(state, mapping)
+    handled = decode(synced)
     view_fields = {name: _jsonable(value) for name, value in view._asdict().items()}
     return {
         "booking_id": state.booking_id,
@@ -45,12 +46,12 @@ def booking_report(state: BookingState, synced: int, mapping: FieldMapping) -> d
         if projection is None
         else {"version": projection.version, "fields": projection.fields},
         "sync": {
-            "synced_version": handled_version(synced),
-            "rejected": is_rejected(synced),
-            "in_sync": projection is None or handled_version(synced) >= projection.version,
+            "synced_version": handled.version,
+            "rejected": handled.rejected,
+            "in_sync": projection is None or handled.version >= projection.version,
             # Fallbacks the sink took to write that version (rejections that heal).
-            "fallbacks": list(fallbacks_taken(synced)),
+            "fallbacks": list(handled.fallbacks),
             # The version fence refused that version: Salesforce already had a newer one.
-            "fenced": was_fenced(synced),
+            "fenced": handled.fenced,
         },
     }

@@ -35,7 +35,7 @@ from typing import Literal, NamedTuple
 
 from streams.core.fold import BookingState, to_epoch_us
 from streams.core.retention import TERMINAL_PHASES
-from streams.core.sync_gaps import handled_version
+from streams.core.synced import handled_version
 from streams.core.view import REASSIGNABLE_PHASES
 
 Kind = Literal["completion", "reconcile", "retention"]
@@ -142,7 +142,7 @@ def reconcile_action(
     version: int | None, synced: int, *, in_flight: bool, resent: int
 ) -> ReconcileAction:
     """What the reconcile sweep does with a due reconcile entry (see
-    `streams.core.sync_gaps` for why projections can stay behind).
+    streams/worker/reconcile.py for why projections can stay behind).
 
     version: the booking's state version (None: no state, or expired); synced: its
     `synced` value; in_flight: this worker's sink has not read that projection yet;

@@ -10,7 +10,7 @@ rejected, which `synced` records) and is re-sent.
 
 Entries are dropped once the sink has read past them, so the map holds only what is in
 flight. A worker that just started has no entries: its sweep falls back to the
-two-sweeps rule of streams/core/sync_gaps.py.
+two-sweeps rule of streams/worker/reconcile.py.
 
 Bounded (`max_entries`, ACTIVITY_SYNC_SINK_PROGRESS_MAX_ENTRIES): in a backfill the fold
 runs far ahead of the sink, and one entry per booking would grow with the backlog. Past

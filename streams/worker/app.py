@@ -115,7 +115,7 @@ bookings: PartitionedTable[bytes] = PartitionedTable(
     new_table(app, settings, "bookings", value_type=bytes)
 )
 # booking id (bytes) -> last projection version handled by the sink (JSON int; negative:
-# rejected by Salesforce, see streams/core/sync_gaps.py).
+# rejected by Salesforce, see streams/core/synced.py).
 synced: PartitionedTable[int] = PartitionedTable(new_table(app, settings, "synced"))
 
 # The due index (streams/core/due_index.py): `kind|time|booking id` -> partition, written

@@ -1,5 +1,16 @@
-"""The reconcile timer: re-send projections that Salesforce stays behind (see
-`streams.core.sync_gaps` for why and when). Runs on every worker over its own partitions.
+"""The reconcile timer: re-send projections that Salesforce stays behind. Runs on every
+worker over its own partitions.
+
+Every projection normally reaches the sink once. A few paths can still lose one: a
+worker killed between writing the `bookings` changelog and sending the projection (its
+events are read again by the partition's next owner, which re-sends the projection
+then: `streams.worker.ingest.resend_on_redelivery`; this timer is the backstop), or
+Faust acknowledging a record the sink's batch had not yet taken when a worker stops.
+The timer compares, per booking the fold changed, the version the fold has reached with
+the version the sink has handled (`synced`, streams/core/synced.py), and re-sends a
+projection that stayed behind for two sweep intervals: in-flight work catches up
+meanwhile and is left alone. Each (booking, version) is re-sent at most once, so an
+outage does not flood the topic.
 
 The fold adds a reconcile entry to the due index for each projection it sends; a sweep
 reads only the entries older than two sweep intervals (the time in-flight work needs to

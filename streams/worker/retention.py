@@ -15,7 +15,7 @@ from streams.core.due_index import epoch_ms, standing_entries
 from streams.core.fold import BookingState
 from streams.core.projection import project
 from streams.core.retention import is_marker, marker, may_expire
-from streams.core.sync_gaps import handled_version
+from streams.core.synced import handled_version
 from streams.worker import metrics
 from streams.worker.app import app, bookings, due_index, settings, synced
 from streams.worker.ingest import MAPPING

@@ -112,7 +112,7 @@ class Settings(SettingsWithSecretFiles):
     completion_check_interval: float = Field(default=30.0, gt=0)
 
     # Every this many seconds each worker re-sends projections that Salesforce has stayed
-    # behind for two sweeps (a projection lost to a crash; see streams/core/sync_gaps.py).
+    # behind for two sweeps (a projection lost to a crash; see streams/worker/reconcile.py).
     reconcile_interval: float = Field(default=60.0, gt=0)
 
     # A terminal booking (Completed, Canceled, No-show) that Salesforce is up to date on

@@ -33,7 +33,7 @@ from faust.types import EventT
 
 from streams.core.projection import Projection, complete_related
 from streams.core.sink_plan import Candidate, plan_writes
-from streams.core.sync_gaps import encode_synced, fallbacks_taken, handled_version
+from streams.core.synced import encode_synced, fallbacks_taken, handled_version
 from streams.salesforce import SalesforceClient
 from streams.salesforce.healing import Fallback
 from streams.salesforce.writer import EventWriter

@@ -23,7 +23,7 @@ from streams.commands.status import (
 )
 from streams.core.booking_report import booking_report
 from streams.core.projection import PRESETS
-from streams.core.sync_gaps import encode_synced
+from streams.core.synced import encode_synced
 from streams.salesforce.settings import SalesforceSettings
 from tests.factories import fold_dicts, requested, rescheduled, scheduled
 

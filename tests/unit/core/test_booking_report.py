@@ -7,7 +7,7 @@ import json
 from streams.commands.status import SalesforceCheck, booking_url, render_report
 from streams.core.booking_report import booking_report
 from streams.core.projection import PRESETS
-from streams.core.sync_gaps import encode_synced
+from streams.core.synced import encode_synced
 from tests.factories import (
     ALICE,
     BOB,

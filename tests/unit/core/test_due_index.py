@@ -8,7 +8,7 @@ import pytest
 
 from streams.core import due_index as d
 from streams.core.fold import MAX_EVENTS_PER_BOOKING, BookingState
-from streams.core.sync_gaps import encode_synced
+from streams.core.synced import encode_synced
 from tests import factories as f
 
 BOOKING = f.BOOKING_ID.encode()

@@ -13,7 +13,7 @@ from streams.core.due_index import parse_key
 from streams.core.projection import Projection
 from streams.core.retention import marker
 from streams.core.sink_progress import SinkProgress
-from streams.core.sync_gaps import encode_synced
+from streams.core.synced import encode_synced
 from streams.worker import ingest, metrics
 from tests import factories as f
 

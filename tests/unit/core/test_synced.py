@@ -1,9 +1,13 @@
+"""The `synced` table's value (streams/core/synced.py): what it encodes and decodes."""
+
 from __future__ import annotations
 
 import pytest
 
-from streams.core.sync_gaps import (
+from streams.core.synced import (
     FALLBACK_KINDS,
+    SyncedValue,
+    decode,
     encode_synced,
     fallbacks_taken,
     handled_version,
@@ -99,3 +103,24 @@ def test_a_fence_refusal_decodes_apart_from_the_version_and_the_fallbacks(
     assert not was_fenced(encode_synced(3, fallbacks=fallbacks))
     assert [was_fenced(old) for old in (3, -3, 0)] == [False] * 3  # rows written before it
     assert value < 2**53  # exact in any JSON reader of the changelog
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        SyncedValue(1),
+        SyncedValue(7, rejected=True),
+        SyncedValue(2**32 - 1, fallbacks=("owner-fallback", "what-dropped")),
+        SyncedValue(4, fenced=True, fallbacks=FALLBACK_KINDS),
+        SyncedValue(9, rejected=True, fenced=True, fallbacks=("who-dropped",)),
+    ],
+)
+def test_a_synced_record_round_trips_through_the_int(value: SyncedValue) -> None:
+    assert decode(value.encode()) == value
+    assert value.encode() == encode_synced(
+        value.version, rejected=value.rejected, fallbacks=value.fallbacks, fenced=value.fenced
+    )
+
+
+def test_no_row_decodes_as_nothing_handled() -> None:
+    assert decode(0) == SyncedValue(0)

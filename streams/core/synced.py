@@ -1,31 +1,27 @@
-"""Why projections are re-sent, and the `synced` value rule. Pure.
+"""The `synced` table's value: what the sink is done with for a booking. Pure.
 
-Every projection normally reaches the sink once. A few paths can still lose one: a
-worker killed between writing the `bookings` changelog and sending the projection (its
-events are read again by the partition's next owner, which re-sends the projection then:
-`streams.worker.ingest.resend_on_redelivery`; this timer is the backstop), or Faust
-acknowledging a record the sink's batch had not yet taken when a worker stops.
-The reconcile timer compares, per booking the fold changed, the version the fold has
-reached with the version the sink has handled (`synced`), and re-sends a projection that
-stayed behind for two sweep intervals: in-flight work catches up meanwhile and is left
-alone. Each (booking, version) is re-sent at most once, so an outage does not flood the
-topic. The decision per booking is `streams.core.due_index.reconcile_action`.
+One int per booking (JSON in the changelog), bit-packed:
+- bits 0-31: the projection version the sink has handled; no row reads as 0, nothing
+  handled yet (versions start at 1);
+- the sign: negative when Salesforce rejected that version (the record went to
+  activity-projections.dlq), positive when Salesforce wrote it;
+- bits 32 and up: one bit per fallback the sink took to write that version
+  (rejections that heal, streams/salesforce/healing.py; `FALLBACK_KINDS`, in bit
+  order); a row without them reads as no fallback;
+- bit 52: the version fence refused that version (streams/salesforce/fence.py):
+  Salesforce already had a newer projection, so the sink is done with it without
+  having written it (`status` says so). Below 2**53, the value stays exact in any
+  JSON reader of the changelog, and there is room for more fallback kinds below it.
+
+This module is the only reader and writer of that rule: `encode_synced` and the
+accessors (`handled_version` on the sink's and the timers' hot paths), or `decode` into
+a `SyncedValue` for a reader that wants all of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-# The `synced` table's value for a booking: the projection version the sink has handled,
-# as is when Salesforce wrote it, negated when Salesforce rejected it (the record went to
-# activity-projections.dlq). No row reads as 0: nothing handled yet. Versions start at 1,
-# so the sign is never ambiguous. Above the version's 32 bits, one bit per fallback the
-# sink took to write that version (rejections that heal, streams/salesforce/healing.py;
-# `FALLBACK_KINDS`); a value written before fallbacks existed has none. One more bit, far
-# above the fallbacks' (room for more kinds below it), says the version fence refused
-# that version: Salesforce already had a newer projection (streams/salesforce/fence.py),
-# so the sink is done with it without having written it (`status` says so). These
-# functions are the only readers and writers of that rule.
+from dataclasses import dataclass
 
 # The kinds of fallback, in bit order (append only: the bits are stored).
 FALLBACK_KINDS = (
@@ -81,3 +77,25 @@ def was_fenced(synced: int) -> bool:
     """Whether the version fence refused the handled version: Salesforce already had a
     newer projection of the booking when the sink wrote it."""
     return bool(abs(synced) & _FENCED_BIT)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedValue:
+    """A `synced` value decoded: `version` 0 when nothing is handled yet."""
+
+    version: int
+    rejected: bool = False
+    fallbacks: tuple[str, ...] = ()
+    fenced: bool = False
+
+    def encode(self) -> int:
+        return encode_synced(
+            self.version, rejected=self.rejected, fallbacks=self.fallbacks, fenced=self.fenced
+        )
+
+
+def decode(synced: int) -> SyncedValue:
+    """The `synced` value (0 for no row) as a record."""
+    return SyncedValue(
+        handled_version(synced), is_rejected(synced), fallbacks_taken(synced), was_fenced(synced)
+    )
