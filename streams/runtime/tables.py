@@ -25,8 +25,6 @@ partition. The memory store hides the read half: it keeps one dict for all parti
 
 - A timer writing a row it found in partition p scopes the table to a
   `PartitionAnchor` of p: ``synced.under(PartitionAnchor(topic, p).event())``.
-
-`get`, `set` and `delete` with `under=` are the same operations one call at a time.
 """
 
 from __future__ import annotations
@@ -139,22 +137,6 @@ class PartitionedTable(Generic[V]):
         if event is None:
             return HeldRows(self._table)
         return Rows(self._table, event)
-
-    def get(self, key: bytes, *, under: EventT[Any] | None) -> V | None:
-        """`under(under).get(key)`."""
-        return self.under(under).get(key)
-
-    def set(self, key: bytes, value: V, *, under: EventT[Any]) -> None:
-        """`under(under).set(key, value)`."""
-        self.under(under).set(key, value)
-
-    def delete(self, key: bytes, *, under: EventT[Any]) -> None:
-        """`under(under).delete(key)`."""
-        self.under(under).delete(key)
-
-    def items(self) -> Iterator[tuple[bytes, V]]:
-        """`under(None).items()`."""
-        return self.under(None).items()
 
 
 def _check_outside_stream() -> None:

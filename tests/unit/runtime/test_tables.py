@@ -108,21 +108,6 @@ def test_a_timer_writes_and_deletes_under_a_partition_anchor() -> None:
     assert current_event() is None
 
 
-def test_the_keyword_form_is_the_same_access_one_call_at_a_time() -> None:
-    store = PartitionStore()
-    table: PartitionedTable[int] = PartitionedTable(store)
-    a, b = Event(0), Event(3)
-    with current(b):
-        table.set(b"a", 1, under=a)
-        assert table.get(b"a", under=a) == 1
-        assert table.get(b"a", under=b) is None
-        table.delete(b"a", under=a)
-    assert store.partitions == {0: {}}
-    table.set(b"b", 2, under=b)
-    assert table.get(b"b", under=None) == 2
-    assert list(table.items()) == [(b"b", 2)]
-
-
 def test_no_event_stays_current_between_calls() -> None:
     """A view sets its event per call only: a stream's own current event is untouched
     after each access, so nothing is held across an await."""
