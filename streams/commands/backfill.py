@@ -5,7 +5,8 @@ workers started with `ACTIVITY_SYNC_APP_VERSION=N` form a new consumer group
 (`<app_id>-vN`) with new, empty tables (changelog topics `<app_id>-vN-*`), read
 booking-events from the beginning and write every booking's Event again in full
 200-record batches. The projections topic can stay shared: its records carry the
-app version that made them and the new sink skips the old version's (streams.worker.headers).
+app version that made them and the new sink skips the old version's
+(streams/core/projection_record.py).
 
 This command does not start workers; it watches the new group: how far it has read
 booking-events (committed offsets against the end offsets taken when the command

@@ -31,10 +31,10 @@ from schemas import BookingEvent, EventRejected, parse_event
 from streams.commands.base import UsageError, UserError, one_line
 from streams.commands.console import plural
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, partitions_of, producer
+from streams.core import projection_record
 from streams.core.fold import fold_all
 from streams.core.projection import FieldMapping, project
 from streams.transport.connection import BrokerConnection
-from streams.worker import headers
 from streams.worker.settings import Settings
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -207,10 +207,7 @@ async def replay(
         else:
             projections.append((key, projection.to_bytes()))
     # Forced, and tagged with the running app version so its sink accepts them.
-    record_headers = [
-        (headers.FORCE, b"1"),
-        (headers.APP_VERSION, str(options.app_version).encode()),
-    ]
+    record_headers = projection_record.encode_headers(app_version=options.app_version, forced=True)
     if projections:
         async with producer(broker, timeout_s) as out:
             with _progress_bar(len(projections), f"sending to {options.projections_topic}") as bar:

@@ -14,7 +14,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from functools import partial
 from typing import Any, cast
 
 import faust
@@ -23,29 +22,25 @@ from faust.types import EventT
 from schemas import EventRejected, parse_event
 from streams.core.due_index import entry_changes, entry_key, reconcile_action
 from streams.core.fold import BookingState, fold
-from streams.core.projection import Projection, project
+from streams.core.projection import project
 from streams.core.retention import EXPIRED_CODE, is_marker, read_marker
 from streams.runtime.batches import AdaptiveStream
-from streams.worker import headers, metrics
+from streams.worker import metrics
 from streams.worker.app import (
     app,
     bookings,
     due_index,
     events_dlq_topic,
     events_topic,
-    projection_sent,
-    projections_topic,
     settings,
     sink_progress,
     synced,
 )
 from streams.worker.batching import BatchPolicy
 from streams.worker.dead_letter import send_to_dead_letter
+from streams.worker.projections import MAPPING, send_projection
 
 log = logging.getLogger(__name__)
-
-MAPPING = settings.mapping()
-APP_VERSION = str(settings.app_version).encode()
 
 
 async def dead_letter_event(
@@ -170,24 +165,6 @@ async def dead_letter_expired(items: list[tuple[EventT[bytes], Any]], stored: by
     )
     for event, _ in items:
         await dead_letter_event(event, EXPIRED_CODE, message)
-
-
-async def send_projection(
-    key: bytes, projection: Projection, *, event_timestamp: float | None = None
-) -> None:
-    """To activity-projections, tagged with this app version (and the newest event's
-    Kafka timestamp, when known, for the end-to-end latency metric)."""
-    metrics.PROJECTIONS_EMITTED.inc()
-    record_headers = [(headers.APP_VERSION, APP_VERSION)]
-    if event_timestamp is not None:
-        stamp = str(int(event_timestamp * 1000)).encode()
-        record_headers.append((headers.EVENT_TIMESTAMP, stamp))
-    await projections_topic.send(
-        key=key,
-        value=projection.to_bytes(),
-        headers=record_headers,
-        callback=partial(projection_sent, key, projection.version),
-    )
 
 
 def batch_policy() -> BatchPolicy:

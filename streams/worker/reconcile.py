@@ -37,7 +37,7 @@ from streams.core.projection import project
 from streams.core.retention import is_marker
 from streams.worker import metrics
 from streams.worker.app import app, bookings, due_index, settings, sink_progress, synced
-from streams.worker.ingest import MAPPING, send_projection
+from streams.worker.projections import MAPPING, send_projection
 from streams.worker.table_scan import Sweep
 
 log = logging.getLogger(__name__)

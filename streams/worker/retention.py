@@ -18,7 +18,7 @@ from streams.core.retention import is_marker, marker, may_expire
 from streams.core.synced import handled_version
 from streams.worker import metrics
 from streams.worker.app import app, bookings, due_index, settings, synced
-from streams.worker.ingest import MAPPING
+from streams.worker.projections import MAPPING
 from streams.worker.table_scan import Sweep
 
 log = logging.getLogger(__name__)

@@ -24,20 +24,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Literal, cast
 
 import faust
 from faust.types import EventT
 
-from streams.core.projection import Projection, complete_related
+from streams.core import projection_record
+from streams.core.projection import complete_related
+from streams.core.projection_record import UndecodableProjection
 from streams.core.sink_plan import Candidate, plan_writes
 from streams.core.synced import encode_synced, fallbacks_taken, handled_version
 from streams.salesforce import SalesforceClient
 from streams.salesforce.healing import Fallback
 from streams.salesforce.writer import EventWriter
-from streams.worker import headers, metrics
+from streams.worker import metrics
 from streams.worker.app import (
     app,
     ownership,
@@ -56,32 +58,26 @@ log = logging.getLogger(__name__)
 Record = EventT[bytes]
 
 
-def _headers(event: Record) -> dict[str, bytes]:
-    raw = event.message.headers or []
-    pairs = raw.items() if isinstance(raw, Mapping) else raw
-    return {str(name): bytes(value) for name, value in pairs}
-
-
 async def dead_letter_projection(event: Record, code: str, message: str) -> None:
     await send_to_dead_letter(projections_dlq_topic, event, code, message)
 
 
 async def _decode(batch: Sequence[Record]) -> list[Candidate[Record]]:
+    """The batch's projections (streams/core/projection_record.py); a record whose value
+    is not one goes to activity-projections.dlq with the reason, never dropped."""
     candidates: list[Candidate[Record]] = []
     for event in batch:
         try:
-            projection = Projection.from_bytes(event.message.value or b"")
-        except Exception as exc:  # anything undecodable is set aside, never dropped
-            await dead_letter_projection(event, "undecodable", repr(exc))
+            record = projection_record.decode(event.message.value, event.message.headers)
+        except UndecodableProjection as exc:
+            await dead_letter_projection(event, "undecodable", exc.reason)
             continue
-        found = _headers(event)
-        version = found.get(headers.APP_VERSION)
         candidates.append(
             Candidate(
-                projection,
+                record.projection,
                 event,
-                forced=found.get(headers.FORCE) == b"1",
-                app_version=version.decode("utf-8", "replace") if version is not None else None,
+                forced=record.headers.forced,
+                app_version=record.headers.app_version,
             )
         )
     return candidates
@@ -123,9 +119,9 @@ def _record_handled(
     synced.under(event).set(key, value)
     if rejected:
         return
-    stamp = _headers(event).get(headers.EVENT_TIMESTAMP)
+    stamp = projection_record.decode_headers(event.message.headers).event_timestamp_ms
     if stamp is not None:
-        metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - int(stamp) / 1000))
+        metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - stamp / 1000))
 
 
 async def apply_outcomes(settled: Sequence[Settled[Record]]) -> None:

@@ -20,8 +20,8 @@ from schemas import event_from_dict
 from streams.commands.generate import generate_events
 from streams.core.fold import fold_all
 from streams.core.projection import project
+from streams.core.projection_record import encode_headers
 from streams.salesforce.fence import VERSION_FIELD
-from streams.worker import headers
 from tests.factories import canceled, rescheduled, scheduled
 from tests.fixtures import (
     Workers,
@@ -66,7 +66,7 @@ async def send_projection(broker: BrokerNamespace, key: bytes, value: bytes) -> 
             broker.topic(PROJECTIONS),
             value,
             key=key,
-            headers=[(headers.FORCE, b"1"), (headers.APP_VERSION, b"1")],
+            headers=encode_headers(app_version=1, forced=True),
         )
     finally:
         await producer.stop()
