@@ -27,14 +27,8 @@ The rule, built from them:
       if ownership.owns(event.message):
           synced.under(event).set(key, value)
 
-- A batch in hand is *let go* once a rebalance has begun since it was taken, or the
-  flow is suspended; from then on it owns nothing (`Hold`, from `ownership.hold()`)::
-
-      held = ownership.hold()     # when the batch is taken
-      ...
-      if held.letting_go(): ...   # hand everything back, the revoke step is waiting
-      if held.owns(event): ...    # still ours: record the outcome
-
+  The sink asks this of each outcome, after its own check that no rebalance has begun
+  since it took the batch (streams/worker/sink_driver.py, `Held`).
 - A timer *holds* a table partition while the assignor names its changelog partition
   among this worker's actives (`ownership.holds(tp)`).
 """
@@ -44,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Set
 from typing import Any, cast
 
-from faust.types import TP, EventT, Message
+from faust.types import TP, Message
 
 
 def record_is_current(
@@ -94,14 +88,6 @@ class Ownership:
             and message.tp in self._app.consumer.assignment()
         )
 
-    def revoked(self) -> Set[TP]:
-        """The partitions revoked and not assigned again (a copy)."""
-        return frozenset(self._revoked)
-
-    def hold(self) -> Hold:
-        """A batch taken now: owned until the next rebalance begins."""
-        return Hold(self, self._app)
-
     def holds(self, tp: TP) -> bool:
         """Whether `tp`, a table's changelog partition, is one of this worker's actives."""
         return tp in self._assigned_actives()
@@ -124,25 +110,3 @@ class Ownership:
     def _on_assigned(self, sender: Any, *args: Any, signal: Any, **_: Any) -> None:
         assigned: Set[TP] = args[0]
         self._revoked.difference_update(assigned)
-
-
-class Hold:
-    """A batch in hand: the rebalance it was taken in (`Ownership.hold()`)."""
-
-    def __init__(self, ownership: Ownership, app: Any) -> None:
-        self._ownership = ownership
-        self._app = app
-        self.rebalances: int = app.rebalancing_count
-
-    def letting_go(self) -> bool:
-        """A rebalance has begun since the batch was taken (the consumer's rebalance
-        listener counts it before the revoke step starts waiting for agents), or the
-        flow is suspended: hand everything back now, so the revoke step never waits."""
-        return (
-            self._app.rebalancing_count != self.rebalances or not self._app.flow_control.is_active()
-        )
-
-    def owns(self, event: EventT[Any]) -> bool:
-        """Whether the record's partition is still this worker's: not let go, and
-        `Ownership.owns` its message."""
-        return not self.letting_go() and self._ownership.owns(event.message)
