@@ -16,7 +16,7 @@ from streams.runtime.ownership import Ownership
 from streams.runtime.tables import PartitionedTable
 from streams.transport import tables
 from streams.worker import allocator, rocksdb_store
-from streams.worker.due_table import DueIndex
+from streams.worker.due_table import DueTable
 from streams.worker.settings import Settings
 
 settings = Settings()
@@ -120,7 +120,7 @@ synced: PartitionedTable[int] = PartitionedTable(new_table(app, settings, "synce
 
 # The due index (streams/core/due_index.py): `kind|time|booking id` -> partition, written
 # under the booking's own event like `bookings`, so it lives in the booking's partition.
-due_index = DueIndex(
+due_index = DueTable(
     PartitionedTable(new_table(app, settings, "due", value_type=bytes)),
     ownership,
     settings.topics.events,

@@ -74,7 +74,11 @@ class DueRows:
         self._rows.delete(key)
 
 
-class DueIndex:
+class DueTable:
+    """The `due` table as the fold and the timers use it (app.py's `due_index`): entries
+    written under a booking's partition, due slices read from the partitions this
+    worker holds."""
+
     def __init__(
         self, table: PartitionedTable[bytes], ownership: Ownership, source_topic: str
     ) -> None:

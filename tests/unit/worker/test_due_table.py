@@ -16,7 +16,7 @@ from faust.types import TP
 from streams.core.due_index import entry_key, entry_value
 from streams.runtime.ownership import Ownership
 from streams.runtime.tables import PartitionedTable
-from streams.worker.due_table import DueIndex
+from streams.worker.due_table import DueTable
 from streams.worker.table_scan import Sweep
 
 CHANGELOG = "app-due-changelog"
@@ -54,14 +54,14 @@ def stores(tmp_path: Path) -> Iterator[dict[int, Any]]:
         db.close()
 
 
-def index(dbs: dict[int, Any], assignor: Assignor) -> DueIndex:
+def index(dbs: dict[int, Any], assignor: Assignor) -> DueTable:
     faust_table = SimpleNamespace(data=SimpleNamespace(_dbs=dbs), changelog_topic_name=CHANGELOG)
     ownership = Ownership(SimpleNamespace(assignor=assignor))
-    return DueIndex(PartitionedTable(faust_table), ownership, "events")
+    return DueTable(PartitionedTable(faust_table), ownership, "events")
 
 
 async def bookings_due(
-    due: DueIndex, until_ms: int, stop_at: bytes | None = None, sweep: Sweep | None = None
+    due: DueTable, until_ms: int, stop_at: bytes | None = None, sweep: Sweep | None = None
 ) -> list[bytes]:
     seen, stopped = [], set[int]()
     async for entry in due.due("reconcile", until_ms, sweep or Sweep(), stopped=stopped):

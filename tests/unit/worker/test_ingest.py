@@ -60,14 +60,14 @@ class Synced:
         return self.rows.get(key)
 
 
-class DueIndex:
+class DueTable:
     """The due index as the agent uses it: entries added and removed under an event."""
 
     def __init__(self) -> None:
         self.keys: set[bytes] = set()
         self.versions: dict[bytes, int] = {}  # a reconcile entry's projection version
 
-    def under(self, event: Any) -> DueIndex:
+    def under(self, event: Any) -> DueTable:
         return self
 
     def apply(self, changes: Any) -> None:
@@ -79,14 +79,14 @@ class DueIndex:
 
 
 @pytest.fixture
-def index(monkeypatch: pytest.MonkeyPatch) -> DueIndex:
-    fake = DueIndex()
+def index(monkeypatch: pytest.MonkeyPatch) -> DueTable:
+    fake = DueTable()
     monkeypatch.setattr(ingest, "due_index", fake)
     return fake
 
 
 @pytest.fixture
-def sent(index: DueIndex, monkeypatch: pytest.MonkeyPatch) -> list[Projection]:
+def sent(index: DueTable, monkeypatch: pytest.MonkeyPatch) -> list[Projection]:
     projections: list[Projection] = []
 
     async def send_projection(key: bytes, projection: Projection, **_: Any) -> None:
@@ -135,7 +135,7 @@ async def test_an_applied_reassignment_is_not_counted(sent: list[Projection]) ->
 
 
 async def test_the_fold_keeps_the_booking_s_completion_entry_and_a_reconcile_entry(
-    sent: list[Projection], index: DueIndex
+    sent: list[Projection], index: DueTable
 ) -> None:
     def standing() -> list[str]:
         return sorted(parse_key(k).kind for k in index.keys if parse_key(k).kind != "reconcile")
@@ -155,7 +155,7 @@ async def test_the_fold_keeps_the_booking_s_completion_entry_and_a_reconcile_ent
 
 
 async def test_an_event_for_an_expired_booking_goes_to_the_dlq_and_folds_nothing(
-    sent: list[Projection], index: DueIndex, monkeypatch: pytest.MonkeyPatch
+    sent: list[Projection], index: DueTable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = f.fold_dicts([f.scheduled(), f.completed(2)])
     ingest.bookings.set(f.BOOKING_ID.encode(), marker(state))
