@@ -8,8 +8,9 @@ declares the command line. The local dev kit adds `demo`, `broker` and
 
 Before any of it: bad settings are one line (the app is built from them when this module
 imports it), and `main` renames `--app-version` before Faust's `--app` prefix match can
-take it (streams/commands/argv.py), and checks a worker's broker, Salesforce login and web
-access before Faust starts it (streams/commands/preflight.py).
+take it (streams/commands/argv.py), sets up the process (`boot`, streams/worker/boot.py:
+RocksDB store, glibc arenas, collector, log filters), and checks a worker's broker,
+Salesforce login and web access before Faust starts it (streams/commands/preflight.py).
 """
 
 from __future__ import annotations
@@ -46,8 +47,7 @@ with settings_checked(command_line.command_of(sys.argv[1:])):
         web,
     )
     from streams.worker.app import app, settings
-    from streams.worker.gc_tuning import tune_gc
-    from streams.worker.log_filters import install as install_log_filters
+    from streams.worker.boot import boot
 
 
 def main() -> None:
@@ -58,10 +58,11 @@ def main() -> None:
         # Faust's group option would print Faust's version; this is ours.
         print(f"activity-sync, version {package_version()}")
         sys.exit(0)
+    # The process's set-up (streams/worker/boot.py) before the worker's checks run a
+    # thread: glibc's arena cap binds only threads to come.
+    boot(settings)
     if command == "worker" and "--help" not in args:
         check_worker(args)
-    install_log_filters()
-    tune_gc()
     app.main()
 
 

@@ -1,7 +1,10 @@
 """The Faust app: settings, topics and tables. Agents live in their own modules.
 
-Importing this module builds the app from the environment (`ACTIVITY_SYNC_*`);
-`streams.cli` imports the agents so `activity-sync worker` runs them all.
+Importing this module builds the app from the environment (`ACTIVITY_SYNC_*`) and
+nothing more: it sets up no process state (the RocksDB store, glibc's arenas, the
+collector, the log filters are `boot()`'s, streams/worker/boot.py, which
+`streams.cli.main` calls). `streams.cli` imports the agents so `activity-sync worker`
+runs them all.
 """
 
 from __future__ import annotations
@@ -15,15 +18,11 @@ from streams.core.sink_progress import SinkProgress
 from streams.runtime.ownership import Ownership
 from streams.runtime.tables import PartitionedTable
 from streams.transport import tables
-from streams.worker import allocator, rocksdb_store
+from streams.worker import allocator
 from streams.worker.due_table import DueTable
 from streams.worker.settings import Settings
 
 settings = Settings()
-# rocksdb:// opens stores with one memory budget for the worker (ACTIVITY_SYNC_ROCKSDB_MEMORY_MB).
-rocksdb_store.install()
-# Before RocksDB's and Faust's threads start: they share this many glibc arenas.
-allocator.limit_arenas(settings.malloc_arena_max)
 
 
 def create_app(conf: Settings) -> faust.App:

@@ -10,7 +10,7 @@ the largest memtable once they reach half of it): RocksDB's memory stays near th
 figure, whatever the partitions held (docs/performance.md, "Scale").
 
 Faust picks a store class by the URL's scheme (`faust.stores.STORES`); importing this
-module and calling `install()` (streams/worker/app.py does) points `rocksdb` at
+module and calling `install()` (`boot()` does, streams/worker/boot.py) points `rocksdb` at
 `Store` below. The budget travels in the table's options
 (`Settings.rocksdb_options`, key `memory_budget_mb`); 0 keeps Faust's per-store caches.
 """

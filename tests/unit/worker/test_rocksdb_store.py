@@ -19,8 +19,13 @@ from streams.worker.settings import Settings
 MIB = 1024 * 1024
 
 
-def test_rocksdb_urls_open_the_budgeted_store() -> None:
+def test_rocksdb_urls_open_the_budgeted_store_once_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert worker_app.settings.store == "rocksdb://"
+    # boot() installs it (streams/worker/boot.py); put Faust's alias back afterwards.
+    monkeypatch.setitem(stores.STORES.aliases, "rocksdb", stores.STORES.aliases["rocksdb"])
+    rocksdb_store.install()
     assert stores.by_url("rocksdb://") is rocksdb_store.Store
 
 
