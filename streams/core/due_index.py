@@ -1,9 +1,9 @@
 """The due index: which bookings need a timer's attention, and from when. Pure.
 
-The timers (completion, reconcile, retention) used to read every booking the worker
-held on every sweep, so their cost grew with history. Instead each booking that will
-need a timer has an entry in a table sorted by the time it needs it, and a sweep reads
-only the entries whose time has come (a key range), whatever the table's size.
+A timer's sweep (completion, reconcile, retention) costs what is due, not what the
+worker holds: each booking that will need a timer has an entry in a table sorted by
+the time it needs it, and a sweep reads only the entries whose time has come (a key
+range), whatever the table's size.
 
 An entry's key is `kind | time (ms since the epoch, zero-padded) | booking id`, so in
 a sorted store (RocksDB) the entries of one kind are in time order, and "everything

@@ -5,11 +5,11 @@ paused ones) in one mutable set and hands that very set to its consumer thread, 
 aiokafka reads it when records arrive. A pause in between (Faust pauses the changelog
 partitions the moment table recovery ends) can leave it empty, and aiokafka reads an
 empty set as "every partition": it hands over, and moves its position past, records
-of partitions Faust has paused, and Faust drops them because they are paused. Seen as
-a restarted worker that folded nothing: its `booking-events` records were fetched
-during recovery and dropped; with no committed offset to seek back to, they were
-never read again (`test_worker_killed_mid_stream_recovers_its_tables`, about 1 run
-in 15; docs/performance.md, "Losses found on the way"). `DrainPerFetch._getmany`
+of partitions Faust has paused, and Faust drops them because they are paused. A
+restarted worker then folds nothing: its `booking-events` records are fetched during
+recovery and dropped, and with no committed offset to seek back to, never read again
+(`test_worker_killed_mid_stream_recovers_its_tables` caught it about 1 run in 15;
+docs/performance.md, "Losses found on the way"). `DrainPerFetch._getmany`
 hands the thread a frozen copy taken when the fetch starts, so aiokafka returns only
 records of partitions Faust asked for.
 
@@ -36,10 +36,10 @@ the log does not hold: compaction, transaction markers) and commits gaps as if a
 rebalance) sets the read offset back to the committed offset when its thread call
 returns; records the fetcher drained meanwhile, after the thread's seek, leave the
 broker position beyond it. The next record then "jumps", and the records between the
-committed offset and it became a gap and were committed, whether or not the agent had
-folded them. Seen as chaos seed 5: a worker that took partition 2 over resumed at the
-head, and ~220 `booking-events` records were committed without ever being folded
-(docs/performance.md, "Chaos"). Here the first record of each partition after a seek
+committed offset and it become a gap and are committed, whether or not the agent has
+folded them: a worker taking a partition over resumes at the head, and its records
+are committed without ever being folded (chaos seed 5 lost ~220 `booking-events`
+records so; docs/performance.md, "Chaos"). Here the first record of each partition after a seek
 never counts a gap: at worst the commit waits for records the agent still acks.
 """
 

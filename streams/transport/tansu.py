@@ -15,9 +15,8 @@ Two Tansu behaviours, each corrected here so the rest of the app is plain Faust:
   others. `exact_end_offsets` takes those answers and reads each partition's newest
   batch, from its first record, to find the offset after its last one; the consumer
   here corrects its answers with it, and so does the embedded profile's
-  `BrokerConnection.end_offsets` (streams.transport.connection). Before this, the
-  profile made every producer batch one record long instead, which made every record
-  its own produce request. Apache Kafka's answer is already exact. Fetch responses'
+  `BrokerConnection.end_offsets` (streams.transport.connection), so producers batch
+  as on Kafka. Apache Kafka's answer is already exact. Fetch responses'
   high-water marks are exact on Tansu, so the consumer-lag gauge
   (streams/worker/lag.py) needs no correction.
 
@@ -83,9 +82,9 @@ async def exact_end_offsets(
                 if records and found is not None:
                     exact[found] = max(exact[found], records[-1].offset + 1)
             # A fetch answered without records still carries the partition's high-water
-            # mark, which Tansu reports exactly. A restarted worker at the 200k bench
-            # stage got no records back for 60 s (cause not found) and, keeping
-            # ListOffsets' short answer, stopped with Faust's ConsistencyError.
+            # mark, which Tansu reports exactly. A probe can get no records back for the
+            # whole wait (60 s on a restarted worker at the 200k bench stage); keeping
+            # ListOffsets' short answer would then stop it with Faust's ConsistencyError.
             for (topic, partition), tp in list(pending.items()):
                 highwater = probe.highwater(TopicPartition(topic, partition))
                 if highwater is not None:
