@@ -102,8 +102,6 @@ async def test_a_decoded_record_keeps_what_its_headers_say(
     forced = record(3, forced=True)
     candidates = await sink._decode([forced])  # type: ignore[list-item]
     assert candidates == [
-        Candidate(
-            projection(3), forced, forced=True, app_version=str(sink.settings.app_version)
-        )
+        Candidate(projection(3), forced, forced=True, app_version=str(sink.settings.app_version))
     ]
     assert dead == []
