@@ -176,8 +176,13 @@ def die_with_parent() -> None:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: a random UUID in Kafka's URL-safe base64 form."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id: a random UUID in Kafka's URL-safe base64 form, never starting
+    with '-' (as Kafka's own `Uuid.randomUuid()`): kafka-storage would read such an id as
+    an option ("argument --cluster-id/-t: expected one argument"), one start in 64."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not found.startswith("-"):
+            return found
 
 
 def read_meta(log_dir: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ version, the nodes' configuration, the cache, and the one-line errors."""
 from __future__ import annotations
 
 import base64
+import uuid
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,11 @@ def test_a_fetch_without_maven_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(KafkaSetupError, match="`mvn` not found"):
         kafka.fetch("9.9.9", cache=tmp_path)
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xF8 encodes to a leading '-': kafka-storage would read that id as an option.
+    drawn = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(drawn))
+    assert base64.urlsafe_b64encode(b"\xf8" + b"\x00" * 15).startswith(b"-")
+    assert kafka.new_cluster_id() == base64.urlsafe_b64encode(b"\x01" * 16).rstrip(b"=").decode()
