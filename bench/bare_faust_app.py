@@ -25,7 +25,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.transport import tansu
-from streams.worker.gc_tuning import tune_gc
+from streams.worker.process.gc_tuning import tune_gc
 from streams.worker.settings import Settings
 
 CONSUMER = os.environ.get("BENCH_BARE_CONSUMER", "faust")

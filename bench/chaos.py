@@ -72,7 +72,7 @@ from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.topics import AnyBroker, Record, event_records, produce, read_topic
 from devkit.workers import NO_COMPLETION_GRACE, WorkerProcess
 from streams.commands.generate import generate_events
-from streams.worker.dead_letter import read_headers
+from streams.worker.pipeline.dead_letter import read_headers
 
 MALFORMED_KINDS = (
     "not-json",

@@ -52,7 +52,8 @@ def _ingest(messages: list[tuple[bytes, bytes]]) -> dict[str, BookingState]:
 
 
 def _worker_path(batches: list[list[tuple[bytes, bytes]]]) -> dict[bytes, bytes]:
-    """As `streams.worker.ingest.fold_batch` does, minus Kafka: the table holds state bytes."""
+    """As `streams.worker.pipeline.ingest.fold_batch` does, minus Kafka: the table holds
+    state bytes."""
     table: dict[bytes, bytes] = {}
     for batch in batches:
         by_booking: dict[bytes, list[BookingEvent]] = {}

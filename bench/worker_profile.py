@@ -17,7 +17,10 @@ from pathlib import Path
 
 # First match wins: a sample counts for the first stage whose marker is in its stack.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("sink (Salesforce calls, synced table)", ("streams/worker/sink.py", "streams/salesforce/")),
+    (
+        "sink (Salesforce calls, synced table)",
+        ("streams/worker/pipeline/sink.py", "streams/salesforce/"),
+    ),
     (
         "Kafka produce (projection sends, changelog writes)",
         (
@@ -34,7 +37,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fold: state load/store (JSON)", ("from_bytes", "to_bytes")),
     ("fold: fold + project", ("streams/core/fold.py", "streams/core/projection.py")),
     ("table bookkeeping", ("table_partition", "ManagedUserDict", "faust/tables")),
-    ("ingest agent, other", ("streams/worker/ingest.py",)),
+    ("ingest agent, other", ("streams/worker/pipeline/ingest.py",)),
     (
         "Kafka consume (fetch, Faust events, acks)",
         (

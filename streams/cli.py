@@ -8,7 +8,7 @@ declares the command line. The local dev kit adds `demo`, `broker` and
 
 Before any of it: bad settings are one line (the app is built from them when this module
 imports it), and `main` renames `--app-version` before Faust's `--app` prefix match can
-take it (streams/commands/argv.py), sets up the process (`boot`, streams/worker/boot.py:
+take it (streams/commands/argv.py), sets up the process (`boot`, streams/worker/process/boot.py:
 RocksDB store, glibc arenas, collector, log filters), and checks a worker's broker,
 Salesforce login and web access before Faust starts it (streams/commands/preflight.py).
 """
@@ -36,18 +36,10 @@ from streams.commands.kafka_io import DEFAULT_TIMEOUT_S
 with settings_checked(command_line.command_of(sys.argv[1:])):
     # Importing the app reads the settings; the agent and view modules register with it.
     # memory_profile: GET /debug/memory/ (loopback only; ACTIVITY_SYNC_MEMORY_PROFILE_FRAMES).
-    from streams.worker import (  # noqa: F401
-        completion,
-        ingest,
-        lag,
-        memory_profile,
-        reconcile,
-        retention,
-        sink,
-        web,
-    )
     from streams.worker.app import app, settings
-    from streams.worker.boot import boot
+    from streams.worker.pipeline import completion, ingest, reconcile, retention, sink  # noqa: F401
+    from streams.worker.process.boot import boot
+    from streams.worker.watch import lag, memory_profile, web  # noqa: F401
 
 
 def main() -> None:
@@ -58,7 +50,7 @@ def main() -> None:
         # Faust's group option would print Faust's version; this is ours.
         print(f"activity-sync, version {package_version()}")
         sys.exit(0)
-    # The process's set-up (streams/worker/boot.py) before the worker's checks run a
+    # The process's set-up (streams/worker/process/boot.py) before the worker's checks run a
     # thread: glibc's arena cap binds only threads to come.
     boot(settings)
     if command == "worker" and "--help" not in args:

@@ -1,7 +1,7 @@
 """`activity-sync dlq list|show|redrive`: look into the dead-letter topics and redrive.
 
 Both dead-letter topics keep the original key and bytes with headers that say why
-(`streams/worker/dead_letter.py`). Redrive, once the cause is fixed:
+(`streams/worker/pipeline/dead_letter.py`). Redrive, once the cause is fixed:
 - `activity-projections.dlq` (Salesforce refused a record): each affected booking's
   *current* projection is rebuilt from booking-events and sent forced, as `replay` does
   (the dead-lettered copy may be stale by now);
@@ -14,7 +14,7 @@ naming the partition and offset it covers (and `activity-sync.redrive-origin`, w
 record came from). `list` and `redrive` skip marked messages and the markers
 themselves, so a second redrive finds nothing left to do.
 
-A dead letter is its origin, not its position (streams/worker/dead_letter.py): a second
+A dead letter is its origin, not its position (streams/worker/pipeline/dead_letter.py): a second
 consumer group reading booking-events (another app id, a rebuild under a new app
 version) dead-letters every bad record again, and those copies count once, and stay
 redriven when the first copy was.
@@ -43,7 +43,7 @@ from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, part
 from streams.commands.replay import ReplayOptions, ReplaySummary, Selection, read_partitions
 from streams.commands.replay import replay as replay_bookings
 from streams.transport.connection import BrokerConnection
-from streams.worker.dead_letter import (
+from streams.worker.pipeline.dead_letter import (
     EVENT_CODES,
     HEADER_PREFIX,
     INTERNAL_ERROR,

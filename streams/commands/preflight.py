@@ -26,7 +26,7 @@ file would log Ready and then fail on every write with a traceback. Before Faust
    Lead and Case, the user permissions, API calls left): on a failure every check's
    line is printed and the worker does not start, before it consumes anything; a
    `warn` line (no Modify All Data) is printed and the worker starts. The result is
-   kept for `/health/` (streams/worker/web.py).
+   kept for `/health/` (streams/worker/watch/web.py).
 
 The broker and a Salesforce that does not answer (timeouts, 5xx) are waited for, up to
 `ACTIVITY_SYNC_STARTUP_TIMEOUT` seconds, with one line per retry; a refused login or an
@@ -68,7 +68,7 @@ from streams.salesforce.session import SalesforceSession
 from streams.salesforce.settings import ENV_PREFIX as SF
 from streams.salesforce.settings import SalesforceSettings
 from streams.worker.settings import Settings
-from streams.worker.web import web_access_problem
+from streams.worker.watch.web import web_access_problem
 
 RETRY_S = 2.0
 # A metadata request refused by a node that is down, asked again (of another node).
@@ -325,7 +325,7 @@ async def check_salesforce_login(settings: Settings, deadline: float, say: IO[st
 async def check_salesforce_org(settings: Settings, deadline: float, say: IO[str]) -> None:
     """The org checks of `check-salesforce`; on a failure, every line, then a UserError."""
     from streams.commands.check_salesforce import print_report, run_checks
-    from streams.worker import org_status
+    from streams.worker.watch import org_status
 
     try:
         report = await run_checks(settings, deadline=deadline)

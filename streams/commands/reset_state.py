@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import IO
 
 from streams.commands.base import UserError
-from streams.worker import table_state
+from streams.worker.process import table_state
 from streams.worker.settings import Settings
 
 

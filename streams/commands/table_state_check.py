@@ -2,7 +2,7 @@
 
 A worker keeps its tables in RocksDB under `ACTIVITY_SYNC_DATA_DIR`, each table
 partition's store with the offset of the last changelog record it applied
-(streams/worker/table_state.py). Pointed at a broker whose log does not have that state
+(streams/worker/process/table_state.py). Pointed at a broker whose log does not have that state
 (a broker restarted without its log, a changelog deleted and recreated, a new cluster),
 Faust's recovery would stop with a ConsistencyError traceback when the store is ahead of
 the changelog, or, worse, read a different history on top of the old state when the new
@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 
 from streams.commands.base import UsageError, UserError, one_line
 from streams.commands.kafka_io import admin, consumer
-from streams.worker import table_state
+from streams.worker.process import table_state
 from streams.worker.settings import Settings
 
 # A metadata request refused by a node that is down, asked again (of another node).

@@ -142,7 +142,7 @@ def reconcile_action(
     version: int | None, synced: int, *, in_flight: bool, resent: int
 ) -> ReconcileAction:
     """What the reconcile sweep does with a due reconcile entry (see
-    streams/worker/reconcile.py for why projections can stay behind).
+    streams/worker/pipeline/reconcile.py for why projections can stay behind).
 
     version: the booking's state version (None: no state, or expired); synced: its
     `synced` value; in_flight: this worker's sink has not read that projection yet;

@@ -1,9 +1,9 @@
 """The activity-projections record: a projection's bytes and the headers that say how
 the sink treats it. Pure: no Kafka client; headers are (name, bytes) pairs.
 
-Written by the fold (streams/worker/projections.py, for the ingest agent and the
+Written by the fold (streams/worker/pipeline/projections.py, for the ingest agent and the
 reconcile timer) and by `activity-sync replay` (streams/commands/replay.py); read by
-the sink (streams/worker/sink.py). This module is the only place that knows the header
+the sink (streams/worker/pipeline/sink.py). This module is the only place that knows the header
 names and how their values are spelled.
 
 Guarantees:

@@ -1,7 +1,7 @@
 """How far this worker's sink has read activity-projections, against where the fold
 put each booking's newest projection. Pure bookkeeping, in memory, per process.
 
-The reconcile timer (streams/worker/reconcile.py) re-sends a projection Salesforce stays
+The reconcile timer (streams/worker/pipeline/reconcile.py) re-sends a projection Salesforce stays
 behind. Without this it could not tell "lost" from "not read yet": during a backfill
 the sink trails the fold by minutes, and every sweep would re-send thousands of
 projections that were on their way. With it, a projection the sink has not read past
@@ -10,7 +10,7 @@ rejected, which `synced` records) and is re-sent.
 
 Entries are dropped once the sink has read past them, so the map holds only what is in
 flight. A worker that just started has no entries: its sweep falls back to the
-two-sweeps rule of streams/worker/reconcile.py.
+two-sweeps rule of streams/worker/pipeline/reconcile.py.
 
 Bounded (`max_entries`, ACTIVITY_SYNC_SINK_PROGRESS_MAX_ENTRIES): in a backfill the fold
 runs far ahead of the sink, and one entry per booking would grow with the backlog. Past

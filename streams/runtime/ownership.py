@@ -28,7 +28,7 @@ The rule, built from them:
           synced.under(event).set(key, value)
 
   The sink asks this of each outcome, after its own check that no rebalance has begun
-  since it took the batch (streams/worker/sink_driver.py, `Held`).
+  since it took the batch (streams/worker/pipeline/sink_driver.py, `Held`).
 - A timer *holds* a table partition while the assignor names its changelog partition
   among this worker's actives (`ownership.holds(tp)`).
 """

@@ -15,7 +15,7 @@ When Salesforce asks the caller to wait, it raises `Backpressure` instead, carry
 - UNEXPECTED (any other error, e.g. a configuration error Salesforce answered): the same
   backoff; `cause` holds the error, for its traceback.
 A successful attempt ends the run of failures. Nothing here waits out `retry_after` or
-knows about partitions: the caller (streams/worker/sink_driver.py) does.
+knows about partitions: the caller (streams/worker/pipeline/sink_driver.py) does.
 
 The writer knows nothing of the projection's type: an item gives the emails it needs
 (`EventItem`), and `complete(item, found)` (streams.core.projection.complete_related)

@@ -18,7 +18,7 @@ Two Tansu behaviours, each corrected here so the rest of the app is plain Faust:
   `BrokerConnection.end_offsets` (streams.transport.connection), so producers batch
   as on Kafka. Apache Kafka's answer is already exact. Fetch responses'
   high-water marks are exact on Tansu, so the consumer-lag gauge
-  (streams/worker/lag.py) needs no correction.
+  (streams/worker/watch/lag.py) needs no correction.
 
 Selected by the embedded profile (streams.transport.connection) through the URL scheme
 `tansu://` for the consumer. Otherwise it is the `kafka` profile's consumer

@@ -2,7 +2,7 @@
 
 Importing this module builds the app from the environment (`ACTIVITY_SYNC_*`) and
 nothing more: it sets up no process state (the RocksDB store, glibc's arenas, the
-collector, the log filters are `boot()`'s, streams/worker/boot.py, which
+collector, the log filters are `boot()`'s, streams/worker/process/boot.py, which
 `streams.cli.main` calls). `streams.cli` imports the agents so `activity-sync worker`
 runs them all.
 """
@@ -18,8 +18,8 @@ from streams.core.sink_progress import SinkProgress
 from streams.runtime.ownership import Ownership
 from streams.runtime.tables import PartitionedTable
 from streams.transport import tables
-from streams.worker import allocator
 from streams.worker.due_table import DueTable
+from streams.worker.process import allocator
 from streams.worker.settings import Settings
 
 settings = Settings()
@@ -148,7 +148,7 @@ async def declare_topics() -> None:
 
 
 async def trim_allocator() -> None:
-    """glibc's free pages back to the system (streams/worker/allocator.py)."""
+    """glibc's free pages back to the system (streams/worker/process/allocator.py)."""
     allocator.trim()
 
 

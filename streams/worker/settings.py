@@ -79,7 +79,7 @@ class Settings(SettingsWithSecretFiles):
     web_port: int = 6066
     # Bearer token every HTTP view but /health/ and /metrics/ requires (or
     # ACTIVITY_SYNC_WEB_TOKEN_FILE). Unset: those views answer loopback clients only, and
-    # a worker bound to another interface refuses to start (streams/worker/web.py).
+    # a worker bound to another interface refuses to start (streams/worker/watch/web.py).
     web_token: SecretStr = SecretStr("")
     # Seconds a starting worker waits for the broker and Salesforce before it gives up
     # with a one-line error (streams/commands/preflight.py).
@@ -112,7 +112,8 @@ class Settings(SettingsWithSecretFiles):
     completion_check_interval: float = Field(default=30.0, gt=0)
 
     # Every this many seconds each worker re-sends projections that Salesforce has stayed
-    # behind for two sweeps (a projection lost to a crash; see streams/worker/reconcile.py).
+    # behind for two sweeps (a projection lost to a crash; see
+    # streams/worker/pipeline/reconcile.py).
     reconcile_interval: float = Field(default=60.0, gt=0)
 
     # A terminal booking (Completed, Canceled, No-show) that Salesforce is up to date on
@@ -128,11 +129,11 @@ class Settings(SettingsWithSecretFiles):
     rocksdb_block_cache_mb: int = Field(default=8, ge=1)
     rocksdb_write_buffer_mb: int = Field(default=4, ge=1)
     rocksdb_max_write_buffers: int = Field(default=2, ge=1)
-    # One budget for all of them (streams/worker/rocksdb_store.py): every store of the
+    # One budget for all of them (streams/worker/process/rocksdb_store.py): every store of the
     # worker shares one block cache of this size, memtables charged to it; the per-store
     # block cache above then goes unused. 0: a cache per store, as Faust does.
     rocksdb_memory_mb: int = Field(default=64, ge=0)
-    # glibc keeps what a large fold batch freed (streams/worker/allocator.py): give its
+    # glibc keeps what a large fold batch freed (streams/worker/process/allocator.py): give its
     # free pages back every this many seconds (0: never), and let threads share this
     # many arenas (0: glibc's 8 per core).
     malloc_trim_interval: float = Field(default=30.0, ge=0)
@@ -141,7 +142,7 @@ class Settings(SettingsWithSecretFiles):
     # run far ahead of it); past the cap a partition's oldest count as in flight en bloc.
     sink_progress_max_entries: int = Field(default=100_000, ge=1)
     # Off (0) in production: N > 0 traces Python allocations with N frames each, and
-    # GET /debug/memory/ (loopback only, streams/worker/memory_profile.py) lists the top.
+    # GET /debug/memory/ (loopback only, streams/worker/watch/memory_profile.py) lists the top.
     memory_profile_frames: int = Field(default=0, ge=0, le=100)
 
     topics: TopicNames = Field(default_factory=TopicNames)
@@ -167,7 +168,8 @@ class Settings(SettingsWithSecretFiles):
 
     def rocksdb_options(self) -> dict[str, int]:
         """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table, and
-        the worker's budget (`memory_budget_mb`, read by streams/worker/rocksdb_store.py)."""
+        the worker's budget (`memory_budget_mb`, read by
+        streams/worker/process/rocksdb_store.py)."""
         mib = 1024 * 1024
         return {
             "block_cache_size": self.rocksdb_block_cache_mb * mib,

@@ -320,7 +320,7 @@ WORKER_IN_IMAGE = """
 import json
 from streams.commands import preflight
 from streams.worker.settings import Settings
-from streams.worker.web import web_access_problem
+from streams.worker.watch.web import web_access_problem
 
 settings = Settings()
 preflight.check_data_dir(settings)

@@ -62,8 +62,8 @@ def readme_health_fields() -> list[str]:
 
 
 def test_readme_names_the_fields_health_answers_with() -> None:
-    from streams.worker.org_status import OrgStatus
-    from streams.worker.web import health_body
+    from streams.worker.watch.org_status import OrgStatus
+    from streams.worker.watch.web import health_body
 
     body, healthy = health_body("ok", "ok", OrgStatus(), 0.01)
     assert healthy

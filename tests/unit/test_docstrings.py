@@ -1,5 +1,5 @@
 """Docstrings and comments in streams/ point at what exists: every repository path they
-name (`streams/worker/sink.py`, `tests/unit/...py`, `docs/operations.md`, `devkit/...`)
+name (`streams/worker/pipeline/sink.py`, `tests/unit/...py`, `docs/operations.md`, `devkit/...`)
 and every dotted `streams.` name (`streams.core.fold.fold`) must be in the tree, so a
 move or a rename that forgets its readers fails here."""
 
@@ -119,5 +119,5 @@ def test_a_moved_path_or_a_renamed_name_is_found(tmp_path: Path) -> None:
 
 
 def test_the_scan_reads_every_module_of_streams() -> None:
-    assert REPO / "streams" / "worker" / "sink.py" in SOURCES
+    assert REPO / "streams" / "worker" / "pipeline" / "sink.py" in SOURCES
     assert len(SOURCES) > 50

@@ -15,30 +15,62 @@ REPO = Path(__file__).resolve().parents[2]
 
 # What each layer may import (besides itself); see docs/architecture.md, "Layers".
 CORE = {"schemas", "streams.core"}
+WORKER = {
+    "streams.worker",
+    "streams.worker.settings",
+    "streams.worker.process",
+    "streams.worker.pipeline",
+    "streams.worker.watch",
+}
+OUTER = {"streams.salesforce", "streams.transport", "streams.runtime"}
 ALLOWED: dict[str, set[str]] = {
     "schemas": {"schemas"},
     "streams.core": CORE,
     "streams.salesforce": {"streams.salesforce"},
     "streams.runtime": {"streams.runtime"},
     "streams.transport": {"streams.transport", "streams.runtime"},
+    "streams.worker.settings": CORE
+    | {"streams.worker.settings", "streams.salesforce", "streams.transport"},
+    # Process set-up runs before the app: it never imports it.
+    "streams.worker.process": {
+        "streams.worker.process",
+        "streams.worker.settings",
+        "streams.salesforce",
+    },
+    # The app and its tables (streams/worker/*.py) know neither their agents nor views.
     "streams.worker": CORE
-    | {"streams.worker", "streams.salesforce", "streams.transport", "streams.runtime"},
-    "streams.commands": CORE
     | {
-        "streams.commands",
         "streams.worker",
+        "streams.worker.settings",
+        "streams.worker.process",
         "streams.salesforce",
         "streams.transport",
         "streams.runtime",
     },
-    "streams.cli": CORE
+    # What runs: the app, the metrics of watch/, never the process set-up.
+    "streams.worker.pipeline": CORE
     | {
-        "streams.commands",
         "streams.worker",
+        "streams.worker.settings",
+        "streams.worker.pipeline",
+        "streams.worker.watch",
         "streams.salesforce",
         "streams.transport",
         "streams.runtime",
     },
+    # How it is watched: the app and the process's figures, never the agents.
+    "streams.worker.watch": CORE
+    | {
+        "streams.worker",
+        "streams.worker.settings",
+        "streams.worker.watch",
+        "streams.worker.process",
+        "streams.salesforce",
+        "streams.transport",
+        "streams.runtime",
+    },
+    "streams.commands": CORE | {"streams.commands"} | WORKER | OUTER,
+    "streams.cli": CORE | {"streams.commands"} | WORKER | OUTER,
     "streams.__main__": {"streams.cli"},
     "streams": set(),
 }
@@ -87,8 +119,29 @@ def test_imports_go_one_way(path: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "source", "wrong"),
     [
-        ("streams.core.fold", "from streams.worker import metrics", {"streams.worker"}),
-        ("streams.worker.sink", "import devkit.broker", {"devkit"}),
+        ("streams.core.fold", "from streams.worker.watch import metrics", {"streams.worker.watch"}),
+        ("streams.worker.pipeline.sink", "import devkit.broker", {"devkit"}),
+        (
+            "streams.worker.process.boot",
+            "from streams.worker.app import settings",
+            {"streams.worker"},
+        ),
+        (
+            "streams.worker.app",
+            "from streams.worker.pipeline import ingest",
+            {"streams.worker.pipeline"},
+        ),
+        (
+            "streams.worker.watch.web",
+            "from streams.worker.pipeline.sink import sink",
+            {"streams.worker.pipeline"},
+        ),
+        (
+            "streams.worker.pipeline.sink",
+            "from streams.worker.process import allocator",
+            {"streams.worker.process"},
+        ),
+        ("streams.worker.pipeline.sink", "from streams.worker.watch import metrics", set()),
         (
             "streams.transport.drain",
             "from streams.commands.base import UserError",

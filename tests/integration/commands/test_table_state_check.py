@@ -23,7 +23,7 @@ from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import WorkerProcess, worker_environment
 from streams.commands.generate import generate_events
-from streams.worker import table_state
+from streams.worker.process import table_state
 from tests.fixtures import (
     Workers,
     assert_one_line_error,

@@ -19,7 +19,7 @@ from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.verification import expected_events
 from devkit.workers import WorkerProcess
 from streams.commands.generate import generate_events
-from streams.worker.dead_letter import read_headers
+from streams.worker.pipeline.dead_letter import read_headers
 from tests.factories import TIMER_SOURCE, canceled, rescheduled, scheduled
 from tests.fixtures import (
     Workers,

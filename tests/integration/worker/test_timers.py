@@ -20,7 +20,7 @@ from devkit.verification import expected_events
 from devkit.workers import WorkerProcess
 from streams.core.due_index import DueEntry, epoch_ms, parse_key
 from streams.core.retention import is_marker
-from streams.worker.dead_letter import read_headers
+from streams.worker.pipeline.dead_letter import read_headers
 from tests.factories import canceled, rescheduled, scheduled
 from tests.fixtures import (
     Workers,

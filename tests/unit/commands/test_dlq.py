@@ -20,7 +20,7 @@ from streams.commands.dlq import (
     show_lines,
     split_resendable,
 )
-from streams.worker.dead_letter import EVENT_CODES, DeadLetter
+from streams.worker.pipeline.dead_letter import EVENT_CODES, DeadLetter
 
 T0 = int(datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp() * 1000)
 MINUTE = 60_000

@@ -11,7 +11,7 @@ from faust.stores import rocksdb as faust_rocksdb
 
 from streams.commands.base import UserError
 from streams.commands.reset_state import reset_state
-from streams.worker import table_state
+from streams.worker.process import table_state
 from streams.worker.settings import Settings
 
 

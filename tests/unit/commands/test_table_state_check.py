@@ -14,9 +14,9 @@ from faust.stores import rocksdb as faust_rocksdb
 from streams.commands import table_state_check
 from streams.commands.base import UsageError
 from streams.commands.table_state_check import check_table_state, stale_state_problem
-from streams.worker import table_state
+from streams.worker.process import table_state
+from streams.worker.process.table_state import Ahead
 from streams.worker.settings import Settings
-from streams.worker.table_state import Ahead
 
 CHANGELOG = "booking-activity-sync-bookings-changelog"
 TABLES = {"bookings": CHANGELOG}

@@ -1,0 +1,98 @@
+"""The reconcile timer: re-send projections that Salesforce stays behind. Runs on every
+worker over its own partitions.
+
+Every projection normally reaches the sink once. A few paths can still lose one: a
+worker killed between writing the `bookings` changelog and sending the projection (its
+events are read again by the partition's next owner, which re-sends the projection
+then: `streams.worker.pipeline.ingest.resend_on_redelivery`; this timer is the backstop), or
+Faust acknowledging a record the sink's batch had not yet taken when a worker stops.
+The timer compares, per booking the fold changed, the version the fold has reached with
+the version the sink has handled (`synced`, streams/core/synced.py), and re-sends a
+projection that stayed behind for two sweep intervals: in-flight work catches up
+meanwhile and is left alone. Each (booking, version) is re-sent at most once, so an
+outage does not flood the topic.
+
+The fold adds a reconcile entry to the due index for each projection it sends; a sweep
+reads only the entries older than two sweep intervals (the time in-flight work needs to
+reach Salesforce) and, per entry (`streams.core.due_index.reconcile_action`), removes
+it when Salesforce has caught up, leaves it while this worker's sink has not read that
+far (`streams.core.sink_progress`), or re-sends the projection once.
+
+A partition's entries are in the order their projections were sent, and its sink reads
+them in that order: at the first entry the sink has not read yet, the sweep leaves the
+rest of that partition for a later sweep. During a backfill the sink trails the fold by
+minutes, and reading every waiting entry on every sweep would cost the whole backlog
+each time (hand-backs and clock steps can break the order: an entry then waits one
+sweep longer, it is never skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from streams.core.due_index import entry_key, reconcile_action, settled
+from streams.core.fold import BookingState
+from streams.core.projection import project
+from streams.core.retention import is_marker
+from streams.worker.app import app, bookings, due_index, settings, sink_progress, synced
+from streams.worker.pipeline.projections import MAPPING, send_projection
+from streams.worker.table_scan import Sweep
+from streams.worker.watch import metrics
+
+log = logging.getLogger(__name__)
+
+
+async def resend_lagging_projections(now_ms: int | None = None) -> int:
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    # Behind for two sweeps: in-flight work has had the time to catch up.
+    until = now_ms - int(2 * settings.reconcile_interval * 1000)
+    sweep = Sweep()
+    resent = 0
+    # Partitions whose sink is still behind the entry just read: their later entries
+    # (sent later, so further on in the projections partition) are not read this sweep.
+    waiting: set[int] = set()
+    async for due in due_index.due("reconcile", until, sweep, stopped=waiting):
+        key = due.entry.booking
+        synced_value = synced.under(due.anchor).get(key) or 0
+        if settled(due.value, synced_value):  # the common case: no need to read the booking
+            due_index.drop(due)
+            continue
+        raw = bookings.under(due.anchor).get(key)
+        version = None if raw is None or is_marker(raw) else BookingState.version_of(raw)
+        action = reconcile_action(
+            version,
+            synced_value,
+            in_flight=version is not None
+            and sink_progress.in_flight(key, version, due.value.partition),
+            resent=due.value.resent,
+        )
+        if action == "wait":
+            waiting.add(due.value.partition)
+            continue
+        due_index.drop(due)
+        if action == "give-up":
+            log.warning("reconcile: %r still behind after a re-send; left to its next change", key)
+        if action != "resend" or raw is None:
+            continue
+        # None: a booking without an Event (e.g. it never got a start time): nothing to send.
+        projection = project(BookingState.from_bytes(raw), MAPPING)
+        if projection is None:
+            continue
+        assert version is not None
+        due_index.under(due.anchor).add(
+            entry_key("reconcile", now_ms, key), resent=version, version=version
+        )
+        await send_projection(key, projection)
+        resent += 1
+    sink_progress.forget_read()
+    metrics.record_sweep("reconcile", sweep.items, sweep.cpu_s, sweep.longest_slice_s)
+    if resent:
+        metrics.PROJECTIONS_RESENT.inc(resent)
+        log.warning("reconcile: re-sent %d projections Salesforce stayed behind", resent)
+    return resent
+
+
+@app.timer(settings.reconcile_interval, name="reconcile-timer")  # type: ignore[untyped-decorator]
+async def reconcile_timer() -> None:
+    await resend_lagging_projections()

@@ -1,0 +1,244 @@
+"""The sink agent: activity-projections -> one sObject Collections upsert per batch.
+
+The agent takes a batch, decodes it, plans the writes (streams/core/sink_plan.py: the
+newest projection per booking, not yet synced, of this app version) and hands them to
+its `SinkDriver` (streams/worker/pipeline/sink_driver.py: hand-back, pause, let-go on a
+rebalance, the abandoned attempt), which writes them through an `EventWriter`
+(streams/salesforce/writer.py: related lookup, upserts, healing). The outcomes are
+applied here:
+- written: `synced` remembers the version, with the fallbacks taken to write it; a
+  fallback is logged once per booking;
+- refused by the version fence (streams/salesforce/fence.py): Salesforce already has a
+  newer projection; done, counted, never dead-lettered or retried;
+- rejected (validation): to activity-projections.dlq with Salesforce's error, and
+  `synced` remembers the refused version; the rest of the batch is written;
+- undecodable: to activity-projections.dlq, never dropped.
+`synced` is written only for records whose partition the worker still owns, judged as
+the ack guard judges it (`Settled.owned`), not by `consumer.assignment()`, which lags
+during the revoke step. A batch that fails in an unexpected way is dead-lettered:
+Faust acknowledges a batch whether the agent raises or not. The failure paths as a
+whole: docs/architecture.md, "The sink's failure paths".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Literal, cast
+
+import faust
+from faust.types import EventT
+
+from streams.core import projection_record
+from streams.core.projection import complete_related
+from streams.core.projection_record import UndecodableProjection
+from streams.core.sink_plan import Candidate, plan_writes
+from streams.core.synced import encode_synced, fallbacks_taken, handled_version
+from streams.salesforce import SalesforceClient
+from streams.salesforce.healing import Fallback
+from streams.salesforce.writer import EventWriter
+from streams.worker.app import (
+    app,
+    ownership,
+    projection_sent,
+    projections_dlq_topic,
+    projections_topic,
+    settings,
+    sink_progress,
+    synced,
+)
+from streams.worker.pipeline.dead_letter import send_to_dead_letter
+from streams.worker.pipeline.sink_driver import Held, Settled, SinkDriver
+from streams.worker.watch import metrics
+
+log = logging.getLogger(__name__)
+
+Record = EventT[bytes]
+
+
+async def dead_letter_projection(event: Record, code: str, message: str) -> None:
+    await send_to_dead_letter(projections_dlq_topic, event, code, message)
+
+
+async def _decode(batch: Sequence[Record]) -> list[Candidate[Record]]:
+    """The batch's projections (streams/core/projection_record.py); a record whose value
+    is not one goes to activity-projections.dlq with the reason, never dropped."""
+    candidates: list[Candidate[Record]] = []
+    for event in batch:
+        try:
+            record = projection_record.decode(event.message.value, event.message.headers)
+        except UndecodableProjection as exc:
+            await dead_letter_projection(event, "undecodable", exc.reason)
+            continue
+        candidates.append(
+            Candidate(
+                record.projection,
+                event,
+                forced=record.headers.forced,
+                app_version=record.headers.app_version,
+            )
+        )
+    return candidates
+
+
+def _record_handled(
+    candidate: Candidate[Record],
+    *,
+    rejected: bool = False,
+    fallbacks: Sequence[Fallback] = (),
+    fenced: bool = False,
+) -> None:
+    """Remember in `synced` that this version is done: written, (negative) rejected, or
+    refused by the version fence (`fenced`), so neither the sink nor the reconcile timer
+    sends it to Salesforce again; with the fallbacks taken to write it (`status` shows
+    them). A fallback is logged, with Salesforce's error, when the booking's previous
+    write did not take it already: once per booking, not once per write."""
+    event = candidate.meta
+    key = candidate.projection.booking_id.encode()
+    if fallbacks:
+        before = set(fallbacks_taken(synced.under(event).get(key) or 0))
+        for fallback in fallbacks:
+            if fallback.kind not in before:
+                log.warning(
+                    "booking %s: Salesforce refused %s %s (%s); wrote %s instead (%s)",
+                    candidate.projection.booking_id,
+                    fallback.field,
+                    fallback.old,
+                    fallback.error,
+                    fallback.new,
+                    fallback.kind,
+                )
+    value = encode_synced(
+        candidate.projection.version,
+        rejected=rejected,
+        fallbacks=[f.kind for f in fallbacks],
+        fenced=fenced,
+    )
+    synced.under(event).set(key, value)
+    if rejected:
+        return
+    stamp = projection_record.decode_headers(event.message.headers).event_timestamp_ms
+    if stamp is not None:
+        metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - stamp / 1000))
+
+
+async def apply_outcomes(settled: Sequence[Settled[Record]]) -> None:
+    """Apply what came of each record (the driver drops the done ones from its batch).
+    `synced` rows of partitions revoked meanwhile belong to their new owner."""
+    for item in settled:
+        outcome, candidate = item.outcome, item.candidate
+        metrics.SALESFORCE_RECORDS.labels(outcome.status).inc()
+        for error in outcome.errors:  # none when written
+            metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
+        if outcome.written:
+            if item.owned():
+                _record_handled(candidate, fallbacks=outcome.fallbacks)
+        elif outcome.status == "fenced":
+            # Salesforce already has a newer projection (the version fence): done.
+            metrics.PROJECTIONS_SKIPPED.labels("salesforce-newer").inc()
+            if item.owned():
+                _record_handled(candidate, fenced=True)  # `status` tells the fence refused
+        elif outcome.status == "rejected":
+            message = "; ".join(f"{e.status_code}: {e.message}" for e in outcome.errors)
+            code = outcome.errors[0].status_code if outcome.errors else "rejected"
+            await dead_letter_projection(candidate.meta, code, message)
+            if item.owned():
+                _record_handled(candidate, rejected=True)
+        # "retryable" (rows still locked at the deadline): the driver tries it again.
+
+
+async def hand_back(candidates: Sequence[Candidate[Record]]) -> None:
+    """Send unwritten projections back to activity-projections, for this worker after
+    a pause or a restart, or for whoever owns the partition next. Faust acknowledges
+    the batch when the agent returns; a SIGKILL acknowledges nothing, so those records
+    are simply read again."""
+    for candidate in candidates:
+        msg = candidate.meta.message
+        await projections_topic.send(
+            key=msg.key,
+            value=msg.value,
+            headers=msg.headers,
+            callback=partial(projection_sent, msg.key, candidate.projection.version),
+        )
+
+
+async def write_batch(driver: SinkDriver[Record], batch: Sequence[Record]) -> None:
+    held: Held[Record] = driver.hold()
+    candidates = await _decode(batch)
+    # Each booking's `synced` row is read under its own (newest) projection event.
+    newest_event = {c.projection.booking_id: c.meta for c in candidates}
+    plan = plan_writes(
+        candidates,
+        lambda booking: handled_version(
+            synced.under(newest_event[booking]).get(booking.encode()) or 0
+        ),
+        app_version=str(settings.app_version),
+    )
+    metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
+    metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
+    metrics.PROJECTIONS_SKIPPED.labels("other-app-version").inc(plan.other_app_version)
+    await driver.write(held, plan.to_write)
+
+
+class AppConsumer:
+    """The Faust app as the driver reads it; whether a record's partition is still this
+    worker's is the one rule of streams/runtime/ownership.py (`ownership`)."""
+
+    def stopping(self) -> bool:
+        return bool(app.should_stop)
+
+    def rebalances(self) -> int:
+        # Raised by the consumer's rebalance listener before the revoke step waits.
+        return int(app.rebalancing_count)
+
+    def flow_active(self) -> bool:
+        return bool(app.flow_control.is_active())
+
+    def owns(self, record: Record) -> bool:
+        return ownership.owns(record.message)
+
+
+class _Metrics:
+    """The writer's API calls and fallbacks, as Prometheus metrics."""
+
+    def api_calls(self, kind: Literal["lookup", "upsert"], count: int) -> None:
+        metrics.SALESFORCE_CALLS.labels(kind).inc(count)
+
+    def api_remaining(self, count: int) -> None:
+        metrics.SALESFORCE_API_REMAINING.set(count)
+
+    def fallback(self, kind: str) -> None:
+        metrics.SALESFORCE_FALLBACKS.labels(kind).inc()
+
+
+def new_driver(consumer: AppConsumer) -> SinkDriver[Record]:
+    writer = EventWriter(
+        SalesforceClient(settings.salesforce),
+        complete_related,
+        attempt_deadline=settings.sink_attempt_deadline,
+        limit_pause=settings.sink_limit_pause,
+        meter=_Metrics(),
+    )
+    return SinkDriver(writer, consumer, hand_back=hand_back, apply=apply_outcomes)
+
+
+@app.agent(projections_topic, name="sink")
+async def sink(stream: faust.StreamT[bytes]) -> None:
+    driver = new_driver(AppConsumer())
+    # The concrete Stream: StreamT's stub lacks take_events.
+    concrete = cast(faust.Stream[bytes], stream)
+    async for batch in concrete.take_events(
+        settings.sink_batch_size, within=settings.sink_batch_window
+    ):
+        try:
+            await write_batch(driver, batch)
+        except Exception as exc:  # Faust would ack the batch anyway: set it aside
+            log.exception("sink batch failed; dead-lettering its %d records", len(batch))
+            for event in batch:
+                await dead_letter_projection(
+                    event, "internal-error", f"{type(exc).__name__}: {exc}"
+                )
+        for event in batch:
+            sink_progress.read(event.message.partition, event.message.offset)

@@ -1,0 +1,91 @@
+"""`rocksdb://` with one memory budget per worker, not per store.
+
+Faust opens one RocksDB store per table and partition held (3 tables x 4 partitions: 12
+on a lone worker), each with its own block cache and memtables, so RocksDB's share of
+the RSS grows with the partitions a worker holds and the data it has touched. With
+`ACTIVITY_SYNC_ROCKSDB_MEMORY_MB` > 0 (the default) every store of the process shares
+one LRU block cache of that size, index and filter blocks included, and the memtables
+of all stores are charged to the same cache by one write-buffer manager (RocksDB flushes
+the largest memtable once they reach half of it): RocksDB's memory stays near that one
+figure, whatever the partitions held (docs/performance.md, "Scale").
+
+Faust picks a store class by the URL's scheme (`faust.stores.STORES`); importing this
+module and calling `install()` (`boot()` does, streams/worker/process/boot.py) points `rocksdb` at
+`Store` below. The budget travels in the table's options
+(`Settings.rocksdb_options`, key `memory_budget_mb`); 0 keeps Faust's per-store caches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust import stores
+from faust.stores import rocksdb as faust_rocksdb
+
+BUDGET_OPTION = "memory_budget_mb"
+MIB = 1024 * 1024
+
+# One cache and write-buffer manager per budget, for the whole process.
+_shared: dict[int, tuple[Any, Any]] = {}
+
+
+def shared_budget(budget_mb: int) -> tuple[Any, Any]:
+    """The process's (block cache, write-buffer manager) for a budget of `budget_mb`."""
+    if budget_mb not in _shared:
+        import rocksdict
+
+        cache = rocksdict.Cache(budget_mb * MIB)
+        write_buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            budget_mb * MIB // 2, False, cache
+        )
+        _shared[budget_mb] = (cache, write_buffers)
+    return _shared[budget_mb]
+
+
+def shared_budgets() -> dict[int, tuple[Any, Any]]:
+    """The budgets opened so far: budget MB -> (block cache, write-buffer manager)."""
+    return dict(_shared)
+
+
+class BudgetedOptions(faust_rocksdb.RocksDBOptions):
+    """Faust's options, with the process's shared cache and write-buffer manager."""
+
+    def __init__(self, budget_mb: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.budget_mb = budget_mb
+
+    def as_options(self) -> Any:
+        options = super().as_options()
+        if not self.use_rocksdict:  # python-rocksdb: Faust's per-store caches
+            return options
+        import rocksdict
+
+        cache, write_buffers = shared_budget(self.budget_mb)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, True)
+        table.set_block_cache(cache)
+        # Index and filter blocks live in the cache too, not beside it per open file.
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(write_buffers)
+        return options
+
+
+class Store(faust_rocksdb.Store):
+    """Faust's RocksDB store, opened with the worker's shared memory budget."""
+
+    def __init__(self, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        own = dict(options or {})
+        budget_mb = int(own.pop(BUDGET_OPTION, 0))
+        super().__init__(*args, options=own, **kwargs)
+        if budget_mb > 0:
+            self.rocksdb_options = BudgetedOptions(
+                budget_mb, **own, use_rocksdict=self.use_rocksdict
+            )
+
+
+def install() -> None:
+    """`rocksdb://` opens `Store` above (Faust resolves the scheme at each table's start)."""
+    stores.STORES.aliases["rocksdb"] = f"{__name__}:Store"

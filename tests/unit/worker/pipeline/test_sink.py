@@ -1,0 +1,107 @@
+"""The sink agent's reading of a batch (streams/worker/pipeline/sink.py): each record decoded by
+streams/core/projection_record.py, an undecodable one set aside in
+activity-projections.dlq with its reason, the rest planned and handed to the driver."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from streams.core import projection_record
+from streams.core.projection import Projection
+from streams.core.sink_plan import Candidate
+from streams.worker.pipeline import sink
+
+
+@dataclass
+class Message:
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    key: bytes = b"b-1"
+    partition: int = 0
+    offset: int = 0
+
+
+@dataclass
+class Event:
+    message: Message
+
+
+class Synced:
+    def under(self, event: Any) -> Synced:
+        return self
+
+    def get(self, key: bytes) -> int | None:
+        return None
+
+
+class Driver:
+    """The driver as `write_batch` uses it: what it was asked to write."""
+
+    def __init__(self) -> None:
+        self.written: list[Candidate[Any]] = []
+
+    def hold(self) -> object:
+        return object()
+
+    async def write(self, held: object, candidates: Sequence[Candidate[Any]]) -> None:
+        self.written.extend(candidates)
+
+
+def projection(version: int = 1) -> Projection:
+    return Projection(
+        booking_id="b-1",
+        version=version,
+        external_id_field="Booking_Id__c",
+        fields={"Booking_Id__c": "b-1"},
+        lookup_email=None,
+        customer_name=None,
+        related_type=None,
+    )
+
+
+def record(version: int = 1, *, forced: bool = False) -> Event:
+    value, headers = projection_record.encode(
+        projection(version), app_version=sink.settings.app_version, forced=forced
+    )
+    return Event(Message(value, headers, offset=version))
+
+
+@pytest.fixture
+def dead(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, Event, str, str]]:
+    letters: list[tuple[object, Event, str, str]] = []
+
+    async def send_to_dead_letter(dlq: object, event: Event, code: str, message: str) -> None:
+        letters.append((dlq, event, code, message))
+
+    monkeypatch.setattr(sink, "send_to_dead_letter", send_to_dead_letter)
+    monkeypatch.setattr(sink, "synced", Synced())
+    return letters
+
+
+async def test_an_undecodable_record_goes_to_the_projections_dlq_with_its_reason(
+    dead: list[tuple[object, Event, str, str]],
+) -> None:
+    broken = Event(Message(b"{not a projection", offset=9))
+    driver = Driver()
+    await sink.write_batch(driver, [broken, record(2)])  # type: ignore[arg-type, list-item]
+    assert [(dlq, event, code) for dlq, event, code, _ in dead] == [
+        (sink.projections_dlq_topic, broken, "undecodable")
+    ]
+    assert "JSONDecodeError" in dead[0][3]
+    # The rest of the batch is written.
+    assert [c.projection.version for c in driver.written] == [2]
+
+
+async def test_a_decoded_record_keeps_what_its_headers_say(
+    dead: list[tuple[object, Event, str, str]],
+) -> None:
+    forced = record(3, forced=True)
+    candidates = await sink._decode([forced])  # type: ignore[list-item]
+    assert candidates == [
+        Candidate(projection(3), forced, forced=True, app_version=str(sink.settings.app_version))
+    ]
+    assert dead == []

@@ -1,0 +1,125 @@
+"""One RocksDB memory budget per worker (streams/worker/process/rocksdb_store.py): the setting
+reaches every store, and the stores' memtables and cache stay within it together."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from faust import stores
+
+from streams.worker import app as worker_app
+from streams.worker.process import rocksdb_store
+from streams.worker.settings import Settings
+
+MIB = 1024 * 1024
+
+
+def test_rocksdb_urls_open_the_budgeted_store_once_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert worker_app.settings.store == "rocksdb://"
+    # boot() installs it (streams/worker/process/boot.py); put Faust's alias back afterwards.
+    monkeypatch.setitem(stores.STORES.aliases, "rocksdb", stores.STORES.aliases["rocksdb"])
+    rocksdb_store.install()
+    assert stores.by_url("rocksdb://") is rocksdb_store.Store
+
+
+def test_the_setting_reaches_every_table() -> None:
+    assert Settings(_env_file=None).rocksdb_memory_mb == 64  # type: ignore[call-arg]
+    for table in (worker_app.bookings, worker_app.synced, worker_app.due_index.table):
+        options = table.faust_table.options
+        assert options[rocksdb_store.BUDGET_OPTION] == worker_app.settings.rocksdb_memory_mb
+
+
+def store_of(tmp_path: Path, budget_mb: int) -> rocksdb_store.Store:
+    app = faust.App("budget-test", datadir=str(tmp_path), store="rocksdb://")
+    table = app.Table("t", key_type=bytes, value_type=bytes)
+    options = Settings(rocksdb_memory_mb=budget_mb).rocksdb_options()  # type: ignore[call-arg]
+    return rocksdb_store.Store("rocksdb://", app, table, options=options)
+
+
+def test_a_store_takes_the_budget_from_its_options(tmp_path: Path) -> None:
+    budgeted = store_of(tmp_path / "a", 32)
+    assert isinstance(budgeted.rocksdb_options, rocksdb_store.BudgetedOptions)
+    assert budgeted.rocksdb_options.budget_mb == 32
+    assert budgeted.rocksdb_options.write_buffer_size == 4 * MIB  # the per-store caps stay
+    unbudgeted = store_of(tmp_path / "b", 0)
+    assert not isinstance(unbudgeted.rocksdb_options, rocksdb_store.BudgetedOptions)
+
+
+def flushed(db: Any) -> None:
+    """Return once the flushes RocksDB scheduled for `db` are over: no immutable memtable
+    left and no flush job running (a job counts as running until it has freed the
+    memtables it wrote out, and with them their charge to the write-buffer manager and
+    the cache). No deadline of its own: on a busy machine the flush threads run late,
+    not wrong, and pytest's timeout (pyproject.toml) ends a hang."""
+    while db.property_int_value("rocksdb.num-immutable-mem-table") or db.property_int_value(
+        "rocksdb.num-running-flushes"
+    ):
+        time.sleep(0.001)
+
+
+def memtables(dbs: list[Any]) -> int:
+    return sum(db.property_int_value("rocksdb.cur-size-all-mem-tables") for db in dbs)
+
+
+def fill(dbs: list[Any], megabytes: int) -> int:
+    """Write `megabytes` MB of 1 kB values into each store, a row to each in turn; return
+    the most the memtables of all stores held, measured after each turn.
+
+    What RocksDB promises: a write that finds the memtables of all stores past the
+    write-buffer manager's limit switches the written store's memtable to be flushed in
+    the background; but it skips a store whose last memtable is still being flushed, so
+    when the flush threads run behind (a busy machine) the memtables grow past the limit
+    by however far the scheduler lets them. Each flush a write triggers is awaited
+    before the next write: the same writes trigger the same flushes on any machine."""
+    value = os.urandom(1000)
+    held = 0
+    for i in range(megabytes * 1000):
+        for n, db in enumerate(dbs):
+            db[b"%d-%08d" % (n, i)] = value
+            if db.property_int_value("rocksdb.num-immutable-mem-table"):
+                flushed(db)
+        held = max(held, memtables(dbs))
+    return held
+
+
+@pytest.mark.parametrize("budget_mb", [0, 8])
+def test_memtables_of_all_stores_stay_within_the_budget(tmp_path: Path, budget_mb: int) -> None:
+    # Large per-store write buffers (Faust's 64 MiB): only the shared budget holds them.
+    # Three stores, not four: a written store's memtable holds at least one arena block
+    # (1 MiB with these buffers), and four of them would already be past the manager's
+    # limit (7/8 of half of 8 MiB), so every write would switch a memtable.
+    kwargs: dict[str, Any] = {"write_buffer_size": 64 * MIB, "max_write_buffer_number": 3}
+    options = (
+        rocksdb_store.BudgetedOptions(budget_mb, **kwargs)
+        if budget_mb
+        else rocksdb_store.faust_rocksdb.RocksDBOptions(**kwargs)
+    )
+    dbs = [options.open(tmp_path / f"p{n}.db") for n in range(3)]
+    try:
+        held = fill(dbs, 8)  # 24 MB written, 8 MB a store
+        if not budget_mb:
+            assert held > 16 * MIB, held / MIB  # nothing flushed: 8 MB a store in memory
+            return
+        cache, write_buffers = rocksdb_store.shared_budget(budget_mb)
+        assert write_buffers.get_buffer_size() == budget_mb * MIB // 2  # flush at half
+        # Under the manager's limit before each write, a write adds one arena block at most.
+        assert held <= write_buffers.get_buffer_size() + MIB, held / MIB
+        # The manager's own count, charged to the cache (entries held there, not evicted).
+        assert write_buffers.get_usage() <= budget_mb * MIB, write_buffers.get_usage() / MIB
+        assert cache.get_pinned_usage() >= write_buffers.get_usage()
+        for db in dbs:  # read everything back through the shared cache
+            for _key, _value in db.items():
+                pass
+        # Pinned L0 index and filter blocks may take it a little past its capacity.
+        usage = cache.get_usage()
+        assert usage <= budget_mb * MIB * 1.5, usage / MIB
+    finally:
+        for db in dbs:
+            db.close()
