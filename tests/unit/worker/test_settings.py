@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from streams.commands.base import settings_problem
 from streams.salesforce.settings import SecretFileError
@@ -121,3 +122,89 @@ def test_a_missing_secret_file_names_the_variable_and_path_only(
         f"ACTIVITY_SYNC_SALESFORCE_PASSWORD_FILE: cannot read {tmp_path / 'nope'}: "
         "No such file or directory"
     )
+
+
+# Every worker setting as it was while Settings was one flat class (generated from it): the
+# variable an operator sets, its type, default and constraints. Splitting the class into
+# sections must not change one of them, or a deployment's environment would silently mean
+# something else.
+BEFORE_SECTIONS = {
+    "ACTIVITY_SYNC_APP_ID": ("str", "'booking-activity-sync'", ()),
+    "ACTIVITY_SYNC_APP_VERSION": ("int", "1", ()),
+    "ACTIVITY_SYNC_BROKER_URL": ("str", "'kafka://127.0.0.1:9092'", ()),
+    "ACTIVITY_SYNC_BROKER_PROFILE": ("str", "'kafka'", ("_known_profile",)),
+    "ACTIVITY_SYNC_PARTITIONS": ("int", "4", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_REPLICATION_FACTOR": ("int", "1", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_MIN_INSYNC_REPLICAS": ("int | None", "None", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_STORE": ("str", "'rocksdb://'", ()),
+    "ACTIVITY_SYNC_DATA_DIR": ("Path", "PosixPath('var/worker')", ()),
+    "ACTIVITY_SYNC_WEB_ENABLED": ("bool", "True", ()),
+    "ACTIVITY_SYNC_WEB_HOST": ("str", "'127.0.0.1'", ()),
+    "ACTIVITY_SYNC_WEB_BIND": ("str", "'127.0.0.1'", ()),
+    "ACTIVITY_SYNC_WEB_PORT": ("int", "6066", ()),
+    "ACTIVITY_SYNC_WEB_TOKEN": ("SecretStr", "SecretStr('')", ()),
+    "ACTIVITY_SYNC_STARTUP_TIMEOUT": ("float", "30.0", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_STARTUP_ORG_CHECK": ("bool", "True", ()),
+    "ACTIVITY_SYNC_FIELD_MAPPING": ("typing.Literal['default', 'oncehub']", "'default'", ()),
+    "ACTIVITY_SYNC_FOLD_BATCH_SIZE": ("int", "1000", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_FOLD_BATCH_WINDOW": ("float", "0.05", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_FOLD_CATCH_UP_BATCH_SIZE": ("int", "25000", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_FOLD_CATCH_UP_WINDOW": ("float", "3.0", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_SINK_BATCH_SIZE": ("int", "1000", ("Ge(ge=1)", "Le(le=10000)")),
+    "ACTIVITY_SYNC_SINK_BATCH_WINDOW": ("float", "0.5", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_SINK_ATTEMPT_DEADLINE": ("float", "10.0", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_SINK_LIMIT_PAUSE": ("float", "60.0", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_COMPLETION_GRACE": ("float", "3600.0", ("Ge(ge=0)",)),
+    "ACTIVITY_SYNC_COMPLETION_CHECK_INTERVAL": ("float", "30.0", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_RECONCILE_INTERVAL": ("float", "60.0", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_STATE_RETENTION_DAYS": ("float", "400.0", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_RETENTION_CHECK_INTERVAL": ("float", "3600.0", ("Gt(gt=0)",)),
+    "ACTIVITY_SYNC_ROCKSDB_BLOCK_CACHE_MB": ("int", "8", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_ROCKSDB_WRITE_BUFFER_MB": ("int", "4", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_ROCKSDB_MAX_WRITE_BUFFERS": ("int", "2", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_ROCKSDB_MEMORY_MB": ("int", "64", ("Ge(ge=0)",)),
+    "ACTIVITY_SYNC_MALLOC_TRIM_INTERVAL": ("float", "30.0", ("Ge(ge=0)",)),
+    "ACTIVITY_SYNC_MALLOC_ARENA_MAX": ("int", "2", ("Ge(ge=0)",)),
+    "ACTIVITY_SYNC_SINK_PROGRESS_MAX_ENTRIES": ("int", "100000", ("Ge(ge=1)",)),
+    "ACTIVITY_SYNC_MEMORY_PROFILE_FRAMES": ("int", "0", ("Ge(ge=0)", "Le(le=100)")),
+    "ACTIVITY_SYNC_TOPICS": ("TopicNames", "factory TopicNames", ()),
+    "ACTIVITY_SYNC_SALESFORCE": ("SalesforceSettings", "factory SalesforceSettings", ()),
+}
+
+
+def _describe(field: FieldInfo) -> tuple[str, str, tuple[str, ...]]:
+    annotation = field.annotation
+    kind = annotation.__name__ if isinstance(annotation, type) else repr(annotation)
+    if field.default_factory is not None:
+        default = f"factory {getattr(field.default_factory, '__name__', '?')}"
+    else:
+        default = repr(field.default)
+    constraints = tuple(
+        getattr(getattr(meta, "func", None), "__name__", None) or repr(meta)
+        for meta in field.metadata
+    )
+    return kind, default, constraints
+
+
+def test_every_variable_type_default_and_constraint_is_as_before() -> None:
+    now = {
+        f"ACTIVITY_SYNC_{name.upper()}": _describe(f) for name, f in Settings.model_fields.items()
+    }
+    assert now == BEFORE_SECTIONS
+
+
+def test_the_cross_field_validators_are_as_before() -> None:
+    validators = Settings.__pydantic_decorators__.field_validators
+    assert {name: d.info.fields for name, d in validators.items()} == {
+        "_within_replication": ("min_insync_replicas",),
+        "_names_a_broker": ("broker_url",),
+    }
+    assert Settings.secret_fields == ("web_token",)
+    config = Settings.model_config
+    assert (config["env_prefix"], config["env_file"], config["extra"]) == (
+        "ACTIVITY_SYNC_",
+        ".env",
+        "ignore",
+    )
+    assert config["hide_input_in_errors"]
+    assert config["validate_default"]
