@@ -1,19 +1,22 @@
 """Settings: `.env` fills every nested setting, `*_FILE` secrets, and no error, repr or
-one-line message shows a secret (streams/worker/settings.py, streams/salesforce/settings.py)."""
+one-line message shows a secret (streams/worker/settings.py, streams/salesforce/settings.py);
+the sections keep every variable as it was, and the README documents them section by section."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from streams.commands.base import settings_problem
 from streams.salesforce.settings import SecretFileError
-from streams.worker.settings import Settings
+from streams.worker.settings import SECTIONS, Settings
 
+REPO = Path(__file__).resolve().parents[3]
 SECRETS = ("hunter2-PASSWORD", "hunter2-CLIENT-SECRET", "hunter2-FROM-FILE", "hunter2-WEB")
 
 
@@ -208,3 +211,52 @@ def test_the_cross_field_validators_are_as_before() -> None:
     )
     assert config["hide_input_in_errors"]
     assert config["validate_default"]
+
+
+def test_every_field_belongs_to_exactly_one_section() -> None:
+    owners: dict[str, list[str]] = {}
+    for section in SECTIONS:
+        for name in section.model_fields:
+            owners.setdefault(name, []).append(section.__name__)
+    assert {name: found for name, found in owners.items() if len(found) > 1} == {}
+    # The nested settings (own prefixes) are Settings' own; every other field is a section's.
+    assert list(Settings.model_fields) == [*owners, "topics", "salesforce"]
+    assert set(SECTIONS) == {base for base in Settings.__bases__ if base in SECTIONS}
+    assert len(Settings.__bases__) == len(SECTIONS) + 1  # and SettingsWithSecretFiles
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda section: section.__name__)
+def test_every_section_and_field_says_what_it_is_for(section: type[BaseModel]) -> None:
+    assert (section.__doc__ or "").strip()
+    undocumented = [n for n, f in section.model_fields.items() if not (f.description or "").strip()]
+    assert undocumented == []
+    # A section is read only through Settings: a prefix of its own would rename variables.
+    assert "env_prefix" not in section.model_config
+
+
+def _readme_sections() -> dict[str, list[str]]:
+    """README's Configuration: the variables of each `### … (`Class`)` table, in order."""
+    text = (REPO / "README.md").read_text()
+    configuration = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, list[str]] = {}
+    for part in configuration.split("\n### ")[1:]:
+        heading, _, body = part.partition("\n")
+        owner = re.search(r"\(`(\w+)`\)", heading)
+        if owner is not None:
+            tables[owner.group(1)] = re.findall(r"^\| `(ACTIVITY_SYNC_\w+)`", body, re.MULTILINE)
+    return tables
+
+
+def test_the_readme_lists_each_sections_fields_under_it() -> None:
+    tables = _readme_sections()
+    for section in SECTIONS:
+        expected = [f"ACTIVITY_SYNC_{name.upper()}" for name in section.model_fields]
+        assert tables.get(section.__name__) == expected, section.__name__
+    for nested, prefix in (
+        ("topics", "ACTIVITY_SYNC_TOPIC_"),
+        ("salesforce", "ACTIVITY_SYNC_SALESFORCE_"),
+    ):
+        model = Settings.model_fields[nested].annotation
+        assert isinstance(model, type)
+        expected = [f"{prefix}{name.upper()}" for name in model.model_fields]
+        assert tables.get(model.__name__) == expected, nested
