@@ -1,12 +1,12 @@
-"""Experiment only (`pipeline_bench --fetch-max-wait-ms N`): clamp Faust's fetch wait.
+"""Experiment only (`pipeline_bench --fetch-max-wait-ms N`): set every consumer's fetch wait.
 
-Faust 0.15.3 creates its aiokafka consumer with a hard-coded `fetch_max_wait_ms=1500`
-(faust/transport/drivers/aiokafka.py). Against Tansu a fetch then waits about half of
-that before answering even when records are there, once per hop (booking-events to
-the ingest agent, activity-projections to the sink). This directory is put first on
-the workers' PYTHONPATH by the bench, so Python imports this module at start-up and
-every consumer created with `fetch_max_wait_ms` gets BENCH_FETCH_MAX_WAIT_MS instead.
-Nothing in the app is changed; it measures what a setting would buy.
+The app's consumers wait 100 ms for a fetch (50 ms on Tansu; streams/transport/consumer.py
+sets it on the aiokafka consumer after Faust creates it with its hard-coded 1500 ms).
+This directory is put first on the workers' PYTHONPATH by the bench, so Python imports
+this module at start-up, and every aiokafka consumer in the process then waits
+BENCH_FETCH_MAX_WAIT_MS, whatever it was created or later set with: the value is a
+class property whose setter is ignored. Nothing in the app is changed; it measures
+what another wait would buy.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from typing import Any
 try:
     import aiokafka
 
-    _original_init = aiokafka.AIOKafkaConsumer.__init__
+    _WAIT_MS = int(os.environ.get("BENCH_FETCH_MAX_WAIT_MS", "50"))
 
-    def _init(self: Any, *args: Any, **kwargs: Any) -> None:
-        if "fetch_max_wait_ms" in kwargs:
-            kwargs["fetch_max_wait_ms"] = int(os.environ.get("BENCH_FETCH_MAX_WAIT_MS", "50"))
-        _original_init(self, *args, **kwargs)
+    def _ignore(self: Any, value: int) -> None:
+        """Faust's 1500 ms and the app's own wait alike give way to the bench's."""
 
-    aiokafka.AIOKafkaConsumer.__init__ = _init
+    # aiokafka keeps the wait in `_fetch_max_wait_ms` and hands it to its fetcher at start.
+    aiokafka.AIOKafkaConsumer._fetch_max_wait_ms = property(lambda self: _WAIT_MS, _ignore)
 except ImportError:  # pragma: no cover - not an aiokafka process
     pass
