@@ -50,11 +50,13 @@ if CONSUMER not in ("faust", "app"):
 # Faust's own consumer on the broker the profile names: on the embedded broker with the
 # fetch wait the worker's consumer corrects there too, on Kafka untouched.
 _faust_transport = (
-    "FaustTansuTransport" if settings.broker().profile.name == "embedded" else "FaustTransport"
+    "FaustTansuTransport"
+    if settings.broker.connection().profile.name == "embedded"
+    else "FaustTransport"
 )
 TRANSPORTS.aliases[FAUST_SCHEME] = f"{__name__}:{_faust_transport}"
 # The broker and its profile's options, as the worker's; `faust` swaps in Faust's consumer.
-broker_options = settings.broker().faust_options(
+broker_options = settings.broker.connection().faust_options(
     consumer_scheme=FAUST_SCHEME if CONSUMER == "faust" else None
 )
 
@@ -62,12 +64,12 @@ app = faust.App(
     # One consumer group per variant: each run reads the topic from the start.
     f"bench-bare-{CONSUMER}",
     store="memory://",
-    datadir=str(settings.data_dir),
-    topic_partitions=settings.partitions,
+    datadir=str(settings.store.data_dir),
+    topic_partitions=settings.broker.partitions,
     key_serializer="raw",
     value_serializer="raw",
     consumer_auto_offset_reset="earliest",
-    web_port=settings.web_port,
+    web_port=settings.web.port,
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
     **broker_options,
@@ -78,7 +80,7 @@ events_topic = app.topic(
     value_type=bytes,
     key_serializer="raw",
     value_serializer="raw",
-    partitions=settings.partitions,
+    partitions=settings.broker.partitions,
 )
 iterated = 0
 
@@ -88,7 +90,7 @@ async def bare(stream: faust.StreamT[bytes]) -> None:
     global iterated
     concrete = cast(faust.Stream[bytes], stream)
     async for batch in concrete.take_events(
-        settings.fold_batch_size, within=settings.fold_batch_window
+        settings.fold.batch_size, within=settings.fold.batch_window
     ):
         iterated += len(batch)
 

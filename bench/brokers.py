@@ -30,7 +30,7 @@ from devkit.broker import EmbeddedBroker
 from devkit.broker_namespace import APP_TOPICS, BrokerNamespace
 from devkit.kafka import KafkaCluster
 from devkit.topics import produce
-from streams.worker.settings import Settings
+from streams.worker.settings import BrokerSection, StoreSection
 
 KAFKA = "kafka"
 EMBEDDED = "embedded"
@@ -90,7 +90,7 @@ def describe(broker: Broker) -> dict[str, Any]:
 
 def store(extra: dict[str, str] | None = None) -> str:
     """The workers' table store: a `store` setting given to them, else the default."""
-    return (extra or {}).get("store") or str(Settings.model_fields["store"].default)
+    return (extra or {}).get("store") or str(StoreSection.model_fields["url"].default)
 
 
 def broker_pid(broker: Broker) -> int | None:
@@ -103,7 +103,7 @@ async def create_app_topics(broker: Broker) -> list[str]:
     """The app's four topics with the worker's partition count and the broker's
     replication, before anything produces to them: Kafka here creates no topic by itself
     (`auto.create.topics.enable=false`). The workers create the changelogs themselves."""
-    partitions = int(Settings.model_fields["partitions"].default)
+    partitions = int(BrokerSection.model_fields["partitions"].default)
     space = dataclasses.replace(BrokerNamespace.of(broker), partitions=partitions)
     names = [space.topic(name) for name in APP_TOPICS.values()]
     await space.create_topics(list(APP_TOPICS.values()))

@@ -52,7 +52,7 @@ from devkit.workers import WorkerProcess
 from schemas import event_from_dict
 from streams.commands.generate import generate_events
 from streams.core.fold import BookingState, fold
-from streams.worker.settings import Settings
+from streams.worker.settings import Settings, TimersSection
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -99,8 +99,8 @@ def _bare_loop(
     bare = h.BareFaustProcess(
         broker,
         root,
-        args.fold_batch_size or defaults.fold_batch_size,
-        args.fold_batch_window or defaults.fold_batch_window,
+        args.fold_batch_size or defaults.fold.batch_size,
+        args.fold_batch_window or defaults.fold.batch_window,
         consumer,
     ).start()
     try:
@@ -144,7 +144,7 @@ def worker_settings(args: argparse.Namespace) -> dict[str, str]:
     into every figure."""
     names = ("fold_batch_size", "fold_batch_window", "sink_batch_size", "sink_batch_window")
     chosen = {name: str(getattr(args, name)) for name in names if getattr(args, name) is not None}
-    interval = args.reconcile_interval or Settings.model_fields["reconcile_interval"].default
+    interval = args.reconcile_interval or TimersSection.model_fields["reconcile_interval"].default
     return {**chosen, "reconcile_interval": str(interval)}
 
 

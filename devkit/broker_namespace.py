@@ -24,9 +24,9 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 from devkit.broker import EmbeddedBroker
 from devkit.kafka import KafkaCluster
 from streams.transport.connection import BrokerConnection
-from streams.worker.settings import Settings, TopicNames
+from streams.worker.settings import AppSection, TopicNames
 
-DEFAULT_APP_ID = str(Settings.model_fields["app_id"].default)
+DEFAULT_APP_ID = str(AppSection.model_fields["id"].default)
 # The app's own topics by their setting (ACTIVITY_SYNC_TOPIC_<FIELD>) and default name.
 APP_TOPICS: dict[str, str] = {
     name: str(info.default) for name, info in TopicNames.model_fields.items()

@@ -164,7 +164,7 @@ async def produce(
         if id_prefix is not None:
             check_id_prefix(id_prefix)
         summary = await produce_lines(
-            settings.broker(),
+            settings.broker.connection(),
             target,
             generated_lines(generate, seed, id_prefix),
             timeout_s=timeout_s,
@@ -174,7 +174,7 @@ async def produce(
         stream = open_input(file)
         try:
             summary = await produce_lines(
-                settings.broker(),
+                settings.broker.connection(),
                 target,
                 read_lines(stream),
                 timeout_s=timeout_s,
@@ -228,9 +228,9 @@ async def status(
         salesforce_json,
     )
 
-    url = worker_url or f"http://{settings.web_host}:{settings.web_port}"
-    report = await fetch_report(url, booking_id, timeout_s, token=settings.web_token)
-    mapping = settings.mapping()
+    url = worker_url or f"http://{settings.web.host}:{settings.web.port}"
+    report = await fetch_report(url, booking_id, timeout_s, token=settings.web.token)
+    mapping = settings.app.mapping()
     found = (
         SalesforceCheck.skipped("--no-salesforce")
         if offline
@@ -286,7 +286,7 @@ async def replay(
     if since is not None and chosen:
         raise UserError("give --since TIME or --bookings ID..., not both")
     summary = await run_replay(
-        settings.broker(),
+        settings.broker.connection(),
         ReplayOptions.of(settings, timeout_s),
         Selection(bookings=chosen, since=parse_since(since) if since is not None else None),
     )
@@ -343,14 +343,14 @@ async def backfill(
     from streams.commands.backfill import watch
     from streams.commands.versions import check_version, group_id
 
-    version = check_version(settings.app_version if app_version is None else app_version)
+    version = check_version(settings.app.version if app_version is None else app_version)
     return await watch(
-        settings.broker(),
-        group=group_id(settings.app_id, version),
+        settings.broker.connection(),
+        group=group_id(settings.app.id, version),
         events_topic=settings.topics.events,
         projections_topic=settings.topics.projections,
         worker_urls=list(worker_urls),
-        worker_token=settings.web_token,
+        worker_token=settings.web.token,
         interval_s=interval,
         timeout_s=timeout_s,
         out=sys.stdout,
@@ -371,10 +371,10 @@ async def delete_version(self: OperatorCommand, version: int, yes: bool, timeout
     from streams.commands.versions import delete_version as run_delete_version
 
     return await run_delete_version(
-        settings.broker(),
-        app_id=settings.app_id,
+        settings.broker.connection(),
+        app_id=settings.app.id,
         version=version,
-        running_version=settings.app_version,
+        running_version=settings.app.version,
         tables=list(app.tables),
         yes=yes,
         out=sys.stdout,
@@ -480,7 +480,7 @@ async def dlq(
         raise UsageError("show needs PARTITION:OFFSET and --topic events|projections")
     if file is not None and which != "events":
         raise UsageError("--file re-submits booking events: use it with --topic events")
-    broker = settings.broker()
+    broker = settings.broker.connection()
     topics = dead_letters.DeadLetterTopics(
         events=settings.topics.events,
         events_dlq=settings.topics.events_dlq,

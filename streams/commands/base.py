@@ -22,8 +22,8 @@ import click
 from faust.cli import AppCommand
 from pydantic import ValidationError
 
-from streams.salesforce.settings import ENV_PREFIX as SALESFORCE_PREFIX
 from streams.salesforce.settings import SecretFileError
+from streams.worker.settings import error_variable
 
 
 class UserError(Exception):
@@ -59,15 +59,6 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-# The environment prefix of each settings model (pydantic names a model's errors by it).
-_PREFIXES = {
-    "Settings": "ACTIVITY_SYNC_",
-    "TopicNames": "ACTIVITY_SYNC_TOPIC_",
-    "SalesforceSettings": SALESFORCE_PREFIX,
-}
-_NESTED = {"topics": "ACTIVITY_SYNC_TOPIC_", "salesforce": SALESFORCE_PREFIX}
-
-
 def settings_problem(exc: ValidationError | SecretFileError) -> str:
     """A settings error as one line naming each variable; never the values given (the
     models hide their input, and this reads only the locations and messages)."""
@@ -75,12 +66,9 @@ def settings_problem(exc: ValidationError | SecretFileError) -> str:
         return one_line(exc)
     parts = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        prefix = _PREFIXES.get(exc.title, "ACTIVITY_SYNC_")
-        loc = [str(part) for part in error["loc"]]
-        if loc and loc[0] in _NESTED and len(loc) > 1:
-            prefix, loc = _NESTED[loc[0]], loc[1:]
+        name = error_variable(exc.title, error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{prefix}{'_'.join(loc).upper()}: {message}" if loc else message)
+        parts.append(f"{name}: {message}" if name else message)
     return one_line(ValueError("; ".join(parts)))
 
 

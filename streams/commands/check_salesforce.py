@@ -59,11 +59,11 @@ async def run_checks(settings: Settings, *, deadline: float | None = None) -> Or
     try:
         return await check_org(
             session,
-            field_specs(settings.mapping()),
+            field_specs(settings.app.mapping()),
             readable=READ_SOBJECTS,
             deadline=deadline
             if deadline is not None
-            else time.monotonic() + settings.startup_timeout,
+            else time.monotonic() + settings.startup.timeout,
         )
     finally:
         session.close()

@@ -40,10 +40,10 @@ def health_url(settings: Settings, args: Sequence[str]) -> str | None:
     """Where the worker answers /health/, or None when it serves no web."""
     if args and "worker" not in args:
         return None  # an operator command, not a worker: nothing listens
-    if not settings.web_enabled or "--without-web" in args:
+    if not settings.web.enabled or "--without-web" in args:
         return None
-    bind = command_line.option_value(args, "--web-bind", "-b") or settings.web_bind
-    port = command_line.option_value(args, "--web-port", "-p") or str(settings.web_port)
+    bind = command_line.option_value(args, "--web-bind", "-b") or settings.web.bind
+    port = command_line.option_value(args, "--web-port", "-p") or str(settings.web.port)
     host = "127.0.0.1" if bind in WILDCARDS else bind
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 address

@@ -81,10 +81,10 @@ PROBE_TIMEOUT_S = 5.0
 def check_web_port(settings: Settings, bind: str | None = None, port: int | None = None) -> None:
     """A `UsageError` when the worker's web server could not listen (the port is taken:
     Faust would fail with a traceback after joining the group)."""
-    if not settings.web_enabled:
+    if not settings.web.enabled:
         return
-    host = bind or settings.web_bind
-    port = settings.web_port if port is None else port
+    host = bind or settings.web.bind
+    port = settings.web.port if port is None else port
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -111,7 +111,7 @@ def check_web_port(settings: Settings, bind: str | None = None, port: int | None
 def check_data_dir(settings: Settings) -> None:
     """A `UsageError` when this user can neither write `data_dir` nor create it (a relative
     default under a read-only working directory: an image's /app)."""
-    path = settings.data_dir
+    path = settings.store.data_dir
     shown = f"ACTIVITY_SYNC_DATA_DIR={path}" + (
         "" if path.is_absolute() else f" ({path.absolute()})"
     )
@@ -215,7 +215,7 @@ async def check_partitions(
     ours = [topics.events, topics.events_dlq, topics.projections, topics.projections_dlq]
     ours += list(changelogs)
     deadline = time.monotonic() + timeout_s
-    async with admin(settings.broker(), timeout_s) as client:
+    async with admin(settings.broker.connection(), timeout_s) as client:
         while True:
             try:
                 # Every topic's metadata: asking for named ones could make a broker with
@@ -238,21 +238,21 @@ async def check_partitions(
     wrong = [
         (name, counts[name])
         for name in ours
-        if counts.get(name, settings.partitions) != settings.partitions
+        if counts.get(name, settings.broker.partitions) != settings.broker.partitions
     ]
     if not wrong:
         return
     found = ", ".join(f"{name} has {count}" for name, count in wrong)
     first = wrong[0][1]
     raise UsageError(
-        f"ACTIVITY_SYNC_PARTITIONS={settings.partitions} but the topics have other counts "
+        f"ACTIVITY_SYNC_PARTITIONS={settings.broker.partitions} but the topics have other counts "
         f"({found}): set ACTIVITY_SYNC_PARTITIONS={first}, the topics' count "
         "(docs/operations.md, 'Sizing up front')"
     )
 
 
 async def wait_for_broker(settings: Settings, deadline: float, say: IO[str]) -> None:
-    broker = settings.broker()
+    broker = settings.broker.connection()
     quiet = [logging.getLogger(name) for name in ("aiokafka", "kafka")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:  # aiokafka logs each refused connection: the line below says it
@@ -365,7 +365,7 @@ async def check_worker(
     check_web_port(settings, web_bind, web_port)
     check_data_dir(settings)
     check_salesforce_settings(settings.salesforce)
-    deadline = time.monotonic() + settings.startup_timeout
+    deadline = time.monotonic() + settings.startup.timeout
     await wait_for_broker(settings, deadline, say)
     await check_partitions(settings, changelogs, max(1.0, min(10.0, deadline - time.monotonic())))
     await check_table_state(settings, tables or {}, deadline, say)
@@ -374,5 +374,5 @@ async def check_worker(
     # exit (a supervisor would restart it in a loop, and its partitions would wait), so
     # it starts, the fold goes on and the sink holds. The org checks need Salesforce.
     reached = await check_salesforce_login(settings, deadline, say)
-    if reached and settings.startup_org_check:
+    if reached and settings.startup.org_check:
         await check_salesforce_org(settings, deadline, say)

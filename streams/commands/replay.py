@@ -146,8 +146,8 @@ class ReplayOptions:
         return cls(
             events_topic=settings.topics.events,
             projections_topic=settings.topics.projections,
-            mapping=settings.mapping(),
-            app_version=settings.app_version,
+            mapping=settings.app.mapping(),
+            app_version=settings.app.version,
             timeout_s=timeout_s,
         )
 

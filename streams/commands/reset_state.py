@@ -18,7 +18,7 @@ from streams.worker.settings import Settings
 
 
 def reset_state(settings: Settings, *, delete: bool, out: IO[str]) -> int:
-    directory = table_state.tables_dir(settings.data_dir, settings.app_version)
+    directory = table_state.tables_dir(settings.store.data_dir, settings.app.version)
     if not table_state.holds_state(directory):
         print(f"no table state in {directory}: nothing to reset", file=out)
         return 0
@@ -31,7 +31,7 @@ def reset_state(settings: Settings, *, delete: bool, out: IO[str]) -> int:
     kept = table_state.discard(directory, keep=not delete)
     where = "deleted" if kept is None else f"moved to {kept} (delete it when not needed)"
     print(
-        f"table state of app version {settings.app_version} {where}; the next worker "
+        f"table state of app version {settings.app.version} {where}; the next worker "
         "start rebuilds its tables from the broker's changelogs",
         file=out,
     )

@@ -54,7 +54,7 @@ async def _asked_again(call: Callable[[], Awaitable[T]], deadline: float, what: 
 
 
 def _shown(settings: Settings) -> str:
-    path = settings.data_dir
+    path = settings.store.data_dir
     return f"ACTIVITY_SYNC_DATA_DIR={path}" + (
         "" if path.is_absolute() else f" ({path.absolute()})"
     )
@@ -74,7 +74,7 @@ async def _broker_view(
 ) -> tuple[str | None, dict[tuple[str, int], int]]:
     """The broker's cluster id, and the end offset of each stored changelog partition
     the broker has (a missing one is left out: its log ends at 0)."""
-    broker = settings.broker()
+    broker = settings.broker.connection()
     timeout_s = max(1.0, min(10.0, deadline - time.monotonic()))
     async with admin(broker, timeout_s) as client:
         cluster: dict[str, Any] = await _asked_again(
@@ -125,15 +125,15 @@ async def check_table_state(
     """Refuse (or, for a broker that forgets its log, drop) table state that the
     broker's changelogs do not have; then record the broker's cluster id beside it.
     `changelogs`: table name -> its changelog topic."""
-    if not settings.store.startswith("rocksdb:"):
+    if not settings.store.url.startswith("rocksdb:"):
         return  # an in-memory store starts empty every time
-    directory = table_state.tables_dir(settings.data_dir, settings.app_version)
+    directory = table_state.tables_dir(settings.store.data_dir, settings.app.version)
     stored = _read_stored(directory, changelogs)
     cluster_id, ends = await _broker_view(settings, stored, deadline)
     recorded = table_state.recorded_cluster(directory)
     problem = stale_state_problem(recorded, cluster_id, table_state.ahead_of_log(stored, ends))
     if problem is not None:
-        profile = settings.broker().profile
+        profile = settings.broker.connection().profile
         if profile.keeps_log:
             raise UsageError(
                 f"{_shown(settings)} {problem}: the broker lost or replaced the log this "

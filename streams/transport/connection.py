@@ -1,7 +1,7 @@
 """The broker seam: a broker URL plus the profile of the broker kind behind it.
 
 A worker's Faust app and the operator commands' plain aiokafka clients reach the broker
-through one `BrokerConnection` (`Settings.broker()`): its Faust options (session
+through one `BrokerConnection` (`settings.broker.connection()`): its Faust options (session
 timeout, heartbeat, the consumer transport), its bootstrap servers, and its end
 offsets, corrected where the broker kind needs it. Each kind's workarounds are set,
 and explained, in its `BrokerProfile` in `PROFILES` below: adding a kind of broker

@@ -27,11 +27,11 @@ settings = Settings()
 
 def create_app(conf: Settings) -> faust.App:
     options: dict[str, Any] = {
-        "version": conf.app_version,
-        "store": conf.store,
-        "datadir": str(conf.data_dir),
-        "topic_partitions": conf.partitions,
-        "topic_replication_factor": conf.replication_factor,
+        "version": conf.app.version,
+        "store": conf.store.url,
+        "datadir": str(conf.store.data_dir),
+        "topic_partitions": conf.broker.partitions,
+        "topic_replication_factor": conf.broker.replication_factor,
         # Raw bytes everywhere: our own schemas decode, so bad input can be dead-lettered
         # with its original bytes instead of failing inside Faust's codec.
         "key_serializer": "raw",
@@ -43,19 +43,19 @@ def create_app(conf: Settings) -> faust.App:
         # Faust lets an environment variable PRODUCER_ACKS override it: leave that unset.
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
-        "web_enabled": conf.web_enabled,
-        "web_host": conf.web_host,
-        "web_port": conf.web_port,
-        "web_bind": conf.web_bind,
+        "web_enabled": conf.web.enabled,
+        "web_host": conf.web.host,
+        "web_port": conf.web.port,
+        "web_bind": conf.web.bind,
         # Faust's Stream plus batches that widen during a backlog (streams/runtime/batches.py).
         "Stream": "streams.runtime.batches:AdaptiveStream",
         # Faust's Table, its changelog check waiting for the consumer's metadata
         # (streams/transport/tables.py: a fresh deployment's first rebalance on Kafka).
         "Table": tables.TABLE_CLASS,
         # The broker URL and its profile's options (streams/transport/connection.py).
-        **conf.broker().faust_options(),
+        **conf.broker.connection().faust_options(),
     }
-    return faust.App(conf.app_id, **options)
+    return faust.App(conf.app.id, **options)
 
 
 app = create_app(settings)
@@ -70,9 +70,9 @@ def new_topic(faust_app: faust.App, conf: Settings, name: str) -> faust.TopicT:
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=conf.partitions,
-        replicas=conf.replication_factor,
-        config=conf.topic_config(),
+        partitions=conf.broker.partitions,
+        replicas=conf.broker.replication_factor,
+        config=conf.broker.topic_config(),
     )
 
 
@@ -86,9 +86,9 @@ def new_table(
         name,
         key_type=bytes,
         value_type=value_type,
-        partitions=conf.partitions,
-        options=conf.rocksdb_options(),
-        extra_topic_configs=conf.topic_config(),
+        partitions=conf.broker.partitions,
+        options=conf.store.rocksdb_options(),
+        extra_topic_configs=conf.broker.topic_config(),
     )
 
 
@@ -128,7 +128,7 @@ due_index = DueTable(
 
 # Where this worker's sink has read activity-projections, and the fold's newest
 # projection per booking (for the reconcile timer; in memory, per process).
-sink_progress = SinkProgress(settings.sink_progress_max_entries)
+sink_progress = SinkProgress(settings.timers.sink_progress_max_entries)
 
 
 def projection_sent(key: bytes | None, version: int, sent: FutureMessage) -> None:
@@ -152,5 +152,5 @@ async def trim_allocator() -> None:
     allocator.trim()
 
 
-if settings.malloc_trim_interval > 0:
-    app.timer(settings.malloc_trim_interval, name="malloc-trim")(trim_allocator)
+if settings.process.malloc_trim_interval > 0:
+    app.timer(settings.process.malloc_trim_interval, name="malloc-trim")(trim_allocator)

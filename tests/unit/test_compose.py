@@ -28,24 +28,15 @@ from packaging.utils import canonicalize_name
 from devkit.kafka import pinned_version
 from devkit.salesforce_emulator.tls_auth import ENV_PREFIX as EMULATOR_PREFIX
 from streams.salesforce.settings import ENV_PREFIX as SALESFORCE_PREFIX
-from streams.salesforce.settings import SECRET_FIELDS, SalesforceSettings
-from streams.worker.settings import SECRET_FIELDS as WORKER_SECRET_FIELDS
-from streams.worker.settings import Settings, TopicNames
+from streams.worker.settings import Settings, TopicNames, WebSection, variables
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"\bACTIVITY_SYNC_[A-Z0-9_]+\b")
 
 
 def known_settings() -> set[str]:
-    names = {
-        f"ACTIVITY_SYNC_{field.upper()}"
-        for field in Settings.model_fields
-        if field not in ("topics", "salesforce")
-    }
-    names |= {f"ACTIVITY_SYNC_TOPIC_{field.upper()}" for field in TopicNames.model_fields}
-    names |= {f"{SALESFORCE_PREFIX}{field.upper()}" for field in SalesforceSettings.model_fields}
-    names |= {f"{SALESFORCE_PREFIX}{field.upper()}_FILE" for field in SECRET_FIELDS}
-    names |= {f"ACTIVITY_SYNC_{field.upper()}_FILE" for field in WORKER_SECRET_FIELDS}
+    # Every section's and nested settings' variables, secrets' *_FILE included.
+    names = set(variables())
     names |= {
         f"{EMULATOR_PREFIX}{field}"
         for field in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PASSWORD", "SECURITY_TOKEN")
@@ -96,9 +87,9 @@ def test_worker_environment_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         if not name.endswith("_FILE"):  # the secret file exists only in the container
             monkeypatch.setenv(name, value)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.broker_profile == "kafka"
+    assert settings.broker.profile == "kafka"
     assert settings.salesforce.login_url == "https://salesforce:8443"
-    assert settings.web_host == "worker-1"
+    assert settings.web.host == "worker-1"
 
 
 def test_topics_are_created_with_the_workers_partition_count() -> None:
@@ -273,7 +264,7 @@ def test_the_images_run_as_a_user_and_check_their_health() -> None:
         "streams.commands.healthcheck",
     ]
     (expose,) = stages["runtime"].commands("EXPOSE")
-    assert expose.split()[1:] == [str(Settings.model_fields["web_port"].default)]
+    assert expose.split()[1:] == [str(WebSection.model_fields["port"].default)]
     assert stages["salesforce"].commands("HEALTHCHECK"), "the emulator's own check"
 
 
@@ -325,9 +316,9 @@ from streams.worker.watch.web import web_access_problem
 settings = Settings()
 preflight.check_data_dir(settings)
 print(json.dumps({
-    "data_dir": str(settings.data_dir.absolute()),
-    "web_bind": settings.web_bind,
-    "web_port": settings.web_port,
+    "data_dir": str(settings.store.data_dir.absolute()),
+    "web_bind": settings.web.bind,
+    "web_port": settings.web.port,
     "web_access_problem": web_access_problem(settings),
 }))
 """

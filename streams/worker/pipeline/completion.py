@@ -33,7 +33,7 @@ IN_FLIGHT_MAX = 100_000
 async def complete_ended_bookings(now: datetime | None = None) -> int:
     """Send `booking.completed` for every local booking past end + grace; return how many."""
     now = now or datetime.now(UTC)
-    grace = timedelta(seconds=settings.completion_grace)
+    grace = timedelta(seconds=settings.timers.completion_grace)
     sweep = Sweep()
     sent = 0
     async for due in due_index.due("completion", epoch_ms(now - grace), sweep):
@@ -58,6 +58,6 @@ async def complete_ended_bookings(now: datetime | None = None) -> int:
     return sent
 
 
-@app.timer(settings.completion_check_interval, name="completion-timer")  # type: ignore[untyped-decorator]
+@app.timer(settings.timers.completion_check_interval, name="completion-timer")  # type: ignore[untyped-decorator]
 async def completion_timer() -> None:
     await complete_ended_bookings()

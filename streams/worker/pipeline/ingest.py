@@ -169,10 +169,10 @@ async def dead_letter_expired(items: list[tuple[EventT[bytes], Any]], stored: by
 
 def batch_policy() -> BatchPolicy:
     return BatchPolicy(
-        live_size=settings.fold_batch_size,
-        live_window=settings.fold_batch_window,
-        catch_up_size=settings.fold_catch_up_batch_size,
-        catch_up_window=settings.fold_catch_up_window,
+        live_size=settings.fold.batch_size,
+        live_window=settings.fold.batch_window,
+        catch_up_size=settings.fold.catch_up_batch_size,
+        catch_up_window=settings.fold.catch_up_window,
     )
 
 

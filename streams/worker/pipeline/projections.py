@@ -16,7 +16,7 @@ from streams.core.projection import Projection
 from streams.worker.app import projection_sent, projections_topic, settings
 from streams.worker.watch import metrics
 
-MAPPING = settings.mapping()
+MAPPING = settings.app.mapping()
 
 
 async def send_projection(
@@ -26,7 +26,7 @@ async def send_projection(
     Kafka timestamp in seconds, when known, for the end-to-end latency metric)."""
     metrics.PROJECTIONS_EMITTED.inc()
     value, headers = projection_record.encode(
-        projection, app_version=settings.app_version, event_timestamp=event_timestamp
+        projection, app_version=settings.app.version, event_timestamp=event_timestamp
     )
     await projections_topic.send(
         key=key,

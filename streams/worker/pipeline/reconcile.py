@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 async def resend_lagging_projections(now_ms: int | None = None) -> int:
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     # Behind for two sweeps: in-flight work has had the time to catch up.
-    until = now_ms - int(2 * settings.reconcile_interval * 1000)
+    until = now_ms - int(2 * settings.timers.reconcile_interval * 1000)
     sweep = Sweep()
     resent = 0
     # Partitions whose sink is still behind the entry just read: their later entries
@@ -93,6 +93,6 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
     return resent
 
 
-@app.timer(settings.reconcile_interval, name="reconcile-timer")  # type: ignore[untyped-decorator]
+@app.timer(settings.timers.reconcile_interval, name="reconcile-timer")  # type: ignore[untyped-decorator]
 async def reconcile_timer() -> None:
     await resend_lagging_projections()

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 async def expire_old_bookings(now: datetime | None = None) -> int:
     """Replace the state of every expired local booking by its marker; return how many."""
     now = now or datetime.now(UTC)
-    retention = timedelta(days=settings.state_retention_days)
+    retention = timedelta(days=settings.timers.state_retention_days)
     sweep = Sweep()
     expired = 0
     async for due in due_index.due("retention", epoch_ms(now - retention), sweep):
@@ -55,6 +55,6 @@ async def expire_old_bookings(now: datetime | None = None) -> int:
     return expired
 
 
-@app.timer(settings.retention_check_interval, name="retention-timer")  # type: ignore[untyped-decorator]
+@app.timer(settings.timers.retention_check_interval, name="retention-timer")  # type: ignore[untyped-decorator]
 async def retention_timer() -> None:
     await expire_old_bookings()

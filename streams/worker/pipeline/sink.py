@@ -174,7 +174,7 @@ async def write_batch(driver: SinkDriver[Record], batch: Sequence[Record]) -> No
         lambda booking: handled_version(
             synced.under(newest_event[booking]).get(booking.encode()) or 0
         ),
-        app_version=str(settings.app_version),
+        app_version=str(settings.app.version),
     )
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
     metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
@@ -217,8 +217,8 @@ def new_driver(consumer: AppConsumer) -> SinkDriver[Record]:
     writer = EventWriter(
         SalesforceClient(settings.salesforce),
         complete_related,
-        attempt_deadline=settings.sink_attempt_deadline,
-        limit_pause=settings.sink_limit_pause,
+        attempt_deadline=settings.sink.attempt_deadline,
+        limit_pause=settings.sink.limit_pause,
         meter=_Metrics(),
     )
     return SinkDriver(writer, consumer, hand_back=hand_back, apply=apply_outcomes)
@@ -230,7 +230,7 @@ async def sink(stream: faust.StreamT[bytes]) -> None:
     # The concrete Stream: StreamT's stub lacks take_events.
     concrete = cast(faust.Stream[bytes], stream)
     async for batch in concrete.take_events(
-        settings.sink_batch_size, within=settings.sink_batch_window
+        settings.sink.batch_size, within=settings.sink.batch_window
     ):
         try:
             await write_batch(driver, batch)

@@ -23,6 +23,6 @@ from streams.worker.settings import Settings
 def boot(settings: Settings) -> None:
     """Set up this process for the app built from `settings` (see the module's list)."""
     rocksdb_store.install()
-    allocator.limit_arenas(settings.malloc_arena_max)
+    allocator.limit_arenas(settings.process.malloc_arena_max)
     gc_tuning.tune_gc()
     log_filters.install()

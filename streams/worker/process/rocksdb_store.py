@@ -12,7 +12,7 @@ figure, whatever the partitions held (docs/performance.md, "Scale").
 Faust picks a store class by the URL's scheme (`faust.stores.STORES`); importing this
 module and calling `install()` (`boot()` does, streams/worker/process/boot.py) points `rocksdb` at
 `Store` below. The budget travels in the table's options
-(`Settings.rocksdb_options`, key `memory_budget_mb`); 0 keeps Faust's per-store caches.
+(`StoreSection.rocksdb_options`, key `memory_budget_mb`); 0 keeps Faust's per-store caches.
 """
 
 from __future__ import annotations

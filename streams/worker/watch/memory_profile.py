@@ -257,7 +257,7 @@ def report(top: int = 25) -> dict[str, Any]:
     }
 
 
-TRACING = start(settings.memory_profile_frames)
+TRACING = start(settings.process.memory_profile_frames)
 
 
 @app.page("/debug/memory/")

@@ -37,7 +37,7 @@ from streams.worker.app import app, bookings, settings, synced
 from streams.worker.settings import Settings
 from streams.worker.watch import metrics, org_status
 
-MAPPING = settings.mapping()
+MAPPING = settings.app.mapping()
 
 # Paths anyone who reaches the port may read: no booking data behind them.
 OPEN_PATHS = frozenset({"/health/", "/metrics/"})
@@ -59,8 +59,8 @@ def is_loopback(host: str | None) -> bool:
 
 def web_access_problem(conf: Settings, bind: str | None = None) -> str | None:
     """Why a worker with these settings must not start its web server, or None."""
-    bind = bind or conf.web_bind
-    if conf.web_enabled and not conf.web_token.get_secret_value() and not is_loopback(bind):
+    bind = bind or conf.web.bind
+    if conf.web.enabled and not conf.web.token.get_secret_value() and not is_loopback(bind):
         return (
             f"ACTIVITY_SYNC_WEB_BIND={bind} serves booking data beyond this host: set "
             "ACTIVITY_SYNC_WEB_TOKEN (or ACTIVITY_SYNC_WEB_TOKEN_FILE), or bind 127.0.0.1"
@@ -85,7 +85,7 @@ async def require_token(
 ) -> aiohttp_web.StreamResponse:
     if request.path in OPEN_PATHS:
         return await handler(request)
-    token = settings.web_token.get_secret_value()
+    token = settings.web.token.get_secret_value()
     if authorized(request.headers.get("Authorization"), token, request.remote):
         return await handler(request)
     if token:
@@ -195,8 +195,8 @@ def health_body(
     healthy = broker == "ok" and salesforce == "ok" and (org.ok or not org.checked)
     body = {
         "status": "ok" if healthy else "unhealthy",
-        "app": settings.app_id,
-        "version": settings.app_version,
+        "app": settings.app.id,
+        "version": settings.app.version,
         "broker": broker,
         "salesforce": salesforce,
         # The org check at start (check-salesforce's lines; streams/commands/preflight.py).
@@ -211,7 +211,7 @@ def health_body(
 class HealthPage(View):
     async def get(self, request: Request) -> Response:
         started = time.monotonic()
-        broker = await broker_reachable(settings.broker().bootstrap_servers)
+        broker = await broker_reachable(settings.broker.connection().bootstrap_servers)
         errors = _counter_totals(metrics.SALESFORCE_ERRORS, "code")
         failures = {code: n for code, n in errors.items() if code in FAILED_ATTEMPT_CODES}
         answers = sum(_counter_totals(metrics.SALESFORCE_RECORDS, "outcome").values())

@@ -17,24 +17,24 @@ from streams.commands.healthcheck import health_url, worker_argv
 from streams.worker.settings import Settings
 
 
-def worker(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)
+def worker(**web: Any) -> Settings:
+    return Settings(_env_file=None, web=web)
 
 
 @pytest.mark.parametrize(
     ("values", "args", "url"),
     [
         ({}, ["worker", "-l", "info"], "http://127.0.0.1:6066/health/"),
-        ({"web_bind": "0.0.0.0"}, [], "http://127.0.0.1:6066/health/"),
-        ({"web_bind": "::"}, ["worker"], "http://127.0.0.1:6066/health/"),
-        ({"web_port": 7000}, ["worker"], "http://127.0.0.1:7000/health/"),
-        ({"web_port": 7000}, ["worker", "--web-port", "7001"], "http://127.0.0.1:7001/health/"),
+        ({"bind": "0.0.0.0"}, [], "http://127.0.0.1:6066/health/"),
+        ({"bind": "::"}, ["worker"], "http://127.0.0.1:6066/health/"),
+        ({"port": 7000}, ["worker"], "http://127.0.0.1:7000/health/"),
+        ({"port": 7000}, ["worker", "--web-port", "7001"], "http://127.0.0.1:7001/health/"),
         ({}, ["worker", "-p", "7002"], "http://127.0.0.1:7002/health/"),
         ({}, ["worker", "--web-port=7003"], "http://127.0.0.1:7003/health/"),
-        ({"web_bind": "10.0.0.5"}, ["worker"], "http://10.0.0.5:6066/health/"),
+        ({"bind": "10.0.0.5"}, ["worker"], "http://10.0.0.5:6066/health/"),
         ({}, ["worker", "--web-bind", "fd00::5"], "http://[fd00::5]:6066/health/"),
         ({}, ["worker", "--without-web"], None),
-        ({"web_enabled": False}, ["worker"], None),
+        ({"enabled": False}, ["worker"], None),
         ({}, ["status", "b-1"], None),  # an operator command: no web server
     ],
 )

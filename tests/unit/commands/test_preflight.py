@@ -37,7 +37,7 @@ def worker(**values: Any) -> Settings:
 
 def test_a_port_in_use_is_named(busy_port: int) -> None:
     with pytest.raises(UsageError) as taken:
-        check_web_port(worker(web_port=busy_port))
+        check_web_port(worker(web={"port": busy_port}))
     assert taken.value.exit_code == 2
     assert f"ACTIVITY_SYNC_WEB_PORT={busy_port}" in str(taken.value)
     assert "in use" in str(taken.value)
@@ -49,8 +49,8 @@ def test_a_free_port_or_no_web_server_passes(busy_port: int) -> None:
     with socket.socket() as spare:
         spare.bind(("127.0.0.1", 0))
         free = spare.getsockname()[1]
-    check_web_port(worker(web_port=free))
-    check_web_port(worker(web_port=busy_port, web_enabled=False))
+    check_web_port(worker(web={"port": free}))
+    check_web_port(worker(web={"port": busy_port, "enabled": False}))
 
 
 def salesforce(**values: Any) -> SalesforceSettings:
@@ -132,7 +132,7 @@ async def test_a_broker_down_at_start_does_not_stop_the_partition_check(
     client = Metadata(partitions, down=2)
     monkeypatch.setattr(preflight, "admin", fake_admin(client))
     monkeypatch.setattr(preflight, "METADATA_RETRY_S", 0.01, raising=False)
-    settings = worker(partitions=4)
+    settings = worker(broker={"partitions": 4})
     if partitions == 4:
         await preflight.check_partitions(settings, timeout_s=5.0)
     else:  # a wrong count is still found
@@ -152,7 +152,7 @@ def test_a_data_dir_that_cannot_be_created_is_named(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     with pytest.raises(UsageError) as refused:
-        preflight.check_data_dir(worker(data_dir=blocker / "worker"))
+        preflight.check_data_dir(worker(store={"data_dir": blocker / "worker"}))
     message = str(refused.value)
     assert refused.value.exit_code == 2
     assert message.startswith(f"ACTIVITY_SYNC_DATA_DIR={blocker / 'worker'}: ")
@@ -169,9 +169,9 @@ def test_a_data_dir_without_write_permission_is_named(
     # As the image's user sees its root-owned WORKDIR (root here could write anyway).
     monkeypatch.setattr(preflight.os, "access", lambda path, mode: Path(path) != app)
     with pytest.raises(UsageError) as refused:
-        preflight.check_data_dir(worker(data_dir=Path("var/worker")))
+        preflight.check_data_dir(worker(store={"data_dir": Path("var/worker")}))
     assert str(refused.value) == (
         f"ACTIVITY_SYNC_DATA_DIR=var/worker ({app}/var/worker): cannot create it in {app} "
         "(permission denied); set ACTIVITY_SYNC_DATA_DIR to a directory this user can write"
     )
-    preflight.check_data_dir(worker(data_dir=tmp_path / "data" / "worker"))  # creatable
+    preflight.check_data_dir(worker(store={"data_dir": tmp_path / "data" / "worker"}))  # creatable

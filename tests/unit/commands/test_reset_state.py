@@ -16,7 +16,7 @@ from streams.worker.settings import Settings
 
 
 def settings_for(data_dir: Path, version: int = 1) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, app_version=version)
+    return Settings(_env_file=None, store={"data_dir": data_dir}, app={"version": version})
 
 
 def write_store(path: Path) -> None:

@@ -22,8 +22,12 @@ CHANGELOG = "booking-activity-sync-bookings-changelog"
 TABLES = {"bookings": CHANGELOG}
 
 
-def worker(data_dir: Path, profile: str = "kafka", **values: Any) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, broker_profile=profile, **values)
+def worker(data_dir: Path, profile: str = "kafka", **store: Any) -> Settings:
+    return Settings(
+        _env_file=None,
+        store={"data_dir": data_dir, **store},
+        broker={"profile": profile},
+    )
 
 
 def write_store(path: Path, offset: int) -> None:
@@ -75,7 +79,7 @@ async def test_state_ahead_of_a_log_the_broker_keeps_is_refused_and_kept(
     tmp_path: Path, broker_answers: dict[str, Any]
 ) -> None:
     settings = worker(tmp_path / "worker")
-    directory = table_state.tables_dir(settings.data_dir, 1)
+    directory = table_state.tables_dir(settings.store.data_dir, 1)
     write_store(directory / "bookings-0.db", 62)
     broker_answers["ends"] = {(CHANGELOG, 0): 0}
     with pytest.raises(UsageError) as refused:
@@ -84,7 +88,7 @@ async def test_state_ahead_of_a_log_the_broker_keeps_is_refused_and_kept(
     assert refused.value.exit_code == 2
     assert "\n" not in message
     for part in (
-        f"ACTIVITY_SYNC_DATA_DIR={settings.data_dir}",
+        f"ACTIVITY_SYNC_DATA_DIR={settings.store.data_dir}",
         f"{CHANGELOG} partition 0",
         "stored offset 62",
         "broker's end offset 0",
@@ -100,7 +104,7 @@ async def test_state_of_another_cluster_is_refused_even_behind_its_log(
     # A new cluster whose changelog is longer than the old: offsets alone would let
     # Faust read the new history on top of the old state.
     settings = worker(tmp_path / "worker")
-    directory = table_state.tables_dir(settings.data_dir, 1)
+    directory = table_state.tables_dir(settings.store.data_dir, 1)
     write_store(directory / "bookings-0.db", 62)
     table_state.record_cluster(directory, "cluster-old")
     broker_answers["ends"] = {(CHANGELOG, 0): 500}
@@ -113,7 +117,7 @@ async def test_state_ahead_of_a_forgetful_broker_is_dropped_in_one_line(
     tmp_path: Path, broker_answers: dict[str, Any]
 ) -> None:
     settings = worker(tmp_path / "worker", profile="embedded")
-    directory = table_state.tables_dir(settings.data_dir, 1)
+    directory = table_state.tables_dir(settings.store.data_dir, 1)
     write_store(directory / "bookings-0.db", 62)
     broker_answers["ends"] = {}
     said = io.StringIO()
@@ -130,7 +134,7 @@ async def test_state_within_the_log_starts_and_records_the_cluster(
     tmp_path: Path, broker_answers: dict[str, Any]
 ) -> None:
     settings = worker(tmp_path / "worker")
-    directory = table_state.tables_dir(settings.data_dir, 1)
+    directory = table_state.tables_dir(settings.store.data_dir, 1)
     write_store(directory / "bookings-0.db", 62)
     broker_answers["ends"] = {(CHANGELOG, 0): 63}
     said = io.StringIO()
@@ -143,8 +147,8 @@ async def test_state_within_the_log_starts_and_records_the_cluster(
 async def test_an_in_memory_store_is_not_checked(
     tmp_path: Path, broker_answers: dict[str, Any]
 ) -> None:
-    settings = worker(tmp_path / "worker", store="memory://")
-    directory = table_state.tables_dir(settings.data_dir, 1)
+    settings = worker(tmp_path / "worker", url="memory://")
+    directory = table_state.tables_dir(settings.store.data_dir, 1)
     write_store(directory / "bookings-0.db", 62)
     await check_table_state(settings, TABLES, deadline=0.0, say=io.StringIO())
     assert table_state.recorded_cluster(directory) is None

@@ -114,11 +114,11 @@ def test_profiles_by_name() -> None:
 
 def test_settings_connect_with_their_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACTIVITY_SYNC_BROKER_PROFILE", raising=False)
-    kafka = Settings(broker_url="kafka://k:9092", broker_profile="kafka")
-    assert kafka.broker() == BrokerConnection("kafka://k:9092", KAFKA_PROFILE)
+    kafka = Settings(broker={"url": "kafka://k:9092", "profile": "kafka"})
+    assert kafka.broker.connection() == BrokerConnection("kafka://k:9092", KAFKA_PROFILE)
     # The default is production's broker; the dev kit names the embedded one itself.
-    assert Settings(_env_file=None).broker().profile is KAFKA_PROFILE  # type: ignore[call-arg]
-    embedded = Settings(broker_url="kafka://k:9092", broker_profile="embedded")
-    assert embedded.broker().profile is EMBEDDED_PROFILE
+    assert Settings(_env_file=None).broker.connection().profile is KAFKA_PROFILE  # type: ignore[call-arg]
+    embedded = Settings(broker={"url": "kafka://k:9092", "profile": "embedded"})
+    assert embedded.broker.connection().profile is EMBEDDED_PROFILE
     with pytest.raises(ValidationError, match="unknown broker profile"):
-        Settings(broker_profile="pulsar")
+        Settings(broker={"profile": "pulsar"})

@@ -15,8 +15,8 @@ from streams.worker.settings import Settings
 DURABLE = {"min.insync.replicas": "2"}
 
 
-def settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, app_id="app-test", **values)  # type: ignore[call-arg]
+def settings(**broker: Any) -> Settings:
+    return Settings(_env_file=None, app={"id": "app-test"}, broker=broker)  # type: ignore[call-arg]
 
 
 async def declared(topic: faust.TopicT) -> dict[str, Any]:
@@ -38,14 +38,14 @@ async def declared(topic: faust.TopicT) -> dict[str, Any]:
 
 @pytest.mark.parametrize("profile", ["kafka", "embedded"])
 def test_the_producer_waits_for_every_in_sync_replica(profile: str) -> None:
-    assert create_app(settings(broker_profile=profile)).conf.producer_acks == -1  # acks=all
+    assert create_app(settings(profile=profile)).conf.producer_acks == -1  # acks=all
 
 
 async def test_the_app_s_topics_get_replication_and_min_insync_replicas() -> None:
     conf = settings(replication_factor=3, min_insync_replicas=2)
     request = await declared(new_topic(create_app(conf), conf, "booking-events"))
     assert (request["topic"], request["replication"]) == ("booking-events", 3)
-    assert request["partitions"] == conf.partitions
+    assert request["partitions"] == conf.broker.partitions
     assert request["config"] == DURABLE
 
 
@@ -68,11 +68,14 @@ async def test_unset_min_insync_replicas_leaves_the_broker_s_default() -> None:
 
 
 def test_the_worker_s_topics_and_tables_are_made_by_them() -> None:
-    config = worker_app.settings.topic_config()
-    assert worker_app.app.conf.topic_replication_factor == worker_app.settings.replication_factor
+    config = worker_app.settings.broker.topic_config()
+    assert (
+        worker_app.app.conf.topic_replication_factor
+        == worker_app.settings.broker.replication_factor
+    )
     for topic in worker_app.ALL_TOPICS:
         assert topic.config == config
-        assert topic.replicas == worker_app.settings.replication_factor
+        assert topic.replicas == worker_app.settings.broker.replication_factor
     tables = (worker_app.bookings, worker_app.synced, worker_app.due_index.table)
     for table in tables:
         assert table.faust_table.extra_topic_configs == config

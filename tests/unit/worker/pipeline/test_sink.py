@@ -65,7 +65,7 @@ def projection(version: int = 1) -> Projection:
 
 def record(version: int = 1, *, forced: bool = False) -> Event:
     value, headers = projection_record.encode(
-        projection(version), app_version=sink.settings.app_version, forced=forced
+        projection(version), app_version=sink.settings.app.version, forced=forced
     )
     return Event(Message(value, headers, offset=version))
 
@@ -102,6 +102,6 @@ async def test_a_decoded_record_keeps_what_its_headers_say(
     forced = record(3, forced=True)
     candidates = await sink._decode([forced])  # type: ignore[list-item]
     assert candidates == [
-        Candidate(projection(3), forced, forced=True, app_version=str(sink.settings.app_version))
+        Candidate(projection(3), forced, forced=True, app_version=str(sink.settings.app.version))
     ]
     assert dead == []

@@ -56,8 +56,8 @@ def test_without_a_trim_glibc_keeps_it() -> None:
 
 def test_the_defaults() -> None:
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert defaults.malloc_trim_interval == 30
-    assert defaults.malloc_arena_max == 2
+    assert defaults.process.malloc_trim_interval == 30
+    assert defaults.process.malloc_arena_max == 2
 
 
 def test_the_arena_cap_reaches_mallopt(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,7 +76,7 @@ def test_the_arena_cap_reaches_mallopt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_worker_trims_on_its_interval() -> None:
-    assert worker_app.settings.malloc_trim_interval > 0
+    assert worker_app.settings.process.malloc_trim_interval > 0
     # Faust's timers are app tasks wrapping the function (functools.wraps: __wrapped__).
     names = [getattr(task, "__name__", "") for task in worker_app.app._app_tasks]
     assert "trim_allocator" in names

@@ -22,7 +22,7 @@ MIB = 1024 * 1024
 def test_rocksdb_urls_open_the_budgeted_store_once_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert worker_app.settings.store == "rocksdb://"
+    assert worker_app.settings.store.url == "rocksdb://"
     # boot() installs it (streams/worker/process/boot.py); put Faust's alias back afterwards.
     monkeypatch.setitem(stores.STORES.aliases, "rocksdb", stores.STORES.aliases["rocksdb"])
     rocksdb_store.install()
@@ -30,16 +30,16 @@ def test_rocksdb_urls_open_the_budgeted_store_once_installed(
 
 
 def test_the_setting_reaches_every_table() -> None:
-    assert Settings(_env_file=None).rocksdb_memory_mb == 64  # type: ignore[call-arg]
+    assert Settings(_env_file=None).store.rocksdb_memory_mb == 64  # type: ignore[call-arg]
     for table in (worker_app.bookings, worker_app.synced, worker_app.due_index.table):
         options = table.faust_table.options
-        assert options[rocksdb_store.BUDGET_OPTION] == worker_app.settings.rocksdb_memory_mb
+        assert options[rocksdb_store.BUDGET_OPTION] == worker_app.settings.store.rocksdb_memory_mb
 
 
 def store_of(tmp_path: Path, budget_mb: int) -> rocksdb_store.Store:
     app = faust.App("budget-test", datadir=str(tmp_path), store="rocksdb://")
     table = app.Table("t", key_type=bytes, value_type=bytes)
-    options = Settings(rocksdb_memory_mb=budget_mb).rocksdb_options()  # type: ignore[call-arg]
+    options = Settings(store={"rocksdb_memory_mb": budget_mb}).store.rocksdb_options()  # type: ignore[arg-type]
     return rocksdb_store.Store("rocksdb://", app, table, options=options)
 
 

@@ -52,9 +52,9 @@ def test_only_the_partitions_ahead_are_named_in_order() -> None:
 
 
 def test_tables_dir_is_fausts_tabledir(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path / "worker", app_version=3)
+    settings = Settings(_env_file=None, store={"data_dir": tmp_path / "worker"}, app={"version": 3})
     app = create_app(settings)
-    assert table_state.tables_dir(settings.data_dir, 3) == Path(app.conf.tabledir)
+    assert table_state.tables_dir(settings.store.data_dir, 3) == Path(app.conf.tabledir)
 
 
 def write_store(path: Path, offset: int | None) -> None:

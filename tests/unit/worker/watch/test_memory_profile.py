@@ -34,7 +34,7 @@ def not_tracing() -> Iterator[None]:
 
 
 def test_profiling_is_off_by_default() -> None:
-    assert Settings(_env_file=None).memory_profile_frames == 0  # type: ignore[call-arg]
+    assert Settings(_env_file=None).process.memory_profile_frames == 0  # type: ignore[call-arg]
     assert memory_profile.start(0) is tracemalloc.is_tracing()
 
 

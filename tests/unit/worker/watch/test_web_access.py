@@ -25,12 +25,12 @@ def test_not_loopback(host: str | None) -> None:
     assert not is_loopback(host)
 
 
-def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+def settings(**web: object) -> Settings:
+    return Settings(_env_file=None, web=web)  # type: ignore[call-arg]
 
 
 def test_a_non_loopback_bind_without_a_token_refuses_to_start() -> None:
-    problem = web_access_problem(settings(web_bind="0.0.0.0"))
+    problem = web_access_problem(settings(bind="0.0.0.0"))
     assert problem is not None
     assert "ACTIVITY_SYNC_WEB_TOKEN" in problem
     assert "\n" not in problem
@@ -39,8 +39,8 @@ def test_a_non_loopback_bind_without_a_token_refuses_to_start() -> None:
 
 def test_a_token_or_loopback_or_no_web_server_may_start() -> None:
     assert web_access_problem(settings()) is None
-    assert web_access_problem(settings(web_bind="0.0.0.0", web_token=SecretStr("t"))) is None
-    assert web_access_problem(settings(web_bind="0.0.0.0", web_enabled=False)) is None
+    assert web_access_problem(settings(bind="0.0.0.0", token=SecretStr("t"))) is None
+    assert web_access_problem(settings(bind="0.0.0.0", enabled=False)) is None
 
 
 def test_the_booking_view_without_a_token_is_refused() -> None:
