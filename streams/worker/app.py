@@ -119,7 +119,7 @@ synced: PartitionedTable[int] = PartitionedTable(new_table(app, settings, "synce
 
 # The due index (streams/core/due_index.py): `kind|time|booking id` -> partition, written
 # under the booking's own event like `bookings`, so it lives in the booking's partition.
-due_index = DueTable(
+due_table = DueTable(
     PartitionedTable(new_table(app, settings, "due", value_type=bytes)),
     ownership,
     settings.topics.events,

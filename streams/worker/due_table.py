@@ -6,13 +6,15 @@ partition to another worker and survives restarts like any table. The fold write
 completion and retention entries and adds reconcile entries; the timers remove what
 they have dealt with, writing under a `PartitionAnchor` of the entry's partition::
 
-    due_index.under(event).apply(entry_changes(before, state))   # the fold
-    async for due in due_index.due("retention", until_ms, sweep):  # a timer
+    due_table.under(event).apply(entry_changes(before, state))   # the fold
+    async for due in due_table.due("retention", until_ms, sweep):  # a timer
         ...
-        due_index.drop(due)                                      # dealt with
+        due_table.drop(due)                                      # dealt with
 
 A sweep yields only entries of partitions this worker holds (`Ownership.holds`), asked
-again per entry since the sweep gives the loop a turn between slices.
+again per entry since the sweep gives the loop a turn between slices. The timer paces it
+(a `Pacer`: `Sweep`, streams/worker/pipeline/sweep.py); the table only declares what it
+needs, so it imports nothing of what runs.
 
 A due slice is read lazily: on RocksDB each active partition's store is sorted by key,
 so the slice is an iterator from `slice_start(kind)` that stops at the first key past
@@ -22,8 +24,8 @@ so the slice is an iterator from `slice_start(kind)` that stops at the first key
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Set
-from typing import Any, NamedTuple
+from collections.abc import AsyncIterator, Iterable, Iterator, Set
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from faust.types import TP, EventT
 
@@ -42,7 +44,15 @@ from streams.core.due_index import (
 from streams.runtime.ownership import Ownership
 from streams.runtime.stores import partition_dbs
 from streams.runtime.tables import PartitionAnchor, PartitionedTable, Rows
-from streams.worker.table_scan import Sweep
+
+T = TypeVar("T")
+
+
+class Pacer(Protocol):
+    """How a timer's sweep hands out the items it reads: lazily, with a turn for the event
+    loop between slices."""
+
+    def over(self, items: Iterable[T]) -> AsyncIterator[T]: ...
 
 
 class Due(NamedTuple):
@@ -75,7 +85,7 @@ class DueRows:
 
 
 class DueTable:
-    """The `due` table as the fold and the timers use it (app.py's `due_index`): entries
+    """The `due` table as the fold and the timers use it (app.py's `due_table`): entries
     written under a booking's partition, due slices read from the partitions this
     worker holds."""
 
@@ -102,7 +112,7 @@ class DueTable:
         return self._ownership.holds(TP(self._changelog_topic(), partition))
 
     async def due(
-        self, kind: Kind, until_ms: int, sweep: Sweep, *, stopped: set[int] | None = None
+        self, kind: Kind, until_ms: int, sweep: Pacer, *, stopped: set[int] | None = None
     ) -> AsyncIterator[Due]:
         """The entries of `kind` due at or before `until_ms`, lazily, slice by slice.
 

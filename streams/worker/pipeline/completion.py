@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from streams.core.due_index import epoch_ms, standing_entries
 from streams.core.fold import BookingState, completion_event
 from streams.core.retention import is_marker
-from streams.worker.app import app, bookings, due_index, events_topic, settings
-from streams.worker.table_scan import Sweep
+from streams.worker.app import app, bookings, due_table, events_topic, settings
+from streams.worker.pipeline.sweep import Sweep
 from streams.worker.watch import metrics
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,11 @@ async def complete_ended_bookings(now: datetime | None = None) -> int:
     grace = timedelta(seconds=settings.timers.completion_grace)
     sweep = Sweep()
     sent = 0
-    async for due in due_index.due("completion", epoch_ms(now - grace), sweep):
+    async for due in due_table.due("completion", epoch_ms(now - grace), sweep):
         raw = bookings.under(due.anchor).get(due.entry.booking)
         state = None if raw is None or is_marker(raw) else BookingState.from_bytes(raw)
         if state is None or due.key not in standing_entries(state):
-            due_index.drop(due)  # stale: the booking moved on
+            due_table.drop(due)  # stale: the booking moved on
             continue
         if not state.view.completion_due(now, grace):
             continue  # the end + grace of the index is ms-rounded: due next sweep

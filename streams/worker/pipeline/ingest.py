@@ -28,7 +28,7 @@ from streams.runtime.batches import AdaptiveStream
 from streams.worker.app import (
     app,
     bookings,
-    due_index,
+    due_table,
     events_dlq_topic,
     events_topic,
     settings,
@@ -117,7 +117,7 @@ async def fold_booking(
         rows.set(key, state.to_bytes())
         # The timers' entries (streams/core/due_index.py): a new end time moves the
         # completion entry, a terminal phase swaps it for a retention entry.
-        due_index.under(latest).apply(entry_changes(before, state))
+        due_table.under(latest).apply(entry_changes(before, state))
     # Unchanged (only copies of events folded already): nothing new to send, unless this
     # is a redelivery whose projection never left (resend_on_redelivery).
     send = changed or resend_on_redelivery(key, state, latest)
@@ -125,7 +125,7 @@ async def fold_booking(
     if projection is not None:
         newest = max(event.message.timestamp for event, _ in items)
         # Checked by the reconcile timer once it is due: is Salesforce still behind?
-        due_index.under(latest).add(
+        due_table.under(latest).add(
             entry_key("reconcile", int(time.time() * 1000), key), version=projection.version
         )
         await send_projection(key, projection, event_timestamp=newest)

@@ -35,9 +35,9 @@ from streams.core.due_index import entry_key, reconcile_action, settled
 from streams.core.fold import BookingState
 from streams.core.projection import project
 from streams.core.retention import is_marker
-from streams.worker.app import app, bookings, due_index, settings, sink_progress, synced
+from streams.worker.app import app, bookings, due_table, settings, sink_progress, synced
 from streams.worker.pipeline.projections import MAPPING, send_projection
-from streams.worker.table_scan import Sweep
+from streams.worker.pipeline.sweep import Sweep
 from streams.worker.watch import metrics
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,11 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
     # Partitions whose sink is still behind the entry just read: their later entries
     # (sent later, so further on in the projections partition) are not read this sweep.
     waiting: set[int] = set()
-    async for due in due_index.due("reconcile", until, sweep, stopped=waiting):
+    async for due in due_table.due("reconcile", until, sweep, stopped=waiting):
         key = due.entry.booking
         synced_value = synced.under(due.anchor).get(key) or 0
         if settled(due.value, synced_value):  # the common case: no need to read the booking
-            due_index.drop(due)
+            due_table.drop(due)
             continue
         raw = bookings.under(due.anchor).get(key)
         version = None if raw is None or is_marker(raw) else BookingState.version_of(raw)
@@ -70,7 +70,7 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
         if action == "wait":
             waiting.add(due.value.partition)
             continue
-        due_index.drop(due)
+        due_table.drop(due)
         if action == "give-up":
             log.warning("reconcile: %r still behind after a re-send; left to its next change", key)
         if action != "resend" or raw is None:
@@ -80,7 +80,7 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
         if projection is None:
             continue
         assert version is not None
-        due_index.under(due.anchor).add(
+        due_table.under(due.anchor).add(
             entry_key("reconcile", now_ms, key), resent=version, version=version
         )
         await send_projection(key, projection)

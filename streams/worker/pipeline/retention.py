@@ -16,9 +16,9 @@ from streams.core.fold import BookingState
 from streams.core.projection import project
 from streams.core.retention import is_marker, marker, may_expire
 from streams.core.synced import handled_version
-from streams.worker.app import app, bookings, due_index, settings, synced
+from streams.worker.app import app, bookings, due_table, settings, synced
 from streams.worker.pipeline.projections import MAPPING
-from streams.worker.table_scan import Sweep
+from streams.worker.pipeline.sweep import Sweep
 from streams.worker.watch import metrics
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,13 @@ async def expire_old_bookings(now: datetime | None = None) -> int:
     retention = timedelta(days=settings.timers.state_retention_days)
     sweep = Sweep()
     expired = 0
-    async for due in due_index.due("retention", epoch_ms(now - retention), sweep):
+    async for due in due_table.due("retention", epoch_ms(now - retention), sweep):
         key = due.entry.booking
         rows = bookings.under(due.anchor)
         raw = rows.get(key)
         state = None if raw is None or is_marker(raw) else BookingState.from_bytes(raw)
         if state is None or due.key not in standing_entries(state):
-            due_index.drop(due)  # stale: the booking moved on
+            due_table.drop(due)  # stale: the booking moved on
             continue
         # Up to date: Salesforce handled its last version, or it has no Event at all.
         up_to_date = (
@@ -46,7 +46,7 @@ async def expire_old_bookings(now: datetime | None = None) -> int:
         if not may_expire(state, now, retention, synced=up_to_date):
             continue  # not synced yet: looked at again next sweep
         rows.set(key, marker(state))
-        due_index.drop(due)
+        due_table.drop(due)
         expired += 1
     metrics.record_sweep("retention", sweep.items, sweep.cpu_s, sweep.longest_slice_s)
     if expired:

@@ -92,7 +92,7 @@ END_TO_END_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
     registry=REGISTRY,
 )
-# The timers' last sweep (streams/worker/table_scan.py): what it read and what it cost.
+# The timers' last sweep (streams/worker/pipeline/sweep.py): what it read and what it cost.
 SWEEP_ITEMS = Gauge(
     "activity_sync_sweep_items",
     "Due-index entries the timer's last sweep read.",

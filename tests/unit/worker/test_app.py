@@ -76,7 +76,7 @@ def test_the_worker_s_topics_and_tables_are_made_by_them() -> None:
     for topic in worker_app.ALL_TOPICS:
         assert topic.config == config
         assert topic.replicas == worker_app.settings.broker.replication_factor
-    tables = (worker_app.bookings, worker_app.synced, worker_app.due_index.table)
+    tables = (worker_app.bookings, worker_app.synced, worker_app.due_table.table)
     for table in tables:
         assert table.faust_table.extra_topic_configs == config
         assert table.faust_table.changelog_topic.config == config

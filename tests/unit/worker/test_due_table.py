@@ -17,7 +17,7 @@ from streams.core.due_index import entry_key, entry_value
 from streams.runtime.ownership import Ownership
 from streams.runtime.tables import PartitionedTable
 from streams.worker.due_table import DueTable
-from streams.worker.table_scan import Sweep
+from streams.worker.pipeline.sweep import Sweep
 
 CHANGELOG = "app-due-changelog"
 

@@ -35,7 +35,7 @@ def test_the_defaults_are_far_below_faust_s() -> None:
 
 def test_every_table_of_the_app_is_capped() -> None:
     capped = worker_app.settings.store.rocksdb_options()
-    tables = (worker_app.bookings, worker_app.synced, worker_app.due_index.table)
+    tables = (worker_app.bookings, worker_app.synced, worker_app.due_table.table)
     for table in tables:
         assert table.faust_table.options == capped
 

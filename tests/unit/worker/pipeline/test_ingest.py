@@ -82,7 +82,7 @@ class DueTable:
 @pytest.fixture
 def index(monkeypatch: pytest.MonkeyPatch) -> DueTable:
     fake = DueTable()
-    monkeypatch.setattr(ingest, "due_index", fake)
+    monkeypatch.setattr(ingest, "due_table", fake)
     return fake
 
 

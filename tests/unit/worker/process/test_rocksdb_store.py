@@ -31,7 +31,7 @@ def test_rocksdb_urls_open_the_budgeted_store_once_installed(
 
 def test_the_setting_reaches_every_table() -> None:
     assert Settings(_env_file=None).store.rocksdb_memory_mb == 64  # type: ignore[call-arg]
-    for table in (worker_app.bookings, worker_app.synced, worker_app.due_index.table):
+    for table in (worker_app.bookings, worker_app.synced, worker_app.due_table.table):
         options = table.faust_table.options
         assert options[rocksdb_store.BUDGET_OPTION] == worker_app.settings.store.rocksdb_memory_mb
 

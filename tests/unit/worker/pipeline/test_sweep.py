@@ -1,4 +1,4 @@
-"""A sweep's items handed out lazily, in slices (streams/worker/table_scan.py)."""
+"""A sweep's items handed out lazily, in slices (streams/worker/pipeline/sweep.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.worker.table_scan import Sweep
+from streams.worker.pipeline.sweep import Sweep
 
 
 async def test_a_sweep_reads_its_items_lazily_and_counts_them() -> None:
