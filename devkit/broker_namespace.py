@@ -9,7 +9,7 @@ too. Without a prefix the namespace is the broker itself with the default names 
 demo, the benches, chaos, an embedded broker of a test's own).
 
     space = BrokerNamespace.of(cluster, prefix="t0001-")
-    await space.create_topics()          # the app's four topics, as deployment does
+    await space.create_topics()          # the app's topics, as deployment does
     space.env                            # ACTIVITY_SYNC_* for a worker or a command
     space.topic("booking-events")        # "t0001-booking-events"
 """
@@ -31,6 +31,9 @@ DEFAULT_APP_ID = str(AppSection.model_fields["id"].default)
 APP_TOPICS: dict[str, str] = {
     name: str(info.default) for name, info in TopicNames.model_fields.items()
 }
+# The org registry is a compacted topic, as `activity-sync orgs` creates it.
+ORGS_TOPIC = APP_TOPICS["orgs"]
+COMPACTED = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,15 @@ class BrokerNamespace:
         await admin.start()
         try:
             answer = await admin.create_topics(
-                [NewTopic(name, self.partitions, self.replication_factor) for name in wanted]
+                [
+                    NewTopic(
+                        name,
+                        self.partitions,
+                        self.replication_factor,
+                        topic_configs=COMPACTED if name == self.topic(ORGS_TOPIC) else {},
+                    )
+                    for name in wanted
+                ]
             )
         finally:
             await admin.close()

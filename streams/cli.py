@@ -74,7 +74,7 @@ def check_worker(args: list[str]) -> None:
 
     conf = settings
     if "--without-web" in args:
-        conf = settings.model_copy(update={"web_enabled": False})
+        conf = settings.without_web()
     bind = command_line.option_value(args, "--web-bind", "-b")
     port = command_line.option_value(args, "--web-port", "-p")
     tables = {name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()}
@@ -415,6 +415,78 @@ async def check_salesforce(self: OperatorCommand, timeout_s: float) -> int:
         raise UserError(f"Salesforce at {settings.salesforce.login_url}: {exc}") from None
     print_report(report, sys.stdout)
     return 0 if report.ok else 1
+
+
+@app.command(
+    argument("action", type=click.Choice(["add", "list", "remove", "check"])),
+    argument("name", required=False, metavar="[NAME]"),
+    option("--login-url", default=None, help="add: where the org logs in (https://...)."),
+    option(
+        "--auth",
+        type=click.Choice(["client_credentials", "password", "jwt"]),
+        default="client_credentials",
+        help="add: the OAuth flow.",
+    ),
+    option("--client-id", default=None, help="add: the connected app's consumer key."),
+    option(
+        "--client-secret",
+        default=None,
+        metavar="REF",
+        help="add: env:VARIABLE or file:/path holding the consumer secret (never the secret).",
+    ),
+    option("--username", default=None, help="add: the integration user (password, jwt)."),
+    option("--password", default=None, metavar="REF", help="add: env:VARIABLE or file:/path."),
+    option(
+        "--security-token", default=None, metavar="REF", help="add: env:VARIABLE or file:/path."
+    ),
+    option("--private-key-file", default=None, help="add: jwt: the PEM key's path."),
+    option("--jwt-audience", default=None, help="add: jwt: the aud claim."),
+    option(
+        "--fallback-owner-id",
+        default=None,
+        help="add: OwnerId for an Event whose owner the org refuses.",
+    ),
+    option(
+        "--field-mapping",
+        type=click.Choice(["default", "oncehub"]),
+        default="default",
+        help="add: the Salesforce fields the org's Events use.",
+    ),
+    option("--ca-file", default=None, help="add: a PEM bundle to trust for this org."),
+    option(
+        "--salesforce-timeout",
+        type=float,
+        default=30.0,
+        help="check: seconds to wait for Salesforce.",
+    ),
+    BROKER_TIMEOUT,
+    base=OperatorCommand,
+)
+async def orgs(
+    self: OperatorCommand,
+    action: str,
+    name: str | None,
+    salesforce_timeout: float,
+    timeout_s: float,
+    **connection: str | None,
+) -> int:
+    """The registry of Salesforce orgs besides the default one (a compacted topic every
+    worker reads): `add NAME --login-url URL --client-id ID --client-secret env:VAR`
+    adds or replaces an org (secrets only by reference: env:VARIABLE or file:/path,
+    resolved where the workers run), `list` shows them, `remove NAME` removes one, `check
+    NAME` runs the check-salesforce checks against it."""
+    from streams.commands import orgs as registry
+
+    if action == "list":
+        return await registry.list_orgs(settings, sys.stdout, timeout_s)
+    if not name:
+        raise UsageError(f"orgs {action} needs the org's NAME")
+    if action == "add":
+        org = registry.connection_from({"name": name, **connection})
+        return await registry.add(settings, org, sys.stdout, timeout_s)
+    if action == "remove":
+        return await registry.remove(settings, name, sys.stdout, timeout_s)
+    return await registry.check(settings, name, sys.stdout, timeout_s, salesforce_timeout)
 
 
 @app.command(

@@ -86,6 +86,8 @@ class TopicNames(BaseSettings):
     events_dlq: str = "booking-events.dlq"
     projections: str = "activity-projections"
     projections_dlq: str = "activity-projections.dlq"
+    # The org registry (compacted; streams/salesforce/org_registry.py).
+    orgs: str = "salesforce-orgs"
 
 
 class _VariablesOnly(PydanticBaseSettingsSource):
@@ -572,6 +574,10 @@ class Settings(BaseSettings):
         # (the store's URL) for the whole `store` section.
         nested = _NestedSettingsSource(settings_cls, init_settings, dotenv_settings)
         return nested, init_settings
+
+    def without_web(self) -> Settings:
+        """These settings with the web server off (`activity-sync worker --without-web`)."""
+        return self.model_copy(update={"web": self.web.model_copy(update={"enabled": False})})
 
 
 def variable(model: type[BaseSettings], field: str) -> str:

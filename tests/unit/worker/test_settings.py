@@ -404,3 +404,11 @@ def test_the_readme_lists_each_sections_fields_under_it() -> None:
     for attribute, model in nested.items():
         expected = [variable(model, name) for name in model.model_fields]
         assert tables.get(model.__name__) == (attribute, expected), model.__name__
+
+
+def test_without_web_turns_only_the_web_server_off() -> None:
+    settings = Settings(web=WebSection(port=7000))
+    quiet = settings.without_web()
+    assert (quiet.web.enabled, quiet.web.port) == (False, 7000)
+    assert settings.web.enabled
+    assert quiet.model_dump(exclude={"web"}) == settings.model_dump(exclude={"web"})
