@@ -83,7 +83,9 @@ class FaultState:
         return self._faults.down_mode
 
     def replace(self, faults: Faults) -> None:
-        self._faults = faults.model_copy(update={"down_for_s": None})
+        # Deep: counters count down in place, and must not count down the faults given
+        # (a reset's start-up faults, or another org's).
+        self._faults = faults.model_copy(update={"down_for_s": None}, deep=True)
         self._rng = random.Random(faults.seed)
         self._down_until = (
             time.monotonic() + faults.down_for_s if faults.down_for_s is not None else 0.0
