@@ -179,6 +179,12 @@ async def kafka(self: OperatorCommand, brokers: str, port: int, data_dir: Path) 
         help="The integration user lacks Modify All Data (UserPermissionAccess answers "
         "false; check-salesforce warns). Default: it holds it, like an admin profile.",
     ),
+    option(
+        "--orgs",
+        default="",
+        help="Named orgs to serve beside the default one, comma-separated (a,b,c): each "
+        "logs in at URL/orgs/<name>; GET /__admin/orgs/<name> gives its credentials.",
+    ),
     base=OperatorCommand,
 )
 async def salesforce_emulator(
@@ -197,6 +203,7 @@ async def salesforce_emulator(
     metadata: Path | None,
     jwt_certificate: Path | None,
     without_modify_all_data: bool,
+    orgs: str,
 ) -> int:
     """Run the local Salesforce REST API emulator (HTTPS) until Ctrl-C.
 
@@ -205,12 +212,17 @@ async def salesforce_emulator(
     ACTIVITY_SYNC_EMULATOR_{CLIENT_SECRET,USERNAME,PASSWORD,SECURITY_TOKEN}.
     """
     from devkit.salesforce_emulator.metadata import MetadataError
+    from devkit.salesforce_emulator.orgs import NAME_RULE, valid_name
     from devkit.salesforce_emulator.server import EmulatorConfig, RunningEmulator, run_emulator
 
     try:
         parsed_faults = _parse_faults(faults)
     except (ValidationError, OSError) as exc:
         raise UserError(f"--faults: {exc}") from None
+    org_names = tuple(dict.fromkeys(n.strip() for n in orgs.split(",") if n.strip()))
+    invalid = [n for n in org_names if not valid_name(n)]
+    if invalid:
+        raise UserError(f"--orgs: {', '.join(invalid)}: {NAME_RULE}")
     config = EmulatorConfig(
         data_dir=data_dir,
         host=host,
@@ -229,6 +241,7 @@ async def salesforce_emulator(
         metadata_dir=metadata,
         jwt_certificate=jwt_certificate,
         modify_all_data=not without_modify_all_data,
+        orgs=org_names,
     )
 
     def announce(running: RunningEmulator) -> None:

@@ -1,12 +1,14 @@
-"""The /__admin/ API: how tests, benches and the demo look at and steer the emulator.
+"""The /__admin/ API of one org: how tests, benches and the demo look at and steer it.
 
 Not Salesforce: no auth, never counted as an API call. Records, the API-call count,
 faults, outages, the daily limit, token expiry, the write log of fenced fields, the
-integration user's Modify All Data, and a reset between tests.
+integration user's Modify All Data, and a reset between tests. Served under /__admin/
+for the default org and /orgs/<name>/__admin/ for a named one (server.py, `ROUTES`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -42,31 +44,8 @@ class Admin:
     start_daily_limit: int
     start_modify_all_data: bool = True
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        prefix = "/__admin"
-        router.add_get(f"{prefix}/health", self.health)
-        router.add_get(f"{prefix}/api-calls", self.api_calls)
-        router.add_get(f"{prefix}/records/{{sobject}}", self.records)
-        router.add_post(f"{prefix}/records/{{sobject}}", self.insert)
-        router.add_get(f"{prefix}/faults", self.faults)
-        router.add_put(f"{prefix}/faults", self.faults)
-        router.add_post(f"{prefix}/faults", self.faults)
-        router.add_post(f"{prefix}/down", self.down)
-        router.add_post(f"{prefix}/limits", self.limits)
-        router.add_get(f"{prefix}/user-permissions", self.user_permissions)
-        router.add_post(f"{prefix}/user-permissions", self.user_permissions)
-        router.add_post(f"{prefix}/expire-tokens", self.expire_tokens)
-        router.add_post(f"{prefix}/reset", self.reset)
-        router.add_get(f"{prefix}/writes/{{sobject}}", self.writes)
-        router.add_delete(f"{prefix}/fields/{{sobject}}/{{field}}", self.remove_field)
-        router.add_post(f"{prefix}/deploy", self.deploy)
-        router.add_patch(f"{prefix}/records/{{sobject}}/{{id}}", self.update)
-        router.add_delete(f"{prefix}/records/{{sobject}}/{{id}}", self.delete)
-        router.add_post(f"{prefix}/merge/{{sobject}}", self.merge)
-        router.add_post(f"{prefix}/convert/{{id}}", self.convert)
-
     async def health(self, request: web.Request) -> web.Response:
-        return json_response({"ok": True, "url": self.org.public_url})
+        return json_response({"ok": True, "url": self.org.login_url})
 
     async def api_calls(self, request: web.Request) -> web.Response:
         by_kind = dict(sorted(self.org.usage_today().items()))
@@ -209,7 +188,8 @@ class Admin:
 
     async def remove_field(self, request: web.Request) -> web.Response:
         """Delete a deployed custom field, as an admin would in Setup (an org set up
-        wrong); `POST deploy` brings the DX project's fields back."""
+        wrong); `POST deploy` brings the DX project's fields back. The sObject schema
+        is the emulator's, not one org's: every org loses (and regains) the field."""
         sobject = self._sobject(request)
         removed = metadata.remove_field(sobject.name, request.match_info["field"])
         if not removed:
@@ -269,6 +249,11 @@ class Admin:
 
     async def reset(self, request: web.Request) -> web.Response:
         """Clear data, counters and faults; restore the start-up limit. Tokens stay valid."""
+        self.restore()
+        return json_response({"ok": True})
+
+    def restore(self) -> None:
+        """The org as it started: no records but the seed, no counted calls, no faults."""
         self.org.store.reset()
         metadata.deploy(self.org.metadata)
         seed_defaults(self.org, self.sobjects)
@@ -278,4 +263,30 @@ class Admin:
         self.org.faults.replace(self.start_faults)
         self.org.daily_limit = self.start_daily_limit
         self.org.modify_all_data = self.start_modify_all_data
-        return json_response({"ok": True})
+
+
+AdminHandler = Callable[[Admin, web.Request], Awaitable[web.Response]]
+
+# (method, path under __admin/, handler): one table for every org's prefix.
+ROUTES: tuple[tuple[str, str, AdminHandler], ...] = (
+    ("GET", "health", Admin.health),
+    ("GET", "api-calls", Admin.api_calls),
+    ("GET", "records/{sobject}", Admin.records),
+    ("POST", "records/{sobject}", Admin.insert),
+    ("GET", "faults", Admin.faults),
+    ("PUT", "faults", Admin.faults),
+    ("POST", "faults", Admin.faults),
+    ("POST", "down", Admin.down),
+    ("POST", "limits", Admin.limits),
+    ("GET", "user-permissions", Admin.user_permissions),
+    ("POST", "user-permissions", Admin.user_permissions),
+    ("POST", "expire-tokens", Admin.expire_tokens),
+    ("POST", "reset", Admin.reset),
+    ("GET", "writes/{sobject}", Admin.writes),
+    ("DELETE", "fields/{sobject}/{field}", Admin.remove_field),
+    ("POST", "deploy", Admin.deploy),
+    ("PATCH", "records/{sobject}/{id}", Admin.update),
+    ("DELETE", "records/{sobject}/{id}", Admin.delete),
+    ("POST", "merge/{sobject}", Admin.merge),
+    ("POST", "convert/{id}", Admin.convert),
+)

@@ -1,7 +1,8 @@
 """The emulated org: its identity, records, faults, daily limit and API-call count.
 
-Every API area (tls_auth, sobjects, query, composite, admin) holds the one `Org`, so
-state that several of them read or change lives in one place.
+Every API area (tls_auth, sobjects, query, composite, admin) of an org holds its `Org`,
+so state that several of them read or change lives in one place. The emulator hosts
+the default org and any number of named ones (orgs.py), each with an `Org` of its own.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class Org:
         max_version: float,
         metadata: OrgMetadata = EMPTY,
         modify_all_data: bool = True,
+        name: str = "",
     ) -> None:
+        # "" is the default org (served at the root); others are named (orgs.py).
+        self.name = name
         self.credentials = credentials
         self.store = store
         self.faults = faults
@@ -61,8 +65,11 @@ class Org:
         # apart so each check-salesforce line can be seen failing; in a real org Modify
         # All Data brings View All Data, read on every object and Edit Events with it.
         self.modify_all_data = modify_all_data
-        # The URL clients are told to use (token `instance_url`), known once listening.
-        self.public_url = ""
+        # Where clients log in, and the `instance_url` the token answer gives them; the
+        # same URL for the default org, known once listening. A named org logs in at
+        # URL/orgs/<name> and is served on a port of its own (orgs.py says why).
+        self.login_url = ""
+        self.instance_url = ""
         self.usage_day = ""
         self._usage: dict[str, int] = {}
 

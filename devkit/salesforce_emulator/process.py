@@ -1,7 +1,8 @@
 """A Salesforce emulator process and its admin API, for the demo, the tests and benches.
 
 Runs `python -m devkit salesforce-emulator` as a child process on a data dir, reads its
-ready line (URL, CA file, credentials) and talks to its `/__admin/` endpoints.
+ready line (URL, CA file, credentials) and talks to its `/__admin/` endpoints; a named
+org (`add_org`) is an `OrgHandle` with the same connection details and admin helpers.
 """
 
 from __future__ import annotations
@@ -41,69 +42,12 @@ def devkit_process_args(*args: str) -> DevkitRun:
     )
 
 
-class SalesforceEmulator:
-    """A running `python -m devkit salesforce-emulator` process and its admin API."""
+class OrgAdmin:
+    """One org's connection details (`info`: the ready line's fields) and admin API."""
 
-    def __init__(self, data_dir: Path, *extra_args: str) -> None:
-        self.data_dir = data_dir
-        self.extra_args = list(extra_args)
-        self.process: subprocess.Popen[str] | None = None
-        self.info: dict[str, Any] = {}
-        self._port = 0
-        self._http = requests.Session()
-        self._http.trust_env = False  # REQUESTS_CA_BUNDLE must not replace our CA
-        self.start()
-
-    # Process control -------------------------------------------------------------
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        stderr = open(self.data_dir / "emulator.stderr.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            **devkit_process_args(
-                "salesforce-emulator",
-                "--port",
-                str(self._port),
-                "--data-dir",
-                str(self.data_dir.resolve()),
-                *self.extra_args,
-            ),
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        stderr.close()
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], EMULATOR_START_TIMEOUT_S)
-        line = self.process.stdout.readline() if ready else ""
-        if not line:
-            self.stop()
-            log = (self.data_dir / "emulator.stderr.log").read_text()
-            raise RuntimeError(f"Salesforce emulator did not start:\n{log[-3000:]}")
-        self.info = json.loads(line)
-        # A restart binds the same port, so clients keep their login and instance URLs.
-        self._port = int(self.url.rsplit(":", 1)[1])
-        self._http.verify = self.ca_file
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-        self._http.close()
+    def __init__(self, info: dict[str, Any], http: requests.Session) -> None:
+        self.info = info
+        self._http = http
 
     # Connection details ----------------------------------------------------------
 
@@ -160,6 +104,7 @@ class SalesforceEmulator:
     # Admin API -------------------------------------------------------------------
 
     def admin(self, method: str, path: str, body: object = None) -> Any:
+        # A named org's url is URL/orgs/<name>, under which the emulator serves its admin.
         response = self._http.request(method, f"{self.url}/__admin/{path}", json=body, timeout=10)
         response.raise_for_status()
         return response.json()
@@ -217,4 +162,101 @@ class SalesforceEmulator:
         return int(self.admin("POST", "expire-tokens")["expired"])
 
     def reset(self) -> None:
+        """The org as it started; on the emulator's handle, orgs added since are removed."""
         self.admin("POST", "reset")
+
+
+class OrgHandle(OrgAdmin):
+    """A named org of a running emulator: `url` is its login URL (URL/orgs/<name>),
+    `instance_url` where its API calls go (a port of its own)."""
+
+    @property
+    def name(self) -> str:
+        return str(self.info["name"])
+
+    @property
+    def instance_url(self) -> str:
+        return str(self.info["instance_url"])
+
+
+class SalesforceEmulator(OrgAdmin):
+    """A running `python -m devkit salesforce-emulator` process: its default org's
+    connection details and admin API, and its named orgs (`add_org`, `org`)."""
+
+    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+        http = requests.Session()
+        http.trust_env = False  # REQUESTS_CA_BUNDLE must not replace our CA
+        super().__init__({}, http)
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[str] | None = None
+        self._port = 0
+        self.start()
+
+    # Process control -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        stderr = open(self.data_dir / "emulator.stderr.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            **devkit_process_args(
+                "salesforce-emulator",
+                "--port",
+                str(self._port),
+                "--data-dir",
+                str(self.data_dir.resolve()),
+                *self.extra_args,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        stderr.close()
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], EMULATOR_START_TIMEOUT_S)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            self.stop()
+            log = (self.data_dir / "emulator.stderr.log").read_text()
+            raise RuntimeError(f"Salesforce emulator did not start:\n{log[-3000:]}")
+        self.info = json.loads(line)
+        # A restart binds the same port, so clients keep their login and instance URLs.
+        self._port = int(self.url.rsplit(":", 1)[1])
+        self._http.verify = self.ca_file
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        self._http.close()
+
+    # Named orgs (devkit/salesforce_emulator/orgs.py) -----------------------------------
+
+    def add_org(self, name: str) -> OrgHandle:
+        """Create an org of its own records, credentials, limits and faults."""
+        return OrgHandle(self.admin("POST", "orgs", {"name": name}), self._http)
+
+    def org(self, name: str) -> OrgHandle:
+        """An org that exists (made by `add_org`, `--orgs` or before a restart)."""
+        return OrgHandle(self.admin("GET", f"orgs/{name}"), self._http)
+
+    def orgs(self) -> list[dict[str, Any]]:
+        """Every named org: name, url, instance_url, client_id, api_calls, daily_limit."""
+        return list(self.admin("GET", "orgs")["orgs"])
+
+    def remove_org(self, name: str) -> None:
+        self.admin("DELETE", f"orgs/{name}")

@@ -12,6 +12,8 @@ show only what clients and tests wrote; references to them are checked as any.
 
 from __future__ import annotations
 
+import functools
+
 from devkit.salesforce_emulator.org import Org
 from devkit.salesforce_emulator.schema import resolve_sobject
 from devkit.salesforce_emulator.sobjects import SObjects
@@ -31,6 +33,17 @@ def _fields(sobject: str, n: int) -> dict[str, object]:
     return {"Subject": f"Case {n}"}
 
 
+@functools.cache
+def _pools() -> tuple[tuple[str, str, dict[str, object]], ...]:
+    """(sObject, id, fields) of every pool record: the same in every org, and costly
+    to derive (a seeded generator per id), so derived once per process."""
+    return tuple(
+        (name, rid, _fields(name, n))
+        for name, prefix in POOL_PREFIXES.items()
+        for n, rid in enumerate(pool_ids(prefix))
+    )
+
+
 def seed_defaults(org: Org, sobjects: SObjects) -> int:
     """Insert the default records that are missing; returns how many were added."""
     added = 0
@@ -45,15 +58,20 @@ def seed_defaults(org: Org, sobjects: SObjects) -> int:
                 },
             )
         ]
-        for name, prefix in POOL_PREFIXES.items():
-            wanted += [(name, rid, _fields(name, n)) for n, rid in enumerate(pool_ids(prefix))]
+        wanted += _pools()
+        present = org.store.present([record_id for _, record_id, _ in wanted])
         for name, record_id, fields in wanted:
             sobject = resolve_sobject(name)
             assert sobject is not None
-            if org.store.get(sobject, record_id, deleted=True) is not None:
+            if record_id in present:
                 continue
             record, errors = sobjects.apply(
-                sobject, fields, None, record_id=record_id, extra={SEED_MARK: True}, seeding=True
+                sobject,
+                dict(fields),
+                None,
+                record_id=record_id,
+                extra={SEED_MARK: True},
+                seeding=True,
             )
             if record is None:
                 raise RuntimeError(f"default seed {name} {record_id}: {errors}")

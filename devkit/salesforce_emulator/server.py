@@ -8,6 +8,16 @@ Serves HTTPS with a CA it creates (or reuses) in DIR and writes to DIR/ca.pem, t
 prints one JSON line: {"url", "ca_file", "client_id", "client_secret", "username",
 "password", "security_token", ...}. Data lives in DIR/emulator.sqlite3.
 
+Orgs: the default org at the root, as above; named orgs (orgs.py, `--orgs a,b`, or
+`POST /__admin/orgs`) each with their own records, credentials, tokens, limits, faults
+and permissions. Org <name> logs in at URL/orgs/<name> (its token endpoint
+/orgs/<name>/services/oauth2/token), and its token's `instance_url` is a port of its
+own (https://HOST:ORG_PORT, which serves it at the root): simple-salesforce keeps only
+the host and port of `instance_url`. Every route below also answers under
+/orgs/<name>/ on the main port, for that org. A token of one org is refused by every
+other (401 INVALID_SESSION_ID); a login to an org there is not answers 400
+{"error": "invalid_client_id", ...}.
+
 Salesforce API (what a real org answers, shapes from the REST API guide):
     POST /services/oauth2/token                       client_credentials | password | JWT bearer
                                                       (tls_auth.py)
@@ -37,6 +47,15 @@ Admin API (not Salesforce, no auth, never counted as API calls), under /__admin/
                                      old and new value, written or refused
     GET|POST user-permissions        {"ModifyAllData": false}: the profile's Modify All
                                      Data (start: on, or off --without-modify-all-data)
+The default org's reset also removes the orgs added since start. The orgs themselves,
+on the main port only (orgs.py):
+    POST /__admin/orgs {"name": "acme"}   201 {name, url (login URL), instance_url,
+                                          ca_file, client_id, client_secret, username,
+                                          password, security_token, ...}; a name is
+                                          [a-z0-9-]{1,40} (else 400), 409 if it exists
+    GET  /__admin/orgs                    {"orgs": [{name, url, instance_url, client_id,
+                                          api_calls, daily_limit}]}
+    GET  /__admin/orgs/{name}             as the POST answered      DELETE: remove it
 
 Custom fields, validation rules and the integration user's access (permission sets)
 come from the product's Salesforce DX project (`salesforce/`, or `--metadata DIR`), read
@@ -49,34 +68,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from devkit.salesforce_emulator import metadata
-from devkit.salesforce_emulator.admin import Admin
-from devkit.salesforce_emulator.composite import Collections, Composite
+from devkit.salesforce_emulator.admin import ROUTES as ADMIN_ROUTES
+from devkit.salesforce_emulator.admin import Admin, AdminHandler
+from devkit.salesforce_emulator.api import OrgApi
 from devkit.salesforce_emulator.faults import Faults, FaultState
-from devkit.salesforce_emulator.org import MIN_API_VERSION, Credentials, Org
-from devkit.salesforce_emulator.query import Query
-from devkit.salesforce_emulator.responses import (
-    Handler,
-    error_response,
-    json_response,
-    method_not_allowed,
-    not_found,
-)
-from devkit.salesforce_emulator.schema import ApiError, RequestError
-from devkit.salesforce_emulator.seed import seed_defaults
-from devkit.salesforce_emulator.sobjects import SObjects
+from devkit.salesforce_emulator.org import Credentials, Org
+from devkit.salesforce_emulator.orgs import Orgs, OrgTemplate
+from devkit.salesforce_emulator.responses import error_response, json_response, not_found
+from devkit.salesforce_emulator.schema import ApiError
 from devkit.salesforce_emulator.store import Store
 from devkit.salesforce_emulator.tls_auth import (
-    OAuth,
     load_credentials,
     load_public_key,
     prepare_jwt,
@@ -116,6 +126,8 @@ class EmulatorConfig:
     # The integration user's profile holds Modify All Data (org.py); False: it does not,
     # and check-salesforce warns that only sharing lets it update others' Events.
     modify_all_data: bool = True
+    # Named orgs to serve from the start (orgs.py), beside those in DIR/orgs.
+    orgs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,186 +166,99 @@ class RunningEmulator:
 
 
 class Emulator:
-    """The aiohttp app: one object per API area around the one `Org`."""
+    """The aiohttp app: the default org's API (`OrgApi`) at the root, the named orgs'
+    (orgs.py) under /orgs/<name>/ and on their own ports; each request goes to its org."""
 
     def __init__(
-        self, config: EmulatorConfig, credentials: Credentials, jwt_key: object = None
+        self, config: EmulatorConfig, credentials: Credentials, template: OrgTemplate
     ) -> None:
-        org_metadata = metadata.load(config.metadata_dir or metadata.DEFAULT_PROJECT)
-        metadata.deploy(org_metadata)
-        self.org = Org(
+        metadata.deploy(template.metadata)
+        org = Org(
             credentials,
             Store(config.data_dir / "emulator.sqlite3"),
             FaultState(config.faults),
             config.daily_limit,
             float(config.api_version),
-            org_metadata,
+            template.metadata,
             modify_all_data=config.modify_all_data,
         )
-        self.oauth = OAuth(self.org, config.token_ttl_s, jwt_key)
-        self.sobjects = SObjects(self.org)
-        self.query = Query(self.org)
-        self.collections = Collections(self.org, self.sobjects)
-        self.composite = Composite(
-            lambda method, parts: self._route(method, parts)[0],
-            {"query": self.query.run, "read": self.sobjects.read_record},
-        )
-        self.admin = Admin(
-            self.org,
-            self.oauth,
-            self.query,
-            self.collections,
-            self.sobjects,
-            config.faults,
-            config.daily_limit,
-            config.modify_all_data,
-        )
-        seed_defaults(self.org, self.sobjects)
+        self.org = org
+        self.orgs = Orgs(OrgApi(org, config.token_ttl_s, template.jwt_key, config.faults), template)
         self.app = self._build_app()
 
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
-        app.router.add_post("/services/oauth2/token", self.oauth.token)
-        app.router.add_get("/services/data", self._versions)
-        app.router.add_get("/services/data/", self._versions)
-        app.router.add_route(
-            "*", r"/services/data/v{version:[0-9]+\.[0-9]}{tail:(/.*)?}", self._api
-        )
-        self.admin.add_routes(app.router)
+        router = app.router
+        for prefix in ("", "/orgs/{org}"):
+            router.add_post(
+                f"{prefix}/services/oauth2/token",
+                self._per_org(lambda api, r: api.oauth.token(r), _unknown_client),
+            )
+            versions = self._per_org(lambda api, r: api.versions(r), _not_found)
+            router.add_get(f"{prefix}/services/data", versions)
+            router.add_get(f"{prefix}/services/data/", versions)
+            router.add_route(
+                "*",
+                prefix + r"/services/data/v{version:[0-9]+\.[0-9]}{tail:(/.*)?}",
+                self._per_org(lambda api, r: api.api(r), _invalid_session),
+            )
+            for method, path, handler in ADMIN_ROUTES:
+                router.add_route(
+                    method, f"{prefix}/__admin/{path}", self._per_org(self._admin(handler), _no_org)
+                )
+        router.add_get("/__admin/orgs", self.orgs.list_handler)
+        router.add_post("/__admin/orgs", self.orgs.create_handler)
+        router.add_get("/__admin/orgs/{name}", self.orgs.show_handler)
+        router.add_delete("/__admin/orgs/{name}", self.orgs.delete_handler)
         app.on_cleanup.append(self._close)
         return app
 
+    def _per_org(
+        self,
+        handle: Callable[[OrgApi, web.Request], Awaitable[web.StreamResponse]],
+        missing: Callable[[], web.Response],
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            api = self.orgs.resolve(request)
+            if api is None:
+                return missing()
+            return await handle(api, request)
+
+        return handler
+
+    def _admin(
+        self, handler: AdminHandler
+    ) -> Callable[[OrgApi, web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(api: OrgApi, request: web.Request) -> web.StreamResponse:
+            if handler is Admin.reset and api is self.orgs.default:
+                # The emulator as it started: orgs added since are removed too.
+                await self.orgs.reset()
+            return await handler(api.admin, request)
+
+        return handle
+
     async def _close(self, _app: web.Application) -> None:
+        self.orgs.close()
         self.org.store.close()
 
-    # API entry point ------------------------------------------------------------
 
-    async def _versions(self, request: web.Request) -> web.StreamResponse:
-        versions = []
-        major = int(MIN_API_VERSION)
-        while major <= int(self.org.max_version):
-            version = f"{major}.0"
-            versions.append(
-                {"label": f"API {version}", "url": f"/services/data/v{version}", "version": version}
-            )
-            major += 1
-        return json_response(versions)
+def _unknown_client() -> web.Response:
+    """A login to an org there is not (or no longer): Salesforce knows no such client."""
+    return json_response(
+        {"error": "invalid_client_id", "error_description": "client identifier invalid"}, 400
+    )
 
-    async def _api(self, request: web.Request) -> web.StreamResponse:
-        """Every /services/data/vXX.X/ call: outage, version, session, daily limit, the
-        injected 5xx faults and the usage count, then the resource's handler."""
-        org = self.org
-        outage = await org.outage(request)
-        if outage is not None:
-            return outage
-        version = float(request.match_info["version"])
-        if not MIN_API_VERSION <= version <= org.max_version:
-            return not_found()
-        # The raw path keeps %2F inside an external-id value from splitting a segment.
-        prefix = f"/services/data/v{request.match_info['version']}"
-        raw_tail = request.raw_path.split("?", 1)[0][len(prefix) :]
-        parts = [unquote(p) for p in raw_tail.split("/") if p]
-        kind, handler = self._route(request.method, parts)
-        if org.faults.fire("invalid_session", kind) or not self.oauth.authorized(request):
-            return error_response(401, ApiError("INVALID_SESSION_ID", "Session expired or invalid"))
-        if org.faults.fire("request_limit_exceeded", kind) or org.used() >= org.daily_limit:
-            response = error_response(
-                403, ApiError("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-            )
-            response.headers.update(org.limit_header())
-            return response
-        org.count(kind)
-        server_error: web.Response | None = None
-        after_write = False
-        if org.faults.fire("http_500", kind):
-            server_error = error_response(
-                500,
-                ApiError(
-                    "UNKNOWN_EXCEPTION",
-                    "An unexpected error occurred. Please include this ErrorId if you "
-                    f"contact support: {secrets.randbelow(10**9)}-{secrets.randbelow(10**5)}",
-                ),
-            )
-            after_write = org.faults.after_write("http_500")
-        elif org.faults.fire("http_503", kind):
-            server_error = error_response(
-                503, ApiError("SERVER_UNAVAILABLE", "Service Unavailable: please retry later")
-            )
-            after_write = org.faults.after_write("http_503")
-        if server_error is None or after_write:
-            try:
-                response = await handler(request, version, parts)
-            except RequestError as exc:
-                response = error_response(exc.status, exc.error)
-        # after_write: the work is committed, yet the caller sees the error (as when a
-        # response is lost); a client must not assume a failed call wrote nothing.
-        if server_error is not None:
-            response = server_error
-        response.headers.update(org.limit_header())
-        return response
 
-    def _route(self, method: str, parts: list[str]) -> tuple[str, Handler]:
-        """The resource `parts` names, as the API counts it ("kind"), and its handler."""
+def _invalid_session() -> web.Response:
+    return error_response(401, ApiError("INVALID_SESSION_ID", "Session expired or invalid"))
 
-        def handler(kind: str, allowed: Mapping[str, Handler]) -> tuple[str, Handler]:
-            if method in allowed:
-                return kind, allowed[method]
 
-            async def not_allowed(*_: object) -> web.Response:
-                return method_not_allowed(method, ",".join(allowed))
+def _not_found() -> web.Response:
+    return not_found()
 
-            return kind, not_allowed
 
-        async def missing(*_: object) -> web.Response:
-            return not_found()
-
-        sobjects = self.sobjects
-        n = len(parts)
-        if n == 0:
-            return handler("resources", {"GET": self._resources})
-        head = parts[0]
-        if head == "limits" and n == 1:
-            return handler("limits", {"GET": self._limits})
-        if head in ("query", "queryAll") and n in (1, 2):
-            return handler("query", {"GET": self.query.handle})
-        if head == "sobjects":
-            if n == 1:
-                return handler("describe", {"GET": sobjects.describe_global})
-            if n == 2:
-                return handler("create", {"POST": sobjects.create, "GET": sobjects.sobject_info})
-            if n == 3 and parts[2] == "describe":
-                return handler("describe", {"GET": sobjects.describe})
-            if n in (3, 4):
-                by_ext = n == 4
-                kinds = {"GET": "read", "PATCH": "upsert" if by_ext else "update"}
-                kind = kinds.get(method, "delete")
-                return handler(
-                    kind,
-                    {"GET": sobjects.read, "PATCH": sobjects.write_one, "DELETE": sobjects.delete},
-                )
-        if head == "composite" and n == 1:
-            return handler("composite", {"POST": self.composite.handle})
-        if head == "composite" and n >= 2 and parts[1] == "sobjects":
-            if n == 2:
-                return handler("collections_create", {"POST": self.collections.create})
-            if n == 4:
-                return handler("collections_upsert", {"PATCH": self.collections.upsert})
-        return "other", missing
-
-    async def _resources(self, request: web.Request, version: float, _: list[str]) -> web.Response:
-        base = f"/services/data/v{version:.1f}"
-        names = ("sobjects", "query", "queryAll", "limits", "composite")
-        return json_response({name: f"{base}/{name}" for name in names})
-
-    async def _limits(self, request: web.Request, version: float, _: list[str]) -> web.Response:
-        remaining = max(0, self.org.daily_limit - self.org.used())
-        return json_response(
-            {
-                "DailyApiRequests": {"Max": self.org.daily_limit, "Remaining": remaining},
-                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-                "DataStorageMB": {"Max": 1024, "Remaining": 1024},
-            }
-        )
+def _no_org() -> web.Response:
+    return json_response({"error": "no such org"}, 404)
 
 
 # Running it -------------------------------------------------------------------
@@ -364,7 +289,19 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     origins = {"client_secret": config.client_secret_origin or "given at start"}
     context, ca_file = prepare_tls(config.data_dir, _names(config, config.public_url))
     jwt_key_file, jwt_cert_file = prepare_jwt(config.data_dir, config.jwt_certificate)
-    emulator = Emulator(config, credentials, load_public_key(jwt_cert_file))
+    template = OrgTemplate(
+        data_dir=config.data_dir,
+        api_version=config.api_version,
+        daily_limit=config.daily_limit,
+        token_ttl_s=config.token_ttl_s,
+        modify_all_data=config.modify_all_data,
+        metadata=metadata.load(config.metadata_dir or metadata.DEFAULT_PROJECT),
+        jwt_key=load_public_key(jwt_cert_file),
+        ca_file=ca_file,
+        jwt_private_key_file=jwt_key_file,
+        jwt_certificate_file=jwt_cert_file,
+    )
+    emulator = Emulator(config, credentials, template)
     # Salesforce accepts URIs up to 16,384 bytes (long SOQL in GET query?q=); aiohttp's
     # default request-line limit is 8,190.
     runner = web.AppRunner(
@@ -377,7 +314,12 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     host = config.host if config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     shown_host = f"[{host}]" if ":" in host else host
     url = (config.public_url or f"https://{shown_host}:{port}").rstrip("/")
-    emulator.org.public_url = url
+    emulator.org.login_url = emulator.org.instance_url = url
+    try:
+        await emulator.orgs.serve(runner, context, config.host, url, config.orgs)
+    except BaseException:
+        await runner.cleanup()
+        raise
     return RunningEmulator(
         url,
         ca_file,

@@ -181,7 +181,7 @@ class SObjects:
             if "OwnerId" in sobject.fields and not merged.get("OwnerId"):
                 merged["OwnerId"] = user_id
             if sobject.name == "Case":
-                merged["CaseNumber"] = f"{seq:08d}"
+                merged["CaseNumber"] = f"{store.ordinal(seq):08d}"
             store.insert(sobject, seq, merged)
         else:
             store.update(sobject, merged)

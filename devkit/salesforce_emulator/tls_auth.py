@@ -71,15 +71,20 @@ def prepare_tls(data_dir: Path, names: Sequence[str]) -> tuple[ssl.SSLContext, P
 SECRET_CREDENTIALS = ("client_secret", "password", "security_token")
 
 
-def load_credentials(data_dir: Path, explicit: Mapping[str, str | None]) -> Credentials:
+def load_credentials(
+    data_dir: Path, explicit: Mapping[str, str | None], *, org: str = ""
+) -> Credentials:
     """`explicit` values, then env (ACTIVITY_SYNC_EMULATOR_*), then DIR/credentials.json,
-    generated on first start so a restart keeps them."""
+    generated on first start so a restart keeps them. A named `org` (orgs.py) takes
+    neither explicit values nor the environment: its credentials are its own."""
     path = data_dir / "credentials.json"
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if org:
+        explicit = {}
     generated = {
         "client_id": "3MVG9emulator" + secrets.token_urlsafe(24).replace("-", "x"),
         "client_secret": secrets.token_hex(32),
-        "username": "integration@activity-sync.emulator",
+        "username": f"integration@{org + '.' if org else ''}activity-sync.emulator",
         "password": secrets.token_urlsafe(18),
         "security_token": secrets.token_urlsafe(18),
         "org_id": make_id(PREFIX_ORG, secrets.randbelow(62**6)),
@@ -88,7 +93,7 @@ def load_credentials(data_dir: Path, explicit: Mapping[str, str | None]) -> Cred
     values: dict[str, str] = {}
     kept: dict[str, str] = {}
     for key, default in generated.items():
-        given = explicit.get(key) or os.environ.get(ENV_PREFIX + key.upper())
+        given = explicit.get(key) or (None if org else os.environ.get(ENV_PREFIX + key.upper()))
         values[key] = given or stored.get(key) or default
         # A secret given to the emulator is not copied into its data dir (a later start
         # without it would print it): the file keeps the one the emulator made.
@@ -193,7 +198,7 @@ class OAuth:
         token = f"{creds.org_id[:15]}!{secrets.token_urlsafe(48)}"
         self._tokens[token] = time.monotonic() + self.token_ttl_s
         issued_at = str(int(time.time() * 1000))
-        identity = f"{self.org.public_url}/id/{creds.org_id}/{creds.user_id}"
+        identity = f"{self.org.instance_url}/id/{creds.org_id}/{creds.user_id}"
         signature = base64.b64encode(
             hmac.new(
                 creds.client_secret.encode(), (identity + issued_at).encode(), hashlib.sha256
@@ -201,7 +206,7 @@ class OAuth:
         ).decode()
         body: dict[str, object] = {
             "access_token": token,
-            "instance_url": self.org.public_url,
+            "instance_url": self.org.instance_url,
             "id": identity,
             "token_type": "Bearer",
             "issued_at": issued_at,
@@ -215,17 +220,19 @@ class OAuth:
         """Why a JWT bearer assertion is refused (OAuth error, description), as Salesforce
         checks it: signed RS256 by the connected app's certificate's key, iss = its
         consumer key, sub = the (integration) user's username, aud = the login URL,
-        exp not passed (and at most 3 minutes ahead, with a little clock skew)."""
+        exp not passed (and at most 3 minutes ahead, with a little clock skew). A named
+        org's login URL (URL/orgs/<name>) and its instance URL are both its audience."""
         creds = self.org.credentials
         if self.jwt_key is None:
             return "invalid_grant", "no certificate for the JWT bearer flow"
-        login = self.org.public_url.rstrip("/")
+        login = self.org.login_url.rstrip("/")
+        audiences = {u.rstrip("/") for u in (login, self.org.instance_url)}
         try:
             claims = jwt.decode(
                 assertion,
                 self.jwt_key,  # type: ignore[arg-type]
                 algorithms=["RS256"],
-                audience=[login, login + "/"],
+                audience=sorted(audiences | {u + "/" for u in audiences}),
                 options={"require": ["iss", "sub", "aud", "exp"]},
                 leeway=5,
             )
