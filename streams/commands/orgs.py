@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from aiokafka.admin import NewTopic
@@ -30,35 +29,14 @@ from streams.commands.kafka_io import admin, consumer, offsets, partitions_of, p
 from streams.commands.replay import read_partitions
 from streams.salesforce.errors import SalesforceClientError, SalesforceUntrusted
 from streams.salesforce.org_registry import (
-    BadOrgRecord,
     OrgConnection,
+    OrgRegistry,
     OrgSecretError,
-    decode,
     encode,
     resolve,
     tombstone,
 )
 from streams.worker.settings import Settings
-
-
-@dataclass
-class Registry:
-    """The registry as read from its topic: orgs by name, and records that did not decode
-    (position and why), which a reader reports and skips."""
-
-    orgs: dict[str, OrgConnection] = field(default_factory=dict)
-    unreadable: list[str] = field(default_factory=list)
-
-    def apply(self, key: bytes | None, value: bytes | None, position: str) -> None:
-        try:
-            connection = decode(key, value)
-        except BadOrgRecord as exc:
-            self.unreadable.append(f"{position}: {exc.reason}")
-            return
-        if connection is not None:
-            self.orgs[connection.name] = connection
-        elif key is not None:
-            self.orgs.pop(key.decode(errors="replace"), None)
 
 
 def connection_from(values: dict[str, Any]) -> OrgConnection:
@@ -89,9 +67,9 @@ async def ensure_topic(settings: Settings, timeout_s: float) -> None:
             return  # created meanwhile (another operator, a worker)
 
 
-async def read_registry(settings: Settings, timeout_s: float) -> Registry:
+async def read_registry(settings: Settings, timeout_s: float) -> OrgRegistry:
     """The registry as of now: every record of the topic up to its end offsets."""
-    found = Registry()
+    found = OrgRegistry()
     broker = settings.broker.connection()
     async with consumer(broker, timeout_s) as client:
         partitions = await partitions_of(client, settings.topics.orgs, timeout_s)
@@ -143,7 +121,7 @@ async def remove(settings: Settings, name: str, out: IO[str], timeout_s: float) 
     return 0
 
 
-def print_registry(registered: Registry, out: IO[str]) -> None:
+def print_registry(registered: OrgRegistry, out: IO[str]) -> None:
     if not registered.orgs:
         print("no orgs registered (the default org is ACTIVITY_SYNC_SALESFORCE_*)", file=out)
     for name in sorted(registered.orgs):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -218,15 +219,30 @@ class RegistryRecord(BaseModel):
     org: OrgConnection
 
 
-def registry(records: Iterable[tuple[bytes | None, bytes | None]]) -> dict[str, OrgConnection]:
-    """The registry as of the last of `records` (in topic order): the orgs registered,
-    by name. A record that does not decode raises `BadOrgRecord`; callers that must go
-    on (a worker) decode record by record instead."""
-    orgs: dict[str, OrgConnection] = {}
-    for key, value in records:
-        connection = decode(key, value)
+@dataclass
+class OrgRegistry:
+    """The registry as read so far from its topic, record by record in topic order: the
+    orgs registered, by name, and the records that did not decode (position and why),
+    which a reader reports and skips rather than stopping on them."""
+
+    orgs: dict[str, OrgConnection] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+
+    def apply(self, key: bytes | None, value: bytes | None, position: str = "") -> None:
+        try:
+            connection = decode(key, value)
+        except BadOrgRecord as exc:
+            self.unreadable.append(f"{position}: {exc.reason}" if position else exc.reason)
+            return
         if connection is not None:
-            orgs[connection.name] = connection
+            self.orgs[connection.name] = connection
         elif key is not None:
-            orgs.pop(key.decode(errors="replace"), None)
-    return orgs
+            self.orgs.pop(key.decode(errors="replace"), None)
+
+
+def registry(records: Iterable[tuple[bytes | None, bytes | None]]) -> OrgRegistry:
+    """The registry as of the last of `records` (in topic order)."""
+    found = OrgRegistry()
+    for key, value in records:
+        found.apply(key, value)
+    return found

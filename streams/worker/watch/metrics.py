@@ -111,6 +111,11 @@ SWEEP_LONGEST_SLICE = Gauge(
     ["timer"],
     registry=REGISTRY,
 )
+ORGS_REGISTERED = Gauge(
+    "activity_sync_orgs_registered",
+    "Orgs in the org registry as this worker sees it (the default org not counted).",
+    registry=REGISTRY,
+)
 BOOKINGS_EXPIRED = Counter(
     "activity_sync_bookings_expired",
     "Bookings whose state retention replaced by a marker.",

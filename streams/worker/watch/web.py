@@ -3,6 +3,8 @@
 - `GET /bookings/{booking_id}/`: the booking's report, answered by the worker that owns
   its partition (Faust's table routing forwards the request there, headers included,
   so the bearer token travels with it).
+- `GET /orgs/`: the org registry as this worker sees it (streams/worker/org_directory.py):
+  connections with their secret references, never a secret.
 - `GET /metrics/`: Prometheus text format. No booking data: always open.
 - `GET /health/`: 200 while the broker answers and Salesforce writes are not all
   failing, else 503 with the reason; also the org check's result at start
@@ -33,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams.core.booking_report import booking_report
 from streams.core.fold import BookingState
 from streams.core.retention import is_marker, read_marker
-from streams.worker.app import app, bookings, settings, synced
+from streams.worker.app import app, bookings, org_directory, settings, synced
 from streams.worker.settings import Settings
 from streams.worker.watch import metrics, org_status
 
@@ -127,6 +129,37 @@ class BookingPage(View):
             )
         state = BookingState.from_bytes(raw)
         return self.json(booking_report(state, synced.under(None).get(key) or 0, MAPPING))
+
+
+# Read when scraped: the registry as the follower last published it.
+metrics.ORGS_REGISTERED.set_function(lambda: len(org_directory.registry.orgs))
+
+
+@app.page("/orgs/")
+class OrgsPage(View):
+    """The org registry as this worker sees it (`activity-sync orgs`): each org's
+    connection with its secret references (never a secret), and records skipped."""
+
+    async def get(self, request: Request) -> Response:
+        registry = org_directory.registry
+        orgs = [
+            {
+                "name": org.name,
+                "login_url": org.login_url,
+                "auth": org.auth,
+                "client_id": org.client_id,
+                "references": org.references(),
+                "field_mapping": org.field_mapping,
+            }
+            for org in sorted(registry.orgs.values(), key=lambda org: org.name)
+        ]
+        return self.json(
+            {
+                "caught_up": org_directory.caught_up.is_set(),
+                "orgs": orgs,
+                "unreadable": registry.unreadable,
+            }
+        )
 
 
 @app.page("/metrics/")

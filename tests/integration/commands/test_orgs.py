@@ -7,14 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.workers import WorkerProcess
 from streams.runtime.consumers import refresh_metadata
-from tests.fixtures import assert_one_line_error, run_cli
+from tests.fixtures import Workers, assert_one_line_error, run_cli, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +119,45 @@ async def test_orgs_are_added_listed_checked_and_removed_with_secrets_by_referen
     assert [line.split()[0] for line in after.stdout.splitlines()] == ["globex"]
     assert_one_line_error(run_cli("orgs", "remove", "acme", env=env), "not registered")
     assert_one_line_error(run_cli("orgs", "check", "acme", env=env), "not registered")
+
+
+def _worker_orgs(worker: WorkerProcess) -> dict[str, object]:
+    answer = requests.get(f"{worker.web_url}/orgs/", timeout=5)
+    answer.raise_for_status()
+    body: dict[str, object] = answer.json()
+    return body
+
+
+def _names(body: dict[str, object]) -> list[object]:
+    orgs = body["orgs"]
+    assert isinstance(orgs, list)
+    return [org["name"] for org in orgs]
+
+
+def test_a_running_worker_follows_the_registry_without_a_restart(
+    broker: BrokerNamespace, salesforce_emulator: SalesforceEmulator, workers: Workers
+) -> None:
+    env = broker.env
+    acme = run_cli(*_add(salesforce_emulator, "acme", "env:ACME_SF_SECRET"), env=env)
+    assert acme.returncode == 0, acme.stderr
+    worker = workers.start()
+    wait_until(lambda: _worker_orgs(worker)["caught_up"] is True, 60, "the registry read")
+    assert _names(_worker_orgs(worker)) == ["acme"]
+
+    # Added, rotated and removed while it runs: seen within seconds, no restart.
+    assert run_cli(*_add(salesforce_emulator, "globex", "env:GLOBEX_V1"), env=env).returncode == 0
+    wait_until(lambda: _names(_worker_orgs(worker)) == ["acme", "globex"], 15, "globex added")
+    assert run_cli(*_add(salesforce_emulator, "globex", "env:GLOBEX_V2"), env=env).returncode == 0
+    wait_until(
+        lambda: (
+            _worker_orgs(worker)["orgs"][1]["references"]  # type: ignore[index]
+            == {"client_secret": "env:GLOBEX_V2"}
+        ),
+        15,
+        "globex's secret rotated",
+    )
+    assert run_cli("orgs", "remove", "acme", env=env).returncode == 0
+    wait_until(lambda: _names(_worker_orgs(worker)) == ["globex"], 15, "acme removed")
+    assert "orgs registered" in worker.log_text()
+    metrics = requests.get(f"{worker.web_url}/metrics/", timeout=5).text
+    assert "activity_sync_orgs_registered 1.0" in metrics

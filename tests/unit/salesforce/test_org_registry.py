@@ -40,8 +40,10 @@ def test_a_record_round_trips_and_a_tombstone_removes() -> None:
     assert key == b"acme"
     assert decode(key, value) == added
     assert decode(*tombstone("acme")) is None
-    records = [encode(added), encode(acme(name="globex")), tombstone("acme")]
-    assert list(registry(records)) == ["globex"]
+    records = [encode(added), encode(acme(name="globex")), tombstone("acme"), (b"x", b"{}")]
+    found = registry(records)
+    assert list(found.orgs) == ["globex"]
+    assert found.unreadable == ["format: Field required"]
 
 
 def test_the_login_url_loses_its_trailing_slash() -> None:

@@ -1,0 +1,151 @@
+"""Every worker's copy of the org registry (streams/salesforce/org_registry.py), kept
+current from its compacted topic while the worker runs.
+
+Guarantees:
+- Each worker reads every partition of the registry topic from the beginning, outside
+  any consumer group, and then follows it: an `orgs add`, a credential rotation or an
+  `orgs remove` reaches every worker within about a second (`FOLLOW_WAIT_MS`), with no
+  restart. `caught_up` is set once the records up to the end offsets seen at start are
+  read.
+- A record that is not a connection is logged, counted in `unreadable`, and skipped;
+  the follower never stops on one. A broker outage only delays it (the client retries).
+- The registry topic is created (compacted) at start when it does not exist yet.
+
+Why not a Faust GlobalTable: a global table written by another process (here the
+`orgs` command) does not reach every worker reliably in Faust (faust-streaming issue
+#283, open), and the registry must. Plain aiokafka, assigned every partition, is what a
+global table does underneath, without the standby bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from mode import Service
+
+from streams.runtime.consumers import refresh_metadata
+from streams.salesforce.org_registry import OrgRegistry
+from streams.transport.connection import BrokerConnection
+from streams.worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FOLLOW_WAIT_MS = 500  # a fetch's wait for new records: how soon a change is seen
+RETRY_S = 1.0
+
+
+class OrgDirectory:
+    """The registry as this worker sees it: `registry.orgs` by name, swapped whole on
+    each change (readers never see half of one); `caught_up` once read to its end."""
+
+    def __init__(self) -> None:
+        self.registry = OrgRegistry()
+        self.caught_up = asyncio.Event()
+
+    def publish(self, registry: OrgRegistry) -> None:
+        self.registry = OrgRegistry(dict(registry.orgs), list(registry.unreadable))
+
+
+class RegistryFollower(Service):
+    """Reads the registry topic into a directory while the worker runs."""
+
+    def __init__(self, directory: OrgDirectory, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.directory = directory
+        self.topic = settings.topics.orgs
+        self.partitions = settings.broker.partitions
+        self.replication_factor = settings.broker.replication_factor
+        self.topic_config = {"cleanup.policy": "compact", **settings.broker.topic_config()}
+        self.broker: BrokerConnection = settings.broker.connection()
+
+    @classmethod
+    def bound(cls, directory: OrgDirectory, settings: Settings) -> type[RegistryFollower]:
+        """The follower as a class Faust can start (`app.service` instantiates it with
+        only the loop and the beacon)."""
+
+        class Bound(cls):  # type: ignore[valid-type,misc]
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(directory, settings, **kwargs)
+
+        return Bound
+
+    async def ensure_topic(self) -> None:
+        """Create the registry topic (compacted) unless it exists."""
+        client = AIOKafkaAdminClient(bootstrap_servers=self.broker.bootstrap_servers)
+        await client.start()
+        try:
+            if self.topic in await client.list_topics():
+                return
+            topic = NewTopic(
+                self.topic,
+                num_partitions=self.partitions,
+                replication_factor=self.replication_factor,
+                topic_configs=self.topic_config,
+            )
+            try:
+                await client.create_topics([topic])
+            except TopicAlreadyExistsError:
+                return
+        finally:
+            await client.close()
+
+    @Service.task
+    async def _follow(self) -> None:
+        while not self.should_stop:
+            try:
+                await self.ensure_topic()
+                await self._read()
+            except (KafkaError, OSError) as exc:
+                log.warning("org registry %s: %s; reading it again", self.topic, exc)
+                await self.sleep(RETRY_S)
+
+    async def _read(self) -> None:
+        client = AIOKafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await client.start()
+        try:
+            await refresh_metadata(client)
+            found = client.partitions_for_topic(self.topic)
+            while not found:
+                await self.sleep(RETRY_S)
+                if self.should_stop:
+                    return
+                await refresh_metadata(client)
+                found = client.partitions_for_topic(self.topic)
+            partitions = [TopicPartition(self.topic, p) for p in sorted(found or ())]
+            client.assign(partitions)
+            await client.seek_to_beginning(*partitions)
+            ends = await self.broker.end_offsets(client, partitions)
+            registry = OrgRegistry()
+            while not self.should_stop:
+                batch = await client.getmany(timeout_ms=FOLLOW_WAIT_MS)
+                for records in batch.values():
+                    for record in records:
+                        position = f"{record.partition}:{record.offset}"
+                        before = len(registry.unreadable)
+                        registry.apply(record.key, record.value, position)
+                        if len(registry.unreadable) > before:
+                            log.error("org registry: skipped %s", registry.unreadable[-1])
+                caught_up = self.directory.caught_up
+                if not caught_up.is_set() and await self._at(client, ends):
+                    self.directory.publish(registry)
+                    caught_up.set()
+                    log.info("org registry: %d orgs registered", len(registry.orgs))
+                elif batch and caught_up.is_set():
+                    self.directory.publish(registry)
+        finally:
+            await client.stop()
+
+    @staticmethod
+    async def _at(client: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        positions = [await client.position(tp) for tp in ends]
+        return all(p >= end for p, end in zip(positions, ends.values(), strict=True))
