@@ -17,6 +17,9 @@ Decisions (also in docs/event-contract.md):
   by default. `time` must carry a timezone (naive times are rejected), as must
   `start` and `end`; `end` must be after `start`.
 - `booking.scheduled` / `booking.requested` must carry `data.booking_id == subject`.
+- `page.salesforce_org` (on `scheduled`, `requested`, `reassigned`) names the org the
+  page's Events live in, a registry name (`^[a-z0-9][a-z0-9-]{0,39}$`); absent or
+  null means the default org (the worker's own Salesforce settings).
 - Text fields accept any length within the 64 KiB message limit: cutting to
   Salesforce's field limits is the projection's job, so a long title never costs
   a booking its Event.
@@ -59,6 +62,10 @@ SalesforceId = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9]{15}(?:[A-Za-z0-
 Email = Annotated[StrictStr, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
 # Who gave a cancel/reschedule reason: the customer or the booking owner.
 Actor = Literal["customer", "owner"]
+# A Salesforce org's name in the org registry: lowercase letters, digits and hyphens,
+# at most 40 characters, not starting with a hyphen.
+ORG_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+OrgName = Annotated[StrictStr, Field(pattern=ORG_NAME_PATTERN)]
 
 
 class _Part(BaseModel):
@@ -73,6 +80,10 @@ class Page(_Part):
     salesforce_connected: StrictBool
     # The seed: "by default a Salesforce Activity Event is also always created".
     create_activity_event: StrictBool = True
+    # The Salesforce org the page's Events live in; absent or null: the default org.
+    # Left out of the dump when null, so a stored event without an org has the very
+    # JSON it had before the field existed (the fold's duplicate check compares it).
+    salesforce_org: OrgName | None = Field(default=None, exclude_if=lambda org: org is None)
 
 
 class Owner(_Part):

@@ -11,6 +11,7 @@ import pytest
 
 from schemas import (
     MAX_EVENT_BYTES,
+    ORG_NAME_PATTERN,
     BookingCanceled,
     BookingRescheduled,
     BookingScheduled,
@@ -220,3 +221,59 @@ def test_exported_union_schema_requires_the_tag_and_version() -> None:
     for definition in union["$defs"].values():
         if "sequence" in definition.get("properties", {}):
             assert {"specversion", "type", "id", "time", "subject"} <= set(definition["required"])
+
+
+# --- page.salesforce_org: which org the booking's Event lives in. -------------------
+
+ORG_PAGE = {**f.SALES_PAGE, "salesforce_org": "acme-eu-2"}
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        f.scheduled(page=ORG_PAGE),
+        f.requested(page=ORG_PAGE),
+        f.reassigned(2, page=ORG_PAGE),
+    ],
+    ids=lambda wire: wire["type"],
+)
+def test_a_page_may_name_its_salesforce_org(wire: dict[str, Any]) -> None:
+    event = parse_event(f.raw(wire), wire["subject"].encode())
+    assert event.data.page.salesforce_org == "acme-eu-2"  # type: ignore[union-attr]
+    assert parse_event(event.to_json()) == event
+    assert b'"salesforce_org":"acme-eu-2"' in event.to_json()
+
+
+@pytest.mark.parametrize("org", ["a", "0", "org-b", "a" + "-" * 39, "x" * 40])
+def test_org_names_the_registry_accepts(org: str) -> None:
+    wire = f.reassigned(2, page={**f.SALES_PAGE, "salesforce_org": org})
+    assert parse_event(f.raw(wire)).data.page.salesforce_org == org  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "org",
+    ["", "Acme", "-acme", "acme_eu", "acme eu", "acme.eu", "x" * 41, "acme\n", "ünï", 7, True],
+)
+@pytest.mark.parametrize("builder", [f.scheduled, f.requested, lambda **kw: f.reassigned(2, **kw)])
+def test_a_bad_org_name_is_rejected_naming_the_field(org: Any, builder: Any) -> None:
+    rejected = _rejected(builder(page={**f.SALES_PAGE, "salesforce_org": org}))
+    assert (rejected.code, rejected.field) == ("schema", "data.page.salesforce_org")
+    assert "data.page.salesforce_org" in rejected.message
+
+
+def test_an_absent_or_null_org_is_the_default_org_and_is_not_written() -> None:
+    absent = parse_event(f.raw(f.scheduled()))
+    null = parse_event(f.raw(f.scheduled(page={**f.SALES_PAGE, "salesforce_org": None})))
+    assert absent == null
+    assert absent.data.page.salesforce_org is None  # type: ignore[union-attr]
+    assert b"salesforce_org" not in absent.to_json()
+    dumped = absent.__pydantic_serializer__.to_python(absent, mode="json")
+    assert "salesforce_org" not in dumped["data"]["page"]
+
+
+def test_the_exported_schema_gives_the_page_its_org() -> None:
+    for name in ("booking.scheduled", "booking.requested", "booking.reassigned"):
+        exported = orjson.loads(schema_files()[f"{name}.schema.json"])
+        org = exported["$defs"]["Page"]["properties"]["salesforce_org"]
+        assert {"pattern": ORG_NAME_PATTERN, "type": "string"} in org["anyOf"]
+        assert "salesforce_org" not in exported["$defs"]["Page"].get("required", [])
