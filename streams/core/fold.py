@@ -34,6 +34,7 @@ from streams.core.view import (
     BookingView,
     CustomerInfo,
     HistoryEntry,
+    LeftOrg,
     OwnerInfo,
     PageInfo,
     Phase,
@@ -95,7 +96,11 @@ def stored_event(event: BookingEvent) -> StoredEvent:
 
 def _page(raw: Mapping[str, Any]) -> PageInfo:
     return PageInfo(
-        raw["id"], raw["name"], raw["salesforce_connected"], raw.get("create_activity_event", True)
+        raw["id"],
+        raw["name"],
+        raw["salesforce_connected"],
+        raw.get("create_activity_event", True),
+        raw.get("salesforce_org"),
     )
 
 
@@ -107,6 +112,15 @@ def reason_text(reason: str | None, by: str) -> str:
     """`Sick (customer)`: the reason first, who gave it after."""
     text = reason.strip() if reason else ""
     return f"{text or 'No reason given'} ({_WHO.get(by, by)})"
+
+
+def moved_reason(page_name: str) -> str:
+    """The reason an Event left behind in another org shows."""
+    return f"Moved to another Salesforce org (page {page_name})"
+
+
+def _left_order(left: LeftOrg) -> tuple[bool, str]:
+    return (left.salesforce_org is not None, left.salesforce_org or "")
 
 
 def _utc_minute(moment: datetime) -> str:
@@ -126,6 +140,7 @@ class _Replay:
         "end",
         "history",
         "last_sequence",
+        "left",
         "location",
         "owner",
         "page",
@@ -134,6 +149,8 @@ class _Replay:
         "reassigned",
         "rejected",
         "related",
+        "related_org",
+        "salesforce_org",
         "scheduled",
         "start",
         "title",
@@ -161,6 +178,13 @@ class _Replay:
         self.rejected: list[RejectedReassignment] = []
         self.history: list[HistoryEntry] = []
         self.last_sequence: int | None = None
+        # The org the Event lives in (None: the default org), the org `related` names
+        # records of, and the orgs the Event has left (None until it first moves: the
+        # common case costs nothing). `left` is replaced, never changed in place, so a
+        # copy may share it.
+        self.salesforce_org: str | None = None
+        self.related_org: str | None = None
+        self.left: dict[str | None, LeftOrg] | None = None
 
     def copy(self) -> _Replay:
         # Spelled out: a generic slot loop or copy.copy costs several times more.
@@ -179,6 +203,9 @@ class _Replay:
         twin.reason = self.reason
         twin.reassigned = self.reassigned
         twin.related = self.related
+        twin.related_org = self.related_org
+        twin.salesforce_org = self.salesforce_org
+        twin.left = self.left
         twin.scheduled = self.scheduled
         twin.start = self.start
         twin.title = self.title
@@ -198,6 +225,32 @@ class _Replay:
         self.customer = CustomerInfo(customer["name"], customer["email"], customer.get("phone"))
         related = data.get("related")
         self.related = RelatedRef(related["type"], related["id"]) if related else None
+        # Record ids belong to one org: the one the booking was made in.
+        self.related_org = self.salesforce_org
+
+    def _move(self, org: str | None, page_name: str) -> None:
+        """The Event now lives in `org`. If it exists, the org it leaves keeps it as it
+        stands, marked as moved (docs/event-contract.md, "The fold"); an org it comes
+        back to writes the full Event again."""
+        left = dict(self.left) if self.left else {}
+        if self.scheduled and self.creates_event and self.phase is not None:
+            phase = self.phase
+            # The picklist has a reassigned form of Scheduled and Rescheduled only.
+            status = f"{phase} (Reassigned by User)" if phase in REASSIGNABLE_PHASES else phase
+            left[self.salesforce_org] = LeftOrg(
+                self.salesforce_org,
+                status,
+                moved_reason(page_name),
+                self.title,
+                self.start,
+                self.end,
+                self.location,
+                self.description,
+                len(self.history) + 1,  # the moving event's own entry is appended last
+            )
+        left.pop(org, None)
+        self.left = left or None
+        self.salesforce_org = org
 
     def apply(self, stored: StoredEvent) -> None:
         body = stored.body
@@ -205,10 +258,13 @@ class _Replay:
         data = body.get("data") or {}
         applied = True
         if kind == "booking.scheduled":
+            page = data["page"]
+            org = page.get("salesforce_org")
+            if org != self.salesforce_org:
+                self._move(org, page["name"])
             if not self.scheduled:
                 # create_activity_event (and the connection) count only at scheduling.
                 self.scheduled = True
-                page = data["page"]
                 self.creates_event = bool(
                     page["salesforce_connected"] and page.get("create_activity_event", True)
                 )
@@ -219,6 +275,9 @@ class _Replay:
             if self.scheduled:
                 applied, detail = False, "ignored: the booking is already scheduled"
             else:
+                org = data["page"].get("salesforce_org")
+                if org != self.salesforce_org:
+                    self._move(org, data["page"]["name"])
                 self._take_details(data)
                 self.phase = "Requested"
                 detail = "awaiting the owner's approval"
@@ -239,6 +298,10 @@ class _Replay:
                     self.page and self.page.salesforce_connected and new_page.salesforce_connected
                 )
                 if both_connected:
+                    # The Event follows the page to its org only when it follows the
+                    # page at all: the same rule as its owner.
+                    if new_page.salesforce_org != self.salesforce_org:
+                        self._move(new_page.salesforce_org, new_page.name)
                     self.owner, self.reassigned = new_owner, True
                 self.booking_owner = new_owner
                 self.page = new_page
@@ -286,11 +349,15 @@ class _Replay:
             location=self.location,
             description=self.description,
             customer=self.customer,
-            related=self.related,
+            # Another org's record ids mean nothing where the Event lives now: found
+            # by the customer's email there instead.
+            related=self.related if self.related_org == self.salesforce_org else None,
             rejected_reassignments=tuple(self.rejected),
             history=tuple(self.history),
             last_sequence=self.last_sequence,
             last_time=self.history[-1].time if self.history else None,
+            salesforce_org=self.salesforce_org,
+            left_orgs=tuple(sorted(self.left.values(), key=_left_order)) if self.left else (),
         )
 
 

@@ -5,11 +5,27 @@ The fields and mappings are docs/event-contract.md, "The projection".
 Times are written as UTC ISO-8601 with whole seconds and a `Z` suffix
 (`2026-11-24T09:30:00Z`); sub-second parts are dropped. Text longer than a field's
 limit is cut to the limit, ending with "…", so a long title never costs the Event.
+
+Orgs (docs/event-contract.md, "The fold"): `Projection.salesforce_org` is the org the
+booking's Event lives in (None: the default org), and `fields` are for that org. A
+booking whose Event moved to another org (a reassignment to a connected page of
+another org) leaves a `Departure` per org it left: the new org gets the full Event,
+upserted by the external id there; the old org's Event is marked once, at the move,
+and then left alone: its status becomes the phase with " (Reassigned by User)"
+(`Scheduled (Reassigned by User)`; a Canceled, Completed or No-show Event keeps its
+status), its reason says `Moved to another Salesforce org (page NAME)`, its subject,
+times, location and description are as they stood at the move, and OwnerId, WhoId and
+WhatId are not written (its owner stays). Every projection after the move carries the
+same marks with its own `version` (the same number in every org's fields), so
+Salesforce's version fence orders them with the Event's earlier writes in that org,
+and a lost write, a rebuild or a replay still lands them. A booking that moves back to
+an org it left gets the full Event there again (the same external id row), and the org
+it left instead is marked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +33,7 @@ from typing import Any
 import orjson
 
 from streams.core.fold import BookingState
-from streams.core.view import BookingView
+from streams.core.view import BookingView, HistoryEntry, LeftOrg
 
 SUBJECT_MAX = 255
 LOCATION_MAX = 255
@@ -63,6 +79,15 @@ def salesforce_datetime(moment: datetime) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Departure:
+    """The mark for an org the booking's Event has left: `fields` to upsert there, by
+    the projection's `external_id_field`, with the projection's version."""
+
+    salesforce_org: str | None  # None: the default org
+    fields: dict[str, str | int | None]
+
+
+@dataclass(frozen=True, slots=True)
 class Projection:
     """The Event one booking should have now, as of state `version`.
 
@@ -87,36 +112,77 @@ class Projection:
     # The customer's email, for a WhoId Salesforce refused (merged, converted, deleted):
     # looked up again. Absent from projections written before it existed.
     customer_email: str | None = None
+    # The org `fields` are for; None: the default org. The orgs the Event has left, in
+    # the view's order (the default org first). Both absent from the bytes when they
+    # say nothing, so a default-org projection reads and writes as before they existed.
+    salesforce_org: str | None = None
+    departures: tuple[Departure, ...] = ()
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "format": PROJECTION_FORMAT,
-                "booking_id": self.booking_id,
-                "version": self.version,
-                "external_id_field": self.external_id_field,
-                "fields": self.fields,
-                "lookup_email": self.lookup_email,
-                "customer_name": self.customer_name,
-                "related_type": self.related_type,
-                "customer_email": self.customer_email,
-            }
-        )
+        body: dict[str, Any] = {
+            "format": PROJECTION_FORMAT,
+            "booking_id": self.booking_id,
+            "version": self.version,
+            "external_id_field": self.external_id_field,
+            "fields": self.fields,
+            "lookup_email": self.lookup_email,
+            "customer_name": self.customer_name,
+            "related_type": self.related_type,
+            "customer_email": self.customer_email,
+        }
+        if self.salesforce_org is not None:
+            body["salesforce_org"] = self.salesforce_org
+        if self.departures:
+            body["departures"] = [
+                {"salesforce_org": gone.salesforce_org, "fields": gone.fields}
+                for gone in self.departures
+            ]
+        return orjson.dumps(body)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Projection:
         loaded: dict[str, Any] = orjson.loads(raw)
         if loaded.pop("format", None) != PROJECTION_FORMAT:
             raise ValueError("unknown Projection format")
+        departures = loaded.pop("departures", None)
+        if departures:
+            loaded["departures"] = tuple(
+                Departure(gone["salesforce_org"], gone["fields"]) for gone in departures
+            )
         return cls(**loaded)
 
 
 def description_text(current: BookingView) -> str:
     """The booking's description, then one line per lifecycle event."""
-    history = "\n".join([_HISTORY_HEADING, *(entry.line for entry in current.history)])
-    if current.description:
-        return f"{current.description}\n\n{history}"
+    return _description(current.description, current.history)
+
+
+def _description(description: str | None, entries: Iterable[HistoryEntry]) -> str:
+    history = "\n".join([_HISTORY_HEADING, *(entry.line for entry in entries)])
+    if description:
+        return f"{description}\n\n{history}"
     return history
+
+
+def _departure(
+    left: LeftOrg, current: BookingView, booking_id: str, version: int, mapping: FieldMapping
+) -> Departure:
+    """The mark for an org the Event left; no OwnerId, WhoId, WhatId: those stay."""
+    if left.start is None or left.end is None:
+        raise ValueError(f"booking {booking_id!r} left an org with no booking details")
+    entries = current.history[: left.history_length]
+    fields: dict[str, str | int | None] = {
+        mapping.external_id_field: booking_id,
+        mapping.version_field: version,
+        mapping.status_field: left.status,
+        mapping.reason_field: cut(left.reason, REASON_MAX),
+        "Subject": cut(left.title, SUBJECT_MAX),
+        "StartDateTime": salesforce_datetime(left.start),
+        "EndDateTime": salesforce_datetime(left.end),
+        "Location": cut(left.location, LOCATION_MAX),
+        "Description": cut(_description(left.description, entries), DESCRIPTION_MAX),
+    }
+    return Departure(left.salesforce_org, fields)
 
 
 def project(state: BookingState, mapping: FieldMapping = PRESETS["default"]) -> Projection | None:
@@ -151,6 +217,12 @@ def project(state: BookingState, mapping: FieldMapping = PRESETS["default"]) -> 
         "WhoId": who_id,
         "WhatId": what_id,
     }
+    departures: tuple[Departure, ...] = ()
+    if current.left_orgs:
+        departures = tuple(
+            _departure(left, current, state.booking_id, state.version, mapping)
+            for left in current.left_orgs
+        )
     return Projection(
         booking_id=state.booking_id,
         version=state.version,
@@ -160,6 +232,8 @@ def project(state: BookingState, mapping: FieldMapping = PRESETS["default"]) -> 
         customer_name=current.customer.name,
         related_type=related.type if related else None,
         customer_email=current.customer.email,
+        salesforce_org=current.salesforce_org,
+        departures=departures,
     )
 
 

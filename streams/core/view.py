@@ -33,6 +33,8 @@ class PageInfo(NamedTuple):
     name: str
     salesforce_connected: bool
     create_activity_event: bool
+    # The org the page's Events live in (a registry name); None: the default org.
+    salesforce_org: str | None = None
 
 
 class OwnerInfo(NamedTuple):
@@ -88,6 +90,27 @@ class RejectedReassignment(NamedTuple):
     phase: str | None
 
 
+class LeftOrg(NamedTuple):
+    """An org the booking's Event has left, and how its Event there stays, for good.
+
+    Taken when the Event moved out of the org (docs/event-contract.md, "The fold"): the
+    Event as it stood there, with `status` and `reason` saying it moved. Later events
+    of the booking never change it; moving back into the org drops it.
+    """
+
+    salesforce_org: str | None  # None: the default org
+    status: str  # `Scheduled (Reassigned by User)`, ...: see the fold
+    reason: str  # `Moved to another Salesforce org (page Sales EU)`
+    title: str | None
+    start: datetime | None
+    end: datetime | None
+    location: str | None
+    description: str | None
+    # The lifecycle history the Event there shows: the view's first `history_length`
+    # entries, up to and including the move.
+    history_length: int
+
+
 class BookingView(NamedTuple):
     """What the booking's events say now; `status` is None when no Event should exist.
 
@@ -116,6 +139,10 @@ class BookingView(NamedTuple):
     history: tuple[HistoryEntry, ...]
     last_sequence: int | None
     last_time: datetime | None
+    # The org the booking's Event lives in (None: the default org), and the orgs it has
+    # left, sorted (the default org first), never including `salesforce_org`.
+    salesforce_org: str | None
+    left_orgs: tuple[LeftOrg, ...]
 
     def completion_due(self, now: datetime, grace: timedelta) -> bool:
         """The completion timer's test: Scheduled/Rescheduled and end + grace < now."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -19,7 +21,8 @@ from streams.core.fold import (
     fold,
     stored_event,
 )
-from streams.core.projection import project
+from streams.core.projection import PRESETS, Projection, project
+from streams.core.view import STATUSES
 from tests import factories as f
 
 ALICE_ID = f.ALICE["salesforce_user_id"]
@@ -252,6 +255,219 @@ def test_scenario(events: list[dict[str, Any]], expected: dict[str, Any]) -> Non
     assert (project(state) is None) == (expected.get("status", observed["status"]) is None)
 
 
+def _in_org(page: dict[str, Any], org: str | None) -> dict[str, Any]:
+    return {**page, "salesforce_org": org}
+
+
+A_SALES = _in_org(f.SALES_PAGE, "org-a")
+A_SALES_EU = _in_org(f.OTHER_SALES_PAGE, "org-a")
+A_SUPPORT = _in_org(f.SUPPORT_PAGE, "org-a")
+A_CIRRUS = _in_org(f.CIRRUS_PAGE, "org-a")
+B_SALES = _in_org({**f.OTHER_SALES_PAGE, "id": "p-b-sales", "name": "B Sales"}, "org-b")
+B_SUPPORT = _in_org({**f.SUPPORT_PAGE, "id": "p-b-support", "name": "B Support"}, "org-b")
+TO_B = "Moved to another Salesforce org (page B Sales)"
+TO_A = "Moved to another Salesforce org (page Sales)"
+MOVED = "Scheduled (Reassigned by User)"
+
+# Which org the booking's Event lives in (docs/event-contract.md, "The fold"). `org` is
+# the view's salesforce_org; `left` the orgs it has left as (org, status, reason).
+ORG_SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
+    ("no org anywhere: the default org", [f.scheduled()], {"org": None, "left": []}),
+    ("scheduled in org a", [f.scheduled(page=A_SALES)], {"org": "org-a", "left": []}),
+    (
+        "requested in org a, then scheduled there",
+        [f.requested(page=A_SALES), f.scheduled(2, page=A_SALES)],
+        {"org": "org-a", "left": [], "status": "Scheduled"},
+    ),
+    (
+        "reassigned within org a: nothing left behind",
+        [f.scheduled(page=A_SALES), f.reassigned(2, page=A_SALES_EU)],
+        {"org": "org-a", "left": [], "owner": BOB_ID, "status": MOVED},
+    ),
+    (
+        "scheduled in a, reassigned to a page in b: Event in b, a marked",
+        [f.scheduled(page=A_SALES), f.reassigned(2, page=B_SALES)],
+        {"org": "org-b", "left": [("org-a", MOVED, TO_B)], "owner": BOB_ID, "status": MOVED},
+    ),
+    (
+        "moved while Rescheduled: the mark says Rescheduled (Reassigned by User)",
+        [f.scheduled(page=A_SALES), f.rescheduled(2), f.reassigned(3, page=B_SALES)],
+        {"org": "org-b", "left": [("org-a", "Rescheduled (Reassigned by User)", TO_B)]},
+    ),
+    (
+        "from the default org to org b: the default org is marked",
+        [f.scheduled(), f.reassigned(2, page=B_SALES)],
+        {"org": "org-b", "left": [(None, MOVED, TO_B)]},
+    ),
+    (
+        "from org a to the default org",
+        [f.scheduled(page=A_SALES), f.reassigned(2, page=f.OTHER_SALES_PAGE)],
+        {
+            "org": None,
+            "left": [("org-a", MOVED, "Moved to another Salesforce org (page Sales EU)")],
+        },
+    ),
+    (
+        "reassignment rejected (canceled booking): org unchanged",
+        [f.scheduled(page=A_SALES), f.canceled(2), f.reassigned(3, page=B_SALES)],
+        {"org": "org-a", "left": [], "rejected": 1, "status": "Canceled", "page": "p-sales"},
+    ),
+    (
+        "reassignment rejected while requested: org unchanged",
+        [f.requested(page=A_SALES), f.reassigned(2, page=B_SALES), f.scheduled(3, page=A_SALES)],
+        {"org": "org-a", "left": [], "rejected": 1},
+    ),
+    (
+        "reassigned to a page of b that is not connected: org unchanged, page moves",
+        [f.scheduled(page=A_SALES), f.reassigned(2, page=B_SUPPORT)],
+        {"org": "org-a", "left": [], "owner": ALICE_ID, "page": "p-b-support"},
+    ),
+    (
+        "from an unconnected page to a connected page of b: the Event stays in a",
+        [
+            f.scheduled(page=A_SALES),
+            f.reassigned(2, page=A_SUPPORT),
+            f.reassigned(3, owner=f.CAROL, page=B_SALES),
+        ],
+        {"org": "org-a", "left": [], "owner": ALICE_ID, "page": "p-b-sales"},
+    ),
+    (
+        "A -> B -> A: the full Event in a again, b marked",
+        [
+            f.scheduled(page=A_SALES),
+            f.reassigned(2, page=B_SALES),
+            f.reassigned(3, owner=f.CAROL, page=A_SALES),
+        ],
+        {"org": "org-a", "left": [("org-b", MOVED, TO_A)], "owner": CAROL_ID, "status": MOVED},
+    ),
+    (
+        "A -> B -> default: both a and b marked, the default org first",
+        [
+            f.scheduled(page=A_SALES),
+            f.reassigned(2, page=B_SALES),
+            f.rescheduled(3),
+            f.reassigned(4, page=f.SALES_PAGE),
+        ],
+        {
+            "org": None,
+            "left": [
+                ("org-a", MOVED, TO_B),
+                ("org-b", "Rescheduled (Reassigned by User)", TO_A),
+            ],
+        },
+    ),
+    (
+        "moved, then canceled: only the Event in b changes",
+        [f.scheduled(page=A_SALES), f.reassigned(2, page=B_SALES), f.canceled(3)],
+        {"org": "org-b", "left": [("org-a", MOVED, TO_B)], "status": "Canceled"},
+    ),
+    (
+        "a late reassignment sorting before the cancel applies: moved",
+        [f.scheduled(page=A_SALES), f.canceled(3), f.reassigned(2, page=B_SALES)],
+        {"org": "org-b", "left": [("org-a", MOVED, TO_B)], "status": "Canceled", "rejected": 0},
+    ),
+    (
+        "requested in a, scheduled in b: there never was an Event in a",
+        [f.requested(page=A_SALES), f.scheduled(2, page=B_SALES)],
+        {"org": "org-b", "left": []},
+    ),
+    (
+        "no Event (create_activity_event off): the org follows the page, nothing marked",
+        [f.scheduled(page=A_CIRRUS), f.reassigned(2, page=B_SALES)],
+        {"org": "org-b", "left": [], "status": None},
+    ),
+    (
+        "a scheduled re-sent on b's page while canceled: a keeps Canceled",
+        [f.scheduled(page=A_SALES), f.canceled(2), f.scheduled(3, page=B_SALES)],
+        {
+            "org": "org-b",
+            "left": [("org-a", "Canceled", TO_B)],
+            "status": "Scheduled",
+        },
+    ),
+]
+
+
+def _observed_org(state: BookingState) -> dict[str, Any]:
+    current = state.view
+    return _observed(state) | {
+        "org": current.salesforce_org,
+        "left": [(gone.salesforce_org, gone.status, gone.reason) for gone in current.left_orgs],
+    }
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [pytest.param(events, expected, id=name) for name, events, expected in ORG_SCENARIOS],
+)
+def test_org_scenario(events: list[dict[str, Any]], expected: dict[str, Any]) -> None:
+    state = f.fold_dicts(events)
+    observed = _observed_org(state)
+    assert {name: observed[name] for name in expected} == expected
+    projection = project(state)
+    if projection is not None:
+        assert projection.salesforce_org == expected["org"]
+        assert [gone.salesforce_org for gone in projection.departures] == [
+            org for org, _, _ in expected["left"]
+        ]
+
+
+def test_the_mark_is_the_event_as_it_stood_at_the_move() -> None:
+    moved_at = f.fold_dicts([f.scheduled(page=A_SALES), f.rescheduled(2, start=LATER)])
+    state = f.fold_dicts(
+        [f.reassigned(3, page=B_SALES), f.rescheduled(4, start=LATER + timedelta(days=2))],
+        moved_at,
+    )
+    (gone,) = state.view.left_orgs
+    assert (gone.start, gone.end) == (LATER, LATER + timedelta(minutes=30))
+    assert (gone.title, gone.location, gone.description) == (
+        "Product demo",
+        "Zoom",
+        "Agenda: pricing",
+    )
+    # Its history ends with the move; the reschedule after it is b's alone.
+    assert gone.history_length == 3
+    assert state.view.history[gone.history_length - 1].type == "booking.reassigned"
+    assert state.view.start == LATER + timedelta(days=2)
+
+
+def test_related_records_are_used_only_in_the_org_the_booking_was_made_in() -> None:
+    contact = {"type": "Contact", "id": f.sfid("003", 1)}
+    made = f.fold_dicts([f.scheduled(page=A_SALES, related=contact)])
+    assert made.view.related is not None
+    moved = f.fold_dicts([f.reassigned(2, page=B_SALES)], made)
+    assert moved.view.related is None  # a's record ids mean nothing in b
+    back = f.fold_dicts([f.reassigned(3, page=A_SALES)], moved)
+    assert back.view.related == made.view.related
+
+
+def test_an_event_without_an_org_is_stored_as_before_orgs_existed() -> None:
+    # Pinned from the code before page.salesforce_org: states in the tables, copies
+    # redelivered after the upgrade and the fold's duplicate check all depend on it.
+    state = f.fold_dicts(
+        [
+            f.scheduled(related={"type": "Case", "id": f.sfid("500", 1)}),
+            f.rescheduled(2),
+            f.reassigned(3),
+        ]
+    )
+    digest = hashlib.sha256(state.to_bytes()).hexdigest()
+    assert digest == "5a5c896260d644f34cb5792a4a8eb872f2caeaabdf6d9e612163fbfa2056560b"
+    null_org = f.scheduled(page=_in_org(f.SALES_PAGE, None))
+    assert fold(f.fold_dicts([f.scheduled()]), f.event(null_org)).outcome == "duplicate"
+    assert b"salesforce_org" not in state.to_bytes()
+
+
+def test_an_org_is_stored_and_loaded_with_its_event() -> None:
+    state = f.fold_dicts([f.scheduled(page=A_SALES), f.reassigned(2, page=B_SALES)])
+    loaded = BookingState.from_bytes(state.to_bytes())
+    assert loaded.view == state.view
+    assert loaded.view.salesforce_org == "org-b"
+    # The same event in another org is another event: a conflicting copy, not a duplicate.
+    other = f.scheduled(page=_in_org(f.SALES_PAGE, "org-c"))
+    assert fold(loaded, f.event(other)).outcome == "conflicting-duplicate"
+
+
 def test_rejected_reassignment_is_recorded_in_the_history() -> None:
     state = f.fold_dicts([f.scheduled(), f.canceled(2), f.reassigned(3)])
     (rejected,) = state.view.rejected_reassignments
@@ -470,6 +686,8 @@ def test_completion_event_sorts_after_an_event_later_than_the_end() -> None:
 # --- The invariant: the view depends only on the set of events. ---------------------
 
 _PAGES = [f.SALES_PAGE, f.OTHER_SALES_PAGE, f.SUPPORT_PAGE, f.CIRRUS_PAGE]
+# Most pages in the default org; some in two others, so reassignments cross orgs.
+_ORGS = [None, None, "org-a", "org-b"]
 _OWNERS = [f.ALICE, f.BOB, f.CAROL]
 _KINDS = ["scheduled", "requested", "rescheduled", "reassigned", "canceled", "completed", "no_show"]
 
@@ -490,7 +708,7 @@ def adversarial_events(draw: st.DrawFn) -> list[dict[str, Any]]:
             builder = f.scheduled if kind == "scheduled" else f.requested
             wire = builder(
                 sequence,
-                page=draw(st.sampled_from(_PAGES)),
+                page=_in_org(draw(st.sampled_from(_PAGES)), draw(st.sampled_from(_ORGS))),
                 owner=draw(st.sampled_from(_OWNERS)),
                 start=f.START + timedelta(hours=draw(st.integers(0, 5))),
                 **common,
@@ -507,7 +725,7 @@ def adversarial_events(draw: st.DrawFn) -> list[dict[str, Any]]:
             wire = f.reassigned(
                 sequence,
                 owner=draw(st.sampled_from(_OWNERS)),
-                page=draw(st.sampled_from(_PAGES)),
+                page=_in_org(draw(st.sampled_from(_PAGES)), draw(st.sampled_from(_ORGS))),
                 **common,
             )
         elif kind == "canceled":
@@ -525,9 +743,49 @@ def _realistic_events(seed: int) -> list[dict[str, Any]]:
     return f.random_lifecycle(random.Random(seed), f.BOOKING_ID)
 
 
+def _realistic_events_in_orgs(seed: int) -> list[dict[str, Any]]:
+    """A generated lifecycle whose pages each belong to one of three orgs (the default
+    among them), so its reassignments cross orgs as a multi-org tenant's would."""
+    wires = _realistic_events(seed)
+    for wire in wires:
+        page = (wire.get("data") or {}).get("page")
+        if page is not None:
+            page["salesforce_org"] = _ORGS[1:][zlib.crc32(page["id"].encode()) % 3]
+    return wires
+
+
 def _fingerprint(state: BookingState) -> tuple[Any, ...]:
     projection = project(state)
-    return (state.view, None if projection is None else projection.fields)
+    if projection is None:
+        return (state.view, None)
+    return (state.view, projection.fields, projection.salesforce_org, projection.departures)
+
+
+def _check_org_invariants(state: BookingState) -> None:
+    current = state.view
+    left = [gone.salesforce_org for gone in current.left_orgs]
+    assert current.salesforce_org not in left
+    assert left == sorted(set(left), key=lambda org: (org is not None, org or ""))
+    if left:  # only an Event that exists can leave an org
+        assert current.scheduled
+        assert current.creates_event
+    for gone in current.left_orgs:
+        assert gone.status in STATUSES
+        assert gone.reason.startswith("Moved to another Salesforce org (page ")
+        assert 0 < gone.history_length <= len(current.history)
+        assert current.history[gone.history_length - 1].applied
+    projection = project(state)
+    if projection is None:
+        return
+    assert projection.salesforce_org == current.salesforce_org
+    assert [gone.salesforce_org for gone in projection.departures] == left
+    mapping = PRESETS["default"]
+    for gone in projection.departures:
+        # The same external id and the projection's version: the fence orders them.
+        assert gone.fields[mapping.external_id_field] == state.booking_id
+        assert gone.fields[mapping.version_field] == projection.version == state.version
+        assert not {"OwnerId", "WhoId", "WhatId"} & set(gone.fields)
+    assert Projection.from_bytes(projection.to_bytes()) == projection
 
 
 def _check_order_independence(data: st.DataObject, wires: list[dict[str, Any]]) -> None:
@@ -538,6 +796,7 @@ def _check_order_independence(data: st.DataObject, wires: list[dict[str, Any]]) 
     assert _fingerprint(state) == _fingerprint(reference)
     assert state.version == reference.version == len(wires)
     assert BookingState.from_bytes(state.to_bytes()).view == reference.view
+    _check_org_invariants(state)
 
 
 _PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -557,6 +816,14 @@ def test_any_order_with_duplicates_gives_the_same_view_realistic(
     data: st.DataObject, seed: int
 ) -> None:
     _check_order_independence(data, _realistic_events(seed))
+
+
+@_PROPERTY
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_any_order_with_duplicates_gives_the_same_view_realistic_in_orgs(
+    data: st.DataObject, seed: int
+) -> None:
+    _check_order_independence(data, _realistic_events_in_orgs(seed))
 
 
 @_PROPERTY
@@ -588,6 +855,13 @@ def test_generated_lifecycles_cover_every_status() -> None:
         "Scheduled (Reassigned by User)",
         "Rescheduled (Reassigned by User)",
     }
+
+
+def test_generated_events_cross_orgs() -> None:
+    # The strategies above reach the cases they are there for.
+    moved = [f.fold_dicts(_realistic_events_in_orgs(seed)).view for seed in range(300)]
+    assert sum(1 for view in moved if view.left_orgs) >= 10
+    assert {view.salesforce_org for view in moved} == set(_ORGS)
 
 
 def test_times_in_other_offsets_sort_by_instant_not_by_text() -> None:

@@ -10,6 +10,7 @@ from streams.core.fold import BookingState
 from streams.core.projection import (
     DESCRIPTION_MAX,
     PRESETS,
+    Departure,
     FieldMapping,
     Projection,
     complete_related,
@@ -187,3 +188,121 @@ def test_projection_round_trips_through_bytes() -> None:
 def test_projection_of_a_loaded_state_is_identical() -> None:
     state = f.fold_dicts([f.scheduled(), f.rescheduled(2), f.reassigned(3)])
     assert project(BookingState.from_bytes(state.to_bytes())) == project(state)
+
+
+# --- Orgs (docs/event-contract.md, "The fold": a move to another org). ---------------
+
+A_SALES = {**f.SALES_PAGE, "salesforce_org": "org-a"}
+B_SALES = {**f.OTHER_SALES_PAGE, "name": "B Sales", "salesforce_org": "org-b"}
+
+# project() of the default-org booking below, as written before orgs existed: records
+# already in activity-projections look like this, and a default-org booking still does.
+TODAYS_BYTES = (
+    b'{"format":1,"booking_id":"b-1042","version":3,"external_id_field":"Booking_Id__c",'
+    b'"fields":{"Booking_Id__c":"b-1042","Projection_Version__c":3,'
+    b'"Event_Status__c":"Rescheduled (Reassigned by User)",'
+    b'"Cancel_Reschedule_Reason__c":"Sick (customer)","Subject":"Product demo",'
+    b'"StartDateTime":"2026-11-25T09:30:00Z","EndDateTime":"2026-11-25T10:00:00Z",'
+    b'"OwnerId":"0058Wgp3jxBP51oQAD","Location":"Zoom","Description":"Agenda: pricing'
+    b"\\n\\nBooking history (UTC):\\n2026-11-20 09:00 Scheduled: on page Sales with Alice "
+    b"Archer\\n2026-11-20 10:00 Rescheduled: Sick (customer); new time 2026-11-25 09:30 "
+    b'UTC\\n2026-11-20 11:00 Reassigned: to Bob Baker on page Sales EU (by admin)",'
+    b'"WhoId":null,"WhatId":"500RhcVzM1WI5YqIKL"},"lookup_email":"dana@customer.example",'
+    b'"customer_name":"Dana Diaz","related_type":"Case","customer_email":"dana@customer.example"}'
+)
+
+
+def _default_org_booking() -> list[dict[str, object]]:
+    return [f.scheduled(related={"type": "Case", "id": CASE}), f.rescheduled(2), f.reassigned(3)]
+
+
+def test_a_default_org_projection_is_byte_identical_to_before_orgs() -> None:
+    projection = _projection(*_default_org_booking())
+    assert projection.to_bytes() == TODAYS_BYTES
+    assert (projection.salesforce_org, projection.departures) == (None, ())
+
+
+def test_projection_bytes_written_before_orgs_decode_as_the_default_org() -> None:
+    decoded = Projection.from_bytes(TODAYS_BYTES)
+    assert decoded == _projection(*_default_org_booking())
+    assert (decoded.salesforce_org, decoded.departures) == (None, ())
+
+
+def test_an_org_booking_projects_for_its_org() -> None:
+    projection = _projection(f.scheduled(page=A_SALES))
+    assert (projection.salesforce_org, projection.departures) == ("org-a", ())
+    assert projection.fields["Event_Status__c"] == "Scheduled"
+    assert b'"salesforce_org":"org-a"' in projection.to_bytes()
+    assert Projection.from_bytes(projection.to_bytes()) == projection
+
+
+def test_a_move_to_another_org_gives_b_the_event_and_marks_a() -> None:
+    contact = {"type": "Contact", "id": CONTACT}
+    projection = _projection(
+        f.scheduled(page=A_SALES, related=contact), f.reassigned(2, page=B_SALES)
+    )
+    assert projection.salesforce_org == "org-b"
+    fields = projection.fields
+    assert (fields["Event_Status__c"], fields["OwnerId"]) == (
+        "Scheduled (Reassigned by User)",
+        f.BOB["salesforce_user_id"],
+    )
+    # a's Contact id means nothing in b: WhoId comes from b's lookup by email.
+    assert (fields["WhoId"], projection.lookup_email) == (None, EMAIL)
+    (departure,) = projection.departures
+    assert departure == Departure(
+        "org-a",
+        {
+            "Booking_Id__c": "b-1042",
+            "Projection_Version__c": 2,
+            "Event_Status__c": "Scheduled (Reassigned by User)",
+            "Cancel_Reschedule_Reason__c": "Moved to another Salesforce org (page B Sales)",
+            "Subject": "Product demo",
+            "StartDateTime": "2026-11-24T09:30:00Z",
+            "EndDateTime": "2026-11-24T10:00:00Z",
+            "Location": "Zoom",
+            "Description": "Agenda: pricing\n\nBooking history (UTC):\n"
+            "2026-11-20 09:00 Scheduled: on page Sales with Alice Archer\n"
+            "2026-11-20 10:00 Reassigned: to Bob Baker on page B Sales (by admin)",
+        },
+    )
+    assert Projection.from_bytes(projection.to_bytes()) == projection
+
+
+def test_the_mark_stays_as_it_was_while_its_version_follows_the_projection() -> None:
+    moved = _projection(f.scheduled(page=A_SALES), f.reassigned(2, page=B_SALES))
+    later = _projection(
+        f.scheduled(page=A_SALES),
+        f.reassigned(2, page=B_SALES),
+        f.rescheduled(3, start=f.START + timedelta(days=3)),
+        f.canceled(4),
+    )
+    assert later.fields["Event_Status__c"] == "Canceled"
+    (before,), (after,) = moved.departures, later.departures
+    assert after.fields["Projection_Version__c"] == later.version == 4
+    assert {**after.fields, "Projection_Version__c": 2} == before.fields
+
+
+def test_a_booking_moved_back_gets_the_full_event_again_and_b_is_marked() -> None:
+    projection = _projection(
+        f.scheduled(page=A_SALES),
+        f.reassigned(2, page=B_SALES),
+        f.reassigned(3, owner=f.CAROL, page=A_SALES),
+    )
+    assert projection.salesforce_org == "org-a"
+    assert projection.fields["Booking_Id__c"] == "b-1042"  # the same external id row
+    assert projection.fields["OwnerId"] == f.CAROL["salesforce_user_id"]
+    assert [
+        (d.salesforce_org, d.fields["Cancel_Reschedule_Reason__c"]) for d in projection.departures
+    ] == [("org-b", "Moved to another Salesforce org (page Sales)")]
+
+
+def test_departures_use_the_mapping_of_the_projection() -> None:
+    projection = _projection(
+        f.scheduled(), f.reassigned(2, page=B_SALES), mapping=PRESETS["oncehub"]
+    )
+    (departure,) = projection.departures
+    assert departure.salesforce_org is None  # the default org was left
+    assert departure.fields["ScheduleOnce__Event_status__c"] == "Scheduled (Reassigned by User)"
+    assert "Event_Status__c" not in departure.fields
+    assert departure.fields["Booking_Id__c"] == projection.booking_id
