@@ -11,15 +11,26 @@ Guarantees:
 - `decode` raises `UndecodableProjection` only for a value that is not a projection; the
   sink sets such a record aside in activity-projections.dlq with `reason`.
 - The headers never make a record undecodable: an unknown or unreadable header value
-  reads as absent (no app version, not forced, no timestamp), so the record is still
-  written to Salesforce rather than lost.
+  reads as absent (no app version, not forced, no timestamp, no org), so the record is
+  still written to Salesforce rather than lost.
+
+The org (docs/event-contract.md, "The fold"): the value says which Salesforce org the
+projection is for (`Projection.salesforce_org`, None for the default org; a value
+written before orgs existed has none and reads as the default org), and is what the
+sink goes by (`ProjectionRecord.salesforce_org`). `encode` also names a non-default
+org in the header `activity-sync.salesforce-org`, so a consumer can route a record
+without decoding its value; without the header a record is for the default org, or
+was written by a writer that set its headers itself (`encode_headers` without
+`salesforce_org`), so only the value settles it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from schemas import ORG_NAME_PATTERN
 from streams.core.projection import Projection
 
 # Kafka timestamp (ms) of the newest booking event folded into a projection; the sink
@@ -33,6 +44,10 @@ FORCE = "activity-sync.force"
 # of other versions, so the old fold's projections are not written again, and their
 # version numbers cannot shadow the new fold's.
 APP_VERSION = "activity-sync.app-version"
+# The Salesforce org of the projection (a registry name), when not the default org.
+SALESFORCE_ORG = "activity-sync.salesforce-org"
+
+_ORG_NAME = re.compile(ORG_NAME_PATTERN)
 
 Headers = list[tuple[str, bytes]]
 # Headers as Kafka clients hand them over (Faust: a list of pairs or a mapping).
@@ -55,6 +70,8 @@ class RecordHeaders:
     app_version: str | None = None
     forced: bool = False
     event_timestamp_ms: int | None = None
+    # The org the header names; None: no header (the default org, or not said).
+    salesforce_org: str | None = None
 
     def encode(self) -> Headers:
         found: Headers = []
@@ -64,6 +81,8 @@ class RecordHeaders:
             found.append((APP_VERSION, self.app_version.encode()))
         if self.event_timestamp_ms is not None:
             found.append((EVENT_TIMESTAMP, str(self.event_timestamp_ms).encode()))
+        if self.salesforce_org is not None:
+            found.append((SALESFORCE_ORG, self.salesforce_org.encode()))
         return found
 
 
@@ -72,14 +91,25 @@ class ProjectionRecord:
     projection: Projection
     headers: RecordHeaders
 
+    @property
+    def salesforce_org(self) -> str | None:
+        """The org the projection is for (None: the default org): the value's word,
+        whatever the headers say."""
+        return self.projection.salesforce_org
+
 
 def encode_headers(
-    *, app_version: int, forced: bool = False, event_timestamp: float | None = None
+    *,
+    app_version: int,
+    forced: bool = False,
+    event_timestamp: float | None = None,
+    salesforce_org: str | None = None,
 ) -> Headers:
     """The headers of a projection made by `app_version`; `event_timestamp` (seconds, the
-    newest folded event's Kafka timestamp) when known, `forced` for a replay."""
+    newest folded event's Kafka timestamp) when known, `forced` for a replay,
+    `salesforce_org` when the projection is for an org other than the default."""
     stamp = None if event_timestamp is None else int(event_timestamp * 1000)
-    return RecordHeaders(str(app_version), forced, stamp).encode()
+    return RecordHeaders(str(app_version), forced, stamp, salesforce_org).encode()
 
 
 def encode(
@@ -89,9 +119,12 @@ def encode(
     forced: bool = False,
     event_timestamp: float | None = None,
 ) -> tuple[bytes, Headers]:
-    """The record's value and headers (see `encode_headers`)."""
+    """The record's value and headers (see `encode_headers`; the org is the projection's)."""
     headers = encode_headers(
-        app_version=app_version, forced=forced, event_timestamp=event_timestamp
+        app_version=app_version,
+        forced=forced,
+        event_timestamp=event_timestamp,
+        salesforce_org=projection.salesforce_org,
     )
     return projection.to_bytes(), headers
 
@@ -105,6 +138,7 @@ def decode_headers(raw: RawHeaders) -> RecordHeaders:
         app_version=None if version is None else version.decode("utf-8", "replace"),
         forced=pairs.get(FORCE) == b"1",
         event_timestamp_ms=_int(pairs.get(EVENT_TIMESTAMP)),
+        salesforce_org=_org(pairs.get(SALESFORCE_ORG)),
     )
 
 
@@ -123,6 +157,13 @@ def _pairs(raw: RawHeaders) -> dict[str, bytes]:
     pairs = raw.items() if isinstance(raw, Mapping) else raw
     # A header without a value (Kafka allows it) is as good as absent.
     return {str(name): bytes(value) for name, value in pairs if value is not None}
+
+
+def _org(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    org = value.decode("utf-8", "replace")
+    return org if _ORG_NAME.fullmatch(org) else None
 
 
 def _int(value: bytes | None) -> int | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.projection import Projection
+from streams.core.projection import Departure, Projection
 from streams.core.projection_record import (
     APP_VERSION,
     EVENT_TIMESTAMP,
     FORCE,
+    SALESFORCE_ORG,
     RecordHeaders,
     UndecodableProjection,
     decode,
@@ -97,3 +98,56 @@ def test_a_value_that_is_no_projection_is_undecodable_with_its_reason(
     with pytest.raises(UndecodableProjection) as raised:
         decode(value, [(APP_VERSION, b"1")])
     assert reason in raised.value.reason
+
+
+IN_ORG = Projection(
+    booking_id="b-2",
+    version=5,
+    external_id_field="Booking_Id__c",
+    fields={"Booking_Id__c": "b-2", "Subject": "Visit"},
+    lookup_email=None,
+    customer_name="Ada",
+    related_type="Contact",
+    salesforce_org="org-b",
+    departures=(Departure("org-a", {"Booking_Id__c": "b-2", "Projection_Version__c": 5}),),
+)
+
+
+def test_a_projection_for_an_org_names_it_in_the_value_and_a_header() -> None:
+    value, headers = encode(IN_ORG, app_version=2)
+    assert headers == [(APP_VERSION, b"2"), ("activity-sync.salesforce-org", b"org-b")]
+    assert SALESFORCE_ORG == "activity-sync.salesforce-org"
+    record = decode(value, headers)
+    assert record.projection == IN_ORG
+    assert record.salesforce_org == record.headers.salesforce_org == "org-b"
+
+
+def test_a_default_org_projection_has_no_org_header() -> None:
+    value, headers = encode(PROJECTION, app_version=2)
+    assert headers == [(APP_VERSION, b"2")]
+    assert decode(value, headers).salesforce_org is None
+
+
+def test_a_record_written_before_orgs_reads_as_the_default_org() -> None:
+    # The value and headers a worker wrote before orgs existed.
+    value = (
+        b'{"format":1,"booking_id":"b-1","version":3,"external_id_field":"Booking_Id__c",'
+        b'"fields":{"Booking_Id__c":"b-1","Subject":"Visit"},"lookup_email":"ada@example.com",'
+        b'"customer_name":"Ada","related_type":"Contact","customer_email":null}'
+    )
+    record = decode(value, [(APP_VERSION, b"1")])
+    assert record.projection == PROJECTION
+    assert (record.salesforce_org, record.headers.salesforce_org) == (None, None)
+
+
+def test_the_value_says_the_org_whatever_the_headers_say() -> None:
+    value, _ = encode(IN_ORG, app_version=2)
+    # e.g. a writer that built its headers itself, without the org
+    assert decode(value, encode_headers(app_version=2)).salesforce_org == "org-b"
+    assert encode_headers(app_version=2, salesforce_org="org-b")[-1] == (SALESFORCE_ORG, b"org-b")
+
+
+@pytest.mark.parametrize("raw", [b"Org B", b"\xff", b"", b"-a", b"a" * 41])
+def test_an_unreadable_org_header_reads_as_absent(raw: bytes) -> None:
+    record = decode(PROJECTION.to_bytes(), [(SALESFORCE_ORG, raw)])
+    assert record.headers == RecordHeaders()
