@@ -10,7 +10,7 @@ by another app version (a rebuild reads the topic from its start) are skipped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from streams.core.projection import Projection
@@ -35,12 +35,15 @@ class SinkPlan(Generic[M]):
     superseded: int  # older versions of a booking present in the same batch
     already_synced: int  # versions Salesforce already has
     other_app_version: int = 0  # made by another app version's fold
+    # Newest versions the sink cannot write yet (`served` said no): left unwritten.
+    waiting: list[Candidate[M]] = field(default_factory=list)
 
 
 def plan_writes(
     candidates: Iterable[Candidate[M]],
     synced_version: Callable[[str], int],
     app_version: str | None = None,
+    served: Callable[[Projection], bool] = lambda _: True,
 ) -> SinkPlan[M]:
     newest: dict[str, Candidate[M]] = {}
     superseded = 0
@@ -68,12 +71,15 @@ def plan_writes(
                 candidate.app_version,
             )
     to_write: list[Candidate[M]] = []
+    waiting: list[Candidate[M]] = []
     already = 0
     for candidate in newest.values():
         if not candidate.forced and candidate.projection.version <= synced_version(
             candidate.projection.booking_id
         ):
             already += 1
+        elif not served(candidate.projection):
+            waiting.append(candidate)
         else:
             to_write.append(candidate)
-    return SinkPlan(to_write, superseded, already, other_app_version)
+    return SinkPlan(to_write, superseded, already, other_app_version, waiting)

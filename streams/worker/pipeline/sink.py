@@ -12,7 +12,10 @@ applied here:
   newer projection; done, counted, never dead-lettered or retried;
 - rejected (validation): to activity-projections.dlq with Salesforce's error, and
   `synced` remembers the refused version; the rest of the batch is written;
-- undecodable: to activity-projections.dlq, never dropped.
+- undecodable: to activity-projections.dlq, never dropped;
+- for an org other than the default (`Projection.salesforce_org`, or a mark for an org
+  the booking left): not written, counted (`org-not-served`) and logged, until the sink
+  routes by org (issue 23); `synced` stays behind.
 `synced` is written only for records whose partition the worker still owns, judged as
 the ack guard judges it (`Settled.owned`), not by `consumer.assignment()`, which lags
 during the revoke step. A batch that fails in an unexpected way is dead-lettered:
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from typing import Literal, cast
@@ -32,12 +36,13 @@ import faust
 from faust.types import EventT
 
 from streams.core import projection_record
-from streams.core.projection import complete_related
+from streams.core.projection import Projection, complete_related
 from streams.core.projection_record import UndecodableProjection
 from streams.core.sink_plan import Candidate, plan_writes
 from streams.core.synced import encode_synced, fallbacks_taken, handled_version
 from streams.salesforce import SalesforceClient
 from streams.salesforce.healing import Fallback
+from streams.salesforce.org_registry import DEFAULT_ORG
 from streams.salesforce.writer import EventWriter
 from streams.worker.app import (
     app,
@@ -164,6 +169,13 @@ async def hand_back(candidates: Sequence[Candidate[Record]]) -> None:
         )
 
 
+def writes_to_default_org(projection: Projection) -> bool:
+    """Whether this sink can write the projection: only to the default org, until it
+    routes by org (issue 23). A projection for another org, or one that must also mark
+    an org the booking left, waits unwritten rather than land in the wrong org."""
+    return projection.salesforce_org is None and not projection.departures
+
+
 async def write_batch(driver: SinkDriver[Record], batch: Sequence[Record]) -> None:
     held: Held[Record] = driver.hold()
     candidates = await _decode(batch)
@@ -175,7 +187,15 @@ async def write_batch(driver: SinkDriver[Record], batch: Sequence[Record]) -> No
             synced.under(newest_event[booking]).get(booking.encode()) or 0
         ),
         app_version=str(settings.app.version),
+        served=writes_to_default_org,
     )
+    if plan.waiting:
+        metrics.PROJECTIONS_SKIPPED.labels("org-not-served").inc(len(plan.waiting))
+        orgs = Counter(c.projection.salesforce_org or DEFAULT_ORG for c in plan.waiting)
+        log.warning(
+            "not written yet: %s (this sink writes to the default org only)",
+            ", ".join(f"{n} for org {org}" for org, n in sorted(orgs.items())),
+        )
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
     metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
     metrics.PROJECTIONS_SKIPPED.labels("other-app-version").inc(plan.other_app_version)

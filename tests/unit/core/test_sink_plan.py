@@ -73,3 +73,21 @@ def test_projections_of_another_app_version_are_skipped() -> None:
     plan = plan_writes(candidates, lambda _: 0, app_version="2")
     assert sorted(c.meta for c in plan.to_write) == ["new-rules", "no-header"]
     assert plan.other_app_version == 1
+
+
+def test_a_projection_the_sink_does_not_serve_waits_unwritten() -> None:
+    candidates = [
+        Candidate(projection("a", 1), meta=0),
+        Candidate(projection("b", 2), meta=1),
+        Candidate(projection("b", 3), meta=2),
+        Candidate(projection("c", 1), meta=3),
+    ]
+    plan = plan_writes(
+        candidates,
+        lambda booking: {"c": 1}.get(booking, 0),
+        served=lambda p: p.booking_id != "b",
+    )
+    assert [c.projection.booking_id for c in plan.to_write] == ["a"]
+    # Only b's newest waits; c is already written, whatever `served` says.
+    assert [(c.projection.booking_id, c.projection.version) for c in plan.waiting] == [("b", 3)]
+    assert (plan.superseded, plan.already_synced) == (1, 1)
