@@ -43,6 +43,8 @@ def create_app(conf: Settings) -> faust.App:
         # lost only if it holds (with ACTIVITY_SYNC_MIN_INSYNC_REPLICAS on the topics).
         # Faust lets an environment variable PRODUCER_ACKS override it: leave that unset.
         "producer_acks": -1,
+        # Seconds: changelog writes and projections leave in fuller batches.
+        "producer_linger": conf.broker.producer_linger_ms / 1000,
         "consumer_auto_offset_reset": "earliest",
         "web_enabled": conf.web.enabled,
         "web_host": conf.web.host,

@@ -41,6 +41,12 @@ def test_the_producer_waits_for_every_in_sync_replica(profile: str) -> None:
     assert create_app(settings(profile=profile)).conf.producer_acks == -1  # acks=all
 
 
+def test_the_producer_lingers_5_ms_unless_told_otherwise() -> None:
+    # Faust's default is 0: a backfill's changelog writes then left ~1 record per batch.
+    assert create_app(settings()).conf.producer_linger == 0.005
+    assert create_app(settings(producer_linger_ms=0)).conf.producer_linger == 0
+
+
 async def test_the_app_s_topics_get_replication_and_min_insync_replicas() -> None:
     conf = settings(replication_factor=3, min_insync_replicas=2)
     request = await declared(new_topic(create_app(conf), conf, "booking-events"))
