@@ -19,6 +19,7 @@ from streams.runtime.ownership import Ownership
 from streams.runtime.tables import PartitionedTable
 from streams.transport import tables
 from streams.worker.due_table import DueTable
+from streams.worker.org_checks import OrgChecks
 from streams.worker.org_directory import OrgDirectory, RegistryFollower
 from streams.worker.process import allocator
 from streams.worker.settings import Settings
@@ -144,7 +145,7 @@ def projection_sent(key: bytes | None, version: int, sent: FutureMessage) -> Non
 
 # The org registry as this worker sees it (streams/worker/org_directory.py), followed from
 # its topic once the tables are recovered.
-org_directory = OrgDirectory()
+org_directory = OrgDirectory(OrgChecks(settings.salesforce))
 app.service(RegistryFollower.bound(org_directory, settings))
 
 

@@ -10,6 +10,9 @@ Guarantees:
 - A record that is not a connection is logged, counted in `unreadable`, and skipped;
   the follower never stops on one. A broker outage only delays it (the client retries).
 - The registry topic is created (compacted) at start when it does not exist yet.
+- Each registered org is checked as `check-salesforce` checks the default org, when it
+  appears or changes (streams/worker/org_checks.py); `/health/` shows the results and
+  a failing org never fails the worker.
 
 Why not a Faust GlobalTable: a global table written by another process (here the
 `orgs` command) does not reach every worker reliably in Faust (faust-streaming issue
@@ -20,6 +23,7 @@ global table does underneath, without the standby bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -31,24 +35,30 @@ from mode import Service
 from streams.runtime.consumers import refresh_metadata
 from streams.salesforce.org_registry import OrgRegistry
 from streams.transport.connection import BrokerConnection
+from streams.worker.org_checks import OrgChecks
 from streams.worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
 FOLLOW_WAIT_MS = 500  # a fetch's wait for new records: how soon a change is seen
 RETRY_S = 1.0
+CHECK_INTERVAL_S = 60.0  # how often failing orgs are looked at again (when due)
 
 
 class OrgDirectory:
     """The registry as this worker sees it: `registry.orgs` by name, swapped whole on
     each change (readers never see half of one); `caught_up` once read to its end."""
 
-    def __init__(self) -> None:
+    def __init__(self, checks: OrgChecks) -> None:
         self.registry = OrgRegistry()
         self.caught_up = asyncio.Event()
+        # Each registered org's check (streams/worker/org_checks.py), for /health/.
+        self.checks = checks
+        self.changed = asyncio.Event()
 
     def publish(self, registry: OrgRegistry) -> None:
         self.registry = OrgRegistry(dict(registry.orgs), list(registry.unreadable))
+        self.changed.set()
 
 
 class RegistryFollower(Service):
@@ -144,6 +154,17 @@ class RegistryFollower(Service):
                     self.directory.publish(registry)
         finally:
             await client.stop()
+
+    @Service.task
+    async def _check_orgs(self) -> None:
+        """Check each org when it appears or changes, a failing one again now and then
+        (streams/worker/org_checks.py); never in the way of following the registry."""
+        await self.directory.caught_up.wait()
+        while not self.should_stop:
+            self.directory.changed.clear()
+            await self.directory.checks.refresh(self.directory.registry.orgs)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.directory.changed.wait(), CHECK_INTERVAL_S)
 
     @staticmethod
     async def _at(client: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

@@ -236,6 +236,8 @@ def health_body(
         "salesforce_org": org.summary(),
         "salesforce_org_checks": org.lines,
         "checked_in_s": round(checked_in_s, 3),
+        # Registered orgs' checks: reported, never failing this worker's health.
+        "orgs": org_directory.checks.summaries(),
     }
     return body, healthy
 

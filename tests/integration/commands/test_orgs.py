@@ -5,6 +5,7 @@ only; `check` resolves them where it runs and checks the org as check-salesforce
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -13,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devkit.broker_namespace import BrokerNamespace
-from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.salesforce_emulator.process import OrgAdmin, SalesforceEmulator
 from devkit.workers import WorkerProcess
 from streams.runtime.consumers import refresh_metadata
 from tests.fixtures import Workers, assert_one_line_error, run_cli, wait_until
@@ -21,7 +22,7 @@ from tests.fixtures import Workers, assert_one_line_error, run_cli, wait_until
 pytestmark = pytest.mark.integration
 
 
-def _add(emulator: SalesforceEmulator, name: str, secret_ref: str) -> list[str]:
+def _add(emulator: OrgAdmin, name: str, secret_ref: str) -> list[str]:
     return [
         "orgs",
         "add",
@@ -134,19 +135,38 @@ def _names(body: dict[str, object]) -> list[object]:
     return [org["name"] for org in orgs]
 
 
+def _health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
+    answer = requests.get(f"{worker.web_url}/health/", timeout=10)
+    return answer.status_code, answer.json()
+
+
 def test_a_running_worker_follows_the_registry_without_a_restart(
-    broker: BrokerNamespace, salesforce_emulator: SalesforceEmulator, workers: Workers
+    broker: BrokerNamespace,
+    salesforce_emulator: SalesforceEmulator,
+    workers: Workers,
+    tmp_path: Path,
 ) -> None:
     env = broker.env
-    acme = run_cli(*_add(salesforce_emulator, "acme", "env:ACME_SF_SECRET"), env=env)
+    # acme: an org of the emulator, its secret in a file the worker reads.
+    acme_org = salesforce_emulator.add_org("acme")
+    secret_file = tmp_path / "acme-secret"
+    secret_file.write_text(acme_org.client_secret)
+    acme = run_cli(*_add(acme_org, "acme", f"file:{secret_file}"), env=env)
     assert acme.returncode == 0, acme.stderr
     worker = workers.start()
     wait_until(lambda: _worker_orgs(worker)["caught_up"] is True, 60, "the registry read")
     assert _names(_worker_orgs(worker)) == ["acme"]
+    wait_until(lambda: "acme" in _health(worker)[1]["orgs"], 60, "acme's check")
+    assert _health(worker)[1]["orgs"]["acme"].startswith("ok ("), _health(worker)
 
     # Added, rotated and removed while it runs: seen within seconds, no restart.
     assert run_cli(*_add(salesforce_emulator, "globex", "env:GLOBEX_V1"), env=env).returncode == 0
     wait_until(lambda: _names(_worker_orgs(worker)) == ["acme", "globex"], 15, "globex added")
+    # A failing org is reported, and the worker stays healthy.
+    wait_until(lambda: "globex" in _health(worker)[1]["orgs"], 60, "globex's check")
+    status, health = _health(worker)
+    assert status == 200, health
+    assert health["orgs"]["globex"] == "failing: env:GLOBEX_V1: the variable is not set"
     assert run_cli(*_add(salesforce_emulator, "globex", "env:GLOBEX_V2"), env=env).returncode == 0
     wait_until(
         lambda: (

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from schemas import Related
-from streams.commands.check_salesforce import READ_SOBJECTS, field_specs
 from streams.core.projection import PRESETS
 from streams.core.view import STATUSES
 from streams.salesforce.errors import SalesforceAuthenticationError
@@ -25,6 +24,7 @@ from streams.salesforce.org_check import (
 from streams.salesforce.related import RELATED_SOBJECTS
 from streams.salesforce.session import JWT_BEARER_GRANT, SalesforceSession, jwt_assertion
 from streams.salesforce.settings import SalesforceSettings
+from streams.worker.org_checks import READ_SOBJECTS, field_specs
 
 
 def _field(name: str, kind: str, length: int = 0, **more: Any) -> dict[str, Any]:
