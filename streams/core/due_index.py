@@ -135,20 +135,24 @@ def settled(entry: EntryValue, synced: int) -> bool:
     return 0 < entry.version <= handled_version(synced)
 
 
-ReconcileAction = Literal["done", "wait", "resend", "give-up"]
+ReconcileAction = Literal["done", "wait", "park", "resend", "give-up"]
 
 
 def reconcile_action(
-    version: int | None, synced: int, *, in_flight: bool, resent: int
+    version: int | None, synced: int, *, in_flight: bool, resent: int, served: bool = True
 ) -> ReconcileAction:
     """What the reconcile sweep does with a due reconcile entry (see
     streams/worker/pipeline/reconcile.py for why projections can stay behind).
 
     version: the booking's state version (None: no state, or expired); synced: its
     `synced` value; in_flight: this worker's sink has not read that projection yet;
-    resent: the version this entry already re-sent (0: none).
+    resent: the version this entry already re-sent (0: none); served: the sink can write
+    the booking's projection now (False: its org is not served, streams/core/sink_plan.py).
     - done: Salesforce has that version (written or rejected): remove the entry;
     - wait: the sink is still on its way to it: leave the entry for the next sweep;
+    - park: behind because the sink cannot write it yet: leave the entry, re-send
+      nothing, look again next sweep (once the org is served it is re-sent, so a
+      booking that waited for its org is written without a new event or a replay);
     - resend: behind, not in flight: re-send it once, and check again later;
     - give-up: behind after one re-send: remove the entry (each version is re-sent at
       most once, so an outage does not flood the topic); the next change adds a new one.
@@ -157,6 +161,8 @@ def reconcile_action(
         return "done"
     if in_flight:
         return "wait"
+    if not served:
+        return "park"
     if resent == version:
         return "give-up"
     return "resend"

@@ -33,9 +33,11 @@ import time
 
 from streams.core.due_index import entry_key, reconcile_action, settled
 from streams.core.fold import BookingState
-from streams.core.projection import project
+from streams.core.projection import Projection, project
 from streams.core.retention import is_marker
+from streams.core.synced import handled_version
 from streams.worker.app import app, bookings, due_table, settings, sink_progress, synced
+from streams.worker.pipeline.org_routing import sink_serves
 from streams.worker.pipeline.projections import MAPPING, send_projection
 from streams.worker.pipeline.sweep import Sweep
 from streams.worker.watch import metrics
@@ -49,6 +51,7 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
     until = now_ms - int(2 * settings.timers.reconcile_interval * 1000)
     sweep = Sweep()
     resent = 0
+    parked = 0
     # Partitions whose sink is still behind the entry just read: their later entries
     # (sent later, so further on in the projections partition) are not read this sweep.
     waiting: set[int] = set()
@@ -60,15 +63,26 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
             continue
         raw = bookings.under(due.anchor).get(key)
         version = None if raw is None or is_marker(raw) else BookingState.version_of(raw)
+        in_flight = version is not None and sink_progress.in_flight(
+            key, version, due.value.partition
+        )
+        # Projected only when behind and not in flight: whether its org is served yet.
+        projection: Projection | None = None
+        behind = version is not None and handled_version(synced_value) < version
+        if raw is not None and behind and not in_flight:
+            projection = project(BookingState.from_bytes(raw), MAPPING)
         action = reconcile_action(
             version,
             synced_value,
-            in_flight=version is not None
-            and sink_progress.in_flight(key, version, due.value.partition),
+            in_flight=in_flight,
             resent=due.value.resent,
+            served=projection is None or sink_serves(projection),
         )
         if action == "wait":
             waiting.add(due.value.partition)
+            continue
+        if action == "park":
+            parked += 1
             continue
         due_table.drop(due)
         if action == "give-up":
@@ -76,7 +90,6 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
         if action != "resend" or raw is None:
             continue
         # None: a booking without an Event (e.g. it never got a start time): nothing to send.
-        projection = project(BookingState.from_bytes(raw), MAPPING)
         if projection is None:
             continue
         assert version is not None
@@ -90,6 +103,8 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
     if resent:
         metrics.PROJECTIONS_RESENT.inc(resent)
         log.warning("reconcile: re-sent %d projections Salesforce stayed behind", resent)
+    if parked:
+        log.info("reconcile: %d projections wait for their org to be served", parked)
     return resent
 
 

@@ -15,7 +15,8 @@ applied here:
 - undecodable: to activity-projections.dlq, never dropped;
 - for an org other than the default (`Projection.salesforce_org`, or a mark for an org
   the booking left): not written, counted (`org-not-served`) and logged, until the sink
-  routes by org (issue 23); `synced` stays behind.
+  routes by org (streams/worker/pipeline/org_routing.py); `synced` stays behind and the
+  reconcile timer keeps the booking parked until it is served.
 `synced` is written only for records whose partition the worker still owns, judged as
 the ack guard judges it (`Settled.owned`), not by `consumer.assignment()`, which lags
 during the revoke step. A batch that fails in an unexpected way is dead-lettered:
@@ -36,7 +37,7 @@ import faust
 from faust.types import EventT
 
 from streams.core import projection_record
-from streams.core.projection import Projection, complete_related
+from streams.core.projection import complete_related
 from streams.core.projection_record import UndecodableProjection
 from streams.core.sink_plan import Candidate, plan_writes
 from streams.core.synced import encode_synced, fallbacks_taken, handled_version
@@ -55,6 +56,7 @@ from streams.worker.app import (
     synced,
 )
 from streams.worker.pipeline.dead_letter import send_to_dead_letter
+from streams.worker.pipeline.org_routing import sink_serves
 from streams.worker.pipeline.sink_driver import Held, Settled, SinkDriver
 from streams.worker.watch import metrics
 
@@ -169,13 +171,6 @@ async def hand_back(candidates: Sequence[Candidate[Record]]) -> None:
         )
 
 
-def writes_to_default_org(projection: Projection) -> bool:
-    """Whether this sink can write the projection: only to the default org, until it
-    routes by org (issue 23). A projection for another org, or one that must also mark
-    an org the booking left, waits unwritten rather than land in the wrong org."""
-    return projection.salesforce_org is None and not projection.departures
-
-
 async def write_batch(driver: SinkDriver[Record], batch: Sequence[Record]) -> None:
     held: Held[Record] = driver.hold()
     candidates = await _decode(batch)
@@ -187,7 +182,7 @@ async def write_batch(driver: SinkDriver[Record], batch: Sequence[Record]) -> No
             synced.under(newest_event[booking]).get(booking.encode()) or 0
         ),
         app_version=str(settings.app.version),
-        served=writes_to_default_org,
+        served=sink_serves,
     )
     if plan.waiting:
         metrics.PROJECTIONS_SKIPPED.labels("org-not-served").inc(len(plan.waiting))

@@ -141,3 +141,19 @@ def test_the_reconcile_action(
     version: int | None, synced: int, in_flight: bool, resent: int, action: str
 ) -> None:
     assert d.reconcile_action(version, synced, in_flight=in_flight, resent=resent) == action
+
+
+@pytest.mark.parametrize(
+    ("version", "synced", "in_flight", "resent", "action"),
+    [
+        (3, 2, False, 0, "park"),  # its org is not served: nothing re-sent, kept
+        (3, 2, False, 3, "park"),  # even after a re-send: never given up while it waits
+        (3, 2, True, 0, "wait"),  # the sink has not read it yet
+        (3, 3, False, 0, "done"),  # written meanwhile (another path)
+    ],
+)
+def test_a_projection_whose_org_is_not_served_is_parked(
+    version: int, synced: int, in_flight: bool, resent: int, action: str
+) -> None:
+    got = d.reconcile_action(version, synced, in_flight=in_flight, resent=resent, served=False)
+    assert got == action
