@@ -41,11 +41,10 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
-from streams.salesforce.settings import SalesforceSettings
+from streams.salesforce.settings import LoginUrl, SalesforceSettings
 
 RECORD_FORMAT = 1
 DEFAULT_ORG = "default"  # the deployment's own ACTIVITY_SYNC_SALESFORCE_* org
@@ -108,7 +107,7 @@ class OrgConnection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: OrgName
-    login_url: str
+    login_url: LoginUrl
     auth: Literal["client_credentials", "password", "jwt"] = "client_credentials"
     client_id: str = ""
     client_secret: SecretRef | None = None
@@ -122,13 +121,6 @@ class OrgConnection(BaseModel):
     field_mapping: Literal["default", "oncehub"] = "default"
     # PEM bundle to trust instead of the system store (a test org, the emulator).
     ca_file: str | None = None
-
-    @field_validator("login_url")
-    @classmethod
-    def _https_without_trailing_slash(cls, value: str) -> str:
-        if not value.lower().startswith("https://"):
-            raise ValueError("must be an https:// URL (Salesforce speaks HTTPS only)")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _credentials_for_auth(self) -> Self:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -101,11 +101,22 @@ class SettingsWithSecretFiles(BaseSettings):
         return init_settings, env_settings, dotenv_settings, secret_files
 
 
+def _https_without_trailing_slash(value: str) -> str:
+    # Salesforce answers HTTPS only: an http:// URL would only time out in retries.
+    if not value.lower().startswith("https://"):
+        raise ValueError("must be an https:// URL (Salesforce speaks HTTPS only)")
+    return value.rstrip("/")
+
+
+# Where an org's tokens come from: https://, no trailing slash (`{url}/services/...`).
+LoginUrl = Annotated[str, AfterValidator(_https_without_trailing_slash)]
+
+
 class SalesforceSettings(SettingsWithSecretFiles):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
     secret_fields = SECRET_FIELDS
 
-    login_url: str = Field(
+    login_url: LoginUrl = Field(
         default="https://login.salesforce.com",
         description="where tokens come from: login/test.salesforce.com, My Domain, emulator",
     )
@@ -149,14 +160,6 @@ class SalesforceSettings(SettingsWithSecretFiles):
         ge=0,
         description="how long an email without Contact or Lead is remembered (0: not)",
     )
-
-    @field_validator("login_url")
-    @classmethod
-    def _https_without_trailing_slash(cls, value: str) -> str:
-        # Salesforce answers HTTPS only: an http:// URL would only time out in retries.
-        if not value.lower().startswith("https://"):
-            raise ValueError("must be an https:// URL (Salesforce speaks HTTPS only)")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _credentials_for_auth(self) -> SalesforceSettings:
