@@ -218,12 +218,18 @@ async def status(
     timeout_s: float,
     offline: bool,
 ) -> int:
-    """Show one booking: its events, the derived view, the projection, the Event as
-    Salesforce holds it, and whether the two agree (the sync state)."""
+    """Show one booking: its events, the derived view, its Salesforce org (and the orgs
+    its Event has left), the projection, the Event as Salesforce holds it, and whether
+    the two agree (the sync state). The Event is read from the booking's org: for a
+    registered org with the registry's connection (activity-sync orgs), its secret
+    references resolved here; an org that is not registered is not checked."""
     from streams.commands.status import (
         SalesforceCheck,
+        booking_org,
+        check_org_salesforce,
         check_salesforce,
         fetch_report,
+        org_json,
         render_report,
         salesforce_json,
     )
@@ -231,14 +237,23 @@ async def status(
     url = worker_url or f"http://{settings.web.host}:{settings.web.port}"
     report = await fetch_report(url, booking_id, timeout_s, token=settings.web.token)
     mapping = settings.app.mapping()
-    found = (
-        SalesforceCheck.skipped("--no-salesforce")
-        if offline
-        else await check_salesforce(settings.salesforce, mapping, booking_id, timeout_s)
-    )
+    org = booking_org(report)
+    if offline:
+        found = SalesforceCheck.skipped("--no-salesforce", org)
+    elif org is None:
+        found = await check_salesforce(settings.salesforce, mapping, booking_id, timeout_s)
+    else:
+        found, mapping = await check_org_salesforce(settings, org, booking_id, timeout_s)
     if self.json:
         print(
-            json.dumps({**report, "salesforce": salesforce_json(report, found, mapping)}, indent=2)
+            json.dumps(
+                {
+                    **report,
+                    "org": org_json(report),
+                    "salesforce": salesforce_json(report, found, mapping),
+                },
+                indent=2,
+            )
         )
     else:
         print(render_report(report, found, mapping))
@@ -260,6 +275,12 @@ async def status(
         metavar="ID",
         help="A booking to replay (repeatable; or IDs as arguments).",
     ),
+    option(
+        "--org",
+        default=None,
+        metavar="NAME",
+        help="Only bookings whose Event lives in this org (default: the default org).",
+    ),
     argument("ids", nargs=-1, metavar="[ID]..."),
     BROKER_TIMEOUT,
     base=OperatorCommand,
@@ -268,6 +289,7 @@ async def replay(
     self: OperatorCommand,
     since: str | None,
     booking_ids: tuple[str, ...],
+    org: str | None,
     ids: tuple[str, ...],
     timeout_s: float,
 ) -> int:
@@ -275,9 +297,11 @@ async def replay(
 
     Reads booking-events from the start, folds the chosen bookings like the workers
     do, and sends their projections marked as forced; the workers' sink writes them.
-    Exit code 1 when a requested booking has no events in the topic.
+    `--org NAME` keeps only the chosen bookings whose Event lives in org NAME (the
+    folded view's org; `default` for the default org); the others are counted as left
+    out. Exit code 1 when a requested booking has no events in the topic.
     """
-    from streams.commands.replay import ReplayOptions, Selection, parse_since
+    from streams.commands.replay import ReplayOptions, Selection, parse_org, parse_since
     from streams.commands.replay import replay as run_replay
 
     chosen = (*booking_ids, *ids)
@@ -288,7 +312,11 @@ async def replay(
     summary = await run_replay(
         settings.broker.connection(),
         ReplayOptions.of(settings, timeout_s),
-        Selection(bookings=chosen, since=parse_since(since) if since is not None else None),
+        Selection(
+            bookings=chosen,
+            since=parse_since(since) if since is not None else None,
+            org=parse_org(org) if org is not None else None,
+        ),
     )
     for booking in summary.unknown:
         print(
@@ -390,21 +418,34 @@ async def delete_version(self: OperatorCommand, version: int, yes: bool, timeout
         default=30.0,
         help="Seconds to wait for Salesforce to answer.",
     ),
+    option(
+        "--org",
+        default=None,
+        metavar="NAME",
+        help="Check this registered org (activity-sync orgs list) [default: the default org].",
+    ),
     base=OperatorCommand,
 )
-async def check_salesforce(self: OperatorCommand, timeout_s: float) -> int:
+async def check_salesforce(self: OperatorCommand, timeout_s: float, org: str | None) -> int:
     """Is the org ready? Logs in and checks the API version, each field the projection
     writes (type, length, External ID and unique, picklist values, create/edit access),
     read access to Contact, Lead and Case, Edit Events, and the daily API calls left: one
     line each with a fix hint (ok, FAIL or warn). Without Modify All Data the line is a
     warn: Events owned by other users are then editable only through sharing. Exit 0
-    unless a line FAILs (warn lines do not fail). A worker runs the same checks at start."""
+    unless a line FAILs (warn lines do not fail). A worker runs the same checks at start.
+    `--org NAME` checks a registered org instead (as `orgs check NAME`: its references
+    resolved here); `--org default` is the default org."""
     import time
 
     from streams.commands.check_salesforce import print_report, run_checks
     from streams.commands.preflight import check_salesforce_setup
     from streams.salesforce.errors import SalesforceClientError, SalesforceUntrusted
+    from streams.salesforce.org_registry import DEFAULT_ORG
 
+    if org is not None and org != DEFAULT_ORG:
+        from streams.commands.orgs import check as check_org
+
+        return await check_org(settings, org, sys.stdout, DEFAULT_TIMEOUT_S, timeout_s)
     deadline = time.monotonic() + timeout_s
     await check_salesforce_setup(settings, deadline)
     try:
@@ -520,6 +561,15 @@ async def orgs(
         metavar="FILE",
         help="booking-events.dlq: re-submit these corrected events (JSON lines) instead.",
     ),
+    option(
+        "--org",
+        default=None,
+        metavar="NAME",
+        help=(
+            "list, redrive: only dead letters whose record names org NAME (default: the "
+            "default org); records that name no org (not JSON, no page) match none."
+        ),
+    ),
     BROKER_TIMEOUT,
     base=OperatorCommand,
 )
@@ -532,6 +582,7 @@ async def dlq(
     since: str | None,
     booking_ids: tuple[str, ...],
     file: str | None,
+    org: str | None,
     timeout_s: float,
 ) -> int:
     """The dead-letter topics: `list` (counts by reason, oldest first, with positions),
@@ -539,15 +590,23 @@ async def dlq(
     cause is fixed: current projections re-sent for activity-projections.dlq; for
     booking-events.dlq the events re-sent after a worker fix (internal-error), or --file
     re-submitted: bad input needs corrected events; redriven messages are marked, so a
-    second redrive skips them). `--json` before the command: list and show as JSON.
+    second redrive skips them). `--org NAME`: list and redrive only the dead letters
+    whose record names org NAME (a projection's org; an event's page.salesforce_org;
+    none: default); a record that names none (not JSON, an event without a page) matches
+    no --org and is counted apart. `--json` before the command: list and show as JSON.
     See docs/operations.md, "Dead-letter topics".
     """
     from streams.commands import dlq as dead_letters
-    from streams.commands.replay import ReplayOptions, parse_since
+    from streams.commands.replay import ReplayOptions, parse_org, parse_since
 
     # Every argument checked before the broker is asked anything.
     dead_letters.check_reason(reason, which)
     since_time = parse_since(since) if since is not None else None
+    only_org = parse_org(org) if org is not None else None
+    if only_org is not None and action == "show":
+        raise UsageError("--org chooses what list and redrive cover; show takes a position")
+    if only_org is not None and file is not None:
+        raise UsageError("--file re-submits the events it holds: give it without --org")
     if action == "show" and (ref is None or which == "all"):
         raise UsageError("show needs PARTITION:OFFSET and --topic events|projections")
     if file is not None and which != "events":
@@ -575,15 +634,27 @@ async def dlq(
     listed = []
     left: list[str] = []  # why dead letters were not redriven
     for topic in topics.chosen(which):
-        pending = dead_letters.Pending.of(
-            await dead_letters.read_dead_letters(broker, topic, timeout_s)
-        )
+        records = await dead_letters.read_dead_letters(broker, topic, timeout_s)
+        unsaid = 0  # with --org: waiting dead letters whose record names no org
+        if only_org is not None:
+            records, others = dead_letters.by_org(
+                records, only_org, projections=topic == topics.projections_dlq
+            )
+            unsaid = len(dead_letters.Pending.of(others).messages)
+        pending = dead_letters.Pending.of(records)
         if action == "list":
             if self.json:
-                listed.append(dead_letters.list_json(topic, pending))
+                entry = dead_letters.list_json(topic, pending)
+                if only_org is not None:
+                    entry.update(org=only_org, org_not_said=unsaid)
+                listed.append(entry)
             else:
                 print("\n".join(dead_letters.list_lines(topic, pending)))
+                if unsaid:
+                    print(dead_letters.org_unsaid_line(topic, str(only_org), unsaid))
             continue
+        if unsaid:
+            print(dead_letters.org_unsaid_line(topic, str(only_org), unsaid))
         chosen = pending.select(reason, since_time, booking_ids)
         if topic == topics.events_dlq and file is None:
             chosen, again = dead_letters.split_resendable(chosen)

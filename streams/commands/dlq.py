@@ -23,10 +23,22 @@ Re-sending a booking-events dead letter as it is only helps when the worker was 
 (`internal-error`, after the fix): bad input (`not-json`, `schema`, ...) or an event its
 booking refuses (`conflicting-duplicate`, `history-full`, `booking-expired`) would be
 dead-lettered again, so those need `--file` with corrected events.
+
+`--org NAME` (issue 23; `default`: the deployment's own org) keeps the dead letters the
+record itself says are NAME's (`org_of`):
+- activity-projections.dlq: the projection's `salesforce_org` (none: `default`); a
+  value that is not a projection, by its `activity-sync.salesforce-org` header;
+- booking-events.dlq: the event's `data.page.salesforce_org` (none: `default`), for a
+  JSON record with a page (`scheduled`, `requested`, `reassigned`).
+A record that does not say (not JSON, no page, an undecodable projection without the
+header) matches no `--org`, not even `default`: a redrive for one org never re-sends
+what may be another tenant's. `list` and `redrive` count them on a line of their own;
+without `--org` they are listed and redriven as before.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections import Counter
@@ -40,8 +52,15 @@ import click
 from streams.commands.base import UsageError, UserError
 from streams.commands.console import plural
 from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, partitions_of, producer
-from streams.commands.replay import ReplayOptions, ReplaySummary, Selection, read_partitions
+from streams.commands.replay import (
+    ReplayOptions,
+    ReplaySummary,
+    Selection,
+    org_name,
+    read_partitions,
+)
 from streams.commands.replay import replay as replay_bookings
+from streams.core import projection_record
 from streams.transport.connection import BrokerConnection
 from streams.worker.pipeline.dead_letter import (
     EVENT_CODES,
@@ -185,6 +204,66 @@ class Pending:
     def positions(self, code: str) -> list[str]:
         """The `partition:offset` of each waiting message of this reason, oldest first."""
         return [m.ref for m in self.messages if m.code == code]
+
+
+def _event_org(value: bytes | None) -> str | None:
+    try:
+        event = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    data = event.get("data") if isinstance(event, dict) else None
+    page = data.get("page") if isinstance(data, dict) else None
+    if not isinstance(page, dict):
+        return None
+    org = page.get("salesforce_org")
+    if org is None:
+        return org_name(None)
+    return org if isinstance(org, str) else None
+
+
+def _projection_org(message: DeadLetterMessage) -> str | None:
+    headers = message.original_headers()
+    try:
+        record = projection_record.decode(message.value, headers)
+    except projection_record.UndecodableProjection:
+        return projection_record.decode_headers(headers).salesforce_org
+    return org_name(record.salesforce_org)
+
+
+def org_of(message: DeadLetterMessage, projections: bool) -> str | None:
+    """The org a dead letter is for as its record says (`default` for the default org),
+    or None when the record does not say (see the module's docstring). `projections`:
+    the message is from activity-projections.dlq, else from booking-events.dlq."""
+    return _projection_org(message) if projections else _event_org(message.value)
+
+
+def by_org(
+    records: Iterable[DeadLetterMessage], org: str, *, projections: bool
+) -> tuple[list[DeadLetterMessage], list[DeadLetterMessage]]:
+    """(the records of org `org`, the records whose org is not said), the redrive
+    markers in both, so `Pending.of` of either leaves out what was redriven."""
+    mine: list[DeadLetterMessage] = []
+    unsaid: list[DeadLetterMessage] = []
+    for record in records:
+        if record.marks is not None:
+            mine.append(record)
+            unsaid.append(record)
+            continue
+        found = org_of(record, projections)
+        if found is None:
+            unsaid.append(record)
+        elif found == org:
+            mine.append(record)
+    return mine, unsaid
+
+
+def org_unsaid_line(topic: str, org: str, count: int) -> str:
+    """What `--org` left out because the records do not say their org."""
+    return (
+        f"{topic}: {plural(count, 'more dead letter')} whose org the record does not say "
+        f"(not JSON, no page, or not a projection): not in --org {org}; "
+        "dlq list without --org shows them"
+    )
 
 
 def check_reason(reason: str | None, which: str) -> None:

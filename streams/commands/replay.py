@@ -12,7 +12,13 @@ workers' tables or offsets.
 Choosing bookings: `--bookings ID...`, or `--since TIME`: every booking with at least
 one record appended to booking-events at or after TIME (Kafka's record timestamp, found
 with ListOffsets by time). Either way each chosen booking is folded from all its events
-from the start of the topic, not just the recent ones.
+from the start of the topic, not just the recent ones. `--org NAME` keeps of those only
+the bookings whose Event lives in org NAME (the view's `salesforce_org`; `default` for
+the deployment's own org): a booking that has left NAME is replayed with its current
+org, whose projection carries the mark for NAME too.
+
+Each record is encoded as the workers encode theirs (`projection_record.encode`), so a
+replayed projection names its org in the header as well as in its value.
 """
 
 from __future__ import annotations
@@ -34,11 +40,28 @@ from streams.commands.kafka_io import DEFAULT_TIMEOUT_S, consumer, offsets, part
 from streams.core import projection_record
 from streams.core.fold import fold_all
 from streams.core.projection import FieldMapping, project
+from streams.salesforce.org_registry import DEFAULT_ORG, ORG_NAME_PATTERN
 from streams.transport.connection import BrokerConnection
 from streams.worker.settings import Settings
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_ORG_NAME = re.compile(ORG_NAME_PATTERN)
+
+
+def parse_org(text: str) -> str:
+    """An `--org` value: a registry name, or `default` for the default org."""
+    if not _ORG_NAME.fullmatch(text):
+        raise UsageError(
+            f"--org {text[:60]!r}: not an org name (lowercase letters, digits and -; "
+            f"{DEFAULT_ORG} for the default org)"
+        )
+    return text
+
+
+def org_name(salesforce_org: str | None) -> str:
+    """An org as `--org` names it: the registry name, `default` for None."""
+    return salesforce_org or DEFAULT_ORG
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -69,14 +92,22 @@ class ReplaySummary:
     sent: int = 0
     without_event: list[str] = field(default_factory=list)  # requested, or no Event by rule
     unknown: list[str] = field(default_factory=list)  # asked for, but no event in the topic
+    # With `--org`: the org, and the chosen bookings left out as another org's.
+    org: str | None = None
+    other_org: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         without = len(self.without_event)
+        other = (
+            f"; {len(self.other_org)} left out (not in org {self.org})"
+            if self.org is not None
+            else ""
+        )
         return (
             f"replayed {plural(self.sent, 'booking')} (forced upsert); {without} "
             f"{'has' if without == 1 else 'have'} no Salesforce Event; "
             f"{len(self.unknown)} unknown; read {plural(self.records_read, 'record')}, "
-            f"skipped {self.invalid_skipped} invalid"
+            f"skipped {self.invalid_skipped} invalid{other}"
         )
 
 
@@ -124,10 +155,17 @@ def _progress_bar(length: int, label: str) -> Any:
 @dataclass(frozen=True)
 class Selection:
     """The bookings to replay: these ids, or (`since`) every booking with a record
-    appended to booking-events at or after that time."""
+    appended to booking-events at or after that time; with `org`, only those whose
+    Event lives in that org (`default`: the default org)."""
 
     bookings: tuple[str, ...] = ()
     since: datetime | None = None
+    org: str | None = None
+
+    def in_org(self, salesforce_org: str | None) -> bool:
+        """Whether a booking whose view's org is `salesforce_org` (None: the default
+        org) is chosen."""
+        return self.org is None or org_name(salesforce_org) == self.org
 
 
 @dataclass(frozen=True)
@@ -156,7 +194,7 @@ async def replay(
     broker: BrokerConnection, options: ReplayOptions, selection: Selection
 ) -> ReplaySummary:
     since, timeout_s = selection.since, options.timeout_s
-    summary = ReplaySummary()
+    summary = ReplaySummary(org=selection.org)
     requested = set(selection.bookings)
     chosen = set(requested)
     async with consumer(broker, timeout_s) as client:
@@ -201,22 +239,29 @@ async def replay(
     summary.unknown = sorted(booking for booking in requested if booking.encode() not in events)
     projections = []
     for key, booking_events in sorted(events.items()):
-        projection = project(fold_all(booking_events), options.mapping)
+        state = fold_all(booking_events)
+        if not selection.in_org(state.view.salesforce_org):
+            summary.other_org.append(key.decode())
+            continue
+        projection = project(state, options.mapping)
         if projection is None:
             summary.without_event.append(key.decode())
         else:
-            projections.append((key, projection.to_bytes()))
-    # Forced, and tagged with the running app version so its sink accepts them.
-    record_headers = projection_record.encode_headers(app_version=options.app_version, forced=True)
+            # Forced, tagged with the running app version so its sink accepts them, and
+            # with the projection's org, as the workers' records are.
+            value, headers = projection_record.encode(
+                projection, app_version=options.app_version, forced=True
+            )
+            projections.append((key, value, headers))
     if projections:
         async with producer(broker, timeout_s) as out:
             with _progress_bar(len(projections), f"sending to {options.projections_topic}") as bar:
                 try:
                     pending = [
                         await out.send(
-                            options.projections_topic, value=value, key=key, headers=record_headers
+                            options.projections_topic, value=value, key=key, headers=headers
                         )
-                        for key, value in projections
+                        for key, value, headers in projections
                     ]
                     for future in pending:
                         await future

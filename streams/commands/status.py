@@ -21,6 +21,13 @@ and WhoId/WhatId (looked up by the customer's email when written).
 When Salesforce is not configured, does not answer within the timeout, or
 `--no-salesforce` is given, the worker's view is printed with one line saying why
 Salesforce was not checked, and the Sync line claims no more than the worker knows.
+
+Orgs (issue 23): the report names the org the booking's Event lives in (the view's
+`salesforce_org`; `default` is the deployment's `ACTIVITY_SYNC_SALESFORCE_*` org) and
+the orgs it has left. The Event is read from that org: for a registered org with the
+registry's connection (its secret references resolved here, its field preset), never
+from the default org; an org that is not registered, or whose references do not resolve
+here, is the "not checked" line saying so.
 """
 
 from __future__ import annotations
@@ -28,9 +35,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
@@ -41,7 +48,11 @@ from streams.commands.base import UserError, one_line
 from streams.core.projection import PRESETS, FieldMapping
 from streams.salesforce.client import SalesforceClient
 from streams.salesforce.errors import SalesforceClientError
+from streams.salesforce.org_registry import DEFAULT_ORG, OrgRegistry, OrgSecretError
 from streams.salesforce.settings import SalesforceSettings
+
+if TYPE_CHECKING:
+    from streams.worker.settings import Settings
 
 VIEW_FIELDS = ("status", "phase", "reason", "title", "start", "end", "location")
 TIME_FIELDS = ("start", "end")
@@ -108,18 +119,81 @@ async def fetch_report(
 @dataclass(frozen=True)
 class SalesforceCheck:
     """What `status` found in Salesforce: the booking's Event as Salesforce holds it
-    (`event`, None when there is none), or why Salesforce was not checked."""
+    (`event`, None when there is none), or why Salesforce was not checked. `org`: the
+    registered org it was read from (None: the default org)."""
 
     event: dict[str, Any] | None = None
     not_checked: str | None = None
+    org: str | None = None
 
     @classmethod
-    def skipped(cls, why: str) -> SalesforceCheck:
-        return cls(not_checked=why)
+    def skipped(cls, why: str, org: str | None = None) -> SalesforceCheck:
+        return cls(not_checked=why, org=org)
 
     @property
     def checked(self) -> bool:
         return self.not_checked is None
+
+    @property
+    def where(self) -> str:
+        """`" in org NAME"` for a registered org; nothing for the default org, so its
+        lines read as before orgs existed."""
+        return f" in org {self.org}" if self.org is not None else ""
+
+
+def booking_org(report: dict[str, Any]) -> str | None:
+    """The org the booking's Event lives in (None: the default org; also for a worker
+    whose report predates orgs)."""
+    org = (report.get("view") or {}).get("salesforce_org")
+    return str(org) if org else None
+
+
+def left_orgs(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The orgs the booking's Event has left, as the view lists them."""
+    left = (report.get("view") or {}).get("left_orgs") or []
+    return [item for item in left if isinstance(item, dict)]
+
+
+def org_lines(report: dict[str, Any]) -> list[str]:
+    """`Org: acme` (or the default org, named by its settings) and the orgs left, each
+    with the mark its Event there keeps."""
+    org = booking_org(report)
+    lines = [f"Org: {org}" if org else f"Org: {DEFAULT_ORG} (ACTIVITY_SYNC_SALESFORCE_*)"]
+    for left in left_orgs(report):
+        name = left.get("salesforce_org") or DEFAULT_ORG
+        mark = f"{left.get('status')}, {left.get('reason')}"
+        lines.append(f"  left {name}: its Event there says {mark}")
+    return lines
+
+
+def org_json(report: dict[str, Any]) -> dict[str, Any]:
+    """`--json`: the booking's org by name (`default` for the default org) and the names
+    of the orgs left."""
+    return {
+        "name": booking_org(report) or DEFAULT_ORG,
+        "default": booking_org(report) is None,
+        "left": [left.get("salesforce_org") or DEFAULT_ORG for left in left_orgs(report)],
+    }
+
+
+def org_connection(
+    registered: OrgRegistry,
+    org: str,
+    base: SalesforceSettings,
+    environ: dict[str, str] | None = None,
+) -> tuple[SalesforceSettings, FieldMapping] | str:
+    """The settings and field mapping to read org `org`'s Event with, or why it cannot
+    be read from here (one line, naming references, never a secret)."""
+    found = registered.orgs.get(org)
+    if found is None:
+        return (
+            f"org {org} is not registered: activity-sync orgs add {org} --login-url URL "
+            "--client-id ID --client-secret env:VARIABLE"
+        )
+    try:
+        return found.settings(base, environ), PRESETS[found.field_mapping]
+    except OrgSecretError as exc:
+        return f"org {org}: {exc}"
 
 
 def compared_fields(mapping: FieldMapping) -> tuple[str, ...]:
@@ -170,6 +244,32 @@ async def check_salesforce(
     finally:
         logger.setLevel(level)
     return SalesforceCheck(event=event)
+
+
+async def check_org_salesforce(
+    settings: Settings,
+    org: str,
+    booking_id: str,
+    timeout_s: float,
+    environ: dict[str, str] | None = None,
+) -> tuple[SalesforceCheck, FieldMapping]:
+    """The booking's Event read from registered org `org` (the registry read from the
+    broker), with the mapping it was read by; or why it was not."""
+    from streams.commands.orgs import read_registry
+
+    mapping = settings.app.mapping()
+    try:
+        registered = await read_registry(settings, timeout_s)
+    except UserError as exc:
+        return SalesforceCheck.skipped(f"cannot read the org registry: {one_line(exc)}", org), (
+            mapping
+        )
+    found = org_connection(registered, org, settings.salesforce, environ)
+    if isinstance(found, str):
+        return SalesforceCheck.skipped(found, org), mapping
+    connection, mapping = found
+    checked = await check_salesforce(connection, mapping, booking_id, timeout_s)
+    return replace(checked, org=org), mapping
 
 
 def _version(value: Any) -> int:
@@ -304,7 +404,7 @@ def sync_state(
         )
         return SyncState(
             "missing",
-            f"Salesforce has no Event with {ext} {booking}, though {what}",
+            f"Salesforce has no Event with {ext} {booking}{salesforce.where}, though {what}",
             [f"Deleted in Salesforce? `{replay}` writes it again."],
         )
     held = _version(event.get(mapping.version_field))
@@ -381,6 +481,7 @@ def salesforce_json(
     """`--json`: what Salesforce holds and the sync state, beside the worker's report."""
     state = sync_state(report, salesforce, mapping)
     return {
+        "org": salesforce.org or DEFAULT_ORG,
         "checked": salesforce.checked,
         "not_checked": salesforce.not_checked,
         "event": salesforce.event,
@@ -398,14 +499,19 @@ def _salesforce_lines(
         return [f"Salesforce: not checked ({salesforce.not_checked})"]
     event = salesforce.event
     if event is None:
-        return [f"Salesforce: no Event with {mapping.external_id_field} {report['booking_id']}"]
+        return [
+            f"Salesforce: no Event with {mapping.external_id_field} {report['booking_id']}"
+            f"{salesforce.where}"
+        ]
     projection = report.get("projection")
     projected: dict[str, Any] = (projection or {}).get("fields") or {}
     changed = set(
         differences(projected, event, mapping, (report.get("sync") or {}).get("fallbacks") or [])
     )
+    org = f"org {salesforce.org}, " if salesforce.org is not None else ""
     lines = [
-        f"Salesforce (Event {event.get('Id')}, last modified {utc(event.get('LastModifiedDate'))}):"
+        f"Salesforce ({org}Event {event.get('Id')}, last modified "
+        f"{utc(event.get('LastModifiedDate'))}):"
     ]
     names = [mapping.version_field, *compared_fields(mapping)]
     width = max(len(name) for name in names)
@@ -490,6 +596,7 @@ def render_report(
         rows.append(("salesforce", why))
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    lines += ["", *org_lines(report)]
 
     events = report.get("events") or []
     lines += ["", f"Events ({len(events)}, in replay order):"]

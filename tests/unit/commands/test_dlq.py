@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -13,14 +15,20 @@ from streams.commands.dlq import (
     REDRIVE_ORIGIN,
     DeadLetterMessage,
     Pending,
+    by_org,
     check_reason,
     list_json,
     list_lines,
     needs_file_line,
+    org_of,
+    org_unsaid_line,
     show_lines,
     split_resendable,
 )
+from streams.core.projection import project
+from streams.core.projection_record import SALESFORCE_ORG
 from streams.worker.pipeline.dead_letter import EVENT_CODES, DeadLetter
+from tests.factories import canceled, fold_dicts, raw, reassigned, scheduled
 
 T0 = int(datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp() * 1000)
 MINUTE = 60_000
@@ -218,3 +226,55 @@ def test_show_prints_the_headers_and_the_value() -> None:
     assert "booking-events.dlq 0:1 at 2026-11-24T09:00:00+00:00" in text
     assert "header activity-sync.error.code: not-json" in text
     assert 'value (11 bytes): {"id": "x"}' in text
+
+
+# --org (issue 23) ---------------------------------------------------------------------
+
+ACME_PAGE = {**scheduled()["data"]["page"], "salesforce_org": "acme"}
+
+
+def with_value(offset: int, value: bytes, *headers: tuple[str, bytes]) -> DeadLetterMessage:
+    found = letter(offset, "internal-error", f"b-{offset}", minutes=offset)
+    return replace(found, value=value, headers=(*headers, *found.headers))
+
+
+def test_a_booking_event_s_org_is_its_page_s_and_unsaid_without_a_page() -> None:
+    def org(wire: Any) -> str | None:
+        return org_of(with_value(0, raw(wire) if isinstance(wire, dict) else wire), False)
+
+    assert org(scheduled(page=ACME_PAGE)) == "acme"
+    assert org(reassigned(2, page=ACME_PAGE)) == "acme"
+    assert org(scheduled()) == "default"  # no salesforce_org: the default org
+    assert org(canceled(2)) is None  # no page: the record does not say
+    assert org(b"not json") is None
+    assert org(b'["a list"]') is None
+    assert org(b'{"data": {"page": {"salesforce_org": 7}}}') is None
+
+
+def test_a_projection_s_org_is_its_value_s_or_for_an_undecodable_one_its_header_s() -> None:
+    acme = project(fold_dicts([scheduled(page=ACME_PAGE)]))
+    default = project(fold_dicts([scheduled()]))
+    assert acme is not None
+    assert default is not None
+    assert org_of(with_value(0, acme.to_bytes()), True) == "acme"
+    assert org_of(with_value(0, default.to_bytes()), True) == "default"
+    named = (SALESFORCE_ORG, b"acme")
+    assert org_of(with_value(0, b"garbage", named), True) == "acme"
+    assert org_of(with_value(0, b"garbage"), True) is None
+
+
+def test_by_org_keeps_one_org_s_dead_letters_and_the_markers() -> None:
+    records = [
+        with_value(0, raw(scheduled(page=ACME_PAGE, booking_id="b-0"))),
+        with_value(1, raw(scheduled(booking_id="b-1"))),
+        with_value(2, b"not json"),
+        with_value(3, raw(scheduled(page=ACME_PAGE, booking_id="b-3"))),
+        marker(4, "0:3", "b-3"),
+    ]
+    acme, unsaid = by_org(records, "acme", projections=False)
+    assert [m.ref for m in Pending.of(acme).messages] == ["0:0"]  # 0:3 was redriven
+    assert [m.ref for m in Pending.of(unsaid).messages] == ["0:2"]
+    default, _ = by_org(records, "default", projections=False)
+    assert [m.ref for m in Pending.of(default).messages] == ["0:1"]
+    line = org_unsaid_line("booking-events.dlq", "acme", 1)
+    assert line.startswith("booking-events.dlq: 1 more dead letter whose org the record does")

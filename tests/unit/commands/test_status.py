@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -16,6 +16,8 @@ from streams.commands.status import (
     SalesforceCheck,
     check_salesforce,
     differences,
+    org_connection,
+    org_json,
     render_report,
     salesforce_json,
     sync_state,
@@ -24,8 +26,9 @@ from streams.commands.status import (
 from streams.core.booking_report import booking_report
 from streams.core.projection import PRESETS
 from streams.core.synced import encode_synced
+from streams.salesforce.org_registry import OrgConnection, OrgRegistry
 from streams.salesforce.settings import SalesforceSettings
-from tests.factories import fold_dicts, requested, rescheduled, scheduled
+from tests.factories import fold_dicts, reassigned, requested, rescheduled, scheduled
 
 DEFAULT = PRESETS["default"]
 NOT_ASKED = SalesforceCheck.skipped("--no-salesforce")
@@ -337,3 +340,61 @@ def test_an_org_not_configured_is_not_checked_and_says_why() -> None:
     assert not found.checked
     assert found.not_checked is not None
     assert "no Salesforce org configured" in found.not_checked
+
+
+# Orgs (issue 23) --------------------------------------------------------------------------
+
+ACME_PAGE = {**scheduled()["data"]["page"], "salesforce_org": "acme"}
+
+
+def moved_to_acme() -> dict[str, Any]:
+    """A booking scheduled in the default org, then reassigned to a page of org acme."""
+    state = fold_dicts([scheduled(), reassigned(2, page=ACME_PAGE)])
+    return booking_report(state, 0, DEFAULT)
+
+
+def test_the_booking_s_org_and_the_orgs_it_left_are_shown() -> None:
+    lines = render_report(moved_to_acme(), NOT_ASKED).splitlines()
+    assert "Org: acme" in lines
+    (left,) = [line for line in lines if line.startswith("  left ")]
+    assert left.startswith("  left default: its Event there says "), left
+    assert "Org: default (ACTIVITY_SYNC_SALESFORCE_*)" in render_report(booking(), NOT_ASKED)
+    assert org_json(moved_to_acme()) == {"name": "acme", "default": False, "left": ["default"]}
+    assert org_json(booking()) == {"name": "default", "default": True, "left": []}
+
+
+def test_an_event_missing_in_another_org_names_that_org() -> None:
+    written = booking()
+    missing = SalesforceCheck(event=None, org="acme")
+    text = render_report(written, missing, DEFAULT)
+    assert "Salesforce: no Event with Booking_Id__c b-1042 in org acme" in text.splitlines()
+    assert "Salesforce has no Event with Booking_Id__c b-1042 in org acme, though" in text
+    assert salesforce_json(written, missing, DEFAULT)["org"] == "acme"
+    found = render_report(written, replace(held(written), org="acme"), DEFAULT)
+    assert "Salesforce (org acme, Event 00U000000000001AAA, last modified " in found
+    assert salesforce_json(written, held(written), DEFAULT)["org"] == "default"
+
+
+def test_another_org_is_read_with_its_registered_connection_or_not_at_all() -> None:
+    base = SalesforceSettings(login_url="https://default.example", client_id="default-id")
+    acme = OrgConnection(
+        name="acme",
+        login_url="https://acme.example",
+        client_id="acme-id",
+        client_secret="env:ACME_SECRET",
+        field_mapping="oncehub",
+    )
+    nothing = org_connection(OrgRegistry(), "acme", base)
+    assert nothing == (
+        "org acme is not registered: activity-sync orgs add acme --login-url URL "
+        "--client-id ID --client-secret env:VARIABLE"
+    )
+    registered = OrgRegistry(orgs={"acme": acme})
+    unresolved = org_connection(registered, "acme", base, environ={})
+    assert unresolved == "org acme: env:ACME_SECRET: the variable is not set"
+    found = org_connection(registered, "acme", base, environ={"ACME_SECRET": "s3cret"})
+    assert not isinstance(found, str)
+    settings, mapping = found
+    assert (settings.login_url, settings.client_id) == ("https://acme.example", "acme-id")
+    assert settings.client_secret.get_secret_value() == "s3cret"
+    assert mapping == PRESETS["oncehub"]
