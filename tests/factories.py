@@ -232,3 +232,15 @@ def fold_dicts(wires: Iterable[Event], state: BookingState | None = None) -> Boo
     if folded is None:
         raise ValueError("fold_dicts needs at least one event or a state")
     return folded
+
+
+def salesforce_event(booking_id: str, **fields: Any) -> dict[str, Any]:
+    """The fields of an Event as the sink writes it (a test's own upsert or seed)."""
+    return {
+        "Booking_Id__c": booking_id,
+        "Subject": f"Intro call {booking_id}",
+        "StartDateTime": "2026-11-24T09:30:00.000Z",
+        "EndDateTime": "2026-11-24T10:00:00.000Z",
+        "Event_Status__c": "Scheduled",
+        **fields,
+    }

@@ -21,20 +21,10 @@ from devkit.salesforce_emulator.process import OrgAdmin, OrgHandle
 from streams.commands.generate import pool_id
 from streams.salesforce import RequestLimitExceeded, SalesforceClient
 from streams.salesforce.errors import SalesforceAuthenticationError
+from tests.factories import salesforce_event
 from tests.fixtures import SalesforceEmulator
 
 pytestmark = pytest.mark.integration
-
-
-def event(booking_id: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "Booking_Id__c": booking_id,
-        "Subject": f"Intro call {booking_id}",
-        "StartDateTime": "2026-11-24T09:30:00.000Z",
-        "EndDateTime": "2026-11-24T10:00:00.000Z",
-        "Event_Status__c": "Scheduled",
-        **fields,
-    }
 
 
 def http(org: OrgAdmin) -> requests.Session:
@@ -132,7 +122,7 @@ async def test_the_apps_client_logs_in_to_an_org_by_its_login_url(
         "jwt": {"username": acme.username, "private_key_file": acme.jwt_private_key_file},
     }.get(flow.get("auth", ""), {})
     async with client(acme, **flow, **login) as sf_client:
-        outcomes = await sf_client.upsert_events([event("b-1")])
+        outcomes = await sf_client.upsert_events([salesforce_event("b-1")])
     assert [o.status for o in outcomes] == ["created"]
     assert [r["Booking_Id__c"] for r in acme.records()] == ["b-1"]
     assert globex.records() == []
@@ -175,7 +165,7 @@ async def test_records_written_to_one_org_are_not_in_another(
     acme_client: SalesforceClient,
 ) -> None:
     acme, globex = orgs
-    created = await acme_client.upsert_events([event("b-1"), event("b-2")])
+    created = await acme_client.upsert_events([salesforce_event("b-1"), salesforce_event("b-2")])
     acme_id = created[0].salesforce_id
     assert acme_id is not None
     sf_acme, sf_globex = connect(acme), connect(globex)
@@ -188,7 +178,7 @@ async def test_records_written_to_one_org_are_not_in_another(
             read()
     assert sf_globex.query("SELECT Id FROM Event")["totalSize"] == 0
     # The external id is unique per org: globex holds its own b-1, a record of its own id.
-    assert sf_globex.Event.upsert("Booking_Id__c/b-1", event("b-1")) == 201
+    assert sf_globex.Event.upsert("Booking_Id__c/b-1", salesforce_event("b-1")) == 201
     globex_id = sf_globex.Event.get_by_custom_id("Booking_Id__c", "b-1")["Id"]
     assert globex_id != acme_id
     with pytest.raises(SalesforceResourceNotFound):
@@ -207,13 +197,13 @@ async def test_the_daily_limit_of_one_org_leaves_another_writing(
     acme_client: SalesforceClient,
 ) -> None:
     acme, globex = orgs
-    await acme_client.upsert_events([event("b-1")])
+    await acme_client.upsert_events([salesforce_event("b-1")])
     used = acme.total_api_calls()
     acme.set_daily_limit(used)
     with pytest.raises(RequestLimitExceeded):
-        await acme_client.upsert_events([event("b-2")])
+        await acme_client.upsert_events([salesforce_event("b-2")])
     async with client(globex) as globex_client:
-        outcomes = await globex_client.upsert_events([event("b-2")])
+        outcomes = await globex_client.upsert_events([salesforce_event("b-2")])
         assert [o.status for o in outcomes] == ["created"]
         assert globex_client.api_usage == (globex.total_api_calls(), 100_000)
     for org, status, usage in (
@@ -330,7 +320,7 @@ def test_a_reset_of_the_emulator_removes_the_orgs_added_since_start(
     salesforce_emulator: SalesforceEmulator, orgs: tuple[OrgHandle, OrgHandle]
 ) -> None:
     acme, _ = orgs
-    acme.insert("Event", event("b-1"))
+    acme.insert("Event", salesforce_event("b-1"))
     acme.reset()  # the org's own reset: its records only
     assert acme.records() == []
     assert len(salesforce_emulator.orgs()) == 2
@@ -356,7 +346,7 @@ def test_orgs_survive_a_restart_and_cost_no_thread_or_process(
     for n in range(30):
         emulator.add_org(f"org-{n}")
     assert (threads(), children()) == (before, [])
-    acme.insert("Event", event("b-1"))
+    acme.insert("Event", salesforce_event("b-1"))
     emulator.restart()
     again = emulator.org("acme")
     assert (again.url, again.instance_url, again.client_secret) == (

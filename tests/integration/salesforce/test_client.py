@@ -20,20 +20,10 @@ from streams.salesforce import (
     UpsertOutcome,
 )
 from streams.salesforce.errors import SalesforceAuthenticationError, SalesforceRequestError
+from tests.factories import salesforce_event
 from tests.fixtures import SalesforceEmulator
 
 pytestmark = pytest.mark.integration
-
-
-def event(booking_id: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "Booking_Id__c": booking_id,
-        "Subject": f"Intro call {booking_id}",
-        "StartDateTime": "2026-11-24T09:30:00.000Z",
-        "EndDateTime": "2026-11-24T10:00:00.000Z",
-        "Event_Status__c": "Scheduled",
-        **fields,
-    }
 
 
 @pytest.fixture
@@ -52,8 +42,8 @@ def statuses(outcomes: list[UpsertOutcome]) -> list[str]:
 async def test_create_then_update_is_one_record(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:
-    created = await client.upsert_events([event("b-1")])
-    updated = await client.upsert_events([event("b-1", Event_Status__c="Canceled")])
+    created = await client.upsert_events([salesforce_event("b-1")])
+    updated = await client.upsert_events([salesforce_event("b-1", Event_Status__c="Canceled")])
     assert statuses(created) == ["created"]
     assert statuses(updated) == ["updated"]
     assert created[0].salesforce_id == updated[0].salesforce_id
@@ -67,7 +57,7 @@ async def test_create_then_update_is_one_record(
 async def test_one_collection_call_per_200_records(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator, count: int, calls: int
 ) -> None:
-    outcomes = await client.upsert_events([event(f"b-{n}") for n in range(count)])
+    outcomes = await client.upsert_events([salesforce_event(f"b-{n}") for n in range(count)])
     assert [o.external_id for o in outcomes] == [f"b-{n}" for n in range(count)]
     assert statuses(outcomes) == ["created"] * count
     assert client.api_calls == calls
@@ -79,8 +69,8 @@ async def test_limit_info_is_exposed(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:
     assert client.remaining_api_calls is None
-    await client.upsert_events([event("b-1")])
-    await client.upsert_events([event("b-2")])
+    await client.upsert_events([salesforce_event("b-1")])
+    await client.upsert_events([salesforce_event("b-2")])
     assert client.api_usage == (2, 100_000)
     assert client.remaining_api_calls == 99_998
 
@@ -89,7 +79,11 @@ async def test_same_booking_twice_in_one_batch_last_wins(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:
     outcomes = await client.upsert_events(
-        [event("b-1"), event("b-2"), event("b-1", Event_Status__c="Completed")]
+        [
+            salesforce_event("b-1"),
+            salesforce_event("b-2"),
+            salesforce_event("b-1", Event_Status__c="Completed"),
+        ]
     )
     assert statuses(outcomes) == ["created", "created", "updated"]
     assert client.api_calls == 2
@@ -110,10 +104,10 @@ async def test_validation_errors_reject_only_their_records(
     )
     outcomes = await client.upsert_events(
         [
-            event("ok-1"),
-            event("mars", Location="Mars"),
-            event("bad-status", Event_Status__c="Cancelled"),
-            event("ok-2"),
+            salesforce_event("ok-1"),
+            salesforce_event("mars", Location="Mars"),
+            salesforce_event("bad-status", Event_Status__c="Cancelled"),
+            salesforce_event("ok-2"),
         ]
     )
     assert statuses(outcomes) == ["created", "rejected", "rejected", "created"]
@@ -128,7 +122,7 @@ async def test_validation_errors_reject_only_their_records(
 async def test_request_level_400_is_bisected_to_the_bad_record(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:
-    records = [event(f"b-{n}") for n in range(16)]
+    records = [salesforce_event(f"b-{n}") for n in range(16)]
     records[5]["StartDateTime"] = "not a date"
     outcomes = await client.upsert_events(records)
     assert [o.external_id for o in outcomes if o.status == "rejected"] == ["b-5"]
@@ -159,7 +153,7 @@ async def test_whole_call_failures_are_retried(
     logins: int,
 ) -> None:
     salesforce_emulator.set_faults(faults)
-    outcomes = await client.upsert_events([event(f"b-{n}") for n in range(5)])
+    outcomes = await client.upsert_events([salesforce_event(f"b-{n}") for n in range(5)])
     assert statuses(outcomes) == ["created"] * 5
     assert client.api_calls == calls
     assert client.token_requests == logins
@@ -170,7 +164,7 @@ async def test_lock_errors_retry_only_those_records(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:
     salesforce_emulator.set_faults(unable_to_lock_row={"next": 3})
-    outcomes = await client.upsert_events([event(f"b-{n}") for n in range(10)])
+    outcomes = await client.upsert_events([salesforce_event(f"b-{n}") for n in range(10)])
     assert statuses(outcomes) == ["created"] * 10
     assert client.api_calls == 2
     # The emulator counted one 10-record call, then one for the 3 locked records: an
@@ -188,7 +182,7 @@ async def test_persistent_locks_come_back_retryable_at_the_deadline(
     started = time.monotonic()
     # Long enough that one request always fits (a cold emulator answered a first
     # request in > 0.5 s once on CI), short enough to see the client stop retrying.
-    outcomes = await client.upsert_events([event("b-1")], deadline=started + 2.0)
+    outcomes = await client.upsert_events([salesforce_event("b-1")], deadline=started + 2.0)
     # Locks forever: a client past its deadline would retry on until the test's timeout.
     assert time.monotonic() - started < 60.0
     assert statuses(outcomes) == ["retryable"]
@@ -199,10 +193,10 @@ async def test_persistent_locks_come_back_retryable_at_the_deadline(
 async def test_request_limit_exceeded_raises_at_once(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:
-    await client.upsert_events([event("first")])
+    await client.upsert_events([salesforce_event("first")])
     salesforce_emulator.set_daily_limit(1)
     with pytest.raises(RequestLimitExceeded) as caught:
-        await client.upsert_events([event("b-1")])
+        await client.upsert_events([salesforce_event("b-1")])
     assert "REQUEST_LIMIT_EXCEEDED" in str(caught.value)
     assert client.api_calls == 2
 
@@ -212,7 +206,7 @@ async def test_request_limit_keeps_outcomes_of_earlier_chunks(
 ) -> None:
     salesforce_emulator.set_daily_limit(1)
     with pytest.raises(RequestLimitExceeded) as caught:
-        await client.upsert_events([event(f"b-{n}") for n in range(250)])
+        await client.upsert_events([salesforce_event(f"b-{n}") for n in range(250)])
     assert len(caught.value.outcomes) == 200
     assert statuses(caught.value.outcomes) == ["created"] * 200
 
@@ -227,17 +221,17 @@ async def test_latency_past_the_deadline_raises_unavailable(
     async with SalesforceClient(emulator.settings()) as client:
         started = time.monotonic()
         with pytest.raises(SalesforceUnavailable):
-            await client.upsert_events([event("b-1")], deadline=started + 0.5)
+            await client.upsert_events([salesforce_event("b-1")], deadline=started + 0.5)
         assert time.monotonic() - started < 30.0
 
 
 async def test_slow_but_within_deadline_succeeds(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:
-    await client.upsert_events([event("warm-up")])
+    await client.upsert_events([salesforce_event("warm-up")])
     salesforce_emulator.set_faults(latency_ms=200)
     started = time.monotonic()
-    outcomes = await client.upsert_events([event("b-1")], deadline=started + 5)
+    outcomes = await client.upsert_events([salesforce_event("b-1")], deadline=started + 5)
     assert statuses(outcomes) == ["created"]
     assert time.monotonic() - started >= 0.2
 
@@ -246,10 +240,10 @@ async def test_slow_but_within_deadline_succeeds(
 async def test_outage_is_ridden_out_without_a_deadline(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator, mode: str
 ) -> None:
-    await client.upsert_events([event("before")])
+    await client.upsert_events([salesforce_event("before")])
     salesforce_emulator.down(0.7, mode=mode)
     started = time.monotonic()
-    outcomes = await client.upsert_events([event("during")])
+    outcomes = await client.upsert_events([salesforce_event("during")])
     assert statuses(outcomes) == ["created"]
     assert time.monotonic() - started >= 0.6
     assert client.api_calls > 2
@@ -260,7 +254,7 @@ async def test_outage_past_the_deadline_raises_unavailable(
 ) -> None:
     salesforce_emulator.down(30)
     with pytest.raises(SalesforceUnavailable, match="503"):
-        await client.upsert_events([event("b-1")], deadline=time.monotonic() + 0.3)
+        await client.upsert_events([salesforce_event("b-1")], deadline=time.monotonic() + 0.3)
 
 
 async def test_token_expiry_mid_run(
@@ -269,7 +263,9 @@ async def test_token_expiry_mid_run(
     for batch in range(4):
         if batch == 2:
             salesforce_emulator.expire_tokens()
-        outcomes = await client.upsert_events([event(f"b-{batch}-{n}") for n in range(50)])
+        outcomes = await client.upsert_events(
+            [salesforce_event(f"b-{batch}-{n}") for n in range(50)]
+        )
         assert statuses(outcomes) == ["created"] * 50
     assert client.token_requests == 2
     assert len(salesforce_emulator.records()) == 200
@@ -278,9 +274,9 @@ async def test_token_expiry_mid_run(
 async def test_emulator_restart_mid_run(fresh_salesforce_emulator: SalesforceEmulator) -> None:
     emulator = fresh_salesforce_emulator
     async with SalesforceClient(emulator.settings()) as sf_client:
-        assert statuses(await sf_client.upsert_events([event("b-1")])) == ["created"]
+        assert statuses(await sf_client.upsert_events([salesforce_event("b-1")])) == ["created"]
         emulator.restart()
-        outcomes = await sf_client.upsert_events([event("b-1"), event("b-2")])
+        outcomes = await sf_client.upsert_events([salesforce_event("b-1"), salesforce_event("b-2")])
         assert statuses(outcomes) == ["updated", "created"]
         assert sf_client.token_requests == 2
     assert len(emulator.records()) == 2
@@ -297,13 +293,13 @@ async def test_password_grant(salesforce_emulator: SalesforceEmulator) -> None:
         security_token=salesforce_emulator.security_token,
     )
     async with SalesforceClient(settings) as sf_client:
-        assert statuses(await sf_client.upsert_events([event("b-1")])) == ["created"]
+        assert statuses(await sf_client.upsert_events([salesforce_event("b-1")])) == ["created"]
 
 
 async def test_tls_without_the_emulator_ca_fails(salesforce_emulator: SalesforceEmulator) -> None:
     async with SalesforceClient(salesforce_emulator.settings(ca_file=None)) as sf_client:
         with pytest.raises(SalesforceRequestError, match="certificate verification failed"):
-            await sf_client.upsert_events([event("b-1")])
+            await sf_client.upsert_events([salesforce_event("b-1")])
     assert salesforce_emulator.records() == []
 
 
@@ -324,15 +320,17 @@ async def test_credentials_never_leak(
     async with SalesforceClient(good) as sf_client:
         texts.append(repr(sf_client))
         salesforce_emulator.set_faults(http_503={"next": 1}, invalid_session={"next": 1})
-        await sf_client.upsert_events([event("b-1")])
+        await sf_client.upsert_events([salesforce_event("b-1")])
         salesforce_emulator.down(30)
         with pytest.raises(SalesforceUnavailable) as unavailable:
-            await sf_client.upsert_events([event("b-2")], deadline=time.monotonic() + 0.2)
+            await sf_client.upsert_events(
+                [salesforce_event("b-2")], deadline=time.monotonic() + 0.2
+            )
         texts.append(str(unavailable.value))
     async with SalesforceClient(salesforce_emulator.settings(client_secret=wrong)) as bad:
         salesforce_emulator.down(0)
         with pytest.raises(SalesforceAuthenticationError) as refused:
-            await bad.upsert_events([event("b-3")])
+            await bad.upsert_events([salesforce_event("b-3")])
         texts += [str(refused.value), repr(refused.value)]
     assert "invalid_client" in str(refused.value)
     texts += [record.getMessage() for record in caplog.records]
@@ -367,7 +365,9 @@ async def test_read_event_returns_what_salesforce_holds_or_none(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:
     tricky = "b-o'brien\\1"  # quoted by format_soql, never spliced into the query
-    await client.upsert_events([event(tricky, Projection_Version__c=3), event("b-2")])
+    await client.upsert_events(
+        [salesforce_event(tricky, Projection_Version__c=3), salesforce_event("b-2")]
+    )
     fields = ["Projection_Version__c", "Event_Status__c", "Subject", "LastModifiedDate"]
     found = await client.read_event("Booking_Id__c", tricky, fields)
     assert found is not None
