@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from aiokafka.admin import NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import ValidationError
 
 from streams.commands.base import UsageError, UserError, one_line
@@ -36,6 +34,7 @@ from streams.salesforce.org_registry import (
     resolve,
     tombstone,
 )
+from streams.worker.org_directory import create_registry_topic, registry_topic
 from streams.worker.settings import Settings
 
 
@@ -52,19 +51,8 @@ def connection_from(values: dict[str, Any]) -> OrgConnection:
 
 async def ensure_topic(settings: Settings, timeout_s: float) -> None:
     """Create the registry topic (compacted) unless it exists."""
-    topic = NewTopic(
-        settings.topics.orgs,
-        num_partitions=settings.broker.partitions,
-        replication_factor=settings.broker.replication_factor,
-        topic_configs={"cleanup.policy": "compact", **settings.broker.topic_config()},
-    )
     async with admin(settings.broker.connection(), timeout_s) as client:
-        if settings.topics.orgs in await client.list_topics():
-            return
-        try:
-            await client.create_topics([topic])
-        except TopicAlreadyExistsError:
-            return  # created meanwhile (another operator, a worker)
+        await create_registry_topic(client, registry_topic(settings))
 
 
 async def read_registry(settings: Settings, timeout_s: float) -> OrgRegistry:

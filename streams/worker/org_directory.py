@@ -45,6 +45,25 @@ RETRY_S = 1.0
 CHECK_INTERVAL_S = 60.0  # how often failing orgs are looked at again (when due)
 
 
+def registry_topic(settings: Settings) -> NewTopic:
+    """The registry topic as it is created: compacted, with the deployment's partitions,
+    replication and min.insync.replicas (the `orgs` command and every worker)."""
+    return NewTopic(
+        settings.topics.orgs,
+        num_partitions=settings.broker.partitions,
+        replication_factor=settings.broker.replication_factor,
+        topic_configs={"cleanup.policy": "compact", **settings.broker.topic_config()},
+    )
+
+
+async def create_registry_topic(client: AIOKafkaAdminClient, topic: NewTopic) -> None:
+    """Create `topic` unless it exists, or another process creates it meanwhile."""
+    if topic.name in await client.list_topics():
+        return
+    with contextlib.suppress(TopicAlreadyExistsError):
+        await client.create_topics([topic])
+
+
 class OrgDirectory:
     """The registry as this worker sees it: `registry.orgs` by name, swapped whole on
     each change (readers never see half of one); `caught_up` once read to its end."""
@@ -68,9 +87,7 @@ class RegistryFollower(Service):
         super().__init__(**kwargs)
         self.directory = directory
         self.topic = settings.topics.orgs
-        self.partitions = settings.broker.partitions
-        self.replication_factor = settings.broker.replication_factor
-        self.topic_config = {"cleanup.policy": "compact", **settings.broker.topic_config()}
+        self.new_topic = registry_topic(settings)
         self.broker: BrokerConnection = settings.broker.connection()
 
     @classmethod
@@ -89,18 +106,7 @@ class RegistryFollower(Service):
         client = AIOKafkaAdminClient(bootstrap_servers=self.broker.bootstrap_servers)
         await client.start()
         try:
-            if self.topic in await client.list_topics():
-                return
-            topic = NewTopic(
-                self.topic,
-                num_partitions=self.partitions,
-                replication_factor=self.replication_factor,
-                topic_configs=self.topic_config,
-            )
-            try:
-                await client.create_topics([topic])
-            except TopicAlreadyExistsError:
-                return
+            await create_registry_topic(client, self.new_topic)
         finally:
             await client.close()
 
