@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
+import schemas
 from streams.salesforce.org_registry import (
+    ORG_NAME_PATTERN,
     BadOrgRecord,
     OrgConnection,
     OrgSecretError,
@@ -124,3 +126,9 @@ def test_settings_take_the_org_s_connection_and_only_the_default_org_s_tuning() 
     assert (settings.timeout_s, settings.batch_size) == (12.0, 50)
     with pytest.raises(OrgSecretError, match="env:ACME_SF_SECRET"):
         acme().settings(default, {})
+
+
+def test_the_registry_names_orgs_as_the_event_contract_does() -> None:
+    # Two copies (streams/salesforce imports no schemas): an org a page names must be
+    # one the registry can hold, and the other way round.
+    assert ORG_NAME_PATTERN == schemas.ORG_NAME_PATTERN
