@@ -17,25 +17,27 @@ records that were skipped, not processed (docs/performance.md, "Losses found on 
 way"; tests/integration/worker/test_pipeline.py,
 `test_a_worker_joining_while_the_fold_catches_up_loses_nothing`).
 
-The commit guard: `Consumer._commit_offsets` commits only once Faust's producer buffer
-is empty. Table writes reach their changelog through that buffer (`send_soon`), and
-Faust flushes it before a commit, but its flush returns as soon as no message went out
-for 0.1 s (`ProducerBuffer.flush_atmost`): a send held up longer (metadata of a new
-leader, a full accumulator) left changelog writes queued while the offsets of the
-events behind them were committed, and a worker stopped then dropped them (chaos seed
-37 on 2026-12-05: a booking's state lost, its next event folded onto nothing;
-docs/performance.md, "Losses found on the way"). `drained` waits until the buffer is
-empty; when it cannot be (the producer stopping, or still not empty after
-`DRAIN_PATIENCE_S`) nothing is committed, and the partition's next owner reads those
-events again.
+The commit guard: `Consumer._commit_offsets` commits only once every table changelog
+write made before it is acknowledged by the broker. Table writes reach their changelog
+through Faust's producer buffer (`send_soon`), and Faust flushes it before a commit, but
+`ProducerBuffer.flush` returns as soon as no message went out for 0.1 s, and a send
+held up longer (metadata of a new leader, a full accumulator) left changelog writes
+queued while the offsets of the events behind them were committed; a worker stopped
+then dropped them (chaos seed 37 on 2026-12-05: a booking's state lost, its next event
+folded onto nothing; docs/performance.md, "Losses found on the way"). The writes are
+tracked by the app's table class (streams/transport/tables.py `CHANGELOG_WRITES`);
+`acknowledged` waits for those of the moment. When they cannot all be acknowledged (one
+failed, the producer stopped, or `COMMIT_PATIENCE_S` passed) nothing is committed, and
+the partitions' next owner reads those events again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
@@ -43,40 +45,30 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from streams.runtime.ownership import is_current
+from streams.transport.tables import CHANGELOG_WRITES
 
 log = logging.getLogger(__name__)
 
-DRAIN_PATIENCE_S = 30.0
+COMMIT_PATIENCE_S = 30.0
+POLL_S = 0.1
 
 
-class Buffer(Protocol):
-    """What the commit guard reads of Faust's `ProducerBuffer`."""
-
-    @property
-    def size(self) -> int: ...
-
-    @property
-    def state(self) -> str: ...
-
-    async def flush(self) -> None: ...
-
-
-async def drained(
-    buffer: Buffer,
-    patience_s: float = DRAIN_PATIENCE_S,
+async def acknowledged(
+    writes: Sequence[asyncio.Future[Any]],
+    running: Callable[[], bool],
+    patience_s: float = COMMIT_PATIENCE_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:
-    """Whether `buffer` is empty, waiting while it drains; False when it cannot be: the
-    producer is not running, or messages are still queued after `patience_s`."""
+    """Whether every one of `writes` is acknowledged, waiting while they are sent; False
+    when one failed or was cancelled, `running()` turns false, or `patience_s` passes."""
     deadline = clock() + patience_s
-    while buffer.size:
-        if buffer.state != "running" or clock() >= deadline:
+    waiting = [write for write in writes if not write.done()]
+    while waiting:
+        if not running() or clock() >= deadline:
             return False
-        try:
-            await buffer.flush()  # returns after a 0.1 s lull, maybe not yet empty
-        except RuntimeError:  # "Cannot flush: Producer not Running": stopped meanwhile
-            return False
-    return True
+        await asyncio.wait(waiting, timeout=POLL_S)
+        waiting = [write for write in waiting if not write.done()]
+    return not any(write.cancelled() or write.exception() is not None for write in writes)
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -84,14 +76,18 @@ class Consumer(faust_aiokafka.Consumer):
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True
     ) -> bool:
         # The commit guard (this module's docstring): nothing is committed past table
-        # writes still queued for their changelog.
-        buffer = self.app.producer.buffer
-        if not await drained(buffer):
+        # writes the broker has not acknowledged.
+        writes = CHANGELOG_WRITES.snapshot()
+        producer = self.app.producer
+        if not await acknowledged(writes, lambda: producer.state == "running"):
             log.warning(
-                "commit skipped: %d writes still queued in the producer (%s); the "
+                "commit skipped: %d of %d table changelog writes not acknowledged; the "
                 "partitions' next owner reads their events again",
-                buffer.size,
-                buffer.state,
+                sum(
+                    not write.done() or write.cancelled() or write.exception() is not None
+                    for write in writes
+                ),
+                len(writes),
             )
             return False
         return bool(

@@ -1,59 +1,70 @@
-"""The commit guard (streams/transport/acks.py `drained`): a commit waits until Faust's
-producer buffer is empty, and is skipped when it cannot be. A scripted buffer stands
-for Faust's: its flush, like Faust's, may return with messages still queued."""
+"""The commit guard (streams/transport/acks.py `acknowledged`, fed by
+streams/transport/tables.py `CHANGELOG_WRITES`): a commit waits until the table
+changelog writes made before it are acknowledged, and is skipped when they cannot be.
+Plain futures stand for Faust's `FutureMessage`s."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from typing import Any
 
-from streams.transport.acks import drained
-
-
-class Buffer:
-    """Sends `per_flush` queued messages per flush; `stops_after` flushes, then stops."""
-
-    def __init__(self, size: int, per_flush: int, stops_after: int | None = None) -> None:
-        self.size = size
-        self.per_flush = per_flush
-        self.stops_after = stops_after
-        self.state = "running"
-        self.flushes = 0
-
-    async def flush(self) -> None:
-        self.flushes += 1
-        self.size = max(0, self.size - self.per_flush)
-        if self.stops_after is not None and self.flushes >= self.stops_after:
-            self.state = "stopping"
+from streams.transport.acks import acknowledged
+from streams.transport.tables import ChangelogWrites
 
 
-class Clock:
-    def __init__(self, step: float) -> None:
-        self.now, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
+def futures(n: int) -> list[asyncio.Future[Any]]:
+    loop = asyncio.get_running_loop()
+    return [loop.create_future() for _ in range(n)]
 
 
-@pytest.mark.parametrize(
-    ("buffer", "patience_s", "ok", "flushes"),
-    [
-        pytest.param(Buffer(0, 1), 30.0, True, 0, id="empty: commit at once"),
-        # Faust's own flush gave up after the first lull; the guard flushes until empty.
-        pytest.param(Buffer(5, 2), 30.0, True, 3, id="drains over several flushes"),
-        pytest.param(Buffer(5, 1, stops_after=2), 30.0, False, 2, id="producer stopping"),
-        pytest.param(Buffer(5, 0), 3.0, False, 2, id="still queued after the patience"),
-    ],
-)
-async def test_a_commit_waits_for_the_queued_writes_or_is_skipped(
-    buffer: Buffer, patience_s: float, ok: bool, flushes: int
-) -> None:
-    assert await drained(buffer, patience_s, clock=Clock(step=1.0)) is ok
-    assert buffer.flushes == flushes
+def running() -> bool:
+    return True
 
 
-async def test_a_producer_not_running_is_never_flushed() -> None:
-    buffer = Buffer(3, 3)
-    buffer.state = "stopping"
-    assert await drained(buffer) is False
-    assert buffer.flushes == 0
+async def test_writes_already_acknowledged_commit_at_once() -> None:
+    writes = futures(2)
+    for write in writes:
+        write.set_result("metadata")
+    assert await acknowledged(writes, running)
+    assert await acknowledged([], running)
+
+
+async def test_a_commit_waits_for_writes_still_on_their_way() -> None:
+    writes = futures(3)
+    loop = asyncio.get_running_loop()
+    for delay, write in zip((0.05, 0.15, 0.3), writes, strict=True):
+        loop.call_later(delay, write.set_result, "metadata")
+    assert await acknowledged(writes, running)
+    assert all(write.done() for write in writes)
+
+
+async def test_a_failed_write_skips_the_commit() -> None:
+    writes = futures(2)
+    writes[0].set_result("metadata")
+    writes[1].set_exception(ConnectionError("broker gone"))
+    assert not await acknowledged(writes, running)
+    cancelled = futures(1)
+    cancelled[0].cancel()
+    assert not await acknowledged(cancelled, running)
+
+
+async def test_a_stopped_producer_or_no_answer_skips_the_commit() -> None:
+    never = futures(1)
+    assert not await acknowledged(never, lambda: False)
+    assert not await acknowledged(never, running, patience_s=0.25)
+    assert not never[0].done()
+
+
+async def test_the_table_keeps_writes_until_the_broker_acknowledges_them() -> None:
+    writes = ChangelogWrites()
+    first, second = futures(2)
+    writes.track(first)
+    writes.track(second)
+    assert set(writes.snapshot()) == {first, second}
+    first.set_result("metadata")
+    await asyncio.sleep(0)  # done callbacks run on the next loop turn
+    assert writes.snapshot() == [second]
+    done = futures(1)[0]
+    done.set_result("metadata")
+    writes.track(done)
+    assert writes.snapshot() == [second]
