@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import get_args
 
@@ -78,13 +78,14 @@ async def check_connection(
         session.close()
 
 
-def summary(report: OrgReport) -> str:
-    """`ok (N checks passed[, M with a warning])` or `failing: ` and the FAIL lines."""
-    if report.ok:
-        warned = len(report.warnings)
+def summary(lines: Sequence[str], ok: bool, when: str = "") -> str:
+    """`ok (N checks passed[ when][, M with a warning])` or `failing: ` and the FAIL
+    lines, from a check's printed lines (`ok ...`, `warn ...`, `FAIL ...`)."""
+    if ok:
+        warned = sum(line.startswith("warn") for line in lines)
         extra = f", {warned} with a warning" if warned else ""
-        return f"ok ({len(report.lines)} checks passed{extra})"
-    return "failing: " + "; ".join(str(line) for line in report.failures)
+        return f"ok ({len(lines)} checks passed{when}{extra})"
+    return "failing: " + "; ".join(line for line in lines if line.startswith("FAIL"))
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class OrgChecks:
         except Exception as exc:  # one org's trouble is its line, never the worker's
             text = " ".join(str(exc).split()) or type(exc).__name__
             return False, f"failing: {type(exc).__name__}: {text}"
-        return report.ok, summary(report)
+        return report.ok, summary([str(line) for line in report.lines], report.ok)
 
     def summaries(self) -> dict[str, str]:
         """Each checked org's summary, by name."""

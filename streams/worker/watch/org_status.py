@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from streams.worker.org_checks import summary
+
 
 @dataclass
 class OrgStatus:
@@ -17,11 +19,7 @@ class OrgStatus:
     def summary(self) -> str:
         if not self.checked:
             return "not checked (ACTIVITY_SYNC_STARTUP_ORG_CHECK=false)"
-        if self.ok:
-            warned = sum(line.startswith("warn") for line in self.lines)
-            extra = f", {warned} with a warning" if warned else ""
-            return f"ok ({len(self.lines)} checks passed at start{extra})"
-        return "failing: " + "; ".join(line for line in self.lines if line.startswith("FAIL"))
+        return summary(self.lines, self.ok, " at start")
 
 
 STATUS = OrgStatus()
