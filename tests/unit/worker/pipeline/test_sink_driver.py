@@ -277,14 +277,21 @@ async def test_a_partition_revoked_during_the_attempt_gets_no_synced_row() -> No
     assert sink.handed_back == []
 
 
-async def test_the_next_attempt_waits_for_the_abandoned_one() -> None:
-    consumer = FakeConsumer()
-    gate = asyncio.Event()
+async def abandoned_attempt(consumer: FakeConsumer, gate: asyncio.Event) -> Sink:
+    """A sink whose attempt at "a" a rebalance made it stop waiting for: the attempt runs
+    on until `gate` is set, then writes whatever it is given next."""
     sink = Sink(ScriptedWriter(gated(gate), written()), consumer)
     first = sink.start(candidate("a"))
     await until(lambda: sink.writer.calls != [])
     consumer.rebalance_begins()
     await asyncio.wait_for(first, timeout=1)
+    return sink
+
+
+async def test_the_next_attempt_waits_for_the_abandoned_one() -> None:
+    consumer = FakeConsumer()
+    gate = asyncio.Event()
+    sink = await abandoned_attempt(consumer, gate)
     # The handed-back record comes again while the abandoned attempt still runs.
     second = sink.start(candidate("a"))
     await asyncio.sleep(0.2)
@@ -301,11 +308,7 @@ async def test_the_next_attempt_waits_for_the_abandoned_one() -> None:
 async def test_a_rebalance_while_waiting_for_the_abandoned_attempt_lets_go() -> None:
     consumer = FakeConsumer()
     gate = asyncio.Event()
-    sink = Sink(ScriptedWriter(gated(gate), written()), consumer)
-    first = sink.start(candidate("a"))
-    await until(lambda: sink.writer.calls != [])
-    consumer.rebalance_begins()
-    await asyncio.wait_for(first, timeout=1)
+    sink = await abandoned_attempt(consumer, gate)
     second = sink.start(candidate("b"))
     await asyncio.sleep(0.05)
     consumer.rebalance_begins()
