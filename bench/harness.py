@@ -34,7 +34,9 @@ from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.topics import AnyBroker
 from devkit.workers import QUICK_SETTINGS, READY_MARKER, WorkerProcess, worker_environment
+from schemas import event_from_dict
 from streams.commands.generate import iso, rescheduled_data
+from streams.core.fold import BookingState, fold
 
 EVENTS_TOPIC = "booking-events"
 EVENTS_DLQ_TOPIC = "booking-events.dlq"
@@ -113,8 +115,75 @@ def interleave(queues: list[list[Event]], rng: random.Random, spread: int) -> li
 
 
 # ---------------------------------------------------------------------------------------
-# Expected Salesforce state (the pure fold) and the comparison
+# Live latency from Salesforce, and the report table
 # ---------------------------------------------------------------------------------------
+
+
+def last_changes(events: Sequence[Event]) -> dict[str, int]:
+    """Per booking: the index in `events` (in send order) of the last event that changed
+    its folded state. The sink writes a booking only for a newer state version, so the
+    Event's last modification in Salesforce is the write of the state that event made."""
+    states: dict[str, BookingState] = {}
+    changed: dict[str, int] = {}
+    for index, event in enumerate(events):
+        booking = str(event["subject"])
+        result = fold(states.get(booking), event_from_dict(dict(event)))
+        states[booking] = result.state
+        if result.changed:
+            changed[booking] = index
+    return changed
+
+
+def modstamps(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Booking id -> its Event's SystemModstamp (epoch seconds)."""
+    return {
+        str(r["Booking_Id__c"]): datetime.fromisoformat(
+            str(r["SystemModstamp"]).replace("+0000", "+00:00")
+        ).timestamp()
+        for r in records
+        if r.get("Booking_Id__c") and r.get("SystemModstamp")
+    }
+
+
+def latencies(
+    changed: Mapping[str, int], sent_at: Sequence[float], records: Iterable[Mapping[str, Any]]
+) -> list[float]:
+    """Per booking of `records` that `changed` names: from the send (wall clock, by
+    event index) of the last event that changed it to its Event's SystemModstamp."""
+    modified = modstamps(records)
+    return [
+        modified[booking] - sent_at[index]
+        for booking, index in changed.items()
+        if booking in modified
+    ]
+
+
+def latencies_from_salesforce(
+    events: list[Event], sent_at: list[float], records: list[dict[str, Any]]
+) -> list[float]:
+    """Per booking: from the send of the last event that changed it to its SystemModstamp."""
+    return latencies(last_changes(events), sent_at, records)
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The `q` quantile of `values` (the value at rank q·n, no interpolation); None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def verdict(ok: bool | None) -> str:
+    """A report row's verdict: met, MISSED, or n/a when the figure is missing."""
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def print_table(rows: Sequence[tuple[str, str, str, str]]) -> None:
+    """The report: measure, value, target, verdict, in aligned columns."""
+    header = ("measure", "value", "target", "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 # ---------------------------------------------------------------------------------------
@@ -498,6 +567,23 @@ class Watch:
             if sample.at >= since and check(sample):
                 return sample.at
         return None
+
+
+def sink_caught_up(watch: Watch, timeout: float, fold_done: Sample) -> Sample:
+    """Wait until the sink committed everything the fold sent to activity-projections.
+
+    Only samples from `fold_done` on count: while the fold still runs, the sink can
+    briefly catch up with what was sent so far (seen: "done" 1.5 s into a 20 s backfill).
+    """
+    return watch.wait(
+        lambda s: (
+            s.ends.get(PROJECTIONS_TOPIC, 0) > 0
+            and s.committed.get(PROJECTIONS_TOPIC, 0) >= s.ends.get(PROJECTIONS_TOPIC, 0)
+        ),
+        timeout,
+        "the sink to catch up",
+        since=fold_done.at,
+    )
 
 
 def cpu_seconds(pid: int | None) -> float:

@@ -30,7 +30,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +48,7 @@ from devkit import verification
 from devkit.salesforce_emulator.process import SalesforceEmulator
 from devkit.topics import Record, event_records, produce
 from devkit.workers import WorkerProcess
-from schemas import event_from_dict
 from streams.commands.generate import generate_events
-from streams.core.fold import BookingState, fold
 from streams.worker.settings import Settings, TimersSection
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -148,23 +145,6 @@ def worker_settings(args: argparse.Namespace) -> dict[str, str]:
     return {**chosen, "reconcile_interval": str(interval)}
 
 
-def _sink_done(watch: h.Watch, timeout: float, fold_done: h.Sample) -> h.Sample:
-    """Wait until the sink committed everything the fold sent to activity-projections.
-
-    Only samples from `fold_done` on count: while the fold still runs, the sink can
-    briefly catch up with what was sent so far (seen: "done" 1.5 s into a 20 s backfill).
-    """
-    return watch.wait(
-        lambda s: (
-            s.ends.get(h.PROJECTIONS_TOPIC, 0) > 0
-            and s.committed.get(h.PROJECTIONS_TOPIC, 0) >= s.ends.get(h.PROJECTIONS_TOPIC, 0)
-        ),
-        timeout,
-        "the sink to catch up",
-        since=fold_done.at,
-    )
-
-
 def backfill(
     broker: Broker,
     emulator: SalesforceEmulator,
@@ -200,7 +180,7 @@ def backfill(
             projections = h.PROJECTIONS_TOPIC
             fold_done = watch.last_change(lambda s: s.ends.get(projections), spawned, committed.at)
             first = watch.first_time(lambda s: s.ends.get(projections, 0) > 0, spawned) or ready
-            synced = _sink_done(watch, 900, committed)
+            synced = h.sink_caught_up(watch, 900, committed)
             sf_done = watch.last_change(lambda s: s.api_calls, spawned, synced.at)
             calls = emulator.api_calls()
             comparison = verification.compare_salesforce(emulator.records(), expected)
@@ -252,43 +232,6 @@ def _produce(broker: Broker, records: list[Record], **kw: Any) -> float:
     return asyncio.run(produce(broker, h.EVENTS_TOPIC, records, **kw))
 
 
-def latencies_from_salesforce(
-    events: list[h.Event], sent_at: list[float], records: list[dict[str, Any]]
-) -> list[float]:
-    """Per booking: from the send of the last event that changed it to its SystemModstamp.
-
-    The sink writes a booking only for a newer state version, so the Event's last
-    modification is the write of the state that event produced.
-    """
-    modified = {
-        str(r["Booking_Id__c"]): datetime.fromisoformat(
-            str(r["SystemModstamp"]).replace("+0000", "+00:00")
-        ).timestamp()
-        for r in records
-        if r.get("Booking_Id__c") and r.get("SystemModstamp")
-    }
-    states: dict[str, BookingState] = {}
-    last_change: dict[str, int] = {}
-    for index, event in enumerate(events):
-        booking = str(event["subject"])
-        result = fold(states.get(booking), event_from_dict(dict(event)))
-        states[booking] = result.state
-        if result.changed:
-            last_change[booking] = index
-    return [
-        modified[booking] - sent_at[index]
-        for booking, index in last_change.items()
-        if booking in modified
-    ]
-
-
-def quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def live(
     broker: Broker, emulator: SalesforceEmulator, root: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -318,7 +261,7 @@ def live(
             result["flood_events"] = len(flood)
             result["flood_fold_ev_s"] = len(flood) / (fold_done - began)
             log(f"live flood: fold {result['flood_fold_ev_s']:,.0f} ev/s")
-            _sink_done(watch, 600, committed)
+            h.sink_caught_up(watch, 600, committed)
             time.sleep(1.0)
             # Steady rate: latency and API calls per event.
             calls_before = emulator.total_api_calls()
@@ -336,12 +279,12 @@ def live(
                 600,
                 "the steady-rate fold",
             )
-            _sink_done(watch, 600, steady_folded)
+            h.sink_caught_up(watch, 600, steady_folded)
             calls = emulator.total_api_calls() - calls_before
             records = [
                 r for r in emulator.records() if str(r.get("Booking_Id__c", "")).startswith("s-")
             ]
-            latencies = latencies_from_salesforce(steady_events, sent_at, records)
+            latencies = h.latencies_from_salesforce(steady_events, sent_at, records)
             comparison = verification.compare_salesforce(records, expected)
             metrics_after = h.scrape([worker])
             # The histogram counts since the worker started: keep the steady phase only.
@@ -355,8 +298,8 @@ def live(
             "steady_events": len(steady),
             "steady_achieved_ev_s": len(steady) / took,
             "latency_samples": len(latencies),
-            "latency_p50_s": quantile(latencies, 0.5),
-            "latency_p99_s": quantile(latencies, 0.99),
+            "latency_p50_s": h.quantile(latencies, 0.5),
+            "latency_p99_s": h.quantile(latencies, 0.99),
             "latency_max_s": max(latencies) if latencies else None,
             "latency_mean_s": statistics.fmean(latencies) if latencies else None,
             "share_within_1s": (
@@ -407,9 +350,6 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     }
     results["derived"] = derived
 
-    def verdict(ok: bool | None) -> str:
-        return "n/a" if ok is None else ("met" if ok else "MISSED")
-
     rows = [
         ("raw aiokafka consume", f"{c['raw_aiokafka_consume_ev_s']:,.0f} ev/s", "", ""),
         ("Faust bare take_events", f"{c['bare_faust_ev_s']:,.0f} ev/s", "", ""),
@@ -424,7 +364,7 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "  as fraction of bare Faust",
             f"{fraction_bare:.2f}",
             "≥ 0.60",
-            verdict(fraction_bare >= TARGETS["backfill_fold_vs_bare_faust"]),
+            h.verdict(fraction_bare >= TARGETS["backfill_fold_vs_bare_faust"]),
         ),
         ("  as fraction of that loop, app's consumer", f"{fraction_bare_app:.2f}", "", ""),
         ("  as fraction of raw aiokafka", f"{fraction_raw:.3f}", "", ""),
@@ -434,7 +374,7 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "  scale-out 2 vs 1",
             f"{scale:.2f}x",
             "≥ 1.5x",
-            verdict(scale >= TARGETS["scale_out_two_vs_one"]),
+            h.verdict(scale >= TARGETS["scale_out_two_vs_one"]),
         ),
         ("live fold (flooded, running worker)", f"{lv['flood_fold_ev_s']:,.0f} ev/s", "", ""),
         (
@@ -447,19 +387,19 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"live latency p99 @ {lv['steady_rate_ev_s']:.0f} ev/s",
             _fmt(p99, ".3f") + " s",
             "≤ 1 s",
-            verdict(None if p99 is None else p99 <= TARGETS["live_p99_s"]),
+            h.verdict(None if p99 is None else p99 <= TARGETS["live_p99_s"]),
         ),
         (
             "API calls per event, backfill",
             f"1/{1 / max(one['api_calls_per_event'], 1e-9):,.0f}",
             "≤ 1/150",
-            verdict(one["api_calls_per_event"] <= TARGETS["api_calls_per_event_backfill"]),
+            h.verdict(one["api_calls_per_event"] <= TARGETS["api_calls_per_event_backfill"]),
         ),
         (
             "API calls per event, live",
             f"1/{1 / max(lv['api_calls_per_event'], 1e-9):,.1f}",
             "≤ 1/20",
-            verdict(lv["api_calls_per_event"] <= TARGETS["api_calls_per_event_live"]),
+            h.verdict(lv["api_calls_per_event"] <= TARGETS["api_calls_per_event_live"]),
         ),
         (
             "Salesforce = fold (1w, 2w, live)",
@@ -469,14 +409,6 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ),
     ]
     return rows
-
-
-def print_table(rows: list[tuple[str, str, str, str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    header = ("measure", "value", "target", "")
-    widths = [max(w, len(hd)) for w, hd in zip(widths, header, strict=True)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 # ---------------------------------------------------------------------------------------
@@ -587,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = report(results)
         results["targets"] = TARGETS
         print(f"broker: {results['broker']['name']}, store: {results['store']}")
-        print_table(rows)
+        h.print_table(rows)
     else:
         print(json.dumps(results, indent=2, default=str))
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")

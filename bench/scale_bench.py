@@ -57,7 +57,7 @@ from bench.brokers import (
     store,
     warm_up,
 )
-from bench.pipeline_bench import clamp_fetch_wait, latencies_from_salesforce, quantile
+from bench.pipeline_bench import clamp_fetch_wait
 from devkit import verification
 from devkit.kafka import KafkaCluster
 from devkit.salesforce_emulator.process import SalesforceEmulator
@@ -294,12 +294,12 @@ class Stages:
             for r in self.emulator.records("Event")
             if str(r.get("Booking_Id__c", "")).startswith(f"l{index}-")
         ]
-        latencies = latencies_from_salesforce(events, sent_at, records)
+        latencies = h.latencies_from_salesforce(events, sent_at, records)
         sweeps = sweep_figures(self.worker)
         return {
             "live_events": len(events),
-            "live_p50_s": quantile(latencies, 0.5),
-            "live_p99_s": quantile(latencies, 0.99),
+            "live_p50_s": h.quantile(latencies, 0.5),
+            "live_p99_s": h.quantile(latencies, 0.99),
             "live_sweep_longest_slice_s": round(
                 max(sweeps["completion_longest_slice_s"], sweeps["reconcile_longest_slice_s"]), 4
             ),
