@@ -7,19 +7,35 @@ sent is the expected state) on a three-node Apache Kafka cluster (devkit/kafka.p
 KRaft, every topic with replication factor 3 and min.insync.replicas 2, created up
 front as deployment does; the traffic's producer and the app both send with acks=all)
 and the Salesforce emulator, whose version fence comes from salesforce/
-(devkit/salesforce_emulator/metadata.py). While a producer sends the lifecycles of
-`--bookings` bookings at a steady pace (with 1 % malformed records of every kind the
-contract names), a script of faults runs, at fixed fractions of the traffic:
+(devkit/salesforce_emulator/metadata.py).
+
+Three Salesforce orgs (`--orgs 3`, the default; issue 23): the emulator's default org
+(the workers' ACTIVITY_SYNC_SALESFORCE_* settings) and two named orgs of the same
+emulator (`add_org`: globex, initech), registered as an operator does, with
+`activity-sync orgs add` into the registry topic, their client secrets as `env:`
+references that only the workers' environment resolves; the traffic starts once both
+workers have read the registry. The bookings are spread over the orgs (each org has its
+own copy of every page, `page.salesforce_org`), and about half of the bookings that get
+a reassignment are moved by it to a page of another org (bench/chaos_orgs.py). `--orgs
+1` is the run as it was before orgs existed: the same events, one org.
+
+While a producer sends the lifecycles of `--bookings` bookings at a steady pace (with
+1 % malformed records of every kind the contract names), a script of faults runs, at
+fixed fractions of the traffic; each Salesforce-side fault hits one org (through its
+/orgs/<name>/__admin routes, or the default org's), the orgs taken in turn from one
+the seed picks, so every org gets two of the six and each seed puts them elsewhere
+(`faults by org:` is logged first):
 
   0.05 UNABLE_TO_LOCK_ROW on 20 % of written records; 0.10 the Kafka node leading
   booking-events[0] SIGKILLed (no controlled shutdown) and restarted 5 s later;
-  0.15 a worker SIGKILLed and restarted; 0.28 every Salesforce token expired; 0.30
-  REQUEST_LIMIT_EXCEEDED (one sink pauses 60 s) and the other worker restarted
-  (SIGTERM) during that pause; 0.45 Salesforce down answering 503 with a worker
-  SIGKILLed and restarted during it (0.50); 0.58 the Kafka node leading the bookings
-  changelog's partition 0 stopped (SIGTERM: a controlled shutdown) for 30 s, then
-  started again; 0.70 Salesforce down closing connections with the other worker
-  restarted (SIGTERM) during it; 0.85 UNABLE_TO_LOCK_ROW again.
+  0.15 a worker SIGKILLed and restarted; 0.28 every Salesforce token of an org
+  expired; 0.30 REQUEST_LIMIT_EXCEEDED (a sink pauses that org 60 s) and the other
+  worker restarted (SIGTERM) during that pause; 0.45 an org down answering 503 with a
+  worker SIGKILLed and restarted during it (0.50); 0.58 the Kafka node leading the
+  bookings changelog's partition 0 stopped (SIGTERM: a controlled shutdown) for 30 s,
+  then started again; 0.70 an org down closing connections with the other worker
+  restarted (SIGTERM) during it; 0.85 UNABLE_TO_LOCK_ROW again; 0.95 (and 0.25) every
+  org's faults cleared.
 
 The broker faults run on their own threads (a node's restart takes 10-20 s here) and
 one at a time: two nodes down of three is below min ISR. The limit step waits up to 45 s
@@ -31,18 +47,23 @@ each other, and any step comes at least half its planned interval after the one 
 partition's leader moved and when every partition's ISR was full again. `--brokers 1`
 runs a single node instead (quicker; no broker faults: no other replica could lead).
 
-Two verdicts. (a) At the first moment Salesforce has been quiet for `--quiet` s (no
-API call, no write) after the traffic, it must equal the pure fold of every valid
-event: no lost, stale or duplicate Events, nothing unexpected; nothing waits for the
+Two verdicts, for every org. (a) At the first moment Salesforce has been quiet for
+`--quiet` s (no API call, no write in any org) after the traffic, each org must equal
+the pure fold of every valid event (devkit/verification.py `expected_by_org`: the fold
+and projection of streams/core, the full Event in the booking's org and, in each org a
+booking left, the mark its projection's departures give): no lost, stale or duplicate
+Events, no Event in an org it does not belong to (`unexpected`); nothing waits for the
 reconcile timer. (b) Over the whole run, no Event was ever written with a lower
-Projection_Version__c than it had (the emulator's write log). Every malformed record
+Projection_Version__c than it had (each org's write log). Every malformed record
 must be in booking-events.dlq, and no worker may exit by itself (checked before each
-worker fault and at the end; `exited=` names one). Prints one line, `chaos: N bookings,
-lost=0 stale=0 duplicate=0 regressions=0 dlq=M/M`, details of anything wrong on stderr
-(the wrong bookings' records in every topic, their worker log lines, the timeline), and
-exits 1 if anything is off. The work dir (printed first) keeps the worker logs, each
-Kafka node's log (kafka/node-N/server.log) and the emulator's data; the cluster is
-stopped at the end, on errors too.
+worker fault and at the end; `exited=` names one). Prints one line, `chaos: N bookings
+in 3 orgs (K moved across them), lost=0 stale=0 duplicate=0 regressions=0 dlq=M/M`
+(the counts summed over the orgs; with one org, `chaos: N bookings, lost=0 ...`), a line
+per org and details of anything wrong on stderr (the wrong bookings' records in every
+topic, their worker log lines, the timeline), and exits 1 if anything is off. The work
+dir (printed first) keeps the worker logs, each Kafka node's log
+(kafka/node-N/server.log) and the emulator's data; the cluster is stopped at the end,
+on errors too.
 """
 
 from __future__ import annotations
@@ -51,7 +72,9 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import threading
@@ -62,16 +85,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import requests
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import harness as h
+from bench.chaos_orgs import chaos_orgs, fault_targets, spread_over_orgs
 from devkit import verification
-from devkit.broker_namespace import APP_TOPICS
+from devkit.broker_namespace import APP_TOPICS, BrokerNamespace
 from devkit.kafka import KafkaCluster, partition_leader
-from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.salesforce_emulator.process import OrgAdmin, SalesforceEmulator
 from devkit.topics import AnyBroker, Record, event_records, produce, read_topic
-from devkit.workers import NO_COMPLETION_GRACE, WorkerProcess
+from devkit.workers import NO_COMPLETION_GRACE, WorkerProcess, worker_environment
 from streams.commands.generate import generate_events
+from streams.salesforce.org_registry import DEFAULT_ORG
 from streams.worker.pipeline.dead_letter import read_headers
 
 MALFORMED_KINDS = (
@@ -116,11 +142,12 @@ def malformed(kind: str, sample: h.Event, n: int) -> Record:
 
 
 def build_traffic(
-    bookings: int, seed: int, malformed_rate: float
-) -> tuple[list[h.Event], list[Record], list[tuple[str, Record]]]:
-    """Valid events, the records to send (valid and malformed mixed), the malformed ones."""
+    bookings: int, seed: int, malformed_rate: float, orgs: tuple[str, ...] = (DEFAULT_ORG,)
+) -> tuple[list[h.Event], list[Record], list[tuple[str, Record]], set[str]]:
+    """Valid events (spread over `orgs`), the records to send (valid and malformed
+    mixed), the malformed ones, and the bookings moved to another org."""
     rng = random.Random(seed)
-    events = list(generate_events(bookings, seed))
+    events, moved = spread_over_orgs(generate_events(bookings, seed), orgs, seed)
     count = max(len(MALFORMED_KINDS), round(len(events) * malformed_rate))
     bad: list[tuple[str, Record]] = []
     for n in range(count):
@@ -134,7 +161,7 @@ def build_traffic(
     slot_set = set(slots)
     for position in range(len(records) + len(bad)):
         mixed.append(next(bad_iter)[1] if position in slot_set else next(good_iter))
-    return events, mixed, bad
+    return events, mixed, bad, moved
 
 
 class Producer(threading.Thread):
@@ -168,10 +195,20 @@ class Producer(threading.Thread):
 
 
 class Chaos:
-    def __init__(self, args: argparse.Namespace, work: Path, cluster: KafkaCluster) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        work: Path,
+        cluster: KafkaCluster,
+        orgs: tuple[str, ...],
+    ) -> None:
         self.args = args
         self.work = work
         self.cluster = cluster
+        # Each org's admin API by name (`default`: the emulator's own org; the others
+        # once added), and the org each Salesforce-side fault of the script hits.
+        self.sites: dict[str, OrgAdmin] = {}
+        self.targets = fault_targets(orgs, args.seed)
         self.workers: dict[str, WorkerProcess] = {}
         self.timeline: list[str] = []
         self.began = time.monotonic()
@@ -190,6 +227,15 @@ class Chaos:
         code = worker.process.returncode if worker.process else None
         self.note(f"{name} had exited by itself (exit {code}): see {worker.log_path}")
         self.dead.append(name)
+
+    def site(self, fault: str) -> tuple[str, OrgAdmin]:
+        """The org a fault of chaos_orgs.SALESFORCE_FAULTS hits, and its admin API."""
+        org = self.targets[fault]
+        return org, self.sites[org]
+
+    def where(self, org: str) -> str:
+        """' in org NAME' for a note, when the run has more than one org."""
+        return f" in org {org}" if len(self.sites) > 1 else ""
 
     def note(self, what: str) -> None:
         line = f"t={time.monotonic() - self.began:5.1f}s {what}"
@@ -227,20 +273,34 @@ def run(args: argparse.Namespace) -> int:
         f"seed {args.seed}; work dir {work} (worker logs, Kafka nodes' logs in "
         "kafka/node-*/server.log, emulator data)"
     )
-    events, mixed, bad = build_traffic(args.bookings, args.seed, args.malformed_rate)
-    expected = verification.expected_events(events)
+    orgs = chaos_orgs(args.orgs)
+    events, mixed, bad, moved = build_traffic(args.bookings, args.seed, args.malformed_rate, orgs)
+    expected = verification.expected_by_org(events)
     rate = len(mixed) / args.duration
     log(
         f"{args.bookings} bookings: {len(events)} valid events, {len(bad)} malformed, "
-        f"{len(expected)} Events expected; sending at {rate:.0f}/s for {args.duration:.0f}s"
+        f"{sum(map(len, expected.values()))} Events expected"
+        + (
+            f" ({', '.join(f'{org} {len(expected.get(org, {}))}' for org in orgs)}; "
+            f"{len(moved)} bookings moved across orgs)"
+            if len(orgs) > 1
+            else ""
+        )
+        + f"; sending at {rate:.0f}/s for {args.duration:.0f}s"
     )
     emulator = SalesforceEmulator(work / "salesforce")
     cluster = KafkaCluster(work / "kafka", brokers=args.brokers)
-    chaos = Chaos(args, work, cluster)
+    chaos = Chaos(args, work, cluster, orgs)
+    sites = chaos.sites
+    sites[DEFAULT_ORG] = emulator
     # Production defaults: no test preset; the completion timer off (see the docstring).
     production = {"completion_grace": NO_COMPLETION_GRACE}
     settings = {"sink_limit_pause": str(args.limit_pause)}
     try:
+        for org in orgs[1:]:
+            sites[org] = emulator.add_org(org)
+        if len(orgs) > 1:
+            log("faults by org: " + ", ".join(f"{f} {o}" for f, o in chaos.targets.items()))
         started = time.monotonic()
         with cluster:
             log(
@@ -249,16 +309,24 @@ def run(args: argparse.Namespace) -> int:
                 f"{cluster.min_insync_replicas}), up in {time.monotonic() - started:.0f}s"
             )
             try:
-                # The app's four topics, as deployment creates them (replication factor
-                # and min ISR of the cluster); the workers create their changelogs.
+                # The app's topics, as deployment creates them (replication factor and
+                # min ISR of the cluster; the org registry compacted); the workers
+                # create their changelogs.
                 asyncio.run(h.create_topics(cluster, list(APP_TOPICS.values())))
+                secrets = register_orgs(cluster, sites)
                 for name in ("worker-1", "worker-2"):
-                    chaos.workers[name] = h.start_worker(
-                        cluster, emulator, work, name, production, **settings
-                    )
+                    env = worker_environment(cluster, emulator, work / name, production, **settings)
+                    chaos.workers[name] = WorkerProcess(
+                        {**env, **secrets}, work / f"{name}.log"
+                    ).start()
                 for worker in chaos.workers.values():
                     h.wait_until(
                         functools.partial(h.worker_ready, worker), 180, "a worker to be ready"
+                    )
+                    h.wait_until(
+                        functools.partial(follows_registry, worker, orgs[1:]),
+                        60,
+                        "a worker to read the org registry",
                     )
                 chaos.began = time.monotonic()
                 chaos.note("workers ready; traffic starts")
@@ -269,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
                     lambda p: chaos.note(f"traffic done: {p.sent} records sent"),
                 )
                 producer.start()
-                faults = script(chaos, emulator, args.duration)
+                faults = script(chaos, args.duration)
                 producer.join()
                 if producer.error is not None:
                     raise RuntimeError(f"producer failed: {producer.error!r}")
@@ -277,14 +345,16 @@ def run(args: argparse.Namespace) -> int:
                     fault.finish(180)
                 for name in chaos.workers:
                     chaos.check_running(name)
-                emulator.replace_faults({})
-                comparison = at_first_quiet(chaos, emulator, expected, args.quiet, args.settle)
-                writes = emulator.writes()
+                for site in sites.values():
+                    site.replace_faults({})
+                comparisons = at_first_quiet(chaos, expected, args.quiet, args.settle)
+                writes = {org: site.writes() for org, site in sites.items()}
                 dlq = asyncio.run(read_topic(cluster, h.EVENTS_DLQ_TOPIC))
                 for worker in chaos.workers.values():
                     worker.stop()
-                if not comparison.ok:
-                    chaos.dumps = dump_topics(cluster, work, comparison)
+                wrong = wrong_bookings(comparisons)
+                if wrong:
+                    chaos.dumps = dump_topics(cluster, work, wrong)
                     unsent = asyncio.run(missing_from_topic(cluster, mixed))
                     log(f"records sent but missing from {h.EVENTS_TOPIC}: {unsent}")
             finally:
@@ -292,7 +362,47 @@ def run(args: argparse.Namespace) -> int:
                     worker.kill()
     finally:
         emulator.close()
-    return verdict(chaos, args, events, expected, comparison, writes, dlq, bad)
+    return verdict(chaos, args, events, expected, comparisons, writes, dlq, bad, moved)
+
+
+def secret_variable(org: str) -> str:
+    """The environment variable the workers find `org`'s client secret in."""
+    return "CHAOS_SF_SECRET_" + org.upper().replace("-", "_")
+
+
+def register_orgs(broker: AnyBroker, sites: dict[str, OrgAdmin]) -> dict[str, str]:
+    """Register every org but the default one as an operator does (`activity-sync orgs
+    add`, the secret as an env: reference); the variables the workers need."""
+    secrets: dict[str, str] = {}
+    for org, site in sites.items():
+        if org == DEFAULT_ORG:
+            continue
+        variable = secret_variable(org)
+        added = subprocess.run(
+            [
+                *(sys.executable, "-m", "streams", "orgs", "add", org),
+                *("--login-url", site.url, "--client-id", site.client_id),
+                *("--client-secret", f"env:{variable}", "--ca-file", site.ca_file),
+            ],
+            env={**os.environ, **BrokerNamespace.of(broker).env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if added.returncode != 0:
+            raise RuntimeError(f"orgs add {org} failed: {added.stderr.strip()}")
+        log(added.stdout.splitlines()[0])
+        secrets[variable] = site.client_secret
+    return secrets
+
+
+def follows_registry(worker: WorkerProcess, orgs: tuple[str, ...]) -> bool:
+    """The worker has read the registry to its end and knows every org of the run."""
+    try:
+        body = requests.get(f"{worker.web_url}/orgs/", timeout=5).json()
+    except (requests.RequestException, ValueError):
+        return False
+    return bool(body.get("caught_up")) and set(orgs) <= {o["name"] for o in body["orgs"]}
 
 
 # How long the limit step waits for a sink to hit REQUEST_LIMIT_EXCEEDED.
@@ -301,10 +411,11 @@ LIMIT_WAIT_S = 45.0
 WORKER_GAP_S = 10.0
 
 
-def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> list[Background]:
-    """The faults, at fixed fractions of the traffic's duration. The broker faults run
-    on their own threads (returned: the caller waits for them) so that a node's slow
-    restart does not shift the worker faults after it."""
+def script(chaos: Chaos, duration: float) -> list[Background]:
+    """The faults, at fixed fractions of the traffic's duration, each Salesforce-side
+    one in the org `chaos.targets` names. The broker faults run on their own threads
+    (returned: the caller waits for them) so that a node's slow restart does not shift
+    the worker faults after it."""
 
     def at(fraction: float) -> None:
         wait = chaos.began + fraction * duration - time.monotonic()
@@ -344,7 +455,7 @@ def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> list[
         last_worker_fault[0] = time.monotonic()
 
     def restart_during_limit_pause() -> None:
-        limit(chaos, emulator)
+        limit(chaos)
         logs = {name: len(w.log_text()) for name, w in chaos.workers.items()}
 
         def paused() -> str | None:
@@ -382,19 +493,19 @@ def script(chaos: Chaos, emulator: SalesforceEmulator, duration: float) -> list[
         broker_faults.append(fault)
 
     steps: list[tuple[float, Callable[[], None]]] = [
-        (0.05, lambda: lock_rows(chaos, emulator, 0.2)),
+        (0.05, lambda: lock_rows(chaos, "lock-rows", 0.2)),
         (0.10, lambda: in_background("leader kill", lambda: kill_leader(chaos, 5.0))),
         (0.15, lambda: kill_and_restart("worker-2", 4.0)),
-        (0.25, lambda: clear_faults(chaos, emulator)),
-        (0.28, lambda: expire(chaos, emulator)),
+        (0.25, lambda: clear_faults(chaos)),
+        (0.28, lambda: expire(chaos)),
         (0.30, restart_during_limit_pause),
-        (0.45, lambda: down(chaos, emulator, 20.0, "503")),
+        (0.45, lambda: down(chaos, "down-503", 20.0, "503")),
         (0.50, lambda: kill_and_restart("worker-1", 3.0)),
         (0.58, lambda: in_background("broker stop", lambda: stop_broker(chaos, 30.0))),
-        (0.70, lambda: down(chaos, emulator, 15.0, "close")),
+        (0.70, lambda: down(chaos, "down-close", 15.0, "close")),
         (0.74, lambda: stop_and_restart("worker-2")),
-        (0.85, lambda: lock_rows(chaos, emulator, 0.2)),
-        (0.95, lambda: clear_faults(chaos, emulator)),
+        (0.85, lambda: lock_rows(chaos, "lock-rows-2", 0.2)),
+        (0.95, lambda: clear_faults(chaos)),
     ]
     previous = (0.0, chaos.began)  # the previous step's fraction and when it ran
     for fraction, step in steps:
@@ -526,45 +637,51 @@ def stop_broker(chaos: Chaos, down_for: float) -> None:
     wait_full_isr(chaos, back)
 
 
-def lock_rows(chaos: Chaos, emulator: SalesforceEmulator, probability: float) -> None:
-    emulator.set_faults(unable_to_lock_row={"probability": probability}, seed=chaos.args.seed)
-    chaos.note(f"UNABLE_TO_LOCK_ROW on {probability:.0%} of written records")
+def lock_rows(chaos: Chaos, fault: str, probability: float) -> None:
+    org, site = chaos.site(fault)
+    site.set_faults(unable_to_lock_row={"probability": probability}, seed=chaos.args.seed)
+    chaos.note(f"UNABLE_TO_LOCK_ROW on {probability:.0%} of written records{chaos.where(org)}")
 
 
-def clear_faults(chaos: Chaos, emulator: SalesforceEmulator) -> None:
-    emulator.replace_faults({})
-    chaos.note("faults cleared")
+def clear_faults(chaos: Chaos) -> None:
+    for site in chaos.sites.values():
+        site.replace_faults({})
+    chaos.note("faults cleared" + (" in every org" if len(chaos.sites) > 1 else ""))
 
 
-def expire(chaos: Chaos, emulator: SalesforceEmulator) -> None:
-    chaos.note(f"expired {emulator.expire_tokens()} Salesforce tokens")
+def expire(chaos: Chaos) -> None:
+    org, site = chaos.site("expire-tokens")
+    chaos.note(f"expired {site.expire_tokens()} Salesforce tokens{chaos.where(org)}")
 
 
-def limit(chaos: Chaos, emulator: SalesforceEmulator) -> None:
-    emulator.set_faults(request_limit_exceeded={"next": 1, "only": ["collections_upsert"]})
-    chaos.note("REQUEST_LIMIT_EXCEEDED for the next upsert")
+def limit(chaos: Chaos) -> None:
+    org, site = chaos.site("limit")
+    site.set_faults(request_limit_exceeded={"next": 1, "only": ["collections_upsert"]})
+    chaos.note(f"REQUEST_LIMIT_EXCEEDED for the next upsert{chaos.where(org)}")
 
 
-def down(chaos: Chaos, emulator: SalesforceEmulator, seconds: float, mode: str) -> None:
-    emulator.down(seconds, mode)
-    chaos.note(f"Salesforce down for {seconds:.0f}s ({mode})")
+def down(chaos: Chaos, fault: str, seconds: float, mode: str) -> None:
+    org, site = chaos.site(fault)
+    site.down(seconds, mode)
+    chaos.note(f"Salesforce down for {seconds:.0f}s ({mode}){chaos.where(org)}")
 
 
 def at_first_quiet(
     chaos: Chaos,
-    emulator: SalesforceEmulator,
-    expected: dict[str, dict[str, Any]],
+    expected: dict[str, dict[str, dict[str, Any]]],
     quiet: float,
     limit_s: float,
-) -> verification.Comparison:
-    """Salesforce against the fold at the first moment it has seen no API call and no
-    write for `quiet` seconds (waiting at most `limit_s`): what an operator would take
-    for "done". Not later: a run that needs the reconcile timer to repair it fails."""
+) -> dict[str, verification.Comparison]:
+    """Every org against the fold at the first moment Salesforce (all its orgs) has seen
+    no API call and no write for `quiet` seconds (waiting at most `limit_s`): what an
+    operator would take for "done". Not later: a run that needs the reconcile timer to
+    repair it fails."""
     deadline = time.monotonic() + limit_s
     last: tuple[int, int] | None = None
     since = time.monotonic()
     while time.monotonic() < deadline:
-        now = (emulator.total_api_calls(), len(emulator.writes()))
+        sites = chaos.sites.values()
+        now = (sum(s.total_api_calls() for s in sites), sum(len(s.writes()) for s in sites))
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet:
@@ -572,12 +689,25 @@ def at_first_quiet(
         time.sleep(0.5)
     else:
         chaos.note(f"Salesforce never quiet for {quiet:.0f}s within {limit_s:.0f}s")
-    comparison = verification.compare_salesforce(emulator.records(), expected)
+    comparisons = {
+        org: verification.compare_salesforce(site.records(), expected.get(org, {}))
+        for org, site in chaos.sites.items()
+    }
+    differences = sum(len(c.details) for c in comparisons.values())
     chaos.note(
         f"Salesforce quiet for {quiet:.0f}s: "
-        + ("matches the fold" if comparison.ok else f"{len(comparison.details)} differences")
+        + (f"{differences} differences" if differences else "matches the fold")
+        + (f" in {len(comparisons)} orgs" if len(comparisons) > 1 else "")
     )
-    return comparison
+    return comparisons
+
+
+def wrong_bookings(comparisons: dict[str, verification.Comparison]) -> list[str]:
+    """The bookings any org has wrong, each once, in the order found."""
+    wrong: dict[str, None] = {}
+    for c in comparisons.values():
+        wrong.update(dict.fromkeys(c.lost + c.stale + c.duplicate + c.unexpected))
+    return list(wrong)
 
 
 def regressions(writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -596,11 +726,12 @@ def verdict(
     chaos: Chaos,
     args: argparse.Namespace,
     events: list[h.Event],
-    expected: dict[str, dict[str, Any]],
-    comparison: verification.Comparison,
-    writes: list[dict[str, Any]],
+    expected: dict[str, dict[str, dict[str, Any]]],
+    comparisons: dict[str, verification.Comparison],
+    writes: dict[str, list[dict[str, Any]]],
     dlq: list[Any],
     bad: list[tuple[str, Record]],
+    moved: set[str],
 ) -> int:
     in_dlq = Counter((record.key, record.value) for record in dlq)
     found = 0
@@ -615,25 +746,47 @@ def verdict(
     for record in dlq:
         codes[read_headers(record.headers).get("code", "?")] += 1
     extra = sum(in_dlq.values())
-    backwards = regressions(writes)
-    ok = comparison.ok and found == len(bad) and not backwards and not chaos.dead
-    for write in backwards[:20]:
-        log(f"regression: {write}")
-    refused = sum(1 for w in writes if w["outcome"] == "refused")
-    log(f"write log: {len(writes)} writes, {refused} refused by the version fence")
+    several = len(comparisons) > 1
+    backwards = {org: regressions(log_of) for org, log_of in writes.items()}
+    regressed = sum(map(len, backwards.values()))
+    counts = {
+        kind: sum(len(getattr(c, kind)) for c in comparisons.values())
+        for kind in ("lost", "stale", "duplicate", "unexpected")
+    }
+    ok = (
+        all(c.ok for c in comparisons.values())
+        and found == len(bad)
+        and not regressed
+        and not chaos.dead
+    )
+    for org, log_of in writes.items():
+        where = chaos.where(org)
+        for write in backwards[org][:20]:
+            log(f"regression{where}: {write}")
+        refused = sum(1 for w in log_of if w["outcome"] == "refused")
+        log(f"write log{where}: {len(log_of)} writes, {refused} refused by the version fence")
+    if several:
+        for org, c in comparisons.items():
+            log(
+                f"org {org}: {len(expected.get(org, {}))} Events expected, lost={len(c.lost)} "
+                f"stale={len(c.stale)} duplicate={len(c.duplicate)} "
+                f"unexpected={len(c.unexpected)} regressions={len(backwards[org])}"
+            )
     if not ok:
-        for line in comparison.details[:50]:
-            log(f"difference: {line}")
+        for org, c in comparisons.items():
+            for line in c.details[:50]:
+                log(f"difference{chaos.where(org)}: {line}")
         if missing:
             log(f"malformed records missing from the DLQ, by kind: {Counter(missing)}")
-        investigate(chaos, events, comparison)
+        investigate(chaos, events, wrong_bookings(comparisons))
     log(f"DLQ codes: {dict(codes)}; records not from the malformed set: {extra}")
     log("timeline:\n  " + "\n  ".join(chaos.timeline))
     print(
-        f"chaos: {args.bookings} bookings, lost={len(comparison.lost)} "
-        f"stale={len(comparison.stale)} duplicate={len(comparison.duplicate)} "
-        f"regressions={len(backwards)} dlq={found}/{len(bad)}"
-        + (f" unexpected={len(comparison.unexpected)}" if comparison.unexpected else "")
+        f"chaos: {args.bookings} bookings"
+        + (f" in {len(comparisons)} orgs ({len(moved)} moved across them)" if several else "")
+        + f", lost={counts['lost']} stale={counts['stale']} duplicate={counts['duplicate']} "
+        f"regressions={regressed} dlq={found}/{len(bad)}"
+        + (f" unexpected={counts['unexpected']}" if counts["unexpected"] else "")
         + (f" exited={','.join(chaos.dead)}" if chaos.dead else "")
     )
     return 0 if ok else 1
@@ -659,17 +812,19 @@ def _summary(topic: str, value: bytes | None) -> str:
         return f"{body.get('type')} seq={body.get('sequence')} id={body.get('id')}"
     if topic == h.PROJECTIONS_TOPIC:
         fields = body.get("fields") or {}
-        return f"projection v={body.get('version')} status={fields.get('Event_Status__c')}"
+        left = [gone.get("salesforce_org") or DEFAULT_ORG for gone in body.get("departures", [])]
+        return (
+            f"projection v={body.get('version')} status={fields.get('Event_Status__c')}"
+            + (f" org={body['salesforce_org']}" if body.get("salesforce_org") else "")
+            + (f" left={','.join(left)}" if left else "")
+        )
     if "events" in body:
         return f"state v={body.get('version')} events={len(body['events'])}"
     return repr(body)[:120]
 
 
-def dump_topics(
-    broker: AnyBroker, work: Path, comparison: verification.Comparison
-) -> dict[str, list[str]]:
+def dump_topics(broker: AnyBroker, work: Path, wrong: list[str]) -> dict[str, list[str]]:
     """Every record of the wrong bookings in the app's topics, for the post-mortem."""
-    wrong = set(comparison.lost + comparison.stale + comparison.duplicate + comparison.unexpected)
     lines: dict[str, list[str]] = {booking: [] for booking in wrong}
     for topic in DUMPED_TOPICS:
         records = asyncio.run(read_topic(broker, topic))
@@ -701,14 +856,18 @@ async def missing_from_topic(broker: AnyBroker, sent: list[Record]) -> int:
     return missing
 
 
-def investigate(chaos: Chaos, events: list[h.Event], comparison: verification.Comparison) -> None:
+def investigate(chaos: Chaos, events: list[h.Event], wrong: list[str]) -> None:
     """For a few wrong bookings: their events, topic records, and worker log lines."""
-    wrong = (comparison.lost + comparison.stale + comparison.duplicate + comparison.unexpected)[:5]
-    for booking in wrong:
+    for booking in wrong[:5]:
         mine = [e for e in events if e["subject"] == booking]
         log(f"--- {booking}: {len(mine)} events")
         for event in mine:
-            log(f"    seq={event['sequence']} {event['type']} id={event['id']} at {event['time']}")
+            page = (event.get("data") or {}).get("page") or {}
+            org = f" org={page.get('salesforce_org') or DEFAULT_ORG}" if page else ""
+            log(
+                f"    seq={event['sequence']} {event['type']} id={event['id']} "
+                f"at {event['time']}{org}"
+            )
         for line in sorted(chaos.dumps.get(booking, [])):
             log(f"    {line}")
         for name, worker in chaos.workers.items():
@@ -721,6 +880,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bookings", type=int, default=2_500)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--orgs",
+        type=int,
+        choices=(1, 2, 3),
+        default=3,
+        help="Salesforce orgs: the default one and up to two registered ones (1: the "
+        "default org alone, as before orgs existed)",
+    )
     parser.add_argument(
         "--brokers",
         type=int,

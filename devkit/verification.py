@@ -1,8 +1,9 @@
 """Does Salesforce hold what the pure fold says? For the tests, the benches and chaos.
 
 `expected_events` folds and projects every booking of a list of event dicts;
-`compare_salesforce` names each booking whose Event is missing, differs, is there
-twice, or should not exist.
+`expected_by_org` does the same org by org, with the marks of the orgs a booking's Event
+left (the projection's departures); `compare_salesforce` names each booking whose Event
+is missing, differs, is there twice, or should not exist.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 from schemas import event_from_dict
 from streams.core.fold import fold_all
-from streams.core.projection import project
+from streams.core.projection import Projection, project
+from streams.salesforce.org_registry import DEFAULT_ORG
 
 Event = dict[str, Any]
 
@@ -29,16 +31,32 @@ COMPARED_FIELDS = (
 )
 
 
-def expected_events(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
-    """What the pure fold says Salesforce should hold: booking id -> Event fields."""
+def _projections(events: Iterable[Event]) -> Iterable[Projection]:
     by_booking: dict[str, list[Any]] = {}
     for event in events:
         by_booking.setdefault(str(event["subject"]), []).append(event_from_dict(dict(event)))
-    expected = {}
-    for booking, folded in by_booking.items():
+    for folded in by_booking.values():
         projection = project(fold_all(folded))
         if projection is not None:
-            expected[booking] = projection.fields
+            yield projection
+
+
+def expected_events(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
+    """What the pure fold says Salesforce should hold: booking id -> Event fields."""
+    return {projection.booking_id: projection.fields for projection in _projections(events)}
+
+
+def expected_by_org(events: Iterable[Event]) -> dict[str, dict[str, dict[str, Any]]]:
+    """What the pure fold says each org should hold: org name (`default` for the
+    default org) -> booking id -> Event fields: the full Event in the booking's org, the
+    mark (no OwnerId, WhoId, WhatId) in each org it left."""
+    expected: dict[str, dict[str, dict[str, Any]]] = {}
+    for projection in _projections(events):
+        org = projection.salesforce_org or DEFAULT_ORG
+        expected.setdefault(org, {})[projection.booking_id] = projection.fields
+        for departure in projection.departures:
+            left = departure.salesforce_org or DEFAULT_ORG
+            expected.setdefault(left, {})[projection.booking_id] = departure.fields
     return expected
 
 
@@ -82,6 +100,8 @@ def compare_salesforce(
             result.duplicate.append(booking)
             result.details.append(f"{booking}: {len(found)} Events")
         for name in COMPARED_FIELDS:
+            if name not in fields:  # a mark leaves the owner as it was: not compared
+                continue
             want, got = _normal(name, fields.get(name)), _normal(name, found[0].get(name))
             if want != got:
                 result.stale.append(booking)

@@ -1,0 +1,48 @@
+"""The expected Salesforce state by org (devkit/verification.py): the full Event in the
+booking's org, the mark in the org it left, and a mark's owner left uncompared."""
+
+from __future__ import annotations
+
+from devkit.verification import compare_salesforce, expected_by_org, expected_events
+from tests.factories import ALICE, BOB, SALES_PAGE, reassigned, rescheduled, scheduled
+
+GLOBEX_PAGE = {**SALES_PAGE, "id": "p-globex", "name": "Globex sales", "salesforce_org": "globex"}
+
+
+def test_a_booking_of_the_default_org_is_expected_there_only() -> None:
+    events = [scheduled(1), rescheduled(2)]
+    assert expected_by_org(events) == {"default": expected_events(events)}
+
+
+def test_a_moved_booking_has_its_event_in_the_new_org_and_a_mark_in_the_old() -> None:
+    events = [scheduled(1, owner=ALICE), reassigned(2, owner=BOB, page=GLOBEX_PAGE)]
+    expected = expected_by_org(events)
+    full = expected["globex"]["b-1042"]
+    mark = expected["default"]["b-1042"]
+    assert full["OwnerId"] == BOB["salesforce_user_id"]
+    assert full["Event_Status__c"] == "Scheduled (Reassigned by User)"
+    assert mark["Event_Status__c"] == "Scheduled (Reassigned by User)"
+    assert (
+        mark["Cancel_Reschedule_Reason__c"] == "Moved to another Salesforce org (page Globex sales)"
+    )
+    assert mark["Projection_Version__c"] == full["Projection_Version__c"] == 2
+    assert "OwnerId" not in mark
+
+
+def test_a_mark_keeps_the_owner_it_had_and_a_full_event_must_have_its_owner() -> None:
+    events = [scheduled(1, owner=ALICE), reassigned(2, owner=BOB, page=GLOBEX_PAGE)]
+    expected = expected_by_org(events)
+    # The old org's Event still names the owner it had there (the mark does not write it).
+    in_default = {**expected["default"]["b-1042"], "OwnerId": ALICE["salesforce_user_id"]}
+    assert compare_salesforce([in_default], expected["default"]).ok
+    wrong_owner = {**expected["globex"]["b-1042"], "OwnerId": ALICE["salesforce_user_id"]}
+    stale = compare_salesforce([wrong_owner], expected["globex"])
+    assert stale.stale == ["b-1042"]
+
+
+def test_an_event_in_an_org_the_booking_never_was_in_is_unexpected() -> None:
+    events = [scheduled(1, page=GLOBEX_PAGE)]
+    expected = expected_by_org(events)
+    assert set(expected) == {"globex"}
+    misplaced = compare_salesforce([dict(expected["globex"]["b-1042"])], {})
+    assert misplaced.unexpected == ["b-1042"]
