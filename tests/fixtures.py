@@ -24,7 +24,7 @@ import pytest
 from devkit.broker import EmbeddedBroker
 from devkit.broker_namespace import BrokerNamespace
 from devkit.kafka import JAVA_HINT, KafkaCluster, KafkaSetupError, require
-from devkit.salesforce_emulator.process import SalesforceEmulator
+from devkit.salesforce_emulator.process import OrgAdmin, SalesforceEmulator
 
 # Producing to and reading the broker's topics: shared with the benches.
 from devkit.topics import Record as Record
@@ -296,3 +296,14 @@ def stop_cli(process: subprocess.Popen[str]) -> tuple[int, str]:
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)
     return process.returncode, stderr
+
+
+def register_org(broker: BrokerNamespace, org: OrgAdmin, name: str, secret_var: str) -> None:
+    """`activity-sync orgs add NAME` for an emulator org, its client secret by reference
+    to `secret_var` (the workers that write to it need that variable)."""
+    added = run_cli(
+        "orgs", "add", name, "--login-url", org.url, "--client-id", org.client_id,
+        "--client-secret", f"env:{secret_var}", "--ca-file", org.ca_file,
+        env=broker.env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr

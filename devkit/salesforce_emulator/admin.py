@@ -9,7 +9,7 @@ for the default org and /orgs/<name>/__admin/ for a named one (server.py, `ROUTE
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -247,6 +247,18 @@ class Admin:
     async def expire_tokens(self, request: web.Request) -> web.Response:
         return json_response({"expired": self.oauth.expire_all()})
 
+    async def rotate_secret(self, request: web.Request) -> web.Response:
+        """A new client secret, as an admin rotating the connected app's consumer secret:
+        the old one is refused from now on (issued tokens stay valid, as in Salesforce;
+        `expire-tokens` ends them). Kept in memory: a reset or a restart brings the stored one
+        back."""
+        body = await read_json(request)
+        secret = body.get("client_secret") if isinstance(body, dict) else None
+        if not isinstance(secret, str) or len(secret) < 16 or set(body) != {"client_secret"}:
+            return json_response({"error": 'expected {"client_secret": "<16+ chars>"}'}, 400)
+        self.org.credentials = replace(self.org.credentials, client_secret=secret)
+        return json_response({"ok": True})
+
     async def reset(self, request: web.Request) -> web.Response:
         """Clear data, counters and faults; restore the start-up limit. Tokens stay valid."""
         self.restore()
@@ -263,6 +275,7 @@ class Admin:
         self.org.faults.replace(self.start_faults)
         self.org.daily_limit = self.start_daily_limit
         self.org.modify_all_data = self.start_modify_all_data
+        self.org.credentials = self.org.start_credentials
 
 
 AdminHandler = Callable[[Admin, web.Request], Awaitable[web.Response]]
@@ -281,6 +294,7 @@ ROUTES: tuple[tuple[str, str, AdminHandler], ...] = (
     ("GET", "user-permissions", Admin.user_permissions),
     ("POST", "user-permissions", Admin.user_permissions),
     ("POST", "expire-tokens", Admin.expire_tokens),
+    ("POST", "client-secret", Admin.rotate_secret),
     ("POST", "reset", Admin.reset),
     ("GET", "writes/{sobject}", Admin.writes),
     ("DELETE", "fields/{sobject}/{field}", Admin.remove_field),

@@ -53,6 +53,8 @@ class Org:
         # "" is the default org (served at the root); others are named (orgs.py).
         self.name = name
         self.credentials = credentials
+        # What an admin reset restores (a rotated client secret is undone by it).
+        self.start_credentials = credentials
         self.store = store
         self.faults = faults
         self.daily_limit = daily_limit

@@ -161,6 +161,10 @@ class OrgAdmin:
     def expire_tokens(self) -> int:
         return int(self.admin("POST", "expire-tokens")["expired"])
 
+    def rotate_client_secret(self, secret: str) -> None:
+        """The org refuses its old client secret from now on and takes `secret`."""
+        self.admin("POST", "client-secret", {"client_secret": secret})
+
     def reset(self) -> None:
         """The org as it started; on the emulator's handle, orgs added since are removed."""
         self.admin("POST", "reset")

@@ -43,6 +43,7 @@ Admin API (not Salesforce, no auth, never counted as API calls), under /__admin/
     GET  records/{T}                 POST records/{T}   (seed data: validated, uncounted)
     GET|PUT|POST faults              POST down {"for_s": 5, "mode": "503"|"close"}
     POST limits {"daily_limit": N}   POST expire-tokens      POST reset
+    POST client-secret {"client_secret": "..."}: the old secret is refused from now on
     GET  writes/{T}                  every write of a field a PRIORVALUE rule guards:
                                      old and new value, written or refused
     GET|POST user-permissions        {"ModifyAllData": false}: the profile's Modify All

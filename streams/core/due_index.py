@@ -152,7 +152,9 @@ def reconcile_action(
     - wait: the sink is still on its way to it: leave the entry for the next sweep;
     - park: behind because the sink cannot write it yet: leave the entry, re-send
       nothing, look again next sweep (once the org is served it is re-sent, so a
-      booking that waited for its org is written without a new event or a replay);
+      booking that waited for its org is written without a new event or a replay; the
+      sweep forgets an earlier re-send of a parked entry: it met an org that was not
+      taking work, so it is not a reason to give up);
     - resend: behind, not in flight: re-send it once, and check again later;
     - give-up: behind after one re-send: remove the entry (each version is re-sent at
       most once, so an outage does not flood the topic); the next change adds a new one.

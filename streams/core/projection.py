@@ -26,7 +26,7 @@ it left instead is marked.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -264,3 +264,51 @@ def complete_related(
         fields["WhoId"] = record_id
         fields["WhatId"] = None
     return fields
+
+
+def departure_mark(projection: Projection, departure: Departure) -> Projection:
+    """The write that marks an org the Event left, as a projection of its own for that
+    org: the departure's fields with the projection's version, and no lookup (WhoId,
+    WhatId and OwnerId are not in the mark's fields: they stay as they are there).
+
+    >>> moved = Projection("b-1", 4, "Booking_Id__c", {}, None, None, None,
+    ...     salesforce_org="acme", departures=(Departure(None, {"Booking_Id__c": "b-1"}),))
+    >>> mark = departure_mark(moved, moved.departures[0])
+    >>> (mark.salesforce_org, mark.version, mark.fields, mark.lookup_email)
+    (None, 4, {'Booking_Id__c': 'b-1'}, None)
+    """
+    return Projection(
+        booking_id=projection.booking_id,
+        version=projection.version,
+        external_id_field=projection.external_id_field,
+        fields=departure.fields,
+        lookup_email=None,
+        customer_name=None,
+        related_type=None,
+        salesforce_org=departure.salesforce_org,
+    )
+
+
+def for_mapping(projection: Projection, source: FieldMapping, target: FieldMapping) -> Projection:
+    """`projection` (made with `source`'s field names) for an org that uses `target`'s:
+    the status and reason fields renamed; the same projection when the names agree.
+
+    >>> p = Projection("b-1", 1, "Booking_Id__c", {"Event_Status__c": "Scheduled"},
+    ...     None, None, None)
+    >>> for_mapping(p, PRESETS["default"], PRESETS["oncehub"]).fields
+    {'ScheduleOnce__Event_status__c': 'Scheduled'}
+    """
+    renames = {
+        old: new
+        for old, new in (
+            (source.status_field, target.status_field),
+            (source.reason_field, target.reason_field),
+            (source.external_id_field, target.external_id_field),
+            (source.version_field, target.version_field),
+        )
+        if old != new
+    }
+    if not renames:
+        return projection
+    fields = {renames.get(name, name): value for name, value in projection.fields.items()}
+    return replace(projection, fields=fields, external_id_field=target.external_id_field)

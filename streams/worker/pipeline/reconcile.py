@@ -36,19 +36,40 @@ from streams.core.fold import BookingState
 from streams.core.projection import Projection, project
 from streams.core.retention import is_marker
 from streams.core.synced import handled_version
-from streams.worker.app import app, bookings, due_table, settings, sink_progress, synced
-from streams.worker.pipeline.org_routing import sink_serves
+from streams.salesforce.org_registry import OrgConnection
+from streams.worker.app import (
+    app,
+    bookings,
+    due_table,
+    org_directory,
+    settings,
+    sink_progress,
+    synced,
+)
+from streams.worker.pipeline.org_sinks import orgs_written
 from streams.worker.pipeline.projections import MAPPING, send_projection
+from streams.worker.pipeline.sink import org_sinks
 from streams.worker.pipeline.sweep import Sweep
 from streams.worker.watch import metrics
 
 log = logging.getLogger(__name__)
 
+# How often the worker looks for orgs the registry added or reconnected.
+REGISTRY_LOOK_S = 2.0
 
-async def resend_lagging_projections(now_ms: int | None = None) -> int:
+
+async def resend_lagging_projections(
+    now_ms: int | None = None, *, for_orgs: frozenset[str] | None = None
+) -> int:
+    """One sweep. `for_orgs`: the orgs the registry just added or reconnected; the
+    sweep then reads every entry however young, and re-sends only the projections that
+    write to one of them (parked while their org was unknown), leaving the rest as they
+    are, so a booking that waited for its org is written within seconds of `orgs add`."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     # Behind for two sweeps: in-flight work has had the time to catch up.
     until = now_ms - int(2 * settings.timers.reconcile_interval * 1000)
+    if for_orgs is not None:
+        until = now_ms
     sweep = Sweep()
     resent = 0
     parked = 0
@@ -71,18 +92,26 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
         behind = version is not None and handled_version(synced_value) < version
         if raw is not None and behind and not in_flight:
             projection = project(BookingState.from_bytes(raw), MAPPING)
+        if for_orgs is not None and (
+            projection is None or for_orgs.isdisjoint(orgs_written(projection))
+        ):
+            continue  # not waiting for these orgs: the regular sweep's
         action = reconcile_action(
             version,
             synced_value,
             in_flight=in_flight,
             resent=due.value.resent,
-            served=projection is None or sink_serves(projection),
+            served=projection is None or org_sinks.writes_steadily(projection),
         )
         if action == "wait":
             waiting.add(due.value.partition)
             continue
         if action == "park":
             parked += 1
+            if due.value.resent:
+                # A re-send that found its org not taking work (paused, down, removed)
+                # does not count: once served it is re-sent again, not given up.
+                due_table.under(due.anchor).add(due.key, version=due.value.version)
             continue
         due_table.drop(due)
         if action == "give-up":
@@ -111,3 +140,32 @@ async def resend_lagging_projections(now_ms: int | None = None) -> int:
 @app.timer(settings.timers.reconcile_interval, name="reconcile-timer")  # type: ignore[untyped-decorator]
 async def reconcile_timer() -> None:
     await resend_lagging_projections()
+
+
+class RegistryWatch:
+    """The orgs added or reconnected since the last look (not the registry's first
+    reading at start: bookings parked before that are the regular sweep's)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, OrgConnection] | None = None
+
+    def changed(self, orgs: dict[str, OrgConnection], caught_up: bool) -> frozenset[str]:
+        if not caught_up:
+            return frozenset()
+        before, self.seen = self.seen, dict(orgs)
+        if before is None:
+            return frozenset()
+        return frozenset(name for name, conn in orgs.items() if before.get(name) != conn)
+
+
+registry_watch = RegistryWatch()
+
+
+@app.timer(REGISTRY_LOOK_S, name="reconcile-on-registry-change")  # type: ignore[untyped-decorator]
+async def reconcile_on_registry_change() -> None:
+    """Re-send at once what waited for an org the registry just added or reconnected."""
+    directory = org_directory
+    changed = registry_watch.changed(directory.registry.orgs, directory.caught_up.is_set())
+    if changed:
+        resent = await resend_lagging_projections(for_orgs=changed)
+        log.info("org registry: %s added or changed; re-sent %d waiting", sorted(changed), resent)

@@ -1,9 +1,10 @@
-"""The sink agent: activity-projections -> one sObject Collections upsert per batch.
+"""The sink agent: activity-projections -> one sObject Collections upsert per batch and org.
 
 The agent takes a batch, decodes it, plans the writes (streams/core/sink_plan.py: the
 newest projection per booking, not yet synced, of this app version) and hands them to
-its `SinkDriver` (streams/worker/pipeline/sink_driver.py: hand-back, pause, let-go on a
-rebalance, the abandoned attempt), which writes them through an `EventWriter`
+the lanes of their orgs (streams/worker/pipeline/org_sinks.py), each a `SinkDriver`
+(streams/worker/pipeline/sink_driver.py: hand-back, pause, let-go on a rebalance, the
+abandoned attempt), which writes them through an `EventWriter`
 (streams/salesforce/writer.py: related lookup, upserts, healing). The outcomes are
 applied here:
 - written: `synced` remembers the version, with the fallbacks taken to write it; a
@@ -13,10 +14,12 @@ applied here:
 - rejected (validation): to activity-projections.dlq with Salesforce's error, and
   `synced` remembers the refused version; the rest of the batch is written;
 - undecodable: to activity-projections.dlq, never dropped;
-- for an org other than the default (`Projection.salesforce_org`, or a mark for an org
-  the booking left): not written, counted (`org-not-served`) and logged, until the sink
-  routes by org (streams/worker/pipeline/org_routing.py); `synced` stays behind and the
-  reconcile timer keeps the booking parked until it is served.
+- by org: each projection goes to its org's lane, each mark for an org the booking
+  left to that org's lane (streams/worker/pipeline/org_sinks.py: one driver, client,
+  pause and backoff per org); a projection whose org is not registered, not connected,
+  paused or full (with other orgs sharing the sink) is not written, counted
+  (`org-not-served`) and logged; `synced` stays behind and the reconcile timer keeps
+  the booking parked until it is served.
 `synced` is written only for records whose partition the worker still owns, judged as
 the ack guard judges it (`Settled.owned`), not by `consumer.assignment()`, which lags
 during the revoke step. A batch that fails in an unexpected way is dead-lettered:
@@ -43,10 +46,11 @@ from streams.core.sink_plan import Candidate, plan_writes
 from streams.core.synced import encode_synced, fallbacks_taken, handled_version
 from streams.salesforce import SalesforceClient
 from streams.salesforce.healing import Fallback
-from streams.salesforce.org_registry import DEFAULT_ORG
-from streams.salesforce.writer import EventWriter
+from streams.salesforce.org_registry import OrgConnection
+from streams.salesforce.writer import EventWriter, WriteOutcome
 from streams.worker.app import (
     app,
+    org_directory,
     ownership,
     projection_sent,
     projections_dlq_topic,
@@ -56,7 +60,7 @@ from streams.worker.app import (
     synced,
 )
 from streams.worker.pipeline.dead_letter import send_to_dead_letter
-from streams.worker.pipeline.org_routing import sink_serves
+from streams.worker.pipeline.org_sinks import OrgSinks, orgs_written
 from streams.worker.pipeline.sink_driver import Held, Settled, SinkDriver
 from streams.worker.watch import metrics
 
@@ -131,14 +135,33 @@ def _record_handled(
         metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - stamp / 1000))
 
 
-async def apply_outcomes(settled: Sequence[Settled[Record]]) -> None:
-    """Apply what came of each record (the driver drops the done ones from its batch).
-    `synced` rows of partitions revoked meanwhile belong to their new owner."""
+def _error_code(outcome: WriteOutcome) -> str:
+    return outcome.errors[0].status_code if outcome.errors else "rejected"
+
+
+def _error_text(outcome: WriteOutcome) -> str:
+    return "; ".join(f"{e.status_code}: {e.message}" for e in outcome.errors)
+
+
+async def apply_outcomes(org: str, settled: Sequence[Settled[Record]]) -> None:
+    """Apply what came of each record of one org's lane (the driver drops the done ones
+    from its batch). `synced` rows of partitions revoked meanwhile belong to their new
+    owner. A departure mark's outcome is counted (and dead-lettered when refused); the
+    projection it belongs to is applied once its own write and every mark are done."""
     for item in settled:
+        metrics.SALESFORCE_RECORDS.labels(item.outcome.status, org).inc()
+        for error in item.outcome.errors:  # none when written
+            metrics.SALESFORCE_ERRORS.labels(error.status_code, org).inc()
+    own, marks = org_sinks.sort_out(org, settled)
+    for item in marks:
+        if item.outcome.status == "rejected":
+            await dead_letter_projection(
+                item.candidate.meta,
+                _error_code(item.outcome),
+                f"the mark in org {org}: {_error_text(item.outcome)}",
+            )
+    for item in own:
         outcome, candidate = item.outcome, item.candidate
-        metrics.SALESFORCE_RECORDS.labels(outcome.status).inc()
-        for error in outcome.errors:  # none when written
-            metrics.SALESFORCE_ERRORS.labels(error.status_code).inc()
         if outcome.written:
             if item.owned():
                 _record_handled(candidate, fallbacks=outcome.fallbacks)
@@ -148,9 +171,7 @@ async def apply_outcomes(settled: Sequence[Settled[Record]]) -> None:
             if item.owned():
                 _record_handled(candidate, fenced=True)  # `status` tells the fence refused
         elif outcome.status == "rejected":
-            message = "; ".join(f"{e.status_code}: {e.message}" for e in outcome.errors)
-            code = outcome.errors[0].status_code if outcome.errors else "rejected"
-            await dead_letter_projection(candidate.meta, code, message)
+            await dead_letter_projection(candidate.meta, _error_code(outcome), _error_text(outcome))
             if item.owned():
                 _record_handled(candidate, rejected=True)
         # "retryable" (rows still locked at the deadline): the driver tries it again.
@@ -171,8 +192,8 @@ async def hand_back(candidates: Sequence[Candidate[Record]]) -> None:
         )
 
 
-async def write_batch(driver: SinkDriver[Record], batch: Sequence[Record]) -> None:
-    held: Held[Record] = driver.hold()
+async def write_batch(sinks: OrgSinks[Record], batch: Sequence[Record]) -> None:
+    held: Held[Record] = sinks.hold()
     candidates = await _decode(batch)
     # Each booking's `synced` row is read under its own (newest) projection event.
     newest_event = {c.projection.booking_id: c.meta for c in candidates}
@@ -182,19 +203,24 @@ async def write_batch(driver: SinkDriver[Record], batch: Sequence[Record]) -> No
             synced.under(newest_event[booking]).get(booking.encode()) or 0
         ),
         app_version=str(settings.app.version),
-        served=sink_serves,
+        served=sinks.serves,
     )
     if plan.waiting:
         metrics.PROJECTIONS_SKIPPED.labels("org-not-served").inc(len(plan.waiting))
-        orgs = Counter(c.projection.salesforce_org or DEFAULT_ORG for c in plan.waiting)
+        orgs = Counter(
+            org
+            for c in plan.waiting
+            for org in orgs_written(c.projection)
+            if not sinks.takes_work(org)
+        )
         log.warning(
-            "not written yet: %s (this sink writes to the default org only)",
+            "not written yet: %s (not registered, not connected, paused or full)",
             ", ".join(f"{n} for org {org}" for org, n in sorted(orgs.items())),
         )
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
     metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
     metrics.PROJECTIONS_SKIPPED.labels("other-app-version").inc(plan.other_app_version)
-    await driver.write(held, plan.to_write)
+    await sinks.settle(sinks.offer(held, plan.to_write))
 
 
 class AppConsumer:
@@ -216,39 +242,73 @@ class AppConsumer:
 
 
 class _Metrics:
-    """The writer's API calls and fallbacks, as Prometheus metrics."""
+    """One org's writer's API calls and fallbacks, as Prometheus metrics."""
+
+    def __init__(self, org: str) -> None:
+        self.org = org
 
     def api_calls(self, kind: Literal["lookup", "upsert"], count: int) -> None:
-        metrics.SALESFORCE_CALLS.labels(kind).inc(count)
+        metrics.SALESFORCE_CALLS.labels(kind, self.org).inc(count)
 
     def api_remaining(self, count: int) -> None:
-        metrics.SALESFORCE_API_REMAINING.set(count)
+        metrics.SALESFORCE_API_REMAINING.labels(self.org).set(count)
 
     def fallback(self, kind: str) -> None:
-        metrics.SALESFORCE_FALLBACKS.labels(kind).inc()
+        metrics.SALESFORCE_FALLBACKS.labels(kind, self.org).inc()
 
 
-def new_driver(consumer: AppConsumer) -> SinkDriver[Record]:
+def new_driver(org: str, connection: OrgConnection | None) -> SinkDriver[Record]:
+    """The driver of one org's lane: the default org from the worker's settings, a
+    registered org from its registry record (its secrets resolved here)."""
+    client_settings = (
+        settings.salesforce if connection is None else connection.settings(settings.salesforce)
+    )
     writer = EventWriter(
-        SalesforceClient(settings.salesforce),
+        SalesforceClient(client_settings),
         complete_related,
         attempt_deadline=settings.sink.attempt_deadline,
         limit_pause=settings.sink.limit_pause,
-        meter=_Metrics(),
+        meter=_Metrics(org),
     )
-    return SinkDriver(writer, consumer, hand_back=hand_back, apply=apply_outcomes)
+    return SinkDriver(
+        writer,
+        consumer,
+        hand_back=hand_back,
+        apply=partial(apply_outcomes, org),
+        org=org,
+        rests=lambda: not org_sinks.shared(),
+    )
+
+
+async def _set_aside(candidates: Sequence[Candidate[Record]], exc: Exception) -> None:
+    """A lane's write failed in an unexpected way: its records to the dead-letter topic."""
+    for candidate in candidates:
+        await dead_letter_projection(
+            candidate.meta, "internal-error", f"{type(exc).__name__}: {exc}"
+        )
+
+
+consumer = AppConsumer()
+# The sink's lanes, one per org (streams/worker/pipeline/org_sinks.py); the reconcile
+# timer asks `org_sinks.serves` too.
+org_sinks: OrgSinks[Record] = OrgSinks(
+    consumer,
+    new_driver,
+    lambda: org_directory.registry.orgs,
+    mapping=settings.app.mapping(),
+    failed=_set_aside,
+)
 
 
 @app.agent(projections_topic, name="sink")
 async def sink(stream: faust.StreamT[bytes]) -> None:
-    driver = new_driver(AppConsumer())
     # The concrete Stream: StreamT's stub lacks take_events.
     concrete = cast(faust.Stream[bytes], stream)
     async for batch in concrete.take_events(
         settings.sink.batch_size, within=settings.sink.batch_window
     ):
         try:
-            await write_batch(driver, batch)
+            await write_batch(org_sinks, batch)
         except Exception as exc:  # Faust would ack the batch anyway: set it aside
             log.exception("sink batch failed; dead-lettering its %d records", len(batch))
             for event in batch:

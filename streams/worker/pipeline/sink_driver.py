@@ -14,7 +14,11 @@ hostage (docs/architecture.md, "The sink's failure paths"). Its rules:
   first are applied, the unwritten projections are handed back (`hand_back`: to the
   topic), and nothing is tried before `retry_after` has passed; a batch read meanwhile
   is handed back at once. The wait ends early when a rebalance begins or the worker
-  stops. Nothing is dropped.
+  stops. Nothing is dropped. While other orgs share the sink (`rests` False,
+  streams/worker/pipeline/org_sinks.py) the driver does not wait out the pause: the
+  unwritten projections go to `keep` (the org's lane, which tries them again after the
+  pause in the background) instead of the topic, and the sink leaves this org's new
+  projections waiting meanwhile.
 - Let-go: when a rebalance begins while a batch is in hand (`Held.letting_go`), even
   mid-request or mid-pause, the driver stops waiting at once. Unwritten projections are
   handed back while the flow is active, and dropped once it is suspended: the ack guard
@@ -44,6 +48,7 @@ from typing import Generic, Protocol, TypeVar
 
 from streams.core.projection import Projection
 from streams.core.sink_plan import Candidate
+from streams.salesforce.org_registry import DEFAULT_ORG
 from streams.salesforce.writer import Backpressure, WriteOutcome
 from streams.worker.watch import metrics
 
@@ -124,10 +129,17 @@ class SinkDriver(Generic[M]):
         *,
         hand_back: Callable[[Sequence[Candidate[M]]], Awaitable[None]],
         apply: Callable[[Sequence[Settled[M]]], Awaitable[None]],
+        org: str = DEFAULT_ORG,
+        rests: Callable[[], bool] = lambda: True,
         poll_s: float = POLL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.writer = writer
+        # The org it writes to: its metrics' `org` label, and named in its log lines.
+        self.org = org
+        # Whether a pause may hold the agent (one org); False while other orgs share
+        # the sink (streams/worker/pipeline/org_sinks.py): their batches must not wait.
+        self._rests = rests
         self.consumer = consumer
         self._send_back = hand_back
         self._apply = apply
@@ -135,8 +147,17 @@ class SinkDriver(Generic[M]):
         self._clock = clock
         # Salesforce asked us to wait: nothing is tried before this `clock()` value.
         self.pause_until = 0.0
+        # Where a pause sets unwritten projections aside while other orgs share the
+        # sink (the org's lane, streams/worker/pipeline/org_sinks.py); None: the topic.
+        self.keep: Callable[[Sequence[Candidate[M]]], None] | None = None
+        # The last attempt ended in backpressure (an outage, the limit, an error).
+        self.failing = False
         # The last attempt the driver stopped waiting for, while it runs on.
         self.abandoned: asyncio.Future[list[WriteOutcome]] | None = None
+
+    def paused(self) -> bool:
+        """Salesforce asked this driver to wait and the wait is not over."""
+        return self._clock() < self.pause_until
 
     def hold(self) -> Held[M]:
         """Call as a batch is taken (before decoding it): the rebalance it belongs to."""
@@ -156,10 +177,9 @@ class SinkDriver(Generic[M]):
             self._drop_revoked(pending, held)
             if not pending:
                 return
-            if self._clock() < self.pause_until:
-                # Read during a pause: back to the topic, for after it.
-                await self._hand_back(pending, "paused")
-                await self._rest(held)
+            if self.paused():
+                # Read during a pause: back to the topic (or its org's lane), for after it.
+                await self._set_aside(pending, held, "paused")
                 return
             try:
                 outcomes = await self._attempt(pending, held)
@@ -170,28 +190,40 @@ class SinkDriver(Generic[M]):
                     await self._let_go(pending)
                 return
             except Backpressure as exc:
+                self.failing = True
                 await self._settle(pending, exc.outcomes, held)
-                metrics.SALESFORCE_ERRORS.labels(exc.code).inc()
+                metrics.SALESFORCE_ERRORS.labels(exc.code, self.org).inc()
                 self._report(exc, len(pending))
                 await self._pause_and_hand_back(pending, held, exc.retry_after, _WHY[exc.code])
                 return
+            self.failing = False
             await self._settle(pending, outcomes, held)
             # Left in `pending`: rows still locked at the deadline; tried again at once.
 
     def _report(self, exc: Backpressure, unwritten: int) -> None:
         if exc.code == "REQUEST_LIMIT_EXCEEDED":
             log.error(
-                "Salesforce API limit reached (%s); sink paused %.0fs, %d records handed back",
+                "org %s: Salesforce API limit reached (%s); sink paused %.0fs, %d records "
+                "unwritten",
+                self.org,
                 exc.cause,
                 exc.retry_after,
                 unwritten,
             )
         elif exc.code == "UNAVAILABLE":
             log.warning(
-                "Salesforce unavailable (%s); handing back %d records", exc.cause, unwritten
+                "org %s: Salesforce unavailable (%s); %d records unwritten",
+                self.org,
+                exc.cause,
+                unwritten,
             )
         else:
-            log.error("sink write failed; handing back %d records", unwritten, exc_info=exc.cause)
+            log.error(
+                "org %s: sink write failed; %d records unwritten",
+                self.org,
+                unwritten,
+                exc_info=exc.cause,
+            )
 
     async def _settle(
         self,
@@ -227,6 +259,23 @@ class SinkDriver(Generic[M]):
         """Nothing more is tried for `pause` seconds. The unwritten projections go back
         to the topic first, so the wait holds nothing unwritten."""
         self.pause_until = max(self.pause_until, self._clock() + pause)
+        await self._set_aside(pending, held, why)
+
+    async def _set_aside(self, pending: dict[str, Candidate[M]], held: Held[M], why: str) -> None:
+        """Unwritten projections during a pause: while other orgs share the sink, kept
+        by this org's lane (`keep`), which tries them again after the pause without
+        holding the agent; otherwise back to the topic, and the pause waited out."""
+        if self.keep is not None and not self._rests():
+            self.keep(list(pending.values()))
+            metrics.PROJECTIONS_SKIPPED.labels("kept-for-after-pause").inc(len(pending))
+            log.warning(
+                "org %s: %s: kept %d unwritten projections for after the pause",
+                self.org,
+                why,
+                len(pending),
+            )
+            pending.clear()
+            return
         await self._hand_back(pending, why)
         await self._rest(held)
 
@@ -234,9 +283,10 @@ class SinkDriver(Generic[M]):
         """Wait out the pause, holding nothing unwritten; cut short by a rebalance or stop.
 
         The records of this batch stay unacknowledged meanwhile (Faust acknowledges when
-        the agent is done with them), but they have been handed back."""
-        while self._clock() < self.pause_until:
-            if self.consumer.stopping() or held.letting_go():
+        the agent is done with them), but they have been handed back. Not while other
+        orgs share the sink (`rests`): then the pause only stops this driver's writes."""
+        while self.paused():
+            if self.consumer.stopping() or held.letting_go() or not self._rests():
                 return
             await asyncio.sleep(min(self._poll_s, max(0.0, self.pause_until - self._clock())))
 

@@ -52,19 +52,19 @@ PROJECTIONS_SKIPPED = Counter(
 SALESFORCE_CALLS = Counter(
     "activity_sync_salesforce_calls",
     "Salesforce API calls made by the sink, by operation.",
-    ["operation"],
+    ["operation", "org"],
     registry=REGISTRY,
 )
 SALESFORCE_RECORDS = Counter(
     "activity_sync_salesforce_records",
     "Event records sent to Salesforce, by outcome.",
-    ["outcome"],
+    ["outcome", "org"],
     registry=REGISTRY,
 )
 SALESFORCE_ERRORS = Counter(
     "activity_sync_salesforce_errors",
     "Salesforce errors seen by the sink, by error code.",
-    ["code"],
+    ["code", "org"],
     registry=REGISTRY,
 )
 SALESFORCE_FALLBACKS = Counter(
@@ -72,12 +72,13 @@ SALESFORCE_FALLBACKS = Counter(
     "Events written with a fallback after Salesforce refused a reference, by kind "
     "(owner-on-event, owner-fallback, owner-integration-user, who-resolved, who-dropped, "
     "what-dropped)",
-    ["kind"],
+    ["kind", "org"],
     registry=REGISTRY,
 )
 SALESFORCE_API_REMAINING = Gauge(
     "activity_sync_salesforce_api_remaining",
-    "Remaining daily API calls, from the last Sforce-Limit-Info header.",
+    "Remaining daily API calls, from the last Sforce-Limit-Info header, by org.",
+    ["org"],
     registry=REGISTRY,
 )
 CONSUMER_LAG = Gauge(

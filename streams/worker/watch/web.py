@@ -35,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams.core.booking_report import booking_report
 from streams.core.fold import BookingState
 from streams.core.retention import is_marker, read_marker
+from streams.salesforce.org_registry import DEFAULT_ORG
 from streams.worker.app import app, bookings, org_directory, settings, synced
 from streams.worker.settings import Settings
 from streams.worker.watch import metrics, org_status
@@ -193,11 +194,13 @@ class WriteHealth:
         return self.state
 
 
-def _counter_totals(counter: object, label: str) -> dict[str, float]:
+def _counter_totals(counter: object, label: str, org: str = DEFAULT_ORG) -> dict[str, float]:
+    """The counter's totals by `label`, for one org (the worker's health is its default
+    org's; a registered org that fails shows under `orgs`, never failing the worker)."""
     totals: dict[str, float] = {}
     for family in counter.collect():  # type: ignore[attr-defined]
         for sample in family.samples:
-            if sample.name.endswith("_total"):
+            if sample.name.endswith("_total") and sample.labels.get("org", org) == org:
                 totals[sample.labels[label]] = sample.value
     return totals
 

@@ -284,7 +284,11 @@ async def test_a_worker_stopped_during_an_outage_hands_its_unwritten_records_bac
     await produce(broker, EVENTS, event_records(events))
     # Let the sink take the projections and start retrying, then stop it cleanly while
     # Salesforce is still down: what it took and did not write must not be lost.
-    wait_until(lambda: "handing back" in worker.log_text(), 20, "the sink to hand records back")
+    wait_until(
+        lambda: "unwritten projections back to the topic" in worker.log_text(),
+        20,
+        "the sink to hand records back",
+    )
     worker.stop(timeout=20)
     assert worker.process is not None
     assert worker.process.returncode == 0, "the worker did not stop cleanly"

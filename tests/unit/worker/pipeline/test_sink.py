@@ -38,8 +38,8 @@ class Synced:
         return None
 
 
-class Driver:
-    """The driver as `write_batch` uses it: what it was asked to write."""
+class Sinks:
+    """The org lanes as `write_batch` uses them: every org served, what was offered."""
 
     def __init__(self) -> None:
         self.written: list[Candidate[Any]] = []
@@ -47,8 +47,18 @@ class Driver:
     def hold(self) -> object:
         return object()
 
-    async def write(self, held: object, candidates: Sequence[Candidate[Any]]) -> None:
+    def serves(self, projection: Projection) -> bool:
+        return True
+
+    def takes_work(self, org: str) -> bool:
+        return True
+
+    def offer(self, held: object, candidates: Sequence[Candidate[Any]]) -> list[object]:
         self.written.extend(candidates)
+        return []
+
+    async def settle(self, lanes: Sequence[object]) -> None:
+        pass
 
 
 def projection(version: int = 1) -> Projection:
@@ -86,14 +96,14 @@ async def test_an_undecodable_record_goes_to_the_projections_dlq_with_its_reason
     dead: list[tuple[object, Event, str, str]],
 ) -> None:
     broken = Event(Message(b"{not a projection", offset=9))
-    driver = Driver()
-    await sink.write_batch(driver, [broken, record(2)])  # type: ignore[arg-type, list-item]
+    sinks = Sinks()
+    await sink.write_batch(sinks, [broken, record(2)])  # type: ignore[arg-type, list-item]
     assert [(dlq, event, code) for dlq, event, code, _ in dead] == [
         (sink.projections_dlq_topic, broken, "undecodable")
     ]
     assert "JSONDecodeError" in dead[0][3]
     # The rest of the batch is written.
-    assert [c.projection.version for c in driver.written] == [2]
+    assert [c.projection.version for c in sinks.written] == [2]
 
 
 async def test_a_decoded_record_keeps_what_its_headers_say(

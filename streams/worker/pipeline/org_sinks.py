@@ -1,0 +1,350 @@
+"""The sink's lanes: one per Salesforce org, so one org's pause, outage or backlog never
+holds another org's writes (issue 23).
+
+A lane is one org's `SinkDriver` (streams/worker/pipeline/sink_driver.py) over its own
+client: its own token, API usage (`Sforce-Limit-Info`), limit pause, outage backoff
+and healing. `OrgSinks` keeps the lanes and routes a sink batch over them.
+
+Guarantees:
+- Lanes: the default org's lane is built from the worker's settings; a registered
+  org's (streams/worker/org_directory.py) from its registry record, when first needed,
+  and built again when the record changes (new login URL, rotated secret reference):
+  the next write uses the new connection, with no restart. An org whose record is
+  removed gets no more writes. A record whose secrets do not resolve here gives no
+  lane (logged once per record; `/health/` shows the org's check).
+- `serves(projection)`: every org the projection writes to (its own and each org its
+  Event left) has a lane that takes work now. With no registered org that is the
+  default org's lane, always: a pause holds the stream, as it always did. With
+  registered orgs, a lane in a pause (`SinkDriver.paused`) or with `max_queued`
+  bookings queued does not take work. What is not served waits: its `synced` row stays
+  behind and the reconcile timer parks it until it is served, then re-sends it
+  (streams/worker/pipeline/reconcile.py).
+- `offer(held, candidates)`: a projection goes to its org's lane (its fields renamed
+  for the org's field preset), each departure mark (streams/core/projection.py,
+  `departure_mark`) to the lane of the org it marks. A lane queues by booking, the
+  newest version kept, and writes what it has as one attempt at a time; what arrives
+  meanwhile is the next attempt (one call for more records).
+- `settle(lanes)`: with no registered org, waits until the lanes are done (the stream
+  holds through a pause). With registered orgs, waits at most `patience` seconds; a
+  lane still writing goes on in the background, so a slow or failing org never holds
+  another org's batch. A pause's unwritten projections stay in the lane
+  (`SinkDriver.keep`), which tries them again once the pause is over; a lane the
+  registry replaced hands what it has to its successor, a removed org's waits.
+  Records a lane has not written when the worker stops or loses their partition are
+  the reconcile timer's (their records were acknowledged, their `synced` row stays
+  behind).
+- `sort_out`: a projection with marks counts as handled (`synced`) only once its own
+  write and every mark are done (written, fenced or rejected): a mark still unwritten
+  keeps the booking behind, and the projection is re-sent with its marks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
+
+from streams.core.projection import (
+    PRESETS,
+    FieldMapping,
+    Projection,
+    departure_mark,
+    for_mapping,
+)
+from streams.core.sink_plan import Candidate
+from streams.salesforce.org_registry import DEFAULT_ORG, OrgConnection
+from streams.worker.pipeline.sink_driver import POLL_S, Consumer, Held, Settled, SinkDriver
+
+log = logging.getLogger("streams.worker.pipeline.sink")
+
+M = TypeVar("M")
+
+# How long a batch waits for the lanes while several orgs share the sink: long enough
+# for a healthy org's call, short against a failing org's attempt deadline (10 s).
+PATIENCE_S = 1.0
+# Bookings one lane queues behind its attempt before its org stops taking work: a
+# slow org's backlog waits in Kafka and `bookings`, not in memory.
+MAX_QUEUED = 5_000
+# Projections with marks whose parts are not all done, remembered at most.
+MAX_JOINTS = 10_000
+
+
+def org_of(projection: Projection) -> str:
+    """The org a projection's own write goes to."""
+    return projection.salesforce_org or DEFAULT_ORG
+
+
+def orgs_written(projection: Projection) -> list[str]:
+    """Every org the projection writes to: its own first, then each org it left."""
+    return [org_of(projection), *(d.salesforce_org or DEFAULT_ORG for d in projection.departures)]
+
+
+class OrgLane(Generic[M]):
+    """One org's driver, the bookings queued for it, and the task writing them."""
+
+    def __init__(
+        self,
+        org: str,
+        driver: SinkDriver[M],
+        connection: OrgConnection | None,
+        *,
+        failed: Callable[[Sequence[Candidate[M]], Exception], Awaitable[None]],
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.org = org
+        self.driver = driver
+        self.connection = connection
+        self.queued: dict[str, Candidate[M]] = {}
+        self._held: Held[M] | None = None
+        self._failed = failed
+        self._poll_s = poll_s
+        self.task: asyncio.Future[None] | None = None
+        # Set when the registry replaced or removed the org: what it still has goes to
+        # the successor (the lane on the new connection), or waits (removed).
+        self.retired = False
+        self.successor: OrgLane[M] | None = None
+        driver.keep = self.requeue
+
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def offer(self, held: Held[M], candidates: Iterable[Candidate[M]]) -> None:
+        """Queue `candidates` (newest version per booking) and start writing."""
+        self._merge(candidates)
+        # Records of older batches keep their own consumer generation: `Held.owns`
+        # judges each by it, so the newest batch's hold serves them all.
+        self._held = held
+        if not self.busy() and self.queued:
+            self.task = asyncio.ensure_future(self._write_queued())
+
+    def requeue(self, candidates: Sequence[Candidate[M]]) -> None:
+        """Take back what a pause left unwritten (`SinkDriver.keep`): tried again once
+        the pause is over, unless a newer version of the booking came meanwhile."""
+        self._merge(candidates)
+
+    def retire(self, successor: OrgLane[M] | None) -> None:
+        self.retired = True
+        self.successor = successor
+        self._hand_over()
+
+    def _merge(self, candidates: Iterable[Candidate[M]]) -> None:
+        for candidate in candidates:
+            booking = candidate.projection.booking_id
+            current = self.queued.get(booking)
+            if current is None or candidate.projection.version >= current.projection.version:
+                self.queued[booking] = candidate
+
+    def _hand_over(self) -> None:
+        if self.successor is not None and self._held is not None and self.queued:
+            self.successor.offer(self._held, self.queued.values())
+        self.queued = {}
+
+    async def _pause_over(self) -> None:
+        """Wait out the driver's pause: what it kept is tried again after it (a stop or
+        the lane's retirement cuts the wait short)."""
+        while self.driver.paused():
+            if self.driver.consumer.stopping() or self.retired:
+                return
+            await asyncio.sleep(self._poll_s)
+
+    async def _write_queued(self) -> None:
+        while self.queued and self._held is not None and not self.retired:
+            await self._pause_over()
+            if self.retired:
+                break
+            batch, held = list(self.queued.values()), self._held
+            self.queued = {}
+            try:
+                await self.driver.write(held, batch)
+            except Exception as exc:  # the batch is set aside, never dropped
+                log.exception("org %s: sink write failed unexpectedly", self.org)
+                await self._failed(batch, exc)
+        if self.retired:
+            self._hand_over()
+
+
+@dataclass
+class _Joint(Generic[M]):
+    """A projection written to several orgs: its own outcome, and the marks not done."""
+
+    org: str
+    marks_left: set[str]
+    own: Settled[M] | None = None
+
+
+class OrgSinks(Generic[M]):
+    """The lanes of this worker's sink, by org name (`DEFAULT_ORG`: the default org)."""
+
+    def __init__(
+        self,
+        consumer: Consumer[M],
+        build: Callable[[str, OrgConnection | None], SinkDriver[M]],
+        registered: Callable[[], Mapping[str, OrgConnection]],
+        *,
+        mapping: FieldMapping,
+        failed: Callable[[Sequence[Candidate[M]], Exception], Awaitable[None]],
+        patience: float = PATIENCE_S,
+        max_queued: int = MAX_QUEUED,
+    ) -> None:
+        self.consumer = consumer
+        self._build = build
+        self._registered = registered
+        self._mapping = mapping
+        self._failed = failed
+        self.patience = patience
+        self.max_queued = max_queued
+        self.lanes: dict[str, OrgLane[M]] = {}
+        # Registry records that gave no lane (secrets not resolvable): logged once.
+        self._unbuildable: dict[str, OrgConnection | None] = {}
+        self._joints: OrderedDict[tuple[str, int], _Joint[M]] = OrderedDict()
+
+    def shared(self) -> bool:
+        """Registered orgs share the sink: no lane may hold the stream."""
+        return bool(self._registered())
+
+    def hold(self) -> Held[M]:
+        """Call as a batch is taken (before decoding it): the rebalance it belongs to."""
+        return Held(self.consumer)
+
+    def lane(self, org: str) -> OrgLane[M] | None:
+        """The org's lane, built (again) from its current registry record; None for an
+        org that is not registered or whose secrets do not resolve here."""
+        connection: OrgConnection | None = None
+        if org != DEFAULT_ORG:
+            connection = self._registered().get(org)
+            if connection is None:
+                removed = self.lanes.pop(org, None)
+                if removed is not None:  # its attempt in flight ends on its own
+                    removed.retire(None)
+                return None
+        lane = self.lanes.get(org)
+        if lane is not None and lane.connection == connection:
+            return lane
+        if org in self._unbuildable and self._unbuildable[org] == connection:
+            return None
+        try:
+            driver = self._build(org, connection)
+        except Exception as exc:  # e.g. OrgSecretError: the org's check says more
+            self._unbuildable[org] = connection
+            log.error("org %s: cannot connect its sink: %s", org, exc)
+            return None
+        self._unbuildable.pop(org, None)
+        replaced, lane = lane, OrgLane(org, driver, connection, failed=self._failed)
+        self.lanes[org] = lane
+        if replaced is not None:
+            log.info("org %s: connection changed; the sink uses the new one", org)
+            # Its attempt in flight finishes on its own (its outcomes apply); what it
+            # has queued, or kept through a pause, is the new lane's.
+            replaced.retire(lane)
+        return lane
+
+    def takes_work(self, org: str) -> bool:
+        lane = self.lane(org)
+        if lane is None:
+            return False
+        if not self.shared():
+            return True
+        return not lane.driver.paused() and len(lane.queued) < self.max_queued
+
+    def serves(self, projection: Projection) -> bool:
+        """Whether the sink can write `projection` now (every org it writes to)."""
+        return all(self.takes_work(org) for org in orgs_written(projection))
+
+    def writes_steadily(self, projection: Projection) -> bool:
+        """`serves`, and while orgs share the sink, every org's last attempt succeeded:
+        what the reconcile timer may re-send and give up on after one re-send. A
+        projection of a failing org is parked instead (its lane keeps what it was given
+        and tries again; a re-send would only be given up while the org is down)."""
+        if not self.serves(projection):
+            return False
+        if not self.shared():
+            return True
+        return not any(
+            (lane := self.lanes.get(org)) is not None and lane.driver.failing
+            for org in orgs_written(projection)
+        )
+
+    def offer(self, held: Held[M], candidates: Sequence[Candidate[M]]) -> list[OrgLane[M]]:
+        """Queue each candidate's writes in their lanes (all `serves`d) and start them;
+        returns the lanes given work."""
+        by_org: dict[str, list[Candidate[M]]] = {}
+        for candidate in candidates:
+            projection = candidate.projection
+            by_org.setdefault(org_of(projection), []).append(candidate)
+            if not projection.departures:
+                continue
+            key = (projection.booking_id, projection.version)
+            marks = {d.salesforce_org or DEFAULT_ORG for d in projection.departures}
+            self._joints[key] = _Joint(org_of(projection), marks)
+            self._joints.move_to_end(key)
+            for departure in projection.departures:
+                mark = replace(candidate, projection=departure_mark(projection, departure))
+                by_org.setdefault(org_of(mark.projection), []).append(mark)
+        while len(self._joints) > MAX_JOINTS:
+            self._joints.popitem(last=False)  # never completed: reconcile re-sends it
+        given: list[OrgLane[M]] = []
+        for org, items in by_org.items():
+            lane = self.lane(org)
+            if lane is None:  # the registry changed since `serves`: reconcile parks it
+                log.warning("org %s: no longer served; %d projections wait", org, len(items))
+                continue
+            lane.offer(held, [self._for_org(lane, item) for item in items])
+            given.append(lane)
+        return given
+
+    def _for_org(self, lane: OrgLane[M], candidate: Candidate[M]) -> Candidate[M]:
+        if lane.connection is None:
+            return candidate
+        target = PRESETS[lane.connection.field_mapping]
+        return replace(
+            candidate, projection=for_mapping(candidate.projection, self._mapping, target)
+        )
+
+    async def settle(self, lanes: Sequence[OrgLane[M]]) -> None:
+        """Wait for `lanes`: until done with no registered org, else at most `patience`."""
+        # A lane waiting out a pause holds nothing of this batch's: not waited for.
+        tasks = [
+            lane.task
+            for lane in lanes
+            if lane.task is not None and lane.busy() and not lane.driver.paused()
+        ]
+        if not tasks:
+            return
+        if self.shared():
+            await asyncio.wait(tasks, timeout=self.patience)
+        else:
+            await asyncio.wait(tasks)
+
+    def sort_out(
+        self, org: str, settled: Sequence[Settled[M]]
+    ) -> tuple[list[Settled[M]], list[Settled[M]]]:
+        """Split a lane's outcomes: (projections' own outcomes ready to apply, marks).
+        A projection with marks is ready once its own write and every mark are done."""
+        own: list[Settled[M]] = []
+        marks: list[Settled[M]] = []
+        for item in settled:
+            projection = item.candidate.projection
+            joint = self._joints.get((projection.booking_id, projection.version))
+            if joint is None:
+                own.append(item)
+                continue
+            done = item.outcome.status != "retryable"
+            if org != joint.org:
+                marks.append(item)
+                if done:
+                    joint.marks_left.discard(org)
+            elif done:
+                joint.own = item
+            else:
+                own.append(item)  # tried again by the lane: nothing to apply yet
+            if joint.own is not None and not joint.marks_left:
+                own.append(joint.own)
+                del self._joints[(projection.booking_id, projection.version)]
+        return own, marks
+
+    def paused_orgs(self) -> list[str]:
+        """Orgs whose lane is in a pause now (for logs and metrics)."""
+        return sorted(org for org, lane in self.lanes.items() if lane.driver.paused())

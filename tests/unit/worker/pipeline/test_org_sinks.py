@@ -1,0 +1,289 @@
+"""The sink's lanes (streams/worker/pipeline/org_sinks.py) with scripted writers, no
+I/O: one org's pause or slowness never holds another's batch, what an org cannot take
+waits, marks complete their projection, lanes follow the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+from pydantic import SecretStr
+
+from streams.core.projection import PRESETS, Departure
+from streams.core.sink_plan import Candidate
+from streams.salesforce.org_registry import DEFAULT_ORG, OrgConnection
+from streams.salesforce.settings import SalesforceSettings
+from streams.worker.pipeline.org_sinks import OrgSinks
+from streams.worker.pipeline.sink_driver import Settled, SinkDriver
+from tests.unit.worker.pipeline.scripted_sink import (
+    POLL_S,
+    FakeConsumer,
+    Rec,
+    ScriptedWriter,
+    backpressure,
+    candidate,
+    gated,
+    until,
+    written,
+)
+
+BASE = SalesforceSettings(
+    _env_file=None,  # type: ignore[call-arg]
+    login_url="https://default.my.salesforce.com",
+    client_id="default",
+    client_secret=SecretStr("default-secret"),
+)
+ENVIRON = {"ACME_SECRET": "acme-secret", "GLOBEX_SECRET": "globex-secret"}
+
+
+def org(name: str, **changes: object) -> OrgConnection:
+    fields: dict[str, object] = {
+        "name": name,
+        "login_url": f"https://{name}.my.salesforce.com",
+        "client_id": name,
+        "client_secret": f"env:{name.upper()}_SECRET",
+    }
+    return OrgConnection.model_validate({**fields, **changes})
+
+
+def for_org(org_name: str | None, booking: str, version: int = 1, **kw: object) -> Candidate[Rec]:
+    plain = candidate(booking, version=version)
+    return replace(plain, projection=replace(plain.projection, salesforce_org=org_name, **kw))
+
+
+class Lanes:
+    """`OrgSinks` over one scripted writer per org, applying outcomes as the agent does."""
+
+    def __init__(self, *registered: OrgConnection, patience: float = 0.05) -> None:
+        self.consumer = FakeConsumer()
+        self.registered = {c.name: c for c in registered}
+        self.writers: dict[str, ScriptedWriter] = {}
+        self.built: list[tuple[str, OrgConnection | None]] = []
+        self.synced: dict[str, int] = {}
+        self.marks: list[tuple[str, str, str]] = []
+        self.handed_back: list[str] = []
+        self.sinks: OrgSinks[Rec] = OrgSinks(
+            self.consumer,
+            self._build,
+            lambda: self.registered,
+            mapping=PRESETS["default"],
+            failed=self._failed,
+            patience=patience,
+            max_queued=3,
+        )
+
+    def script(self, org_name: str, *steps: object) -> ScriptedWriter:
+        self.writers[org_name] = ScriptedWriter(*steps)  # type: ignore[arg-type]
+        return self.writers[org_name]
+
+    def _build(self, org_name: str, connection: OrgConnection | None) -> SinkDriver[Rec]:
+        if connection is not None:
+            connection.settings(BASE, ENVIRON)  # resolves the secret, as the worker does
+        self.built.append((org_name, connection))
+        writer = self.writers.setdefault(org_name, ScriptedWriter())
+
+        async def apply(settled: Sequence[Settled[Rec]]) -> None:
+            own, marks = self.sinks.sort_out(org_name, settled)
+            for item in marks:
+                p = item.candidate.projection
+                self.marks.append((org_name, p.booking_id, item.outcome.status))
+            for item in own:
+                if item.outcome.status != "retryable" and item.owned():
+                    self.synced[item.candidate.projection.booking_id] = (
+                        item.candidate.projection.version
+                    )
+
+        async def hand_back(candidates: Sequence[Candidate[Rec]]) -> None:
+            self.handed_back += [c.projection.booking_id for c in candidates]
+
+        return SinkDriver(
+            writer,
+            self.consumer,
+            hand_back=hand_back,
+            apply=apply,
+            org=org_name,
+            rests=lambda: not self.sinks.shared(),
+            poll_s=POLL_S,
+        )
+
+    async def _failed(self, candidates: Sequence[Candidate[Rec]], exc: Exception) -> None:
+        raise AssertionError(f"unexpected failure: {exc}")
+
+    async def batch(self, *candidates: Candidate[Rec]) -> float:
+        """Offer a batch as the agent does (only what `serves`); seconds it was held."""
+        start = time.monotonic()
+        served = [c for c in candidates if self.sinks.serves(c.projection)]
+        await self.sinks.settle(self.sinks.offer(self.sinks.hold(), served))
+        return time.monotonic() - start
+
+
+async def test_one_org_alone_holds_the_stream_through_its_pause_as_before() -> None:
+    lanes = Lanes()
+    lanes.script(DEFAULT_ORG, backpressure("REQUEST_LIMIT_EXCEEDED", 0.3), written())
+    held = await lanes.batch(candidate("a"))
+    assert held >= 0.3, "with no registered org the batch waits the pause out"
+    assert lanes.handed_back == ["a"]
+    assert lanes.sinks.serves(candidate("a").projection), "one org: always served"
+
+
+async def test_an_org_in_its_limit_pause_never_holds_another_orgs_batch() -> None:
+    lanes = Lanes(org("acme"))
+    lanes.script("acme", backpressure("REQUEST_LIMIT_EXCEEDED", 30.0))
+    held = await lanes.batch(for_org("acme", "a-1"), candidate("d-1"))
+    await until(lambda: "d-1" in lanes.synced and "a-1" in lanes.sinks.lanes["acme"].queued)
+    assert held < 5, "the batch did not wait for acme's 30 s pause"
+    assert lanes.handed_back == [], "kept by acme's lane for after the pause"
+    # While acme is paused its projections wait; the default org's keep flowing.
+    assert not lanes.sinks.serves(for_org("acme", "a-2").projection)
+    assert lanes.sinks.paused_orgs() == ["acme"]
+    held = await lanes.batch(for_org("acme", "a-2"), candidate("d-2"))
+    await until(lambda: "d-2" in lanes.synced)
+    assert held < 5
+    assert lanes.writers["acme"].calls == [["a-1"]]
+    assert lanes.writers[DEFAULT_ORG].calls == [["d-1"], ["d-2"]]
+
+
+async def test_what_a_pause_left_unwritten_is_written_by_the_lane_after_it() -> None:
+    lanes = Lanes(org("acme"))
+    lanes.script("acme", backpressure("UNAVAILABLE", 0.3, finished=["a-1"]), written())
+    start = time.monotonic()
+    await lanes.batch(for_org("acme", "a-1"), for_org("acme", "a-2"))
+    await until(lambda: lanes.synced == {"a-1": 1, "a-2": 1})
+    assert time.monotonic() - start >= 0.3, "not before the pause is over"
+    assert lanes.writers["acme"].calls == [["a-1", "a-2"], ["a-2"]]
+    assert lanes.handed_back == []
+
+
+async def test_the_default_org_in_a_pause_waits_too_once_orgs_share_the_sink() -> None:
+    lanes = Lanes(org("acme"))
+    lanes.script(DEFAULT_ORG, backpressure("UNAVAILABLE", 30.0))
+    held = await lanes.batch(candidate("d-1"), for_org("acme", "a-1"))
+    await until(lambda: "a-1" in lanes.synced)
+    assert held < 5
+    assert not lanes.sinks.serves(candidate("d-2").projection)
+    assert lanes.sinks.serves(for_org("acme", "a-2").projection)
+
+
+async def test_a_slow_org_goes_on_in_the_background_and_writes_what_queued_in_one_call() -> None:
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"))
+    lanes.script("acme", gated(gate), written())
+    held = await lanes.batch(for_org("acme", "a-1"), candidate("d-1"))
+    assert held < 1, "the batch waited only its patience for the slow org"
+    assert lanes.synced == {"d-1": 1}
+    # The next batches queue behind acme's attempt, newest version per booking.
+    await lanes.batch(for_org("acme", "a-2", version=1), candidate("d-2"))
+    await lanes.batch(for_org("acme", "a-2", version=2), for_org("acme", "a-3"))
+    gate.set()
+    await until(lambda: lanes.synced.get("a-3") == 1)
+    assert lanes.writers["acme"].calls == [["a-1"], ["a-2", "a-3"]]
+    assert lanes.synced["a-2"] == 2
+
+
+async def test_a_full_lane_takes_no_more_work_until_it_has_written() -> None:
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"))
+    lanes.script("acme", gated(gate), written())
+    await lanes.batch(for_org("acme", "a-0"))
+    await lanes.batch(*(for_org("acme", f"a-{i}") for i in range(1, 4)))  # max_queued 3
+    assert not lanes.sinks.serves(for_org("acme", "a-4").projection)
+    gate.set()
+    await until(lambda: len(lanes.synced) == 4)
+    assert lanes.sinks.serves(for_org("acme", "a-4").projection)
+
+
+@pytest.mark.parametrize(
+    ("registered", "why"),
+    [
+        ((), "not registered"),
+        ((org("acme", client_secret="env:NOT_SET"),), "its secret does not resolve here"),
+    ],
+)
+async def test_an_org_without_a_lane_is_not_served(
+    registered: tuple[OrgConnection, ...], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lanes = Lanes(*registered)
+    with caplog.at_level(logging.ERROR, logger="streams.worker.pipeline.sink"):
+        for _ in range(3):
+            assert not lanes.sinks.serves(for_org("acme", "a-1").projection), why
+    if registered:
+        assert caplog.text.count("org acme: cannot connect its sink") == 1, "logged once"
+    assert lanes.sinks.serves(candidate("d-1").projection)
+
+
+async def test_a_changed_record_builds_the_lane_again_and_a_removed_org_gets_no_writes() -> None:
+    lanes = Lanes(org("acme"))
+    # The old connection's lane keeps what its outage left unwritten...
+    lanes.script("acme", backpressure("UNAVAILABLE", 30.0))
+    await lanes.batch(for_org("acme", "a-1"))
+    await until(lambda: "a-1" in lanes.sinks.lanes["acme"].queued)
+    old = lanes.sinks.lanes["acme"]
+    rotated = org("acme", client_secret="env:GLOBEX_SECRET")
+    lanes.registered["acme"] = rotated
+    lanes.writers["acme"] = ScriptedWriter()  # ...and the new connection writes it
+    await lanes.batch(for_org("acme", "a-2"))
+    await until(lambda: {"a-1", "a-2"} <= set(lanes.synced))
+    assert [c for name, c in lanes.built if name == "acme"] == [org("acme"), rotated]
+    await until(lambda: not old.busy())
+    assert old.retired
+    assert old.queued == {}
+    del lanes.registered["acme"]
+    assert not lanes.sinks.serves(for_org("acme", "a-3").projection)
+    assert "acme" not in lanes.sinks.lanes
+
+
+async def test_a_moved_booking_is_handled_once_its_own_write_and_its_mark_are_done() -> None:
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"))
+    lanes.script(DEFAULT_ORG, gated(gate))  # the old org's mark is slow
+    mark = Departure(None, {"Booking_Id__c": "b-1", "Event_Status__c": "Moved"})
+    moved = for_org("acme", "b-1", version=3, departures=(mark,))
+    assert not lanes.sinks.serves(replace(moved.projection, salesforce_org="globex"))
+    await lanes.batch(moved)
+    await until(lambda: lanes.writers["acme"].calls == [["b-1"]])
+    assert lanes.synced == {}, "the mark is not written yet: the booking stays behind"
+    gate.set()
+    await until(lambda: lanes.synced == {"b-1": 3})
+    assert lanes.marks == [(DEFAULT_ORG, "b-1", "updated")]
+
+
+async def test_a_registered_org_gets_its_field_presets_names() -> None:
+    lanes = Lanes(org("acme", field_mapping="oncehub"))
+    status = for_org("acme", "a-1", fields={"Booking_Id__c": "a-1", "Event_Status__c": "x"})
+    await lanes.batch(
+        status,
+        replace(
+            status, projection=replace(status.projection, booking_id="d-1", salesforce_org=None)
+        ),
+    )
+    await until(lambda: "a-1" in lanes.synced and "d-1" in lanes.synced)
+    assert lanes.writers["acme"].items[0].fields == {
+        "Booking_Id__c": "a-1",
+        "ScheduleOnce__Event_status__c": "x",
+    }
+    assert lanes.writers[DEFAULT_ORG].items[0].fields["Event_Status__c"] == "x"
+
+
+async def test_a_failing_org_is_served_but_not_steady_until_an_attempt_succeeds() -> None:
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"))
+    lanes.script("acme", backpressure("UNAVAILABLE", 0.1), gated(gate))
+    await lanes.batch(for_org("acme", "a-1"))
+    acme = for_org("acme", "a-2").projection
+    # The pause is over and the lane tries again: new work is taken, but the reconcile
+    # timer parks rather than re-sends (and never gives up) while acme fails.
+    await until(lambda: len(lanes.writers["acme"].calls) == 2)
+    assert lanes.sinks.serves(acme)
+    assert not lanes.sinks.writes_steadily(acme)
+    gate.set()
+    await until(lambda: "a-1" in lanes.synced)
+    assert lanes.sinks.writes_steadily(acme)
+    # With no registered org, the reconcile timer's rule stays as it always was.
+    alone = Lanes()
+    alone.script(DEFAULT_ORG, backpressure("UNAVAILABLE", 0.05))
+    await alone.batch(candidate("d-1"))
+    assert alone.sinks.writes_steadily(candidate("d-1").projection)
