@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint types unit integration bench bench-fold bench-scale bench-sweep chaos lock schemas clean
+.PHONY: venv demo test lint types unit integration bench bench-fold bench-orgs bench-scale bench-sweep chaos lock schemas clean
 
 # The venv is rebuilt whenever a lock or the project metadata changes. The runtime and
 # build locks carry hashes (checked); the dev lock pins the dev kit and the dev tools.
@@ -47,6 +47,12 @@ bench-fold: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline_bench
+
+# 200 registered orgs, two workers, one org down and one over its daily limit during
+# 500 ev/s of live traffic (~10 min; not part of `make test`): bench/orgs.json, the
+# table in docs/performance.md. `python -m bench.orgs_bench --orgs 10` for a quick run.
+bench-orgs: $(STAMP)
+	$(BIN)/python -m bench.orgs_bench
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
