@@ -144,8 +144,10 @@ class OrgLane(Generic[M]):
 
     async def _pause_over(self) -> None:
         """Wait out the driver's pause: what it kept is tried again after it (a stop or
-        the lane's retirement cuts the wait short)."""
-        while self.driver.paused():
+        the lane's retirement cuts the wait short). Not when the driver rests (one org):
+        it then hands a batch read during a pause back and rests itself, letting go at
+        once when a rebalance begins."""
+        while self.driver.paused() and not self.driver.rests():
             if self.driver.consumer.stopping() or self.retired:
                 return
             await asyncio.sleep(self._poll_s)
@@ -305,15 +307,18 @@ class OrgSinks(Generic[M]):
 
     async def settle(self, lanes: Sequence[OrgLane[M]]) -> None:
         """Wait for `lanes`: until done with no registered org, else at most `patience`."""
-        # A lane waiting out a pause holds nothing of this batch's: not waited for.
+        shared = self.shared()
+        # Shared: a lane waiting out a pause holds nothing of this batch's (it was not
+        # given work while paused), so it is not waited for. Alone, the lane resting
+        # through a pause is the stream holding: waited for.
         tasks = [
             lane.task
             for lane in lanes
-            if lane.task is not None and lane.busy() and not lane.driver.paused()
+            if lane.task is not None and lane.busy() and not (shared and lane.driver.paused())
         ]
         if not tasks:
             return
-        if self.shared():
+        if shared:
             await asyncio.wait(tasks, timeout=self.patience)
         else:
             await asyncio.wait(tasks)

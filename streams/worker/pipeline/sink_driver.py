@@ -155,6 +155,10 @@ class SinkDriver(Generic[M]):
         # The last attempt the driver stopped waiting for, while it runs on.
         self.abandoned: asyncio.Future[list[WriteOutcome]] | None = None
 
+    def rests(self) -> bool:
+        """Whether a pause may hold the agent (no other org shares the sink)."""
+        return self._rests()
+
     def paused(self) -> bool:
         """Salesforce asked this driver to wait and the wait is not over."""
         return self._clock() < self.pause_until
@@ -265,7 +269,7 @@ class SinkDriver(Generic[M]):
         """Unwritten projections during a pause: while other orgs share the sink, kept
         by this org's lane (`keep`), which tries them again after the pause without
         holding the agent; otherwise back to the topic, and the pause waited out."""
-        if self.keep is not None and not self._rests():
+        if self.keep is not None and not self.rests():
             self.keep(list(pending.values()))
             metrics.PROJECTIONS_SKIPPED.labels("kept-for-after-pause").inc(len(pending))
             log.warning(
@@ -286,7 +290,7 @@ class SinkDriver(Generic[M]):
         the agent is done with them), but they have been handed back. Not while other
         orgs share the sink (`rests`): then the pause only stops this driver's writes."""
         while self.paused():
-            if self.consumer.stopping() or held.letting_go() or not self._rests():
+            if self.consumer.stopping() or held.letting_go() or not self.rests():
                 return
             await asyncio.sleep(min(self._poll_s, max(0.0, self.pause_until - self._clock())))
 

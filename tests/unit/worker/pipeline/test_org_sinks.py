@@ -287,3 +287,20 @@ async def test_a_failing_org_is_served_but_not_steady_until_an_attempt_succeeds(
     alone.script(DEFAULT_ORG, backpressure("UNAVAILABLE", 0.05))
     await alone.batch(candidate("d-1"))
     assert alone.sinks.writes_steadily(candidate("d-1").projection)
+
+
+async def test_one_org_alone_lets_go_of_a_batch_read_during_its_pause_when_a_rebalance_begins() -> (
+    None
+):
+    lanes = Lanes()
+    lanes.script(DEFAULT_ORG, backpressure("REQUEST_LIMIT_EXCEEDED", 30.0))
+    first = asyncio.ensure_future(lanes.batch(candidate("a")))
+    await until(lambda: lanes.handed_back == ["a"])
+    lanes.consumer.rebalance_begins()  # the revoke step must not wait out the pause
+    await asyncio.wait_for(first, 2)
+    second = asyncio.ensure_future(lanes.batch(candidate("b")))
+    await until(lambda: lanes.handed_back == ["a", "b"])  # read during the pause: back
+    assert not second.done(), "alone, the stream holds through the pause"
+    lanes.consumer.rebalance_begins()
+    await asyncio.wait_for(second, 2)
+    assert lanes.writers[DEFAULT_ORG].calls == [["a"]]
