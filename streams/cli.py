@@ -495,6 +495,14 @@ async def check_salesforce(self: OperatorCommand, timeout_s: float, org: str | N
     ),
     option("--ca-file", default=None, help="add: a PEM bundle to trust for this org."),
     option(
+        "--worker",
+        "worker_urls",
+        multiple=True,
+        metavar="URL",
+        help="list: count the bookings waiting for each org on this worker (repeatable: "
+        "every worker, for the whole count).",
+    ),
+    option(
         "--salesforce-timeout",
         type=float,
         default=30.0,
@@ -509,17 +517,19 @@ async def orgs(
     name: str | None,
     salesforce_timeout: float,
     timeout_s: float,
+    worker_urls: tuple[str, ...],
     **connection: str | None,
 ) -> int:
     """The registry of Salesforce orgs besides the default one (a compacted topic every
     worker reads): `add NAME --login-url URL --client-id ID --client-secret env:VAR`
     adds or replaces an org (secrets only by reference: env:VARIABLE or file:/path,
-    resolved where the workers run), `list` shows them, `remove NAME` removes one, `check
+    resolved where the workers run), `list` shows them (`--worker URL`: with the bookings
+    waiting for each org), `remove NAME` removes one, `check
     NAME` runs the check-salesforce checks against it."""
     from streams.commands import orgs as registry
 
     if action == "list":
-        return await registry.list_orgs(settings, sys.stdout, timeout_s)
+        return await registry.list_orgs(settings, sys.stdout, timeout_s, worker_urls)
     if not name:
         raise UsageError(f"orgs {action} needs the org's NAME")
     if action == "add":

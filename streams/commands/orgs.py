@@ -3,7 +3,8 @@
 The registry is a compacted topic (`ACTIVITY_SYNC_TOPIC_ORGS`, default
 `salesforce-orgs`; records in streams/salesforce/org_registry.py). `add` writes an org's
 connection (secrets only as `env:NAME` / `file:/path` references), `remove` a tombstone,
-`list` reads the topic to its end, `check` resolves an org's references here and runs
+`list` reads the topic to its end (with `--worker URL`, each org's count of bookings
+waiting for it, from the workers' `GET /orgs/`), `check` resolves an org's references here and runs
 the `check-salesforce` checks against it. The topic is created on first use, compacted,
 with the deployment's partitions, replication and min.insync.replicas.
 
@@ -15,18 +16,22 @@ secret is never printed, only its reference.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from pydantic import ValidationError
+import aiohttp
+from pydantic import SecretStr, ValidationError
 
 from streams.commands.base import UsageError, UserError, one_line
 from streams.commands.check_salesforce import print_report
 from streams.commands.check_salesforce import run_checks as run_org_checks
 from streams.commands.kafka_io import admin, consumer, offsets, partitions_of, producer
 from streams.commands.replay import read_partitions
+from streams.commands.status import auth_headers
 from streams.salesforce.errors import SalesforceClientError, SalesforceUntrusted
 from streams.salesforce.org_registry import (
+    DEFAULT_ORG,
     OrgConnection,
     OrgRegistry,
     OrgSecretError,
@@ -109,24 +114,73 @@ async def remove(settings: Settings, name: str, out: IO[str], timeout_s: float) 
     return 0
 
 
-def print_registry(registered: OrgRegistry, out: IO[str]) -> None:
+def print_registry(
+    registered: OrgRegistry, out: IO[str], waiting: Mapping[str, int] | None = None
+) -> None:
+    """One line per org; with `waiting` (bookings waiting for each org, from the
+    workers), its count on the org's line and a line for each unregistered org that
+    bookings wait for."""
     if not registered.orgs:
         print("no orgs registered (the default org is ACTIVITY_SYNC_SALESFORCE_*)", file=out)
     for name in sorted(registered.orgs):
         org = registered.orgs[name]
         refs = ", ".join(f"{k}={v}" for k, v in org.references().items()) or "no secrets"
+        count = "" if waiting is None else f"  waiting={waiting.get(name, 0)}"
         print(
             f"{name}  {org.login_url}  {org.auth}  client_id={org.client_id or '-'}  "
-            f"{refs}  fields={org.field_mapping}",
+            f"{refs}  fields={org.field_mapping}{count}",
             file=out,
         )
+    if waiting is not None:
+        for name, count_ in sorted(waiting.items()):
+            if name not in registered.orgs and name != DEFAULT_ORG and count_:
+                hint = f"activity-sync orgs add {name}"
+                print(f"{name}  not registered  waiting={count_} ({hint})", file=out)
+        default = f"{DEFAULT_ORG} (ACTIVITY_SYNC_SALESFORCE_*)"
+        print(f"{default}  waiting={waiting.get(DEFAULT_ORG, 0)}", file=out)
     for problem in registered.unreadable:
         print(f"skipped unreadable record {problem}", file=out)
 
 
-async def list_orgs(settings: Settings, out: IO[str], timeout_s: float) -> int:
+async def waiting_on_workers(
+    worker_urls: Sequence[str], token: SecretStr | None, timeout_s: float
+) -> tuple[dict[str, int], list[str]]:
+    """Bookings waiting for each org, summed over the workers' `GET /orgs/` (each counts
+    its own partitions at its last reconcile sweep), and the workers that did not answer."""
+    total: Counter[str] = Counter()
+    problems: list[str] = []
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout, headers=auth_headers(token)) as session:
+        for url in worker_urls:
+            try:
+                async with session.get(f"{url.rstrip('/')}/orgs/") as response:
+                    if response.status != 200:
+                        problems.append(f"{url} answered {response.status}")
+                        continue
+                    body = await response.json()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problems.append(f"cannot reach {url}: {one_line(exc)}")
+                continue
+            total.update({str(k): int(v) for k, v in (body.get("waiting") or {}).items()})
+    return dict(total), problems
+
+
+async def list_orgs(
+    settings: Settings,
+    out: IO[str],
+    timeout_s: float,
+    worker_urls: Sequence[str] = (),
+) -> int:
+    """The registry, with how many bookings wait for each org on `worker_urls` (every
+    worker of the deployment, for the whole count)."""
     await ensure_topic(settings, timeout_s)
-    print_registry(await read_registry(settings, timeout_s), out)
+    registered = await read_registry(settings, timeout_s)
+    waiting: dict[str, int] | None = None
+    if worker_urls:
+        waiting, problems = await waiting_on_workers(worker_urls, settings.web.token, timeout_s)
+        for problem in problems:
+            print(f"waiting not counted: {problem}", file=out)
+    print_registry(registered, out, waiting)
     return 0
 
 

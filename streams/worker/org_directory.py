@@ -74,6 +74,9 @@ class OrgDirectory:
         # Each registered org's check (streams/worker/org_checks.py), for /health/.
         self.checks = checks
         self.changed = asyncio.Event()
+        # Bookings of this worker's partitions parked for their org at the last
+        # reconcile sweep, by org (streams/worker/pipeline/reconcile.py).
+        self.waiting: dict[str, int] = {}
 
     def publish(self, registry: OrgRegistry) -> None:
         self.registry = OrgRegistry(dict(registry.orgs), list(registry.unreadable))

@@ -260,14 +260,18 @@ class OrgSinks(Generic[M]):
         what the reconcile timer may re-send and give up on after one re-send. A
         projection of a failing org is parked instead (its lane keeps what it was given
         and tries again; a re-send would only be given up while the org is down)."""
-        if not self.serves(projection):
-            return False
-        if not self.shared():
-            return True
-        return not any(
-            (lane := self.lanes.get(org)) is not None and lane.driver.failing
+        return not self.waits_for(projection)
+
+    def waits_for(self, projection: Projection) -> list[str]:
+        """The orgs `projection` waits for: those that take no work now, and while orgs
+        share the sink, those whose last attempt failed."""
+        shared = self.shared()
+        return [
+            org
             for org in orgs_written(projection)
-        )
+            if not self.takes_work(org)
+            or (shared and (lane := self.lanes.get(org)) is not None and lane.driver.failing)
+        ]
 
     def offer(self, held: Held[M], candidates: Sequence[Candidate[M]]) -> list[OrgLane[M]]:
         """Queue each candidate's writes in their lanes (all `serves`d) and start them;

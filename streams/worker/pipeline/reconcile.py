@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 from streams.core.due_index import entry_key, reconcile_action, settled
 from streams.core.fold import BookingState
@@ -72,7 +73,7 @@ async def resend_lagging_projections(
         until = now_ms
     sweep = Sweep()
     resent = 0
-    parked = 0
+    parked: Counter[str] = Counter()  # by the org each parked booking waits for
     # Partitions whose sink is still behind the entry just read: their later entries
     # (sent later, so further on in the projections partition) are not read this sweep.
     waiting: set[int] = set()
@@ -107,7 +108,8 @@ async def resend_lagging_projections(
             waiting.add(due.value.partition)
             continue
         if action == "park":
-            parked += 1
+            assert projection is not None  # parked: an org of it does not take it now
+            parked.update(org_sinks.waits_for(projection))
             if due.value.resent:
                 # A re-send that found its org not taking work (paused, down, removed)
                 # does not count: once served it is re-sent again, not given up.
@@ -132,8 +134,14 @@ async def resend_lagging_projections(
     if resent:
         metrics.PROJECTIONS_RESENT.inc(resent)
         log.warning("reconcile: re-sent %d projections Salesforce stayed behind", resent)
+    if for_orgs is None:
+        # `orgs list` and GET /orgs/: how many of this worker's bookings wait, by org.
+        org_directory.waiting = dict(parked)
     if parked:
-        log.info("reconcile: %d projections wait for their org to be served", parked)
+        log.info(
+            "reconcile: projections wait for their org to be served: %s",
+            ", ".join(f"{n} for org {org}" for org, n in sorted(parked.items())),
+        )
     return resent
 
 

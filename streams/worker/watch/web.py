@@ -159,6 +159,8 @@ class OrgsPage(View):
                 "caught_up": org_directory.caught_up.is_set(),
                 "orgs": orgs,
                 "unreadable": registry.unreadable,
+                # By org (registered or not): this worker's bookings that wait for it.
+                "waiting": org_directory.waiting,
             }
         )
 

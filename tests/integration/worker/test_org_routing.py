@@ -3,7 +3,8 @@ Apache Kafka, the emulator's named orgs over HTTPS and worker processes:
 
 - a booking of an org that is not registered waits (never in the default org) and is
   written in its org within seconds of `orgs add`, with no new event and no replay;
-- one org over its API limit never holds another org's Events;
+- one org over its API limit never holds another org's Events, and `orgs list --worker`
+  counts the bookings waiting for it;
 - a rotated client secret takes effect with `orgs add` again, without a restart;
 - a reassignment to another org's page moves the Event: full in the new org, the old
   org's Event marked.
@@ -22,7 +23,7 @@ from devkit.salesforce_emulator.process import OrgAdmin, SalesforceEmulator
 from devkit.workers import WorkerProcess
 from streams.commands.generate import page
 from tests.factories import reassigned, scheduled
-from tests.fixtures import Workers, event_records, produce, register_org, wait_until
+from tests.fixtures import Workers, event_records, produce, register_org, run_cli, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +97,17 @@ async def test_one_org_over_its_api_limit_never_holds_another_orgs_events(
     wait_until(lambda: "b-default" in events_in(salesforce_emulator), 60, "the default Event")
     assert events_in(globex) == {}
     assert set(events_in(salesforce_emulator)) == {"b-default"}
+    # `orgs list --worker` counts what waits for globex (parked by the reconcile timer).
+
+    def listed() -> str:
+        result = run_cli("orgs", "list", "--worker", worker.web_url, env=worker.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    wait_until(lambda: "waiting=3" in listed(), 60, "orgs list to count globex's waiting")
+    lines = listed().splitlines()
+    assert next(line for line in lines if line.startswith("globex ")).endswith("waiting=3")
+    assert next(line for line in lines if line.startswith("acme ")).endswith("waiting=0")
 
     globex.set_daily_limit(100_000)  # the next day: globex catches up, nothing lost
     wait_until(lambda: len(events_in(globex)) == 3, 90, "globex's Events after its limit")
