@@ -218,6 +218,9 @@ def report(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
                 h.verdict(seconds is not None),
             )
         )
+    loads = [phase.get("load_average_at_start") for phase in (backfill, live)]
+    shown = [f"{load[0]:.1f}" if load else "n/a" for load in loads]
+    rows.append(("load average (1 min) at backfill / live start", " / ".join(shown), "", ""))
     final = results["final"]
     rows.append(
         (
@@ -384,6 +387,7 @@ class Run:
         expected = verification.expected_by_org(events)
         records = event_records(events)
         calls_before = api_calls(self.emulator, self.handles)
+        load = os.getloadavg()  # the machine is shared: how busy it was as the phase began
         base = watch.latest()
         base_committed = base.committed.get(h.EVENTS_TOPIC, 0) if base else 0
         cpu_before = h.cpu_snapshot(self.pids())
@@ -414,6 +418,7 @@ class Run:
             "salesforce_done_s": None if last is None else last - began_wall,
             "end_to_end_ev_s": 0.0 if last is None else len(records) / (last - began_wall),
             "cores_used_during_fold": cpu,
+            "load_average_at_start": load,
             "api_calls": total,
             "api_calls_by_kind": calls,
             "api_calls_per_event": total / len(records),
@@ -447,6 +452,7 @@ class Run:
         log(f"{down.name} down, {limited.name} over its daily limit; live traffic starts")
         metrics_before = h.scrape(self.workers)
         calls_before = api_calls(self.emulator, self.handles)
+        load = os.getloadavg()
         cpu_before = h.cpu_snapshot(self.pids())
         took = asyncio.run(
             produce(
@@ -468,6 +474,8 @@ class Run:
             "events": len(events),
             "achieved_ev_s": len(events) / took,
             "cores_used": cpu,
+            "load_average_at_start": load,
+            "load_average_at_end": os.getloadavg(),
             "healthy_orgs_converged": len(done),
             "healthy_match": len(done) == len(healthy),
             "converged_after_traffic_s": max(done.values()) if done else None,
