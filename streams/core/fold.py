@@ -40,6 +40,8 @@ from streams.core.view import (
     Phase,
     RejectedReassignment,
     RelatedRef,
+    history_entry,
+    utc_minute,
 )
 
 MAX_EVENTS_PER_BOOKING = 256
@@ -121,11 +123,6 @@ def moved_reason(page_name: str) -> str:
 
 def _left_order(left: LeftOrg) -> tuple[bool, str]:
     return (left.salesforce_org is not None, left.salesforce_org or "")
-
-
-def _utc_minute(moment: datetime) -> str:
-    # str() of a UTC datetime starts "YYYY-MM-DD HH:MM"; much cheaper than strftime.
-    return str(moment.astimezone(UTC))[:16] + " UTC"
 
 
 class _Replay:
@@ -286,7 +283,7 @@ class _Replay:
             self.end = datetime.fromisoformat(data["end"])
             self.reason = reason_text(data.get("reason"), data["by"])
             self.phase, self.reassigned = "Rescheduled", False
-            detail = f"{self.reason}; new time {_utc_minute(self.start)}"
+            detail = f"{self.reason}; new time {utc_minute(self.start, data['start'])} UTC"
         elif kind == "booking.canceled":
             self.reason = reason_text(data.get("reason"), data["by"])
             self.phase, self.reassigned = "Canceled", False
@@ -323,7 +320,9 @@ class _Replay:
         by = data.get("by")
         if by and kind in ("booking.reassigned", "booking.completed", "booking.no_show"):
             detail = f"{detail} (by {by})" if detail else f"by {by}"
-        self.history.append(HistoryEntry(from_epoch_us(stored.time_us), kind, detail, applied))
+        self.history.append(
+            history_entry(from_epoch_us(stored.time_us), kind, detail, applied, body["time"])
+        )
         self.last_sequence = stored.sequence
 
     def view(self) -> BookingView:
@@ -446,8 +445,10 @@ class BookingState:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class FoldResult:
+class FoldResult(NamedTuple):
+    """What folding one event did. A NamedTuple: one is made per folded event, and a
+    frozen dataclass pays an `object.__setattr__` per field."""
+
     state: BookingState
     outcome: Outcome
     changed: bool
@@ -461,10 +462,27 @@ class FoldResult:
     rejected_reassignment: bool = False
 
 
+def _new_state(
+    booking_id: str,
+    events: tuple[StoredEvent, ...],
+    version: int,
+    seed: _Replay | None,
+    losers: tuple[str, ...],
+) -> BookingState:
+    """`BookingState(...)` for the fold, which makes one per folded event: the frozen
+    dataclass's `__init__` pays an `object.__setattr__` per field, filling the instance
+    dict directly does not (the same fields, so equality and `to_bytes` are unchanged)."""
+    state = object.__new__(BookingState)
+    state.__dict__.update(
+        booking_id=booking_id, events=events, version=version, _seed=seed, losers=losers
+    )
+    return state
+
+
 def fold(state: BookingState | None, event: BookingEvent) -> FoldResult:
     """Add one event to a booking's state (None: the booking's first event)."""
     if state is None:
-        state = BookingState(event.subject)
+        state = _new_state(event.subject, (), 0, None, ())
     elif state.booking_id != event.subject:
         raise ValueError(f"event for {event.subject!r} folded into booking {state.booking_id!r}")
     incoming = stored_event(event)
@@ -478,29 +496,27 @@ def fold(state: BookingState | None, event: BookingEvent) -> FoldResult:
             kept = [*events[:index], *events[index + 1 :]]
             bisect.insort(kept, incoming, key=_sort_key)
             losers = _with_loser(state.losers, stored)
-            replaced = BookingState(state.booking_id, tuple(kept), state.version + 1, losers=losers)
+            replaced = _new_state(state.booking_id, tuple(kept), state.version + 1, None, losers)
             return FoldResult(replaced, "conflicting-duplicate", True, stored.to_event())
         losers = _with_loser(state.losers, incoming)
         if losers == state.losers:  # this losing copy was counted before (or no room)
             return FoldResult(state, "conflicting-duplicate", False, event)
         # Counted, so the version is the same as when this copy came first.
-        counted = BookingState(
-            state.booking_id, events, state.version + 1, state._seed, losers=losers
-        )
+        counted = _new_state(state.booking_id, events, state.version + 1, state._seed, losers)
         return FoldResult(counted, "conflicting-duplicate", True, event)
     if len(events) >= MAX_EVENTS_PER_BOOKING:
         return FoldResult(state, "history-full", False, event)
     seed: _Replay | None = None
     if not events or _sort_key(incoming) > _sort_key(events[-1]):
         # Appending in replay order: continue the previous replay instead of redoing it.
-        seed = state._replayed.copy()
+        seed = state._replayed.copy() if events else _Replay(state.booking_id)
         seed.apply(incoming)
         grown = (*events, incoming)
     else:
         kept = list(events)
         bisect.insort(kept, incoming, key=_sort_key)
         grown = tuple(kept)
-    folded = BookingState(state.booking_id, grown, state.version + 1, seed, state.losers)
+    folded = _new_state(state.booking_id, grown, state.version + 1, seed, state.losers)
     rejected = incoming.type == "booking.reassigned" and any(
         (r.source, r.id) == (incoming.source, incoming.id)
         for r in folded.view.rejected_reassignments

@@ -25,6 +25,7 @@ it left instead is marked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -73,6 +74,10 @@ def cut(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
+# Every projection of a booking writes its start and end again, and formatting a
+# datetime costs more than a cache hit; equal instants give the same text, so the cache
+# may be shared by any datetimes.
+@functools.lru_cache(maxsize=8192)
 def salesforce_datetime(moment: datetime) -> str:
     """UTC, whole seconds, `Z`: `2026-11-24T09:30:00Z` (isoformat: far cheaper than strftime)."""
     return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"

@@ -67,21 +67,41 @@ _TYPE_LABEL = {
 
 
 class HistoryEntry(NamedTuple):
-    """One event of the lifecycle history shown in the Event's Description."""
+    """One event of the lifecycle history shown in the Event's Description.
+
+    `line` is that entry as the Description shows it, rendered once when the event is
+    folded (`history_entry`): a projection follows every folded event and lists the
+    whole history, so rendering it there cost a line per entry per projection.
+    """
 
     time: datetime
     type: str
     detail: str
     applied: bool
+    line: str
 
-    @property
-    def line(self) -> str:
-        """`2026-11-24 09:30 Canceled: Sick (customer)` (UTC, to the minute)."""
-        label = _TYPE_LABEL.get(self.type, self.type)
-        if not self.applied:
-            label += " (not applied)"
-        when = str(self.time.astimezone(UTC))[:16]  # str() is far cheaper than strftime
-        return f"{when} {label}: {self.detail}" if self.detail else f"{when} {label}"
+
+def utc_minute(moment: datetime, wire: str | None = None) -> str:
+    """`2026-11-24 09:30`: the UTC minute of `moment`. `wire` is the same instant as an
+    event's JSON wrote it, when the caller has it: one ending in `Z` holds the UTC minute
+    in its first 16 characters, read without converting or formatting a datetime (str()
+    is far cheaper than strftime, and slicing cheaper still)."""
+    if wire is not None and wire[-1:] == "Z":
+        return f"{wire[:10]} {wire[11:16]}"
+    return str(moment.astimezone(UTC))[:16]
+
+
+def history_entry(
+    time: datetime, type: str, detail: str, applied: bool, wire_time: str | None = None
+) -> HistoryEntry:
+    """The entry with its line: `2026-11-24 09:30 Canceled: Sick (customer)` (UTC, to
+    the minute). `wire_time`: the event's `time` as its JSON wrote it (`utc_minute`)."""
+    label = _TYPE_LABEL.get(type, type)
+    if not applied:
+        label += " (not applied)"
+    when = utc_minute(time, wire_time)
+    line = f"{when} {label}: {detail}" if detail else f"{when} {label}"
+    return HistoryEntry(time, type, detail, applied, line)
 
 
 class RejectedReassignment(NamedTuple):
