@@ -29,6 +29,11 @@ tracked by the app's table class (streams/transport/tables.py `CHANGELOG_WRITES`
 `acknowledged` waits for those of the moment. When they cannot all be acknowledged (one
 failed, the producer stopped, or `COMMIT_PATIENCE_S` passed) nothing is committed, and
 the partitions' next owner reads those events again.
+
+The commit cap: records the sink holds unwritten after Faust has acknowledged them (an
+org's lane waiting out that org's pause, streams/worker/pipeline/org_sinks.py) are
+registered with `hold_commits`; no partition's commit goes past the lowest offset held
+in it, so a worker killed with them in hand leaves them to be read again.
 """
 
 from __future__ import annotations
@@ -71,6 +76,31 @@ async def acknowledged(
     return not any(write.cancelled() or write.exception() is not None for write in writes)
 
 
+# Where the app tells the commit cap which records it holds: each gives, per partition,
+# the lowest offset held unwritten.
+_HOLDERS: list[Callable[[], Mapping[TP, int]]] = []
+
+
+def hold_commits(holder: Callable[[], Mapping[TP, int]]) -> None:
+    """Register `holder`: no commit goes past the offsets it names (the commit cap)."""
+    _HOLDERS.append(holder)
+
+
+def capped(offsets: Mapping[TP, int], held: Sequence[Mapping[TP, int]]) -> dict[TP, int]:
+    """`offsets` to commit (each the next offset to read), none past a held record.
+
+    >>> tp = TP("activity-projections", 0)
+    >>> capped({tp: 120}, [{tp: 97}])
+    {TP(topic='activity-projections', partition=0): 97}
+    """
+    result = dict(offsets)
+    for holder in held:
+        for tp, lowest in holder.items():
+            if tp in result and lowest < result[tp]:
+                result[tp] = lowest
+    return result
+
+
 class Consumer(faust_aiokafka.Consumer):
     async def _commit_offsets(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True
@@ -90,6 +120,9 @@ class Consumer(faust_aiokafka.Consumer):
                 len(writes),
             )
             return False
+        # The commit cap (this module's docstring): records the sink still holds are read
+        # again by the partition's next owner.
+        offsets = capped(offsets, [holder() for holder in _HOLDERS])
         return bool(
             await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
         )

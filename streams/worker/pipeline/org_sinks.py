@@ -15,10 +15,10 @@ Guarantees:
 - `serves(projection)`: every org the projection writes to (its own and each org its
   Event left) has a lane that takes work now. With no registered org that is the
   default org's lane, always: a pause holds the stream, as it always did. With
-  registered orgs, a lane in a pause (`SinkDriver.paused`) or with `max_queued`
-  bookings queued does not take work. What is not served waits: its `synced` row stays
-  behind and the reconcile timer parks it until it is served, then re-sends it
-  (streams/worker/pipeline/reconcile.py).
+  registered orgs, a lane with `max_queued` bookings queued does not take work; a lane
+  in a pause (`SinkDriver.paused`) does, and writes it once the pause is over. What is
+  not served waits: its `synced` row stays behind and the reconcile timer parks it
+  until it is served, then re-sends it (streams/worker/pipeline/reconcile.py).
 - `offer(held, candidates)`: a projection goes to its org's lane (its fields renamed
   for the org's field preset), each departure mark (streams/core/projection.py,
   `departure_mark`) to the lane of the org it marks. A lane queues by booking, the
@@ -30,9 +30,9 @@ Guarantees:
   another org's batch. A pause's unwritten projections stay in the lane
   (`SinkDriver.keep`), which tries them again once the pause is over; a lane the
   registry replaced hands what it has to its successor, a removed org's waits.
-  Records a lane has not written when the worker stops or loses their partition are
-  the reconcile timer's (their records were acknowledged, their `synced` row stays
-  behind).
+  Nothing a lane holds is lost with the worker: `held_offsets` keeps the consumer from
+  committing past the lowest record a lane holds unwritten in each partition
+  (streams/transport/acks.py), so the partition's next owner reads those records again.
 - `sort_out`: a projection with marks counts as handled (`synced`) only once its own
   write and every mark are done (written, fenced or rejected): a mark still unwritten
   keeps the booking behind, and the projection is re-sent with its marks.
@@ -45,7 +45,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from streams.core.projection import (
     PRESETS,
@@ -188,10 +188,15 @@ class OrgSinks(Generic[M]):
         *,
         mapping: FieldMapping,
         failed: Callable[[Sequence[Candidate[M]], Exception], Awaitable[None]],
+        position: Callable[[M], tuple[Any, int]],
         patience: float = PATIENCE_S,
         max_queued: int = MAX_QUEUED,
     ) -> None:
         self.consumer = consumer
+        # A record's (partition, offset): what `held_offsets` keeps from being committed.
+        self._position = position
+        # Lanes the registry replaced or removed while their attempt still runs.
+        self._retiring: list[OrgLane[M]] = []
         self._build = build
         self._registered = registered
         self._mapping = mapping
@@ -221,6 +226,7 @@ class OrgSinks(Generic[M]):
                 removed = self.lanes.pop(org, None)
                 if removed is not None:  # its attempt in flight ends on its own
                     removed.retire(None)
+                    self._retiring.append(removed)
                 return None
         lane = self.lanes.get(org)
         if lane is not None and lane.connection == connection:
@@ -241,15 +247,32 @@ class OrgSinks(Generic[M]):
             # Its attempt in flight finishes on its own (its outcomes apply); what it
             # has queued, or kept through a pause, is the new lane's.
             replaced.retire(lane)
+            self._retiring.append(replaced)
         return lane
 
     def takes_work(self, org: str) -> bool:
+        """The org has a lane with room: with registered orgs, a lane in a pause still
+        queues (up to `max_queued`) what it writes once the pause is over."""
         lane = self.lane(org)
         if lane is None:
             return False
         if not self.shared():
             return True
-        return not lane.driver.paused() and len(lane.queued) < self.max_queued
+        return len(lane.queued) < self.max_queued
+
+    def held_offsets(self) -> dict[Any, int]:
+        """Per partition (`position`'s first part), the lowest offset of a record a lane
+        holds unwritten: queued, or in its attempt. The consumer commits no further
+        (streams/transport/acks.py), so a worker killed with records in its lanes leaves
+        them to be read again by the partition's next owner."""
+        lowest: dict[Any, int] = {}
+        for lane in [*self.lanes.values(), *self._retiring]:
+            for candidate in [*lane.queued.values(), *lane.driver.in_hand.values()]:
+                where, offset = self._position(candidate.meta)
+                if offset < lowest.get(where, offset + 1):
+                    lowest[where] = offset
+        self._retiring = [lane for lane in self._retiring if lane.busy()]
+        return lowest
 
     def serves(self, projection: Projection) -> bool:
         """Whether the sink can write `projection` now (every org it writes to)."""

@@ -29,6 +29,8 @@ whole: docs/architecture.md, "The sink's failure paths".
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -48,6 +50,7 @@ from streams.salesforce import SalesforceClient
 from streams.salesforce.healing import Fallback
 from streams.salesforce.org_registry import OrgConnection
 from streams.salesforce.writer import EventWriter, WriteOutcome
+from streams.transport.acks import hold_commits
 from streams.worker.app import (
     app,
     org_directory,
@@ -67,6 +70,10 @@ from streams.worker.watch import metrics
 log = logging.getLogger(__name__)
 
 Record = EventT[bytes]
+
+# How long the sink waits for the org registry before its first batch (the registry
+# topic is read from its start; a broker outage must not stop the sink for good).
+REGISTRY_WAIT_S = 30.0
 
 
 async def dead_letter_projection(event: Record, code: str, message: str) -> None:
@@ -297,11 +304,18 @@ org_sinks: OrgSinks[Record] = OrgSinks(
     lambda: org_directory.registry.orgs,
     mapping=settings.app.mapping(),
     failed=_set_aside,
+    position=lambda event: (event.message.tp, event.message.offset),
 )
+# What the lanes hold unwritten is never committed (streams/transport/acks.py).
+hold_commits(org_sinks.held_offsets)
 
 
 @app.agent(projections_topic, name="sink")
 async def sink(stream: faust.StreamT[bytes]) -> None:
+    # A restarted worker knows its orgs before its first batch: until the registry is
+    # read, every registered org's bookings would wait for the reconcile timer.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(org_directory.caught_up.wait(), REGISTRY_WAIT_S)
     # The concrete Stream: StreamT's stub lacks take_events.
     concrete = cast(faust.Stream[bytes], stream)
     async for batch in concrete.take_events(

@@ -150,6 +150,8 @@ class SinkDriver(Generic[M]):
         # Where a pause sets unwritten projections aside while other orgs share the
         # sink (the org's lane, streams/worker/pipeline/org_sinks.py); None: the topic.
         self.keep: Callable[[Sequence[Candidate[M]]], None] | None = None
+        # What `write` holds unwritten now (the commit cap reads it: org_sinks.py).
+        self.in_hand: dict[str, Candidate[M]] = {}
         # The last attempt ended in backpressure (an outage, the limit, an error).
         self.failing = False
         # The last attempt the driver stopped waiting for, while it runs on.
@@ -171,6 +173,13 @@ class SinkDriver(Generic[M]):
         """Write `candidates` (one per booking) until each is done, handed back or let
         go; returns when nothing of the batch is held."""
         pending = {c.projection.booking_id: c for c in candidates}
+        self.in_hand = pending
+        try:
+            await self._write(held, pending)
+        finally:
+            self.in_hand = {}
+
+    async def _write(self, held: Held[M], pending: dict[str, Candidate[M]]) -> None:
         while pending:
             if self.consumer.stopping():
                 await self._hand_back(pending, "stopping")

@@ -1,14 +1,18 @@
 """The commit guard (streams/transport/acks.py `acknowledged`, fed by
 streams/transport/tables.py `CHANGELOG_WRITES`): a commit waits until the table
 changelog writes made before it are acknowledged, and is skipped when they cannot be.
-Plain futures stand for Faust's `FutureMessage`s."""
+Plain futures stand for Faust's `FutureMessage`s. The commit cap (`capped`): no commit
+past a record the sink holds unwritten."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from streams.transport.acks import acknowledged
+import pytest
+from faust.types import TP
+
+from streams.transport.acks import acknowledged, capped
 from streams.transport.tables import ChangelogWrites
 
 
@@ -68,3 +72,22 @@ async def test_the_table_keeps_writes_until_the_broker_acknowledges_them() -> No
     done.set_result("metadata")
     writes.track(done)
     assert writes.snapshot() == [second]
+
+
+P0, P1, OTHER = TP("activity-projections", 0), TP("activity-projections", 1), TP("events", 0)
+
+
+@pytest.mark.parametrize(
+    ("offsets", "held", "committed"),
+    [
+        ({P0: 120, P1: 40}, [], {P0: 120, P1: 40}),  # nothing held: as Faust asks
+        ({P0: 120, P1: 40}, [{P0: 97}], {P0: 97, P1: 40}),  # not past a held record
+        ({P0: 120}, [{P0: 130}], {P0: 120}),  # held beyond the commit: no change
+        ({P0: 120}, [{P0: 110}, {P0: 100, OTHER: 3}], {P0: 100}),  # the lowest of all
+        ({OTHER: 9}, [{P0: 1}], {OTHER: 9}),  # another partition's hold: no change
+    ],
+)
+def test_the_commit_cap_never_commits_past_a_record_the_sink_holds(
+    offsets: dict[TP, int], held: list[dict[TP, int]], committed: dict[TP, int]
+) -> None:
+    assert capped(offsets, held) == committed

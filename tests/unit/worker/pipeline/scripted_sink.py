@@ -19,13 +19,16 @@ POLL_S = 0.01
 
 @dataclass(frozen=True)
 class Rec:
-    """The transport's record, as the driver carries it: only its partition matters."""
+    """The transport's record, as the driver carries it: its partition and offset."""
 
     booking: str
     partition: int = 0
+    offset: int = 0
 
 
-def candidate(booking: str, partition: int = 0, version: int = 1) -> Candidate[Rec]:
+def candidate(
+    booking: str, partition: int = 0, version: int = 1, offset: int = 0
+) -> Candidate[Rec]:
     projection = Projection(
         booking_id=booking,
         version=version,
@@ -35,7 +38,7 @@ def candidate(booking: str, partition: int = 0, version: int = 1) -> Candidate[R
         customer_name=None,
         related_type=None,
     )
-    return Candidate(projection, Rec(booking, partition))
+    return Candidate(projection, Rec(booking, partition, offset))
 
 
 class FakeConsumer:

@@ -50,8 +50,10 @@ def org(name: str, **changes: object) -> OrgConnection:
     return OrgConnection.model_validate({**fields, **changes})
 
 
-def for_org(org_name: str | None, booking: str, version: int = 1, **kw: object) -> Candidate[Rec]:
-    plain = candidate(booking, version=version)
+def for_org(
+    org_name: str | None, booking: str, version: int = 1, offset: int = 0, **kw: object
+) -> Candidate[Rec]:
+    plain = candidate(booking, version=version, offset=offset)
     return replace(plain, projection=replace(plain.projection, salesforce_org=org_name, **kw))
 
 
@@ -72,6 +74,7 @@ class Lanes:
             lambda: self.registered,
             mapping=PRESETS["default"],
             failed=self._failed,
+            position=lambda rec: (rec.partition, rec.offset),
             patience=patience,
             max_queued=3,
         )
@@ -132,19 +135,21 @@ async def test_one_org_alone_holds_the_stream_through_its_pause_as_before() -> N
 
 async def test_an_org_in_its_limit_pause_never_holds_another_orgs_batch() -> None:
     lanes = Lanes(org("acme"))
-    lanes.script("acme", backpressure("REQUEST_LIMIT_EXCEEDED", 30.0))
+    lanes.script("acme", backpressure("REQUEST_LIMIT_EXCEEDED", 0.5))
     held = await lanes.batch(for_org("acme", "a-1"), candidate("d-1"))
     await until(lambda: "d-1" in lanes.synced and "a-1" in lanes.sinks.lanes["acme"].queued)
-    assert held < 5, "the batch did not wait for acme's 30 s pause"
+    assert held < 0.4, "the batch did not wait for acme's pause"
     assert lanes.handed_back == [], "kept by acme's lane for after the pause"
-    # While acme is paused its projections wait; the default org's keep flowing.
-    assert not lanes.sinks.serves(for_org("acme", "a-2").projection)
     assert lanes.sinks.paused_orgs() == ["acme"]
+    # While acme is paused its lane queues its new projections; the default org's flow.
     held = await lanes.batch(for_org("acme", "a-2"), candidate("d-2"))
     await until(lambda: "d-2" in lanes.synced)
-    assert held < 5
+    assert held < 0.4
     assert lanes.writers["acme"].calls == [["a-1"]]
     assert lanes.writers[DEFAULT_ORG].calls == [["d-1"], ["d-2"]]
+    # After the pause, acme writes both in one call.
+    await until(lambda: {"a-1", "a-2"} <= set(lanes.synced))
+    assert lanes.writers["acme"].calls == [["a-1"], ["a-1", "a-2"]]
 
 
 async def test_what_a_pause_left_unwritten_is_written_by_the_lane_after_it() -> None:
@@ -158,14 +163,35 @@ async def test_what_a_pause_left_unwritten_is_written_by_the_lane_after_it() -> 
     assert lanes.handed_back == []
 
 
-async def test_the_default_org_in_a_pause_waits_too_once_orgs_share_the_sink() -> None:
+async def test_the_default_org_in_a_pause_holds_nothing_once_orgs_share_the_sink() -> None:
     lanes = Lanes(org("acme"))
     lanes.script(DEFAULT_ORG, backpressure("UNAVAILABLE", 30.0))
     held = await lanes.batch(candidate("d-1"), for_org("acme", "a-1"))
     await until(lambda: "a-1" in lanes.synced)
     assert held < 5
-    assert not lanes.sinks.serves(candidate("d-2").projection)
-    assert lanes.sinks.serves(for_org("acme", "a-2").projection)
+    held = await lanes.batch(candidate("d-2"), for_org("acme", "a-2"))
+    await until(lambda: "a-2" in lanes.synced)
+    assert held < 5
+    assert set(lanes.sinks.lanes[DEFAULT_ORG].queued) == {"d-1", "d-2"}
+
+
+async def test_no_commit_passes_a_record_a_lane_holds_unwritten() -> None:
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"))
+    lanes.script("acme", backpressure("UNAVAILABLE", 30.0))
+    lanes.script("globex", gated(gate))
+    lanes.registered["globex"] = org("globex")
+    await lanes.batch(
+        for_org("acme", "a-1", offset=7),
+        for_org("globex", "g-1", offset=5),
+        candidate("d-1", offset=6),
+    )
+    await until(lambda: "d-1" in lanes.synced and "a-1" in lanes.sinks.lanes["acme"].queued)
+    # Partition 0: acme's (queued through its pause) and globex's (in its attempt).
+    assert lanes.sinks.held_offsets() == {0: 5}
+    gate.set()
+    await until(lambda: "g-1" in lanes.synced)
+    assert lanes.sinks.held_offsets() == {0: 7}
 
 
 async def test_a_slow_org_goes_on_in_the_background_and_writes_what_queued_in_one_call() -> None:
@@ -191,6 +217,7 @@ async def test_a_full_lane_takes_no_more_work_until_it_has_written() -> None:
     await lanes.batch(for_org("acme", "a-0"))
     await lanes.batch(*(for_org("acme", f"a-{i}") for i in range(1, 4)))  # max_queued 3
     assert not lanes.sinks.serves(for_org("acme", "a-4").projection)
+    assert lanes.sinks.waits_for(for_org("acme", "a-4").projection) == ["acme"]
     gate.set()
     await until(lambda: len(lanes.synced) == 4)
     assert lanes.sinks.serves(for_org("acme", "a-4").projection)
