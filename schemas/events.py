@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import operator
-from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 import pydantic_core
@@ -111,11 +110,6 @@ class Related(_Part):
     id: SalesforceId
 
 
-def _check_times(start: datetime, end: datetime) -> None:
-    if end <= start:
-        raise ValueError("end must be after start")
-
-
 class BookingDetails(_Part):
     """The full booking: `data` of `booking.scheduled` and `booking.requested`."""
 
@@ -132,7 +126,8 @@ class BookingDetails(_Part):
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Self:
-        _check_times(self.start, self.end)
+        if self.end <= self.start:  # inline: pydantic calls it for every event with times
+            raise ValueError("end must be after start")
         return self
 
 
@@ -144,7 +139,8 @@ class RescheduledData(_Part):
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Self:
-        _check_times(self.start, self.end)
+        if self.end <= self.start:  # inline: pydantic calls it for every event with times
+            raise ValueError("end must be after start")
         return self
 
 

@@ -17,12 +17,13 @@ from streams.core.fold import (
     TIMER_SOURCE,
     BookingState,
     FoldResult,
+    _Replay,
     completion_event,
     fold,
     stored_event,
 )
 from streams.core.projection import PRESETS, Projection, project
-from streams.core.view import STATUSES
+from streams.core.view import STATUSES, BookingView
 from tests import factories as f
 
 ALICE_ID = f.ALICE["salesforce_user_id"]
@@ -918,3 +919,21 @@ def test_the_incremental_fold_equals_the_full_replay_realistic_in_orgs(
     data: st.DataObject, seed: int
 ) -> None:
     _check_incremental_equals_replay(data, _realistic_events_in_orgs(seed))
+
+
+def test_view_fields_are_built_in_order() -> None:
+    # The fold builds the view positionally (a named tuple without its __new__): every
+    # field must get its own value, whichever of the same type it sits next to.
+    replay = _Replay("b-1")
+    for name in _Replay.__slots__:
+        if name not in ("booking_id", "history", "rejected", "left", "related_org"):
+            setattr(replay, name, f"<{name}>")
+    replay.related_org = replay.salesforce_org
+    current = replay.view()
+    assert current.status == "<phase> (Reassigned by User)"
+    assert str(current.related) == "<related>"
+    for name in set(_Replay.__slots__) & set(BookingView._fields):
+        if name not in ("history", "related"):  # last_sequence among them
+            assert getattr(current, name) == (f"<{name}>" if name != "booking_id" else "b-1")
+    assert (current.history, current.rejected_reassignments, current.left_orgs) == ((), (), ())
+    assert current.last_time is None
