@@ -5,6 +5,10 @@ Decodes, validates, folds and projects a realistic mix of events (from
 loading and storing a `BookingState` costs (the pipeline does both per table access).
 Options: `--bookings N --seed S --repeat R --profile`; `--default-gc` for CPython's GC
 thresholds instead of the worker's (the figures use the worker's, as production does).
+`--ingest-only RUNS` runs only the ingest loop RUNS times after one warm-up, timing
+nothing: the target for py-spy, and for counting instructions under valgrind (run it
+with two values; the difference over the extra runs' events is the loop's count per
+event, which a loaded machine does not change: docs/performance.md).
 
 All messages are decoded up front and held in memory, so the working set grows with
 `--bookings`; on small VMs memory speed then dominates (validation alone slows
@@ -115,6 +119,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="CPython's GC thresholds, not the worker's (streams/worker/process/gc_tuning.py)",
     )
+    parser.add_argument(
+        "--ingest-only",
+        type=int,
+        metavar="RUNS",
+        help="only the ingest loop, RUNS times after a warm-up (for py-spy or valgrind)",
+    )
     args = parser.parse_args(argv)
     # The worker runs with these thresholds (`boot()`); without them a full collection
     # walks every held message and state, and decode+validate alone measured ~2x slower.
@@ -123,6 +133,11 @@ def main(argv: list[str] | None = None) -> None:
 
     messages = _messages(args.bookings, args.seed)
     states = _ingest(messages)  # warm-up; also the states for the storage figures
+    if args.ingest_only is not None:
+        for _ in range(args.ingest_only):
+            _ingest(messages)
+        print(f"ingest loop: {len(messages):,} events, {args.ingest_only} runs after a warm-up")
+        return
     batches = _backfill_batches(args.seed, args.batch)
     backfill_events = sum(map(len, batches))
     table = _worker_path(batches)
