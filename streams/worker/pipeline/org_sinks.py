@@ -24,6 +24,10 @@ Guarantees:
   `departure_mark`) to the lane of the org it marks. A lane queues by booking, the
   newest version kept, and writes what it has as one attempt at a time; what arrives
   meanwhile is the next attempt (one call for more records).
+- Catching up (`offer(..., catching_up=True)`, the sink's batch came full), with
+  registered orgs: each lane fills a call (200 bookings) or waits up to 10 s before it
+  writes, so a backfill spanning many orgs costs a call per 200 bookings, not per few;
+  a live batch (not full) ends the wait.
 - `settle(lanes)`: with no registered org, waits until the lanes are done (the stream
   holds through a pause). With registered orgs, waits at most `patience` seconds; a
   lane still writing goes on in the background, so a slow or failing org never holds
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -68,6 +73,13 @@ PATIENCE_S = 1.0
 # Bookings one lane queues behind its attempt before its org stops taking work: a
 # slow org's backlog waits in Kafka and `bookings`, not in memory.
 MAX_QUEUED = 5_000
+# While the sink catches up on a backlog (its batches come full), each lane fills a call
+# (`FULL_CALL` bookings: one sObject Collections upsert) or waits `LINGER_S` after its
+# first booking queued: with many orgs a batch holds a few bookings per org, and writing
+# each org's few at once would cost a call per few bookings. Shorter than a live event's
+# patience is not needed: live batches do not linger.
+FULL_CALL = 200
+LINGER_S = 10.0
 # Projections with marks whose parts are not all done, remembered at most.
 MAX_JOINTS = 10_000
 
@@ -107,12 +119,24 @@ class OrgLane(Generic[M]):
         self.retired = False
         self.successor: OrgLane[M] | None = None
         driver.keep = self.requeue
+        # While the sink catches up on a backlog, the lane fills a call before writing
+        # (`full` bookings, or `linger_s` after its first one queued): fewer API calls.
+        self.full = FULL_CALL
+        self.linger_s = 0.0
+        self._first_queued: float | None = None
 
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def offer(self, held: Held[M], candidates: Iterable[Candidate[M]]) -> None:
-        """Queue `candidates` (newest version per booking) and start writing."""
+    def offer(
+        self, held: Held[M], candidates: Iterable[Candidate[M]], linger_s: float = 0.0
+    ) -> None:
+        """Queue `candidates` (newest version per booking) and start writing; with
+        `linger_s`, not before the lane holds a full call or `linger_s` has passed (a
+        later offer without it ends the wait)."""
+        self.linger_s = linger_s
+        if not self.queued:
+            self._first_queued = time.monotonic()
         self._merge(candidates)
         # Records of older batches keep their own consumer generation: `Held.owns`
         # judges each by it, so the newest batch's hold serves them all.
@@ -152,13 +176,31 @@ class OrgLane(Generic[M]):
                 return
             await asyncio.sleep(self._poll_s)
 
+    def lingering(self) -> bool:
+        """Waiting to fill a call while the sink catches up (see `offer`)."""
+        first = self._first_queued
+        return (
+            self.linger_s > 0
+            and first is not None
+            and 0 < len(self.queued) < self.full
+            and time.monotonic() - first < self.linger_s
+        )
+
+    async def _filled(self) -> None:
+        while self.lingering():
+            if self.driver.consumer.stopping() or self.retired:
+                return
+            await asyncio.sleep(self._poll_s)
+
     async def _write_queued(self) -> None:
         while self.queued and self._held is not None and not self.retired:
             await self._pause_over()
+            await self._filled()
             if self.retired:
                 break
             batch, held = list(self.queued.values()), self._held
             self.queued = {}
+            self._first_queued = None
             try:
                 await self.driver.write(held, batch)
             except Exception as exc:  # the batch is set aside, never dropped
@@ -191,6 +233,8 @@ class OrgSinks(Generic[M]):
         position: Callable[[M], tuple[Any, int]],
         patience: float = PATIENCE_S,
         max_queued: int = MAX_QUEUED,
+        full_call: int = FULL_CALL,
+        linger_s: float = LINGER_S,
     ) -> None:
         self.consumer = consumer
         # A record's (partition, offset): what `held_offsets` keeps from being committed.
@@ -203,6 +247,8 @@ class OrgSinks(Generic[M]):
         self._failed = failed
         self.patience = patience
         self.max_queued = max_queued
+        self.full_call = full_call
+        self.linger_s = linger_s
         self.lanes: dict[str, OrgLane[M]] = {}
         # Registry records that gave no lane (secrets not resolvable): logged once.
         self._unbuildable: dict[str, OrgConnection | None] = {}
@@ -241,6 +287,7 @@ class OrgSinks(Generic[M]):
             return None
         self._unbuildable.pop(org, None)
         replaced, lane = lane, OrgLane(org, driver, connection, failed=self._failed)
+        lane.full = self.full_call
         self.lanes[org] = lane
         if replaced is not None:
             log.info("org %s: connection changed; the sink uses the new one", org)
@@ -296,9 +343,13 @@ class OrgSinks(Generic[M]):
             or (shared and (lane := self.lanes.get(org)) is not None and lane.driver.failing)
         ]
 
-    def offer(self, held: Held[M], candidates: Sequence[Candidate[M]]) -> list[OrgLane[M]]:
+    def offer(
+        self, held: Held[M], candidates: Sequence[Candidate[M]], *, catching_up: bool = False
+    ) -> list[OrgLane[M]]:
         """Queue each candidate's writes in their lanes (all `serves`d) and start them;
-        returns the lanes given work."""
+        returns the lanes given work. `catching_up` (the sink's batch came full): with
+        registered orgs, each lane fills a call first (`FULL_CALL`, `LINGER_S`)."""
+        linger_s = self.linger_s if catching_up and self.shared() else 0.0
         by_org: dict[str, list[Candidate[M]]] = {}
         for candidate in candidates:
             projection = candidate.projection
@@ -320,7 +371,7 @@ class OrgSinks(Generic[M]):
             if lane is None:  # the registry changed since `serves`: reconcile parks it
                 log.warning("org %s: no longer served; %d projections wait", org, len(items))
                 continue
-            lane.offer(held, [self._for_org(lane, item) for item in items])
+            lane.offer(held, [self._for_org(lane, item) for item in items], linger_s)
             given.append(lane)
         return given
 
@@ -341,7 +392,9 @@ class OrgSinks(Generic[M]):
         tasks = [
             lane.task
             for lane in lanes
-            if lane.task is not None and lane.busy() and not (shared and lane.driver.paused())
+            if lane.task is not None
+            and lane.busy()
+            and not (shared and (lane.driver.paused() or lane.lingering()))
         ]
         if not tasks:
             return

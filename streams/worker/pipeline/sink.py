@@ -227,7 +227,9 @@ async def write_batch(sinks: OrgSinks[Record], batch: Sequence[Record]) -> None:
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
     metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
     metrics.PROJECTIONS_SKIPPED.labels("other-app-version").inc(plan.other_app_version)
-    await sinks.settle(sinks.offer(held, plan.to_write))
+    # A full take: the sink is catching up on a backlog (org_sinks.py: lanes fill calls).
+    catching_up = len(batch) >= settings.sink.batch_size
+    await sinks.settle(sinks.offer(held, plan.to_write, catching_up=catching_up))
 
 
 class AppConsumer:

@@ -60,7 +60,9 @@ def for_org(
 class Lanes:
     """`OrgSinks` over one scripted writer per org, applying outcomes as the agent does."""
 
-    def __init__(self, *registered: OrgConnection, patience: float = 0.05) -> None:
+    def __init__(
+        self, *registered: OrgConnection, patience: float = 0.05, linger_s: float = 0.5
+    ) -> None:
         self.consumer = FakeConsumer()
         self.registered = {c.name: c for c in registered}
         self.writers: dict[str, ScriptedWriter] = {}
@@ -77,6 +79,8 @@ class Lanes:
             position=lambda rec: (rec.partition, rec.offset),
             patience=patience,
             max_queued=3,
+            full_call=3,
+            linger_s=linger_s,
         )
 
     def script(self, org_name: str, *steps: object) -> ScriptedWriter:
@@ -116,11 +120,12 @@ class Lanes:
     async def _failed(self, candidates: Sequence[Candidate[Rec]], exc: Exception) -> None:
         raise AssertionError(f"unexpected failure: {exc}")
 
-    async def batch(self, *candidates: Candidate[Rec]) -> float:
+    async def batch(self, *candidates: Candidate[Rec], catching_up: bool = False) -> float:
         """Offer a batch as the agent does (only what `serves`); seconds it was held."""
         start = time.monotonic()
         served = [c for c in candidates if self.sinks.serves(c.projection)]
-        await self.sinks.settle(self.sinks.offer(self.sinks.hold(), served))
+        lanes = self.sinks.offer(self.sinks.hold(), served, catching_up=catching_up)
+        await self.sinks.settle(lanes)
         return time.monotonic() - start
 
 
@@ -331,3 +336,24 @@ async def test_one_org_alone_lets_go_of_a_batch_read_during_its_pause_when_a_reb
     lanes.consumer.rebalance_begins()
     await asyncio.wait_for(second, 2)
     assert lanes.writers[DEFAULT_ORG].calls == [["a"]]
+
+
+async def test_catching_up_each_lane_fills_a_call_before_it_writes() -> None:
+    lanes = Lanes(org("acme"), org("globex"))
+    lanes.registered["globex"] = org("globex")
+    # Full takes: acme's lane waits for a full call (3 here), globex's for the linger.
+    held = await lanes.batch(for_org("acme", "a-1"), for_org("globex", "g-1"), catching_up=True)
+    assert held < 0.3, "the batch does not wait for lingering lanes"
+    await lanes.batch(for_org("acme", "a-2"), catching_up=True)
+    assert lanes.writers.get("acme") is None or lanes.writers["acme"].calls == []
+    await lanes.batch(for_org("acme", "a-3"), catching_up=True)
+    await until(lambda: lanes.writers["acme"].calls == [["a-1", "a-2", "a-3"]])
+    assert "g-1" not in lanes.synced
+    await until(lambda: "g-1" in lanes.synced)  # its linger (0.5 s here) is over
+    # A live batch (not full) writes at once.
+    await lanes.batch(for_org("acme", "a-4"))
+    await until(lambda: lanes.writers["acme"].calls[-1] == ["a-4"], within=0.3)
+    # With no registered org nothing lingers: the batch already fills calls.
+    alone = Lanes(linger_s=30.0)
+    await alone.batch(candidate("d-1"), catching_up=True)
+    assert alone.synced == {"d-1": 1}
