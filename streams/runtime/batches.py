@@ -15,7 +15,7 @@ batch (from the consumer's last fetch). Installed as the app's Stream class
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Protocol, cast
 
 import faust
@@ -93,7 +93,7 @@ class AdaptiveStream(faust.Stream[Any]):
                 finally:
                     for event in events:
                         await self.ack(event)
-                    policy.observe(self._backlog_behind(events))
+                    policy.observe(self.backlog_behind(events))
                     events.clear()
                     notify(buffer_consuming)
                     buffer_full.clear()
@@ -102,7 +102,7 @@ class AdaptiveStream(faust.Stream[Any]):
             self.enable_acks = enable_acks
             self._processors.remove(add_to_buffer)
 
-    def _backlog_behind(self, events: list[EventT[Any]]) -> int:
+    def backlog_behind(self, events: Sequence[EventT[Any]]) -> int:
         """Records waiting after these events in their partitions: the high-water mark
         of the consumer's last fetch minus the next offset (no broker round trip)."""
         next_offsets: dict[TP, int] = {}

@@ -46,6 +46,7 @@ from streams.core.projection import complete_related
 from streams.core.projection_record import UndecodableProjection
 from streams.core.sink_plan import Candidate, plan_writes
 from streams.core.synced import encode_synced, fallbacks_taken, handled_version
+from streams.runtime.batches import AdaptiveStream
 from streams.salesforce import SalesforceClient
 from streams.salesforce.healing import Fallback
 from streams.salesforce.org_registry import OrgConnection
@@ -199,7 +200,11 @@ async def hand_back(candidates: Sequence[Candidate[Record]]) -> None:
         )
 
 
-async def write_batch(sinks: OrgSinks[Record], batch: Sequence[Record]) -> None:
+async def write_batch(
+    sinks: OrgSinks[Record], batch: Sequence[Record], *, catching_up: bool = False
+) -> None:
+    """One sink batch: decoded, planned, offered to the org lanes. `catching_up`: a
+    backlog of at least a batch waits behind it (the lanes then fill their calls)."""
     held: Held[Record] = sinks.hold()
     candidates = await _decode(batch)
     # Each booking's `synced` row is read under its own (newest) projection event.
@@ -227,8 +232,6 @@ async def write_batch(sinks: OrgSinks[Record], batch: Sequence[Record]) -> None:
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
     metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
     metrics.PROJECTIONS_SKIPPED.labels("other-app-version").inc(plan.other_app_version)
-    # A full take: the sink is catching up on a backlog (org_sinks.py: lanes fill calls).
-    catching_up = len(batch) >= settings.sink.batch_size
     await sinks.settle(sinks.offer(held, plan.to_write, catching_up=catching_up))
 
 
@@ -319,12 +322,15 @@ async def sink(stream: faust.StreamT[bytes]) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(org_directory.caught_up.wait(), REGISTRY_WAIT_S)
     # The concrete Stream: StreamT's stub lacks take_events.
-    concrete = cast(faust.Stream[bytes], stream)
+    concrete = cast(AdaptiveStream, stream)
     async for batch in concrete.take_events(
         settings.sink.batch_size, within=settings.sink.batch_window
     ):
         try:
-            await write_batch(org_sinks, batch)
+            # At least a batch more waits behind this one: the sink is catching up on a
+            # backlog (a backfill), and the org lanes fill their calls (org_sinks.py).
+            behind = concrete.backlog_behind(batch)
+            await write_batch(org_sinks, batch, catching_up=behind >= settings.sink.batch_size)
         except Exception as exc:  # Faust would ack the batch anyway: set it aside
             log.exception("sink batch failed; dead-lettering its %d records", len(batch))
             for event in batch:
