@@ -1,7 +1,8 @@
 """The connection to one org: tokens, the HTTP session, retries and API-call accounting.
 
 simple-salesforce is synchronous: every HTTP call runs in a worker thread
-(`asyncio.to_thread`) so the event loop never blocks. Tokens come from the OAuth token
+(streams/salesforce/call_threads.py, one pool for every org) so the event loop never
+blocks. Tokens come from the OAuth token
 endpoint (`{login_url}/services/oauth2/token`, client-credentials or username-password
 grant); simple-salesforce is then used in session-id mode, and rebuilt on a 401, because
 its own logins only reach *.salesforce.com and it never re-authenticates a session id.
@@ -38,6 +39,7 @@ from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
 )
 
+from streams.salesforce import call_threads
 from streams.salesforce.errors import (
     RequestLimitExceeded,
     SalesforceAuthenticationError,
@@ -262,7 +264,7 @@ class SalesforceSession:
             # Another task may have refreshed the token while this one waited.
             if self._sf is not None and self._sf is not stale:
                 return self._sf
-            self._sf = await asyncio.to_thread(self._fetch_token, self._timeout(deadline))
+            self._sf = await call_threads.run(self._fetch_token, self._timeout(deadline))
             return self._sf
 
     async def connect(self, *, deadline: float | None = None) -> None:
@@ -354,14 +356,14 @@ class SalesforceSession:
             try:
                 sf = await self._current(deadline)
                 try:
-                    return await asyncio.to_thread(call, sf, self._timeout(deadline))
+                    return await call_threads.run(call, sf, self._timeout(deadline))
                 except SalesforceExpiredSession:
                     if fresh_token:
                         raise
                 # The token expired: log in again and retry at once, just this once.
                 fresh_token = True
                 sf = await self._reauthenticate(sf, deadline)
-                return await asyncio.to_thread(call, sf, self._timeout(deadline))
+                return await call_threads.run(call, sf, self._timeout(deadline))
             except SalesforceExpiredSession:
                 # Refused straight after a new login: back off like any failure, and start
                 # over with yet another token.
@@ -382,7 +384,7 @@ class SalesforceSession:
         """
         sf = await self._current(deadline)
         try:
-            return await asyncio.to_thread(call, sf, self._timeout(deadline))
+            return await call_threads.run(call, sf, self._timeout(deadline))
         except SalesforceExpiredSession:
             self._sf = None
             raise

@@ -310,6 +310,14 @@ class SinkSection(Section):
         gt=0,
         description="seconds the sink pauses after a REQUEST_LIMIT_EXCEEDED answer",
     )
+    # Every org's calls share one pool (streams/salesforce/call_threads.py); with many
+    # orgs writing at once, the default executor's few threads were the queue.
+    max_calls: int = Field(
+        default=32,
+        ge=1,
+        le=256,
+        description="Salesforce calls in flight at once in a worker, all orgs together",
+    )
 
 
 class TimersSection(Section):

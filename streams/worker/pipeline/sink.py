@@ -47,7 +47,7 @@ from streams.core.projection_record import UndecodableProjection
 from streams.core.sink_plan import Candidate, plan_writes
 from streams.core.synced import encode_synced, fallbacks_taken, handled_version
 from streams.runtime.batches import AdaptiveStream
-from streams.salesforce import SalesforceClient
+from streams.salesforce import SalesforceClient, call_threads
 from streams.salesforce.healing import Fallback
 from streams.salesforce.org_registry import OrgConnection
 from streams.salesforce.writer import EventWriter, WriteOutcome
@@ -313,6 +313,8 @@ org_sinks: OrgSinks[Record] = OrgSinks(
 )
 # What the lanes hold unwritten is never committed (streams/transport/acks.py).
 hold_commits(org_sinks.held_offsets)
+# The threads every org's Salesforce calls share.
+call_threads.configure(settings.sink.max_calls)
 
 
 @app.agent(projections_topic, name="sink")
