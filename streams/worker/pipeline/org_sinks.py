@@ -166,12 +166,9 @@ class OrgLane(Generic[M]):
             self.successor.offer(self._held, self.queued.values())
         self.queued = {}
 
-    async def _pause_over(self) -> None:
-        """Wait out the driver's pause: what it kept is tried again after it (a stop or
-        the lane's retirement cuts the wait short). Not when the driver rests (one org):
-        it then hands a batch read during a pause back and rests itself, letting go at
-        once when a rebalance begins."""
-        while self.driver.paused() and not self.driver.rests():
+    async def _wait_while(self, waiting: Callable[[], bool]) -> None:
+        """Wait while `waiting()` holds; a stop or the lane's retirement cuts it short."""
+        while waiting():
             if self.driver.consumer.stopping() or self.retired:
                 return
             await asyncio.sleep(self._poll_s)
@@ -186,16 +183,13 @@ class OrgLane(Generic[M]):
             and time.monotonic() - first < self.linger_s
         )
 
-    async def _filled(self) -> None:
-        while self.lingering():
-            if self.driver.consumer.stopping() or self.retired:
-                return
-            await asyncio.sleep(self._poll_s)
-
     async def _write_queued(self) -> None:
         while self.queued and self._held is not None and not self.retired:
-            await self._pause_over()
-            await self._filled()
+            # What a pause kept is tried after it; not when the driver rests (one org):
+            # it then hands a batch read during a pause back and rests itself, letting
+            # go at once when a rebalance begins.
+            await self._wait_while(lambda: self.driver.paused() and not self.driver.rests())
+            await self._wait_while(self.lingering)  # filling a call while catching up
             if self.retired:
                 break
             batch, held = list(self.queued.values()), self._held
