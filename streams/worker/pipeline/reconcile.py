@@ -18,6 +18,11 @@ reach Salesforce) and, per entry (`streams.core.due_index.reconcile_action`), re
 it when Salesforce has caught up, leaves it while this worker's sink has not read that
 far (`streams.core.sink_progress`), or re-sends the projection once.
 
+With registered orgs (streams/worker/pipeline/org_sinks.py), a booking whose org takes
+no work now, or failed its last attempt, is parked: nothing re-sent, never given up, and
+a re-send that met such an org is forgotten. The `reconcile-on-registry-change` timer
+re-sends at once what waited for an org the registry just added or reconnected.
+
 A partition's entries are in the order their projections were sent, and its sink reads
 them in that order: at the first entry the sink has not read yet, the sweep leaves the
 rest of that partition for a later sweep. During a backfill the sink trails the fold by
