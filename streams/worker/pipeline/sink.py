@@ -16,10 +16,9 @@ applied here:
 - undecodable: to activity-projections.dlq, never dropped;
 - by org: each projection goes to its org's lane, each mark for an org the booking
   left to that org's lane (streams/worker/pipeline/org_sinks.py: one driver, client,
-  pause and backoff per org); a projection whose org is not registered, not connected,
-  paused or full (with other orgs sharing the sink) is not written, counted
-  (`org-not-served`) and logged; `synced` stays behind and the reconcile timer keeps
-  the booking parked until it is served.
+  pause and backoff per org); a projection whose org is not registered, not connected
+  or has a full lane is not written, counted (`org-not-served`) and logged; `synced`
+  stays behind and the reconcile timer keeps the booking parked until it is served.
 `synced` is written only for records whose partition the worker still owns, judged as
 the ack guard judges it (`Settled.owned`), not by `consumer.assignment()`, which lags
 during the revoke step. A batch that fails in an unexpected way is dead-lettered:
@@ -226,7 +225,7 @@ async def write_batch(
             if not sinks.takes_work(org)
         )
         log.warning(
-            "not written yet: %s (not registered, not connected, paused or full)",
+            "not written yet: %s (not registered, not connected, or its lane full)",
             ", ".join(f"{n} for org {org}" for org, n in sorted(orgs.items())),
         )
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
@@ -302,7 +301,7 @@ async def _set_aside(candidates: Sequence[Candidate[Record]], exc: Exception) ->
 
 consumer = AppConsumer()
 # The sink's lanes, one per org (streams/worker/pipeline/org_sinks.py); the reconcile
-# timer asks `org_sinks.serves` too.
+# timer asks them too (`writes_steadily`, `waits_for`).
 org_sinks: OrgSinks[Record] = OrgSinks(
     consumer,
     new_driver,
