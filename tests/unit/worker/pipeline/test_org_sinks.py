@@ -140,19 +140,19 @@ async def test_one_org_alone_holds_the_stream_through_its_pause_as_before() -> N
 
 async def test_an_org_in_its_limit_pause_never_holds_another_orgs_batch() -> None:
     lanes = Lanes(org("acme"))
-    lanes.script("acme", backpressure("REQUEST_LIMIT_EXCEEDED", 0.5))
-    held = await lanes.batch(for_org("acme", "a-1"), candidate("d-1"))
+    lanes.script("acme", backpressure("REQUEST_LIMIT_EXCEEDED", 30.0))
+    # Held for acme's 30 s pause, the batch would time out here.
+    await asyncio.wait_for(lanes.batch(for_org("acme", "a-1"), candidate("d-1")), 5)
     await until(lambda: "d-1" in lanes.synced and "a-1" in lanes.sinks.lanes["acme"].queued)
-    assert held < 0.4, "the batch did not wait for acme's pause"
     assert lanes.handed_back == [], "kept by acme's lane for after the pause"
     assert lanes.sinks.paused_orgs() == ["acme"]
     # While acme is paused its lane queues its new projections; the default org's flow.
-    held = await lanes.batch(for_org("acme", "a-2"), candidate("d-2"))
+    await asyncio.wait_for(lanes.batch(for_org("acme", "a-2"), candidate("d-2")), 5)
     await until(lambda: "d-2" in lanes.synced)
-    assert held < 0.4
     assert lanes.writers["acme"].calls == [["a-1"]]
     assert lanes.writers[DEFAULT_ORG].calls == [["d-1"], ["d-2"]]
-    # After the pause, acme writes both in one call.
+    # Once the pause is over, acme writes both in one call.
+    lanes.sinks.lanes["acme"].driver.pause_until = 0.0
     await until(lambda: {"a-1", "a-2"} <= set(lanes.synced))
     assert lanes.writers["acme"].calls == [["a-1"], ["a-1", "a-2"]]
 
@@ -203,8 +203,8 @@ async def test_a_slow_org_goes_on_in_the_background_and_writes_what_queued_in_on
     gate = asyncio.Event()
     lanes = Lanes(org("acme"))
     lanes.script("acme", gated(gate), written())
-    held = await lanes.batch(for_org("acme", "a-1"), candidate("d-1"))
-    assert held < 1, "the batch waited only its patience for the slow org"
+    # Held until acme answers (never, until the gate opens), this would time out.
+    await asyncio.wait_for(lanes.batch(for_org("acme", "a-1"), candidate("d-1")), 5)
     assert lanes.synced == {"d-1": 1}
     # The next batches queue behind acme's attempt, newest version per booking.
     await lanes.batch(for_org("acme", "a-2", version=1), candidate("d-2"))
@@ -339,21 +339,28 @@ async def test_one_org_alone_lets_go_of_a_batch_read_during_its_pause_when_a_reb
 
 
 async def test_catching_up_each_lane_fills_a_call_before_it_writes() -> None:
-    lanes = Lanes(org("acme"), org("globex"))
-    lanes.registered["globex"] = org("globex")
-    # Full takes: acme's lane waits for a full call (3 here), globex's for the linger.
-    held = await lanes.batch(for_org("acme", "a-1"), for_org("globex", "g-1"), catching_up=True)
-    assert held < 0.3, "the batch does not wait for lingering lanes"
+    lanes = Lanes(org("acme"), org("globex"), linger_s=30.0)
+    # Full takes: acme's lane waits for a full call (3 here), globex's lingers. Held
+    # for the linger (30 s), the batch would time out here.
+    first = lanes.batch(for_org("acme", "a-1"), for_org("globex", "g-1"), catching_up=True)
+    await asyncio.wait_for(first, 5)
     await lanes.batch(for_org("acme", "a-2"), catching_up=True)
-    assert lanes.writers.get("acme") is None or lanes.writers["acme"].calls == []
+    assert lanes.writers["acme"].calls == []
     await lanes.batch(for_org("acme", "a-3"), catching_up=True)
     await until(lambda: lanes.writers["acme"].calls == [["a-1", "a-2", "a-3"]])
+    assert lanes.sinks.lanes["globex"].lingering()
     assert "g-1" not in lanes.synced
-    await until(lambda: "g-1" in lanes.synced)  # its linger (0.5 s here) is over
-    # A live batch (not full) writes at once.
-    await lanes.batch(for_org("acme", "a-4"))
-    await until(lambda: lanes.writers["acme"].calls[-1] == ["a-4"], within=0.3)
+    # A live batch (not full) ends the wait: globex writes what it holds at once.
+    await lanes.batch(for_org("globex", "g-2"))
+    await until(lambda: lanes.writers["globex"].calls == [["g-1", "g-2"]])
     # With no registered org nothing lingers: the batch already fills calls.
     alone = Lanes(linger_s=30.0)
     await alone.batch(candidate("d-1"), catching_up=True)
     assert alone.synced == {"d-1": 1}
+
+
+async def test_a_lingering_lane_writes_when_its_linger_is_over() -> None:
+    lanes = Lanes(org("acme"), linger_s=0.2)
+    await lanes.batch(for_org("acme", "a-1"), catching_up=True)
+    await until(lambda: "a-1" in lanes.synced)
+    assert lanes.writers["acme"].calls == [["a-1"]]
