@@ -37,6 +37,9 @@ FETCH_MAX_WAIT_MS = 100
 # Kafka fences a broker that stopped heartbeating after broker.session.timeout.ms (9 s).
 CREATE_TOPIC_RETRY_S = 1.0
 CREATE_TOPIC_PATIENCE_S = 60.0
+# A created topic is waited for until the cluster's metadata lists it (`listed`).
+LISTED_PATIENCE_S = 10.0
+LISTED_POLL_S = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class Transport(faust_aiokafka.Transport):
         while True:
             try:
                 await super()._create_topic(owner, client, topic, partitions, replication, **kwargs)
+                await listed(client, topic)
                 return
             except (NodeNotReadyError, KafkaConnectionError) as exc:
                 if time.monotonic() + CREATE_TOPIC_RETRY_S >= deadline:
@@ -93,6 +97,25 @@ class Transport(faust_aiokafka.Transport):
             await asyncio.sleep(CREATE_TOPIC_RETRY_S)
             with contextlib.suppress(Exception):  # the next attempt reports what is wrong
                 await asyncio.wait_for(client.force_metadata_update(), 10.0)
+
+
+async def listed(client: Any, topic: str, patience_s: float = LISTED_PATIENCE_S) -> None:
+    """Wait until the cluster's metadata lists `topic` (at most `patience_s`, then go on).
+
+    A broker answers CreateTopics before its metadata lists the topic. The consumer
+    subscribes right after the tables' changelogs are created, and a group assignment
+    made from metadata without one leaves that topic's partitions unassigned until the
+    next rebalance: a worker that created its due table's changelog and joined 21 ms
+    later held no due partition, so its timers ran on nothing for minutes
+    (`test_the_due_index_follows_reschedules_and_completions` under load)."""
+    deadline = time.monotonic() + patience_s
+    while topic not in client.cluster.topics():
+        if time.monotonic() >= deadline:
+            log.warning("topic %r not yet listed in the cluster's metadata; going on", topic)
+            return
+        await asyncio.sleep(LISTED_POLL_S)
+        with contextlib.suppress(Exception):  # a broker that does not answer: ask again
+            await asyncio.wait_for(client.force_metadata_update(), 10.0)
 
 
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"

@@ -15,14 +15,32 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from streams.transport import consumer, tansu
 
 
-class Client:
-    """The producer's aiokafka client, as topic creation uses it."""
+class Cluster:
+    def __init__(self, client: Client) -> None:
+        self._client = client
 
-    def __init__(self) -> None:
+    def topics(self) -> set[str]:
+        return self._client.listed
+
+
+class Client:
+    """The producer's aiokafka client, as topic creation uses it: its metadata lists
+    what was created once `listed_after` more metadata updates have come (a broker
+    answers CreateTopics before its metadata lists the topic)."""
+
+    def __init__(self, listed_after: int = 0) -> None:
         self.metadata_updates = 0
+        self.listed_after = listed_after
+        self.created: set[str] = set()
+        self.listed: set[str] = set()
+        self.cluster = Cluster(self)
 
     async def force_metadata_update(self) -> bool:
         self.metadata_updates += 1
+        if self.listed_after > 0:
+            self.listed_after -= 1
+        if self.listed_after == 0:
+            self.listed |= self.created
         return True
 
 
@@ -34,9 +52,13 @@ def creation(monkeypatch: pytest.MonkeyPatch, failures: list[Exception]) -> list
         if failures:
             raise failures.pop(0)
         created.append(topic)
+        client.created.add(topic)
+        if client.listed_after == 0:
+            client.listed.add(topic)
 
     monkeypatch.setattr(faust_aiokafka.Transport, "_really_create_topic", really_create)
     monkeypatch.setattr(consumer, "CREATE_TOPIC_RETRY_S", 0.01, raising=False)
+    monkeypatch.setattr(consumer, "LISTED_POLL_S", 0.01, raising=False)
     return created
 
 
@@ -62,3 +84,16 @@ async def test_other_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(UnknownError):
         await transport._create_topic(None, Client(), "app-bookings-changelog", 4, 3)
     assert created == []
+
+
+async def test_a_created_topic_is_waited_for_until_the_metadata_lists_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = creation(monkeypatch, [])
+    transport = consumer.Transport(["kafka://127.0.0.1:9092"], faust.App("topic-creation-test"))
+    client = Client(listed_after=3)
+    await transport._create_topic(None, client, "app-due-changelog", 4, 3)
+    assert created == ["app-due-changelog"]
+    # Returned only once the metadata listed it: the consumer subscribes next.
+    assert "app-due-changelog" in client.cluster.topics()
+    assert client.metadata_updates == 3
