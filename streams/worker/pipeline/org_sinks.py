@@ -104,6 +104,7 @@ class OrgLane(Generic[M]):
         connection: OrgConnection | None,
         *,
         failed: Callable[[Sequence[Candidate[M]], Exception], Awaitable[None]],
+        full: int = FULL_CALL,
         poll_s: float = POLL_S,
     ) -> None:
         self.org = org
@@ -121,7 +122,7 @@ class OrgLane(Generic[M]):
         driver.keep = self.requeue
         # While the sink catches up on a backlog, the lane fills a call before writing
         # (`full` bookings, or `linger_s` after its first one queued): fewer API calls.
-        self.full = FULL_CALL
+        self.full = full
         self.linger_s = 0.0
         self._first_queued: float | None = None
 
@@ -280,8 +281,8 @@ class OrgSinks(Generic[M]):
             log.error("org %s: cannot connect its sink: %s", org, exc)
             return None
         self._unbuildable.pop(org, None)
-        replaced, lane = lane, OrgLane(org, driver, connection, failed=self._failed)
-        lane.full = self.full_call
+        replaced = lane
+        lane = OrgLane(org, driver, connection, failed=self._failed, full=self.full_call)
         self.lanes[org] = lane
         if replaced is not None:
             log.info("org %s: connection changed; the sink uses the new one", org)
