@@ -171,7 +171,10 @@ class OrgApi:
             return handler("composite", {"POST": self.composite.handle})
         if head == "composite" and n >= 2 and parts[1] == "sobjects":
             if n == 2:
-                return handler("collections_create", {"POST": self.collections.create})
+                kind = "collections_delete" if method == "DELETE" else "collections_create"
+                return handler(
+                    kind, {"POST": self.collections.create, "DELETE": self.collections.delete}
+                )
             if n == 4:
                 return handler("collections_upsert", {"PATCH": self.collections.upsert})
         return "other", missing

@@ -1,6 +1,6 @@
 """The resources that do several things in one API call: sObject Collections (create,
-and upsert by external id: up to 200 records, one transaction) and composite (up to 25
-subrequests).
+upsert by external id, delete by Id: up to 200 records, one transaction) and composite
+(up to 25 subrequests).
 
 The sink writes through collections and looks up related records through composite, so
 their limits, per-record errors and allOrNone roll-backs follow Salesforce closely.
@@ -26,6 +26,7 @@ from devkit.salesforce_emulator.schema import (
     SObjectDef,
     deserialize,
     resolve_sobject,
+    sobject_for_id,
 )
 from devkit.salesforce_emulator.sobjects import (
     MAX_COLLECTION,
@@ -41,7 +42,9 @@ COLLATE_MIN_VERSION = 48.0
 MAX_SUBREQUESTS = 25
 # Of a composite's subrequests, at most this many may be queries or sObject Collections.
 MAX_COMPOSITE_HEAVY = 5
-_HEAVY_KINDS = frozenset({"query", "collections_create", "collections_upsert"})
+_HEAVY_KINDS = frozenset(
+    {"query", "collections_create", "collections_upsert", "collections_delete"}
+)
 _SUBREQUEST_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 _SUBREQUEST_FIELDS = frozenset({"method", "url", "referenceId", "body", "httpHeaders"})
 _INHERITED_HEADERS = frozenset({"accept", "authorization", "content-type"})
@@ -146,6 +149,62 @@ class Collections:
                 )
             items.append((sobject, changes, None, early))
         return json_response(self.run(all_or_none, items, upsert=False))
+
+    async def delete(self, request: web.Request, version: float, parts: list[str]) -> web.Response:
+        """DELETE .../composite/sobjects?ids=a,b&allOrNone=false: each record to the
+        recycle bin, one result per id in order; a deleted one answers
+        ENTITY_IS_DELETED, an id of nothing INVALID_CROSS_REFERENCE_KEY."""
+        if version < COLLECTIONS_MIN_VERSION:
+            raise RequestError(404, ApiError("NOT_FOUND", "The requested resource does not exist"))
+        ids = [value for value in request.query.get("ids", "").split(",") if value]
+        if not ids:
+            raise _bad_input("ids: required", "MISSING_ARGUMENT")
+        if len(ids) > MAX_COLLECTION:
+            raise _bad_input(
+                "record limit reached. cannot submit more than 200 records into this call",
+                "EXCEEDED_ID_LIMIT",
+            )
+        all_or_none = request.query.get("allOrNone", "false").lower() == "true"
+        store = self.org.store
+        results: list[dict[str, object]] = []
+        with contextlib.suppress(_RollBack), store.transaction():
+            for record_id in ids:
+                sobject = sobject_for_id(record_id)
+                error: ApiError | None = None
+                if sobject is None or not self.org.metadata.may_read(sobject.name):
+                    error = ApiError("MALFORMED_ID", f"malformed id {record_id}")
+                elif store.get(sobject, record_id) is not None:
+                    if self.org.faults.fire("unable_to_lock_row"):
+                        error = ApiError(
+                            "UNABLE_TO_LOCK_ROW",
+                            "unable to obtain exclusive access to this record or 1 records: "
+                            + record_id,
+                        )
+                    else:
+                        store.delete(sobject, record_id)
+                        results.append({"id": record_id, "success": True, "errors": []})
+                        continue
+                elif store.get(sobject, record_id, deleted=True) is not None:
+                    error = ApiError("ENTITY_IS_DELETED", "entity is deleted")
+                else:
+                    error = ApiError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+                results.append({"success": False, "errors": [error.as_record_error()]})
+            if all_or_none and any(not r["success"] for r in results):
+                raise _RollBack
+            return json_response(results)
+        rolled_back = ApiError(
+            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+            "Record rolled back because not all records were valid and the request was "
+            "using AllOrNone header",
+        )
+        return json_response(
+            [
+                r
+                if not r["success"]
+                else {"success": False, "errors": [rolled_back.as_record_error()]}
+                for r in results
+            ]
+        )
 
     async def upsert(self, request: web.Request, version: float, parts: list[str]) -> web.Response:
         """PATCH .../composite/sobjects/{T}/{extField}."""

@@ -50,7 +50,7 @@ class Faults(BaseModel):
     invalid_session: FaultCounter = Field(default_factory=FaultCounter)
     request_limit_exceeded: FaultCounter = Field(default_factory=FaultCounter)
     unable_to_lock_row: FaultCounter = Field(
-        default_factory=FaultCounter, description="per record written"
+        default_factory=FaultCounter, description="per record written or deleted"
     )
     validation_rules: list[ValidationRuleSpec] = Field(default_factory=list)
     down_for_s: float | None = Field(

@@ -34,6 +34,7 @@ Salesforce API (what a real org answers, shapes from the REST API guide):
                                                       queries; GET query and GET record)
                                                       (composite.py)
     POST  .../composite/sobjects                      create collection (<= 200)
+    DELETE .../composite/sobjects?ids=a,b             delete collection (<= 200)
     PATCH .../composite/sobjects/{T}/{extField}       upsert collection (<= 200, API >= 46)
 Every API response carries `Sforce-Limit-Info: api-usage=USED/MAX`.
 

@@ -20,6 +20,7 @@ lifecycle events for one booking means a producer loop, not a real booking.
 from __future__ import annotations
 
 import bisect
+import enum
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -127,6 +128,13 @@ def moved_reason(page_name: str) -> str:
     return f"Moved to another Salesforce org (page {page_name})"
 
 
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
+
+
 def _left_order(left: LeftOrg) -> tuple[bool, str]:
     return (left.salesforce_org is not None, left.salesforce_org or "")
 
@@ -145,6 +153,8 @@ class _Replay:
         "last_sequence",
         "left",
         "location",
+        "named",
+        "only_named",
         "owner",
         "page",
         "phase",
@@ -188,6 +198,10 @@ class _Replay:
         self.salesforce_org: str | None = None
         self.related_org: str | None = None
         self.left: dict[str | None, LeftOrg] | None = None
+        # The orgs the events' pages name: `only_named` while they all name one org
+        # (the common case costs a comparison), else the set `named`.
+        self.only_named: str | _Unset | None = _UNSET
+        self.named: set[str | None] | None = None
 
     def copy(self) -> _Replay:
         # Spelled out: a generic slot loop or copy.copy costs several times more.
@@ -209,6 +223,8 @@ class _Replay:
         twin.related_org = self.related_org
         twin.salesforce_org = self.salesforce_org
         twin.left = self.left
+        twin.only_named = self.only_named
+        twin.named = set(self.named) if self.named is not None else None
         twin.scheduled = self.scheduled
         twin.start = self.start
         twin.title = self.title
@@ -230,6 +246,26 @@ class _Replay:
         self.related = RelatedRef(related["type"], related["id"]) if related else None
         # Record ids belong to one org: the one the booking was made in.
         self.related_org = self.salesforce_org
+
+    def _name(self, org: str | None) -> None:
+        """A page of the booking's events names `org` (applied or not)."""
+        if self.named is None:
+            if self.only_named is _UNSET:
+                self.only_named = org
+                return
+            if org == self.only_named:
+                return
+            self.named = {self.only_named}
+        self.named.add(org)
+
+    def withdrawn(self) -> tuple[str | None, ...]:
+        """The orgs named but neither the Event's nor one it left (default org first)."""
+        if self.named is None:
+            return ()
+        gone = self.named - {self.salesforce_org}
+        if self.left:
+            gone -= self.left.keys()
+        return tuple(sorted(gone, key=lambda org: (org is not None, org or "")))
 
     def _move(self, org: str | None, page_name: str) -> None:
         """The Event now lives in `org`. If it exists, the org it leaves keeps it as it
@@ -263,6 +299,7 @@ class _Replay:
         if kind == "booking.scheduled":
             page = data["page"]
             org = page.get("salesforce_org")
+            self._name(org)
             if org != self.salesforce_org:
                 self._move(org, page["name"])
             if not self.scheduled:
@@ -275,6 +312,7 @@ class _Replay:
             self.phase, self.reassigned = "Scheduled", False
             detail = f"on page {data['page']['name']} with {data['owner']['name']}"
         elif kind == "booking.requested":
+            self._name(data["page"].get("salesforce_org"))
             if self.scheduled:
                 applied, detail = False, "ignored: the booking is already scheduled"
             else:
@@ -295,6 +333,7 @@ class _Replay:
             self.phase, self.reassigned = "Canceled", False
             detail = self.reason
         elif kind == "booking.reassigned":
+            self._name(data["page"].get("salesforce_org"))
             if self.phase in REASSIGNABLE_PHASES:
                 new_page, new_owner = _page(data["page"]), _owner(data["owner"])
                 both_connected = bool(
@@ -366,6 +405,7 @@ class _Replay:
                 self.history[-1].time if self.history else None,
                 self.salesforce_org,
                 tuple(sorted(self.left.values(), key=_left_order)) if self.left else (),
+                self.withdrawn(),
             ),
         )
 

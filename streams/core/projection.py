@@ -122,6 +122,13 @@ class Projection:
     # say nothing, so a default-org projection reads and writes as before they existed.
     salesforce_org: str | None = None
     departures: tuple[Departure, ...] = ()
+    # Orgs where an Event of the booking may stand that the view no longer names (the
+    # view's `withdrawn_orgs`): deleted there unless newer than `version`. Absent from
+    # the bytes when empty.
+    withdrawals: tuple[str | None, ...] = ()
+    # This projection is itself a withdrawal (`withdrawal`): `fields` hold the external
+    # id and the version, and the Event is deleted rather than upserted.
+    withdraw: bool = False
 
     def to_bytes(self) -> bytes:
         body: dict[str, Any] = {
@@ -142,6 +149,10 @@ class Projection:
                 {"salesforce_org": gone.salesforce_org, "fields": gone.fields}
                 for gone in self.departures
             ]
+        if self.withdrawals:
+            body["withdrawals"] = list(self.withdrawals)
+        if self.withdraw:
+            body["withdraw"] = True
         return orjson.dumps(body)
 
     @classmethod
@@ -154,6 +165,9 @@ class Projection:
             loaded["departures"] = tuple(
                 Departure(gone["salesforce_org"], gone["fields"]) for gone in departures
             )
+        withdrawals = loaded.pop("withdrawals", None)
+        if withdrawals:
+            loaded["withdrawals"] = tuple(withdrawals)
         return cls(**loaded)
 
 
@@ -239,6 +253,7 @@ def project(state: BookingState, mapping: FieldMapping = PRESETS["default"]) -> 
         customer_email=current.customer.email,
         salesforce_org=current.salesforce_org,
         departures=departures,
+        withdrawals=current.withdrawn_orgs,
     )
 
 
@@ -291,6 +306,33 @@ def departure_mark(projection: Projection, departure: Departure) -> Projection:
         customer_name=None,
         related_type=None,
         salesforce_org=departure.salesforce_org,
+    )
+
+
+def withdrawal(projection: Projection, org: str | None, mapping: FieldMapping) -> Projection:
+    """The write that deletes the booking's Event in `org` (one of the projection's
+    `withdrawals`), as a projection of its own for that org: the external id and the
+    projection's version, so an Event there that is newer stays.
+
+    >>> undone = Projection("b-1", 5, "Booking_Id__c", {"Projection_Version__c": 5,
+    ...     "Booking_Id__c": "b-1", "Subject": "Demo"}, None, None, None, withdrawals=("acme",))
+    >>> gone = withdrawal(undone, "acme", FieldMapping())
+    >>> (gone.salesforce_org, gone.withdraw, gone.version, gone.fields)
+    ('acme', True, 5, {'Booking_Id__c': 'b-1', 'Projection_Version__c': 5})
+    """
+    return Projection(
+        booking_id=projection.booking_id,
+        version=projection.version,
+        external_id_field=projection.external_id_field,
+        fields={
+            projection.external_id_field: projection.booking_id,
+            mapping.version_field: projection.version,
+        },
+        lookup_email=None,
+        customer_name=None,
+        related_type=None,
+        salesforce_org=org,
+        withdraw=True,
     )
 
 

@@ -163,6 +163,11 @@ class BookingView(NamedTuple):
     # left, sorted (the default org first), never including `salesforce_org`.
     salesforce_org: str | None
     left_orgs: tuple[LeftOrg, ...]
+    # Orgs a page of the booking's events names that are neither its org nor an org it
+    # left (the default org first): a projection made before all the events were folded
+    # may have written an Event there (a move that an earlier event, folded later,
+    # undid), and the sink deletes it (docs/event-contract.md, "Which org...").
+    withdrawn_orgs: tuple[str | None, ...] = ()
 
     def completion_due(self, now: datetime, grace: timedelta) -> bool:
         """The completion timer's test: Scheduled/Rescheduled and end + grace < now."""

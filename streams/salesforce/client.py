@@ -8,6 +8,7 @@ three modules, one concern each:
   outcomes, lock retries and the bisection of a request-level 400.
 - `related.py`: SOQL, the Contact/Lead lookup by email (batched, Composite, cached) and
   Lead creation.
+- `withdrawals.py`: Events deleted from an org the booking's view no longer names.
 
 The failure policy is docs/architecture.md, "The sink's failure paths", spelled out in
 each module's docstring.
@@ -28,6 +29,7 @@ from streams.salesforce.related import RelatedLookup, RelatedRecord
 from streams.salesforce.session import RecordError, SalesforceSession
 from streams.salesforce.settings import SalesforceSettings
 from streams.salesforce.upserts import EventUpserts, UpsertOutcome
+from streams.salesforce.withdrawals import EventWithdrawals
 
 
 class SalesforceClient:
@@ -44,6 +46,7 @@ class SalesforceClient:
         self._session = SalesforceSession(settings, session=session, rng=rng)
         self._upserts = EventUpserts(self._session)
         self._related = RelatedLookup(self._session)
+        self._withdrawals = EventWithdrawals(self._session)
 
     def __repr__(self) -> str:
         return (
@@ -97,6 +100,13 @@ class SalesforceClient:
         """Upsert `records` (Salesforce field dicts) by the external id field; see
         `EventUpserts.upsert`. `deadline`: a `time.monotonic()` value (None: no end)."""
         return await self._upserts.upsert(records, deadline=deadline)
+
+    async def withdraw_events(
+        self, records: Sequence[Mapping[str, object]], *, deadline: float | None = None
+    ) -> list[UpsertOutcome]:
+        """Delete each record's Event unless it is as new as the record's version (the
+        external id and `Projection_Version__c`); see `EventWithdrawals.withdraw`."""
+        return await self._withdrawals.withdraw(records, deadline=deadline)
 
     async def resolve_related(
         self,

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 # "fenced": refused by the version fence (streams/salesforce/fence.py), Salesforce
 # already has a newer projection of the booking; done, not an error to dead-letter.
-UpsertStatus = Literal["created", "updated", "fenced", "retryable", "rejected"]
+# "deleted": a withdrawal's (streams/salesforce/withdrawals.py): no Event stands there.
+UpsertStatus = Literal["created", "updated", "deleted", "fenced", "retryable", "rejected"]
 RETRYABLE_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
 
 

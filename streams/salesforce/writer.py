@@ -39,6 +39,9 @@ from streams.salesforce.upserts import UpsertOutcome, UpsertStatus
 HEAL_ROUNDS = 2
 
 BackpressureCode = Literal["REQUEST_LIMIT_EXCEEDED", "UNAVAILABLE", "UNEXPECTED"]
+# What the writer's API calls did, for the meter: related lookups, upserts (with their
+# healing), withdrawals (their query and delete).
+CallKind = Literal["lookup", "upsert", "withdraw"]
 
 
 class EventItem(Protocol):
@@ -55,6 +58,11 @@ class EventItem(Protocol):
     @property
     def customer_email(self) -> str | None:
         """The email looked up again when Salesforce refuses the WhoId."""
+
+    @property
+    def withdraw(self) -> bool:
+        """True: the item's Event is deleted (unless newer), not upserted; its fields
+        are the external id and the version (streams/salesforce/withdrawals.py)."""
 
 
 Item = TypeVar("Item", bound=EventItem)
@@ -110,7 +118,7 @@ class Backpressure(Exception):
 class WriteMeter(Protocol):
     """Where the writer reports its API calls and fallbacks (the worker's metrics)."""
 
-    def api_calls(self, kind: Literal["lookup", "upsert"], count: int) -> None: ...
+    def api_calls(self, kind: CallKind, count: int) -> None: ...
 
     def api_remaining(self, count: int) -> None: ...
 
@@ -118,7 +126,7 @@ class WriteMeter(Protocol):
 
 
 class _NoMeter:
-    def api_calls(self, kind: Literal["lookup", "upsert"], count: int) -> None:
+    def api_calls(self, kind: CallKind, count: int) -> None:
         pass
 
     def api_remaining(self, count: int) -> None:
@@ -183,11 +191,15 @@ class _Attempt(Generic[Item]):
 
     def __init__(self, writer: EventWriter[Item], items: Sequence[Item]) -> None:
         self.writer = writer
-        self.items = list(items)
+        self.all_items = list(items)
+        # The items upserted (with lookups and healing); withdrawals are written first.
+        self.items = [item for item in items if not item.withdraw]
         self.client = writer.client
         self.meter = writer.meter
         # By external id: the fallbacks of the record as last sent (healed).
         self.taken: dict[str, list[Fallback]] = {}
+        # Withdrawals done before the upserts; a call cut short reports them too.
+        self.withdrawn: list[WriteOutcome] = []
 
     def finished(self, outcomes: Sequence[UpsertOutcome]) -> list[WriteOutcome]:
         """Outcomes of a call cut short: written records carry the fallbacks they took
@@ -196,7 +208,8 @@ class _Attempt(Generic[Item]):
         for outcome in finished:
             for fallback in outcome.fallbacks:
                 self.meter.fallback(fallback.kind)
-        return finished
+        done = {outcome.external_id for outcome in finished}
+        return [*(o for o in self.withdrawn if o.external_id not in done), *finished]
 
     def _with_fallbacks(self, outcome: UpsertOutcome) -> WriteOutcome:
         if outcome.status not in ("created", "updated"):
@@ -204,6 +217,35 @@ class _Attempt(Generic[Item]):
         return WriteOutcome.of(outcome, self.taken.get(outcome.external_id, ()))
 
     async def run(self) -> list[WriteOutcome]:
+        """Withdrawals, then upserts; outcomes in the order of the items given."""
+        gone = [item for item in self.all_items if item.withdraw]
+        if gone:
+            await self._withdraw(gone)
+        if not self.items:
+            return self.withdrawn
+        upserted = await self._upsert()
+        if not gone:
+            return upserted
+        by_id = {o.external_id: o for o in [*self.withdrawn, *upserted]}
+        ext = self.client.settings.external_id_field
+        return [by_id[str(self.writer.complete(item, {})[ext])] for item in self.all_items]
+
+    async def _withdraw(self, gone: Sequence[Item]) -> None:
+        records = [self.writer.complete(item, {}) for item in gone]
+        calls_before = self.client.api_calls
+        try:
+            outcomes = await self.client.withdraw_events(
+                records, deadline=self.writer.clock() + self.writer.attempt_deadline
+            )
+        except (RequestLimitExceeded, SalesforceUnavailable) as exc:
+            self.withdrawn = [WriteOutcome.of(o) for o in exc.outcomes]
+            exc.outcomes = []  # reported by `finished`, not twice
+            raise
+        finally:
+            self.meter.api_calls("withdraw", self.client.api_calls - calls_before)
+        self.withdrawn = [WriteOutcome.of(o) for o in outcomes]
+
+    async def _upsert(self) -> list[WriteOutcome]:
         found = await self._lookup_related()
         records = [dict(self.writer.complete(item, found)) for item in self.items]
         calls_before = self.client.api_calls

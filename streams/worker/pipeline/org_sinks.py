@@ -37,9 +37,14 @@ Guarantees:
   Nothing a lane holds is lost with the worker: `held_offsets` keeps the consumer from
   committing past the lowest record a lane holds unwritten in each partition
   (streams/transport/acks.py), so the partition's next owner reads those records again.
-- `sort_out`: a projection with marks counts as handled (`synced`) only once its own
-  write and every mark are done (written, fenced or rejected): a mark still unwritten
-  keeps the booking behind, and the projection is re-sent with its marks.
+- Withdrawals: a projection whose view names orgs the Event may have been written to
+  by an earlier projection (streams/core/projection.py, `withdrawal`) sends a
+  withdrawal, a delete fenced by version, to each such org's lane, like a mark. An org
+  that is not registered (removed) gets none: the sink has no lane to delete with.
+- `sort_out`: a projection with marks (departure marks and withdrawals) counts as
+  handled (`synced`) only once its own write and every mark are done (written,
+  deleted, fenced or rejected): a mark still unwritten keeps the booking behind, and
+  the projection is re-sent with its marks.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from streams.core.projection import (
     Projection,
     departure_mark,
     for_mapping,
+    withdrawal,
 )
 from streams.core.sink_plan import Candidate
 from streams.salesforce.org_registry import DEFAULT_ORG, OrgConnection
@@ -90,8 +96,13 @@ def org_of(projection: Projection) -> str:
 
 
 def orgs_written(projection: Projection) -> list[str]:
-    """Every org the projection writes to: its own first, then each org it left."""
-    return [org_of(projection), *(d.salesforce_org or DEFAULT_ORG for d in projection.departures)]
+    """Every org the projection writes to: its own first, then each org it left, then
+    each it withdraws the Event from."""
+    return [
+        org_of(projection),
+        *(d.salesforce_org or DEFAULT_ORG for d in projection.departures),
+        *(org or DEFAULT_ORG for org in projection.withdrawals),
+    ]
 
 
 class OrgLane(Generic[M]):
@@ -316,9 +327,27 @@ class OrgSinks(Generic[M]):
         self._retiring = [lane for lane in self._retiring if lane.busy()]
         return lowest
 
+    def withdrawals(self, projection: Projection) -> list[str | None]:
+        """The orgs the sink withdraws the projection's Event from: those of its
+        `withdrawals` that are the default org or registered. An org not registered has
+        no lane to delete with; it was removed, so the sink writes nothing there."""
+        registered = self._registered()
+        return [org for org in projection.withdrawals if org is None or org in registered]
+
+    def _orgs(self, projection: Projection) -> list[str]:
+        """The orgs `projection` needs a lane in: its own, those it left, and those
+        it withdraws from (`withdrawals`)."""
+        if not projection.withdrawals:
+            return orgs_written(projection)
+        return [
+            org_of(projection),
+            *(d.salesforce_org or DEFAULT_ORG for d in projection.departures),
+            *(org or DEFAULT_ORG for org in self.withdrawals(projection)),
+        ]
+
     def serves(self, projection: Projection) -> bool:
         """Whether the sink can write `projection` now (every org it writes to)."""
-        return all(self.takes_work(org) for org in orgs_written(projection))
+        return all(self.takes_work(org) for org in self._orgs(projection))
 
     def writes_steadily(self, projection: Projection) -> bool:
         """`serves`, and while orgs share the sink, every org's last attempt succeeded:
@@ -333,7 +362,7 @@ class OrgSinks(Generic[M]):
         shared = self.shared()
         return [
             org
-            for org in orgs_written(projection)
+            for org in self._orgs(projection)
             if not self.takes_work(org)
             or (shared and (lane := self.lanes.get(org)) is not None and lane.driver.failing)
         ]
@@ -349,15 +378,19 @@ class OrgSinks(Generic[M]):
         for candidate in candidates:
             projection = candidate.projection
             by_org.setdefault(org_of(projection), []).append(candidate)
-            if not projection.departures:
+            if not projection.departures and not projection.withdrawals:
+                continue
+            marks = [departure_mark(projection, d) for d in projection.departures]
+            marks += [
+                withdrawal(projection, org, self._mapping) for org in self.withdrawals(projection)
+            ]
+            if not marks:
                 continue
             key = (projection.booking_id, projection.version)
-            marks = {d.salesforce_org or DEFAULT_ORG for d in projection.departures}
-            self._joints[key] = _Joint(org_of(projection), marks)
+            self._joints[key] = _Joint(org_of(projection), {org_of(mark) for mark in marks})
             self._joints.move_to_end(key)
-            for departure in projection.departures:
-                mark = replace(candidate, projection=departure_mark(projection, departure))
-                by_org.setdefault(org_of(mark.projection), []).append(mark)
+            for mark in marks:
+                by_org.setdefault(org_of(mark), []).append(replace(candidate, projection=mark))
         while len(self._joints) > MAX_JOINTS:
             self._joints.popitem(last=False)  # never completed: reconcile re-sends it
         given: list[OrgLane[M]] = []

@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from functools import partial
-from typing import Literal, cast
+from typing import cast
 
 import faust
 from faust.types import EventT
@@ -49,7 +49,7 @@ from streams.runtime.batches import AdaptiveStream
 from streams.salesforce import SalesforceClient, call_threads
 from streams.salesforce.healing import Fallback
 from streams.salesforce.org_registry import OrgConnection
-from streams.salesforce.writer import EventWriter, WriteOutcome
+from streams.salesforce.writer import CallKind, EventWriter, WriteOutcome
 from streams.transport.acks import hold_commits
 from streams.worker.app import (
     app,
@@ -162,10 +162,11 @@ async def apply_outcomes(org: str, settled: Sequence[Settled[Record]]) -> None:
     own, marks = org_sinks.sort_out(org, settled)
     for item in marks:
         if item.outcome.status == "rejected":
+            what = "withdrawal" if item.candidate.projection.withdraw else "mark"
             await dead_letter_projection(
                 item.candidate.meta,
                 _error_code(item.outcome),
-                f"the mark in org {org}: {_error_text(item.outcome)}",
+                f"the {what} in org {org}: {_error_text(item.outcome)}",
             )
     for item in own:
         outcome, candidate = item.outcome, item.candidate
@@ -258,7 +259,7 @@ class _Metrics:
     def __init__(self, org: str) -> None:
         self.org = org
 
-    def api_calls(self, kind: Literal["lookup", "upsert"], count: int) -> None:
+    def api_calls(self, kind: CallKind, count: int) -> None:
         metrics.SALESFORCE_CALLS.labels(kind, self.org).inc(count)
 
     def api_remaining(self, count: int) -> None:

@@ -364,6 +364,38 @@ def test_undeserializable_record_fails_the_whole_request(
     assert salesforce_emulator.records() == []
 
 
+def test_collection_delete_answers_per_id_in_order(salesforce_emulator: SalesforceEmulator) -> None:
+    sf = connect(salesforce_emulator)
+    ids = [r["id"] for r in upsert_collection(sf, [event("b-1"), event("b-2"), event("b-3")])]
+    assert sf.Event.delete(ids[2]) == 204
+    nothing = ids[0][:3] + "5g0" + "0" * 9  # well formed, no such record
+    results = sf.restful(
+        "composite/sobjects",
+        method="DELETE",
+        params={"ids": ",".join([ids[0], ids[2], nothing, "bogus"]), "allOrNone": "false"},
+    )
+    assert results[0] == {"id": ids[0], "success": True, "errors": []}
+    assert [r["success"] for r in results] == [True, False, False, False]
+    assert [r["errors"][0]["statusCode"] for r in results[1:]] == [
+        "ENTITY_IS_DELETED",
+        "INVALID_CROSS_REFERENCE_KEY",
+        "MALFORMED_ID",
+    ]
+    assert [r["Booking_Id__c"] for r in salesforce_emulator.records()] == ["b-2"]
+    # allOrNone: one failure keeps every record.
+    rolled = sf.restful(
+        "composite/sobjects",
+        method="DELETE",
+        params={"ids": f"{ids[1]},{ids[0]}", "allOrNone": "true"},
+    )
+    assert [r["errors"][0]["statusCode"] for r in rolled] == [
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "ENTITY_IS_DELETED",
+    ]
+    assert [r["Booking_Id__c"] for r in salesforce_emulator.records()] == ["b-2"]
+    assert salesforce_emulator.api_calls()["by_kind"]["collections_delete"] == 2
+
+
 def test_all_or_none_rolls_back_every_record(salesforce_emulator: SalesforceEmulator) -> None:
     sf = connect(salesforce_emulator)
     results = upsert_collection(

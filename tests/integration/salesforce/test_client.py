@@ -361,6 +361,45 @@ def test_settings_from_environment_and_secret_files(
 # Reading one Event (activity-sync status) ---------------------------------------------
 
 
+async def test_withdrawals_delete_only_events_older_than_the_withdrawal(
+    client: SalesforceClient, salesforce_emulator: SalesforceEmulator
+) -> None:
+    await client.upsert_events(
+        [
+            salesforce_event("older", Projection_Version__c=2),
+            salesforce_event("newer", Projection_Version__c=7),
+            salesforce_event("unversioned"),
+            salesforce_event("other", Projection_Version__c=1),
+        ]
+    )
+    before = client.api_calls
+    withdrawn = ["older", "newer", "unversioned", "never-written"]
+    outcomes = await client.withdraw_events(
+        [{"Booking_Id__c": b, "Projection_Version__c": 5} for b in withdrawn]
+    )
+    assert statuses(outcomes) == ["deleted", "fenced", "deleted", "deleted"]
+    assert [o.external_id for o in outcomes] == withdrawn
+    assert client.api_calls - before == 2  # one query, one Collections delete
+    assert sorted(r["Booking_Id__c"] for r in salesforce_emulator.records()) == ["newer", "other"]
+    # Nothing left to withdraw: the query alone.
+    again = await client.withdraw_events([{"Booking_Id__c": "older", "Projection_Version__c": 5}])
+    assert statuses(again) == ["deleted"]
+    assert client.api_calls - before == 3
+
+
+async def test_a_locked_withdrawal_comes_back_retryable_at_the_deadline(
+    client: SalesforceClient, salesforce_emulator: SalesforceEmulator
+) -> None:
+    await client.upsert_events([salesforce_event("b-1", Projection_Version__c=1)])
+    salesforce_emulator.set_faults(unable_to_lock_row={"next": 1_000_000})
+    locked = await client.withdraw_events(
+        [{"Booking_Id__c": "b-1", "Projection_Version__c": 3}], deadline=time.monotonic() + 2.0
+    )
+    assert statuses(locked) == ["retryable"]
+    assert locked[0].errors[0].status_code == "UNABLE_TO_LOCK_ROW"
+    assert [r["Booking_Id__c"] for r in salesforce_emulator.records()] == ["b-1"]
+
+
 async def test_read_event_returns_what_salesforce_holds_or_none(
     client: SalesforceClient, salesforce_emulator: SalesforceEmulator
 ) -> None:

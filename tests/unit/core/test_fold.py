@@ -274,7 +274,11 @@ MOVED = "Scheduled (Reassigned by User)"
 # the view's salesforce_org; `left` the orgs it has left as (org, status, reason).
 ORG_SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
     ("no org anywhere: the default org", [f.scheduled()], {"org": None, "left": []}),
-    ("scheduled in org a", [f.scheduled(page=A_SALES)], {"org": "org-a", "left": []}),
+    (
+        "scheduled in org a",
+        [f.scheduled(page=A_SALES)],
+        {"org": "org-a", "left": [], "withdrawn": []},
+    ),
     (
         "requested in org a, then scheduled there",
         [f.requested(page=A_SALES), f.scheduled(2, page=A_SALES)],
@@ -311,7 +315,19 @@ ORG_SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
     (
         "reassignment rejected (canceled booking): org unchanged",
         [f.scheduled(page=A_SALES), f.canceled(2), f.reassigned(3, page=B_SALES)],
-        {"org": "org-a", "left": [], "rejected": 1, "status": "Canceled", "page": "p-sales"},
+        {
+            "org": "org-a",
+            "left": [],
+            "rejected": 1,
+            "status": "Canceled",
+            "page": "p-sales",
+            "withdrawn": ["org-b"],
+        },
+    ),
+    (
+        "a move undone by an earlier cancel folded after it: b's Event is withdrawn",
+        [f.scheduled(page=A_SALES), f.reassigned(3, page=B_SALES), f.canceled(2)],
+        {"org": "org-a", "left": [], "status": "Canceled", "withdrawn": ["org-b"]},
     ),
     (
         "reassignment rejected while requested: org unchanged",
@@ -339,7 +355,13 @@ ORG_SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
             f.reassigned(2, page=B_SALES),
             f.reassigned(3, owner=f.CAROL, page=A_SALES),
         ],
-        {"org": "org-a", "left": [("org-b", MOVED, TO_A)], "owner": CAROL_ID, "status": MOVED},
+        {
+            "org": "org-a",
+            "left": [("org-b", MOVED, TO_A)],
+            "owner": CAROL_ID,
+            "status": MOVED,
+            "withdrawn": [],
+        },
     ),
     (
         "A -> B -> default: both a and b marked, the default org first",
@@ -370,7 +392,7 @@ ORG_SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
     (
         "requested in a, scheduled in b: there never was an Event in a",
         [f.requested(page=A_SALES), f.scheduled(2, page=B_SALES)],
-        {"org": "org-b", "left": []},
+        {"org": "org-b", "left": [], "withdrawn": ["org-a"]},
     ),
     (
         "no Event (create_activity_event off): the org follows the page, nothing marked",
@@ -394,6 +416,7 @@ def _observed_org(state: BookingState) -> dict[str, Any]:
     return _observed(state) | {
         "org": current.salesforce_org,
         "left": [(gone.salesforce_org, gone.status, gone.reason) for gone in current.left_orgs],
+        "withdrawn": list(current.withdrawn_orgs),
     }
 
 
@@ -411,6 +434,7 @@ def test_org_scenario(events: list[dict[str, Any]], expected: dict[str, Any]) ->
         assert [gone.salesforce_org for gone in projection.departures] == [
             org for org, _, _ in expected["left"]
         ]
+        assert list(projection.withdrawals) == observed["withdrawn"]
 
 
 def test_the_mark_is_the_event_as_it_stood_at_the_move() -> None:
@@ -926,9 +950,18 @@ def test_view_fields_are_built_in_order() -> None:
     # field must get its own value, whichever of the same type it sits next to.
     replay = _Replay("b-1")
     for name in _Replay.__slots__:
-        if name not in ("booking_id", "history", "rejected", "left", "related_org"):
+        if name not in (
+            "booking_id",
+            "history",
+            "rejected",
+            "left",
+            "related_org",
+            "named",
+            "only_named",
+        ):
             setattr(replay, name, f"<{name}>")
     replay.related_org = replay.salesforce_org
+    replay.named = {"<salesforce_org>", None, "x"}
     current = replay.view()
     assert current.status == "<phase> (Reassigned by User)"
     assert str(current.related) == "<related>"
@@ -936,4 +969,5 @@ def test_view_fields_are_built_in_order() -> None:
         if name not in ("history", "related"):  # last_sequence among them
             assert getattr(current, name) == (f"<{name}>" if name != "booking_id" else "b-1")
     assert (current.history, current.rejected_reassignments, current.left_orgs) == ((), (), ())
+    assert current.withdrawn_orgs == (None, "x")
     assert current.last_time is None

@@ -14,7 +14,9 @@ from streams.core.projection import (
     FieldMapping,
     Projection,
     complete_related,
+    for_mapping,
     project,
+    withdrawal,
 )
 from tests import factories as f
 
@@ -306,3 +308,29 @@ def test_departures_use_the_mapping_of_the_projection() -> None:
     assert departure.fields["ScheduleOnce__Event_status__c"] == "Scheduled (Reassigned by User)"
     assert "Event_Status__c" not in departure.fields
     assert departure.fields["Booking_Id__c"] == projection.booking_id
+
+
+def test_a_move_undone_by_an_earlier_event_withdraws_the_event_from_that_org() -> None:
+    # The reassignment to b's page (seq 3) was projected to b before the cancellation
+    # (seq 2) arrived; with both folded it is rejected, and b's Event is withdrawn.
+    projection = _projection(
+        f.scheduled(page=A_SALES), f.reassigned(3, page=B_SALES), f.canceled(2)
+    )
+    assert (projection.salesforce_org, projection.departures) == ("org-a", ())
+    assert projection.withdrawals == ("org-b",)
+    assert b'"withdrawals":["org-b"]' in projection.to_bytes()
+    assert Projection.from_bytes(projection.to_bytes()) == projection
+    gone = withdrawal(projection, "org-b", FieldMapping())
+    assert (gone.salesforce_org, gone.withdraw, gone.version) == ("org-b", True, 3)
+    assert gone.fields == {"Booking_Id__c": projection.booking_id, "Projection_Version__c": 3}
+    assert (gone.lookup_email, gone.withdrawals, gone.departures) == (None, (), ())
+    # The org's preset renames nothing a withdrawal writes, and keeps it a withdrawal.
+    assert for_mapping(gone, PRESETS["default"], PRESETS["oncehub"]) == gone
+
+
+def test_a_booking_that_never_left_its_org_withdraws_nothing() -> None:
+    projection = _projection(
+        f.scheduled(page=A_SALES), f.reassigned(2, page=A_SALES), f.canceled(3)
+    )
+    assert projection.withdrawals == ()
+    assert b"withdraw" not in projection.to_bytes()

@@ -110,6 +110,7 @@ IN_ORG = Projection(
     related_type="Contact",
     salesforce_org="org-b",
     departures=(Departure("org-a", {"Booking_Id__c": "b-2", "Projection_Version__c": 5}),),
+    withdrawals=(None, "org-c"),
 )
 
 

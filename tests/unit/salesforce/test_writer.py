@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import SimpleNamespace
-from typing import Literal, cast
+from typing import cast
 
 import pytest
 
-from streams.core.projection import Projection, complete_related
+from streams.core.projection import FieldMapping, Projection, complete_related, withdrawal
 from streams.salesforce import (
     RecordError,
     RelatedRecord,
@@ -21,7 +21,7 @@ from streams.salesforce import (
     UpsertOutcome,
 )
 from streams.salesforce.healing import Fallback
-from streams.salesforce.writer import Backpressure, EventWriter
+from streams.salesforce.writer import Backpressure, CallKind, EventWriter
 
 EXT = "Booking_Id__c"
 INACTIVE = RecordError("INACTIVE_OWNER_OR_USER", "operation performed with inactive user")
@@ -52,6 +52,7 @@ class FakeClient:
         self.settings = SimpleNamespace(external_id_field=EXT)
         self.upserts = list(upserts)
         self.sent: list[list[dict[str, object]]] = []
+        self.withdrawn: list[list[dict[str, object]]] = []
         self.api_calls = 0
         self.remaining_api_calls: int | None = 4_000
 
@@ -70,6 +71,13 @@ class FakeClient:
         if isinstance(step, Exception):
             raise step
         return step([dict(r) for r in records])
+
+    async def withdraw_events(
+        self, records: Sequence[Mapping[str, object]], *, deadline: float
+    ) -> list[UpsertOutcome]:
+        self.api_calls += 2  # a query and a delete
+        self.withdrawn.append([dict(r) for r in records])
+        return [UpsertOutcome(str(r[EXT]), "deleted") for r in records]
 
     async def heal(
         self,
@@ -94,7 +102,7 @@ class Meter:
         self.calls: dict[str, int] = {}
         self.fallbacks: list[str] = []
 
-    def api_calls(self, kind: Literal["lookup", "upsert"], count: int) -> None:
+    def api_calls(self, kind: CallKind, count: int) -> None:
         self.calls[kind] = self.calls.get(kind, 0) + count
 
     def api_remaining(self, count: int) -> None:
@@ -189,3 +197,38 @@ async def test_an_unexpected_error_is_backpressure_with_its_cause() -> None:
     assert caught.value.code == "UNEXPECTED"
     assert caught.value.cause is error
     assert caught.value.retry_after == 10.0
+
+
+def withdrawing(booking: str) -> Projection:
+    return withdrawal(projection(booking), "org-b", FieldMapping())
+
+
+async def test_withdrawals_are_deleted_and_every_outcome_keeps_its_item_order() -> None:
+    client = FakeClient(written)
+    meter = Meter()
+    outcomes = await writer(client, meter).write(
+        [projection("a", "ann@example.com"), withdrawing("w"), projection("b")]
+    )
+    assert [(o.external_id, o.status) for o in outcomes] == [
+        ("a", "updated"),
+        ("w", "deleted"),
+        ("b", "updated"),
+    ]
+    assert client.withdrawn == [[{EXT: "w", "Projection_Version__c": 1}]]
+    assert [r[EXT] for r in client.sent[0]] == ["a", "b"]  # never upserted
+    assert meter.calls == {"withdraw": 2, "lookup": 1, "upsert": 1}
+
+
+async def test_withdrawals_alone_make_no_upsert_or_lookup() -> None:
+    client = FakeClient()
+    meter = Meter()
+    outcomes = await writer(client, meter).write([withdrawing("w"), withdrawing("v")])
+    assert [(o.external_id, o.status) for o in outcomes] == [("w", "deleted"), ("v", "deleted")]
+    assert (client.sent, meter.calls) == ([], {"withdraw": 2})
+
+
+async def test_a_pause_after_the_withdrawals_reports_them_done() -> None:
+    client = FakeClient(RequestLimitExceeded("REQUEST_LIMIT_EXCEEDED"))
+    with pytest.raises(Backpressure) as caught:
+        await writer(client).write([projection("a"), withdrawing("w")])
+    assert [(o.external_id, o.status) for o in caught.value.outcomes] == [("w", "deleted")]

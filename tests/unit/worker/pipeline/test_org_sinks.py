@@ -283,6 +283,39 @@ async def test_a_moved_booking_is_handled_once_its_own_write_and_its_mark_are_do
     assert lanes.marks == [(DEFAULT_ORG, "b-1", "updated")]
 
 
+async def test_a_withdrawal_goes_to_its_orgs_lane_and_completes_the_projection_like_a_mark() -> (
+    None
+):
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"), org("globex", field_mapping="oncehub"))
+    lanes.script("globex", gated(gate))  # the withdrawal is slow
+    # b-1's view names acme, and globex where an earlier projection may have put it.
+    undone = for_org("acme", "b-1", version=4, withdrawals=("globex",))
+    await lanes.batch(undone)
+    await until(lambda: lanes.writers["acme"].calls == [["b-1"]])
+    await until(lambda: lanes.writers["globex"].calls == [["b-1"]])
+    (gone,) = lanes.writers["globex"].items
+    assert gone.withdraw
+    assert gone.fields == {"Booking_Id__c": "b-1", "Projection_Version__c": 4}
+    assert lanes.synced == {}, "not withdrawn yet: the booking stays behind"
+    gate.set()
+    await until(lambda: lanes.synced == {"b-1": 4})
+    assert lanes.marks == [("globex", "b-1", "updated")]
+
+
+async def test_a_withdrawal_from_an_org_that_is_not_registered_is_not_waited_for() -> None:
+    lanes = Lanes(org("acme"))
+    undone = for_org("acme", "b-1", version=2, withdrawals=(None, "removed"))
+    assert lanes.sinks.serves(undone.projection)
+    assert lanes.sinks.waits_for(undone.projection) == []
+    await lanes.batch(undone)
+    await until(lambda: lanes.synced == {"b-1": 2})
+    # The default org always has a lane: withdrawn there; nothing for "removed".
+    assert [p.withdraw for p in lanes.writers[DEFAULT_ORG].items] == [True]
+    assert "removed" not in lanes.writers
+    assert lanes.marks == [(DEFAULT_ORG, "b-1", "updated")]
+
+
 async def test_a_registered_org_gets_its_field_presets_names() -> None:
     lanes = Lanes(org("acme", field_mapping="oncehub"))
     status = for_org("acme", "a-1", fields={"Booking_Id__c": "a-1", "Event_Status__c": "x"})
