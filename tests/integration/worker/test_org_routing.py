@@ -7,7 +7,8 @@ Apache Kafka, the emulator's named orgs over HTTPS and worker processes:
   counts the bookings waiting for it;
 - a rotated client secret takes effect with `orgs add` again, without a restart;
 - a reassignment to another org's page moves the Event: full in the new org, the old
-  org's Event marked.
+  org's Event marked; a move that an earlier event, arriving later, undoes is withdrawn
+  (the Event deleted from the org the booking never lived in).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from devkit.broker_namespace import BrokerNamespace
 from devkit.salesforce_emulator.process import OrgAdmin, SalesforceEmulator
 from devkit.workers import WorkerProcess
 from streams.commands.generate import page
-from tests.factories import reassigned, scheduled
+from tests.factories import canceled, reassigned, scheduled
 from tests.fixtures import Workers, event_records, produce, register_org, run_cli, wait_until
 
 pytestmark = pytest.mark.integration
@@ -172,3 +173,27 @@ async def test_a_reassignment_to_another_orgs_page_moves_the_event(
     assert reason == "Moved to another Salesforce org (page Acme sales)"
     assert left["Projection_Version__c"] == 2
     assert left["OwnerId"] == owner_before, "the old org's Event keeps its owner"
+
+    # A move that an earlier event undoes: b-2's reassignment to acme (seq 3) is
+    # written before its cancellation (seq 2) arrives, which makes it rejected; acme's
+    # Event is withdrawn, the default org's is Canceled.
+    await produce(
+        broker,
+        "booking-events",
+        event_records(
+            [
+                scheduled(booking_id="b-2"),
+                reassigned(3, booking_id="b-2", page=ACME_PAGE),
+            ]
+        ),
+    )
+    wait_until(lambda: "b-2" in events_in(acme), 60, "b-2 in acme, for a moment")
+    await produce(broker, "booking-events", event_records([canceled(2, booking_id="b-2")]))
+    wait_until(lambda: "b-2" not in events_in(acme), 60, "b-2 withdrawn from acme")
+    wait_until(
+        lambda: events_in(salesforce_emulator)["b-2"]["Event_Status__c"] == "Canceled",
+        60,
+        "b-2 Canceled in the default org",
+    )
+    assert events_in(salesforce_emulator)["b-2"]["Projection_Version__c"] == 3
+    assert "b-1" in events_in(acme), "b-1 stays in acme"
