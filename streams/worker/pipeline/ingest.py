@@ -176,9 +176,14 @@ def batch_policy() -> BatchPolicy:
     )
 
 
+# The fold's batch policy: whether it is catching up is also the sink's business (its
+# org lanes fill their calls meanwhile, streams/worker/pipeline/org_sinks.py).
+fold_policy = batch_policy()
+
+
 @app.agent(events_topic, name="ingest")
 async def ingest(stream: faust.StreamT[bytes]) -> None:
     # The app's Stream class (streams/worker/app.py); StreamT's stub does not know it.
     adaptive = cast(AdaptiveStream, stream)
-    async for batch in adaptive.take_adaptive(batch_policy()):
+    async for batch in adaptive.take_adaptive(fold_policy):
         await fold_batch(batch)

@@ -24,10 +24,12 @@ Guarantees:
   `departure_mark`) to the lane of the org it marks. A lane queues by booking, the
   newest version kept, and writes what it has as one attempt at a time; what arrives
   meanwhile is the next attempt (one call for more records).
-- Catching up (`offer(..., catching_up=True)`, the sink's batch came full), with
-  registered orgs: each lane fills a call (200 bookings) or waits up to 10 s before it
-  writes, so a backfill spanning many orgs costs a call per 200 bookings, not per few;
-  a live batch (not full) ends the wait.
+- Catching up (`catching_up()`: a backlog waits, the fold's or the sink's own), with
+  registered orgs: each lane fills a call (200 bookings) or waits while the backlog
+  lasts, at most 60 s, before it writes. A backfill spanning many orgs then costs a
+  call per 200 bookings, or one per org once the backlog is gone, not one per few
+  bookings; a booking folded several times meanwhile is written once, at its newest.
+  The wait ends as soon as the backlog is gone.
 - `settle(lanes)`: with no registered org, waits until the lanes are done (the stream
   holds through a pause). With registered orgs, waits at most `patience` seconds; a
   lane still writing goes on in the background, so a slow or failing org never holds
@@ -79,13 +81,14 @@ PATIENCE_S = 1.0
 # Bookings one lane queues behind its attempt before its org stops taking work: a
 # slow org's backlog waits in Kafka and `bookings`, not in memory.
 MAX_QUEUED = 5_000
-# While the sink catches up on a backlog (its batches come full), each lane fills a call
-# (`FULL_CALL` bookings: one sObject Collections upsert) or waits `LINGER_S` after its
-# first booking queued: with many orgs a batch holds a few bookings per org, and writing
-# each org's few at once would cost a call per few bookings. Shorter than a live event's
-# patience is not needed: live batches do not linger.
+# While a backlog waits (a backfill: the fold or the sink catching up), each lane fills
+# a call (`FULL_CALL` bookings: one sObject Collections upsert) or waits while the
+# backlog lasts, at most `LINGER_S` after its first booking queued: with many orgs a
+# batch holds a few bookings per org, and writing each org's few at once would cost a
+# call per few bookings (and the same booking again, version after version, as the fold
+# catches up). Live traffic never lingers.
 FULL_CALL = 200
-LINGER_S = 10.0
+LINGER_S = 60.0
 # Projections with marks whose parts are not all done, remembered at most.
 MAX_JOINTS = 10_000
 
@@ -116,6 +119,8 @@ class OrgLane(Generic[M]):
         *,
         failed: Callable[[Sequence[Candidate[M]], Exception], Awaitable[None]],
         full: int = FULL_CALL,
+        linger_s: float = 0.0,
+        lingers: Callable[[], bool] = lambda: False,
         poll_s: float = POLL_S,
     ) -> None:
         self.org = org
@@ -131,22 +136,19 @@ class OrgLane(Generic[M]):
         self.retired = False
         self.successor: OrgLane[M] | None = None
         driver.keep = self.requeue
-        # While the sink catches up on a backlog, the lane fills a call before writing
-        # (`full` bookings, or `linger_s` after its first one queued): fewer API calls.
+        # While `lingers()` (a backlog waits), the lane fills a call before writing
+        # (`full` bookings), for at most `linger_s` after its first one queued.
         self.full = full
-        self.linger_s = 0.0
+        self.linger_s = linger_s
+        self._lingers = lingers
         self._first_queued: float | None = None
 
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def offer(
-        self, held: Held[M], candidates: Iterable[Candidate[M]], linger_s: float = 0.0
-    ) -> None:
-        """Queue `candidates` (newest version per booking) and start writing; with
-        `linger_s`, not before the lane holds a full call or `linger_s` has passed (a
-        later offer without it ends the wait)."""
-        self.linger_s = linger_s
+    def offer(self, held: Held[M], candidates: Iterable[Candidate[M]]) -> None:
+        """Queue `candidates` (newest version per booking) and start writing; while
+        `lingering`, not before the lane holds a full call."""
         if not self.queued:
             self._first_queued = time.monotonic()
         self._merge(candidates)
@@ -186,13 +188,13 @@ class OrgLane(Generic[M]):
             await asyncio.sleep(self._poll_s)
 
     def lingering(self) -> bool:
-        """Waiting to fill a call while the sink catches up (see `offer`)."""
+        """Waiting to fill a call while a backlog waits (see `offer`)."""
         first = self._first_queued
         return (
-            self.linger_s > 0
-            and first is not None
+            first is not None
             and 0 < len(self.queued) < self.full
             and time.monotonic() - first < self.linger_s
+            and self._lingers()
         )
 
     async def _write_queued(self) -> None:
@@ -237,6 +239,7 @@ class OrgSinks(Generic[M]):
         mapping: FieldMapping,
         failed: Callable[[Sequence[Candidate[M]], Exception], Awaitable[None]],
         position: Callable[[M], tuple[Any, int]],
+        catching_up: Callable[[], bool] = lambda: False,
         patience: float = PATIENCE_S,
         max_queued: int = MAX_QUEUED,
         full_call: int = FULL_CALL,
@@ -255,6 +258,8 @@ class OrgSinks(Generic[M]):
         self.max_queued = max_queued
         self.full_call = full_call
         self.linger_s = linger_s
+        # Whether a backlog waits (the fold's or the sink's): lanes then fill their calls.
+        self._catching_up = catching_up
         self.lanes: dict[str, OrgLane[M]] = {}
         # Registry records that gave no lane (secrets not resolvable): logged once.
         self._unbuildable: dict[str, OrgConnection | None] = {}
@@ -293,7 +298,15 @@ class OrgSinks(Generic[M]):
             return None
         self._unbuildable.pop(org, None)
         replaced = lane
-        lane = OrgLane(org, driver, connection, failed=self._failed, full=self.full_call)
+        lane = OrgLane(
+            org,
+            driver,
+            connection,
+            failed=self._failed,
+            full=self.full_call,
+            linger_s=self.linger_s,
+            lingers=self.lingers,
+        )
         self.lanes[org] = lane
         if replaced is not None:
             log.info("org %s: connection changed; the sink uses the new one", org)
@@ -367,13 +380,14 @@ class OrgSinks(Generic[M]):
             or (shared and (lane := self.lanes.get(org)) is not None and lane.driver.failing)
         ]
 
-    def offer(
-        self, held: Held[M], candidates: Sequence[Candidate[M]], *, catching_up: bool = False
-    ) -> list[OrgLane[M]]:
+    def lingers(self) -> bool:
+        """Whether lanes fill their calls before writing: a backlog waits and registered
+        orgs share the sink (alone, a sink batch already fills the default org's calls)."""
+        return self.shared() and self._catching_up()
+
+    def offer(self, held: Held[M], candidates: Sequence[Candidate[M]]) -> list[OrgLane[M]]:
         """Queue each candidate's writes in their lanes (all `serves`d) and start them;
-        returns the lanes given work. `catching_up` (the sink's batch came full): with
-        registered orgs, each lane fills a call first (`FULL_CALL`, `LINGER_S`)."""
-        linger_s = self.linger_s if catching_up and self.shared() else 0.0
+        returns the lanes given work (which fill a call first while `lingers`)."""
         by_org: dict[str, list[Candidate[M]]] = {}
         for candidate in candidates:
             projection = candidate.projection
@@ -399,7 +413,7 @@ class OrgSinks(Generic[M]):
             if lane is None:  # the registry changed since `serves`: reconcile parks it
                 log.warning("org %s: no longer served; %d projections wait", org, len(items))
                 continue
-            lane.offer(held, [self._for_org(lane, item) for item in items], linger_s)
+            lane.offer(held, [self._for_org(lane, item) for item in items])
             given.append(lane)
         return given
 

@@ -63,6 +63,7 @@ from streams.worker.app import (
     synced,
 )
 from streams.worker.pipeline.dead_letter import send_to_dead_letter
+from streams.worker.pipeline.ingest import fold_policy
 from streams.worker.pipeline.org_sinks import OrgSinks, orgs_written
 from streams.worker.pipeline.sink_driver import Held, Settled, SinkDriver
 from streams.worker.watch import metrics
@@ -200,11 +201,8 @@ async def hand_back(candidates: Sequence[Candidate[Record]]) -> None:
         )
 
 
-async def write_batch(
-    sinks: OrgSinks[Record], batch: Sequence[Record], *, catching_up: bool = False
-) -> None:
-    """One sink batch: decoded, planned, offered to the org lanes. `catching_up`: a
-    backlog of at least a batch waits behind it (the lanes then fill their calls)."""
+async def write_batch(sinks: OrgSinks[Record], batch: Sequence[Record]) -> None:
+    """One sink batch: decoded, planned, offered to the org lanes."""
     held: Held[Record] = sinks.hold()
     candidates = await _decode(batch)
     # Each booking's `synced` row is read under its own (newest) projection event.
@@ -232,7 +230,7 @@ async def write_batch(
     metrics.PROJECTIONS_SKIPPED.labels("superseded").inc(plan.superseded)
     metrics.PROJECTIONS_SKIPPED.labels("already-synced").inc(plan.already_synced)
     metrics.PROJECTIONS_SKIPPED.labels("other-app-version").inc(plan.other_app_version)
-    await sinks.settle(sinks.offer(held, plan.to_write, catching_up=catching_up))
+    await sinks.settle(sinks.offer(held, plan.to_write))
 
 
 class AppConsumer:
@@ -300,7 +298,20 @@ async def _set_aside(candidates: Sequence[Candidate[Record]], exc: Exception) ->
         )
 
 
+class Backlogs:
+    """Whether a backlog waits (the org lanes then fill their calls): the fold is
+    catching up (its batch policy, streams/worker/pipeline/batching.py), or at least a
+    sink batch waits behind the sink's last (the consumer's high-water mark)."""
+
+    def __init__(self) -> None:
+        self.sink_backlog = 0
+
+    def __call__(self) -> bool:
+        return fold_policy.catching_up or self.sink_backlog >= settings.sink.batch_size
+
+
 consumer = AppConsumer()
+backlogs = Backlogs()
 # The sink's lanes, one per org (streams/worker/pipeline/org_sinks.py); the reconcile
 # timer asks them too (`writes_steadily`, `waits_for`).
 org_sinks: OrgSinks[Record] = OrgSinks(
@@ -310,6 +321,7 @@ org_sinks: OrgSinks[Record] = OrgSinks(
     mapping=settings.app.mapping(),
     failed=_set_aside,
     position=lambda event: (event.message.tp, event.message.offset),
+    catching_up=backlogs,
 )
 # What the lanes hold unwritten is never committed (streams/transport/acks.py).
 hold_commits(org_sinks.held_offsets)
@@ -329,10 +341,10 @@ async def sink(stream: faust.StreamT[bytes]) -> None:
         settings.sink.batch_size, within=settings.sink.batch_window
     ):
         try:
-            # At least a batch more waits behind this one: the sink is catching up on a
-            # backlog (a backfill), and the org lanes fill their calls (org_sinks.py).
-            behind = concrete.backlog_behind(batch)
-            await write_batch(org_sinks, batch, catching_up=behind >= settings.sink.batch_size)
+            # How much waits behind this batch: with a backlog (a backfill), the org
+            # lanes fill their calls (org_sinks.py).
+            backlogs.sink_backlog = concrete.backlog_behind(batch)
+            await write_batch(org_sinks, batch)
         except Exception as exc:  # Faust would ack the batch anyway: set it aside
             log.exception("sink batch failed; dead-lettering its %d records", len(batch))
             for event in batch:

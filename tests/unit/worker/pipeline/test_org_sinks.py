@@ -70,6 +70,8 @@ class Lanes:
         self.synced: dict[str, int] = {}
         self.marks: list[tuple[str, str, str]] = []
         self.handed_back: list[str] = []
+        # Whether a backlog waits (the fold's or the sink's): set by each `batch`.
+        self.catching_up = False
         self.sinks: OrgSinks[Rec] = OrgSinks(
             self.consumer,
             self._build,
@@ -77,6 +79,7 @@ class Lanes:
             mapping=PRESETS["default"],
             failed=self._failed,
             position=lambda rec: (rec.partition, rec.offset),
+            catching_up=lambda: self.catching_up,
             patience=patience,
             max_queued=3,
             full_call=3,
@@ -121,10 +124,12 @@ class Lanes:
         raise AssertionError(f"unexpected failure: {exc}")
 
     async def batch(self, *candidates: Candidate[Rec], catching_up: bool = False) -> float:
-        """Offer a batch as the agent does (only what `serves`); seconds it was held."""
+        """Offer a batch as the agent does (only what `serves`), with a backlog waiting
+        or not (`catching_up`); seconds it was held."""
         start = time.monotonic()
+        self.catching_up = catching_up
         served = [c for c in candidates if self.sinks.serves(c.projection)]
-        lanes = self.sinks.offer(self.sinks.hold(), served, catching_up=catching_up)
+        lanes = self.sinks.offer(self.sinks.hold(), served)
         await self.sinks.settle(lanes)
         return time.monotonic() - start
 
@@ -383,13 +388,24 @@ async def test_catching_up_each_lane_fills_a_call_before_it_writes() -> None:
     await until(lambda: lanes.writers["acme"].calls == [["a-1", "a-2", "a-3"]])
     assert lanes.sinks.lanes["globex"].lingering()
     assert "g-1" not in lanes.synced
-    # A live batch (not full) ends the wait: globex writes what it holds at once.
+    # The backlog gone (a live batch) ends the wait: globex writes what it holds at once.
     await lanes.batch(for_org("globex", "g-2"))
     await until(lambda: lanes.writers["globex"].calls == [["g-1", "g-2"]])
     # With no registered org nothing lingers: the batch already fills calls.
     alone = Lanes(linger_s=30.0)
     await alone.batch(candidate("d-1"), catching_up=True)
     assert alone.synced == {"d-1": 1}
+
+
+async def test_a_lingering_lane_writes_once_the_backlog_is_gone_with_no_new_batch() -> None:
+    # The fold catches up: a booking folded twice meanwhile is written once, newest.
+    lanes = Lanes(org("acme"), linger_s=30.0)
+    await lanes.batch(for_org("acme", "a-1", version=1), catching_up=True)
+    await lanes.batch(for_org("acme", "a-1", version=2), catching_up=True)
+    assert lanes.sinks.lanes["acme"].lingering()
+    lanes.catching_up = False  # the fold's last catch-up batch: no sink batch follows
+    await until(lambda: lanes.synced == {"a-1": 2})
+    assert lanes.writers["acme"].calls == [["a-1"]]
 
 
 async def test_a_lingering_lane_writes_when_its_linger_is_over() -> None:

@@ -53,9 +53,7 @@ class Sinks:
     def takes_work(self, org: str) -> bool:
         return True
 
-    def offer(
-        self, held: object, candidates: Sequence[Candidate[Any]], *, catching_up: bool
-    ) -> list[object]:
+    def offer(self, held: object, candidates: Sequence[Candidate[Any]]) -> list[object]:
         self.written.extend(candidates)
         return []
 
