@@ -27,6 +27,9 @@ class Candidate(Generic[M]):
     forced: bool = False
     # The app version that made it; None for records without the header.
     app_version: str | None = None
+    # A departure mark or a withdrawal made from the record's projection for another org
+    # (streams/worker/pipeline/org_sinks.py), not the projection's own write.
+    mark: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -404,7 +404,9 @@ class OrgSinks(Generic[M]):
             self._joints[key] = _Joint(org_of(projection), {org_of(mark) for mark in marks})
             self._joints.move_to_end(key)
             for mark in marks:
-                by_org.setdefault(org_of(mark), []).append(replace(candidate, projection=mark))
+                by_org.setdefault(org_of(mark), []).append(
+                    replace(candidate, projection=mark, mark=True)
+                )
         while len(self._joints) > MAX_JOINTS:
             self._joints.popitem(last=False)  # never completed: reconcile re-sends it
         given: list[OrgLane[M]] = []
@@ -455,14 +457,18 @@ class OrgSinks(Generic[M]):
         for item in settled:
             projection = item.candidate.projection
             joint = self._joints.get((projection.booking_id, projection.version))
-            if joint is None:
-                own.append(item)
-                continue
             done = item.outcome.status != "retryable"
-            if org != joint.org:
+            if item.candidate.mark:
+                # Counted (and dead-lettered when refused) even when its joint was
+                # evicted; never taken for the projection's own outcome.
                 marks.append(item)
+                if joint is None:
+                    continue
                 if done:
                     joint.marks_left.discard(org)
+            elif joint is None:
+                own.append(item)
+                continue
             elif done:
                 joint.own = item
             else:

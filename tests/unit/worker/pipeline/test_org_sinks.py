@@ -17,6 +17,7 @@ from streams.core.projection import PRESETS, Departure
 from streams.core.sink_plan import Candidate
 from streams.salesforce.org_registry import DEFAULT_ORG, OrgConnection
 from streams.salesforce.settings import SalesforceSettings
+from streams.worker.pipeline import org_sinks
 from streams.worker.pipeline.org_sinks import OrgSinks
 from streams.worker.pipeline.sink_driver import Settled, SinkDriver
 from tests.unit.worker.pipeline.scripted_sink import (
@@ -286,6 +287,26 @@ async def test_a_moved_booking_is_handled_once_its_own_write_and_its_mark_are_do
     gate.set()
     await until(lambda: lanes.synced == {"b-1": 3})
     assert lanes.marks == [(DEFAULT_ORG, "b-1", "updated")]
+
+
+async def test_a_marks_outcome_is_never_taken_for_its_projections_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only one projection with marks is remembered: b-1's is forgotten when b-2 comes.
+    monkeypatch.setattr(org_sinks, "MAX_JOINTS", 1)
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"))
+    lanes.script(DEFAULT_ORG, gated(gate))  # the old org's marks are slow
+    for booking in ("b-1", "b-2"):
+        mark = Departure(None, {"Booking_Id__c": booking, "Event_Status__c": "Moved"})
+        await lanes.batch(for_org("acme", booking, version=3, departures=(mark,)))
+    await until(lambda: lanes.writers["acme"].items != [] and len(lanes.sinks._joints) == 1)
+    gate.set()
+    await until(lambda: len(lanes.marks) == 2)
+    assert sorted(lanes.marks) == [(DEFAULT_ORG, "b-1", "updated"), (DEFAULT_ORG, "b-2", "updated")]
+    # b-1's mark did not make it handled: it stays behind, and reconcile re-sends it.
+    await until(lambda: "b-2" in lanes.synced)
+    assert lanes.synced == {"b-2": 3}
 
 
 async def test_a_withdrawal_goes_to_its_orgs_lane_and_completes_the_projection_like_a_mark() -> (
