@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from faust.types import TP
 
 from streams.transport.acks import acknowledged, capped
@@ -72,6 +73,50 @@ async def test_the_table_keeps_writes_until_the_broker_acknowledges_them() -> No
     done.set_result("metadata")
     writes.track(done)
     assert writes.snapshot() == [second]
+
+
+class Resends:
+    """A table's re-send of one record: each call a new write, as the producer's."""
+
+    def __init__(self) -> None:
+        self.sent: list[asyncio.Future[Any]] = []
+
+    def __call__(self) -> asyncio.Future[Any]:
+        self.sent.append(futures(1)[0])
+        return self.sent[-1]
+
+
+async def test_a_failed_write_is_sent_again_and_the_commit_waits_for_the_new_one() -> None:
+    writes = ChangelogWrites()
+    (first,) = futures(1)
+    resend = Resends()
+    writes.track(first, slot=("bookings", 0, b"b-1"), resend=resend)
+    first.set_exception(KafkaTimeoutError())
+    await asyncio.sleep(0)
+    assert len(resend.sent) == 1
+    assert writes.snapshot() == resend.sent, "the failed write's place taken by its re-send"
+    assert writes.resent == 1
+    assert not await acknowledged(writes.snapshot(), running, patience_s=0.2)
+    resend.sent[0].set_result("metadata")
+    assert await acknowledged(writes.snapshot(), running)
+
+
+@pytest.mark.parametrize(
+    "case", ["a newer write of the key followed", "cancelled (the producer stopped)"]
+)
+async def test_a_failed_write_is_not_sent_again(case: str) -> None:
+    writes = ChangelogWrites()
+    old, newer = futures(2)
+    resend = Resends()
+    writes.track(old, slot=("bookings", 0, b"b-1"), resend=resend)
+    if case.startswith("a newer"):
+        writes.track(newer, slot=("bookings", 0, b"b-1"), resend=resend)
+        old.set_exception(KafkaTimeoutError())
+    else:
+        old.cancel()
+    await asyncio.sleep(0)
+    assert resend.sent == []
+    assert writes.snapshot() == ([newer] if case.startswith("a newer") else [])
 
 
 P0, P1, OTHER = TP("activity-projections", 0), TP("activity-projections", 1), TP("events", 0)
