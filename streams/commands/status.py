@@ -154,25 +154,34 @@ def left_orgs(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for item in left if isinstance(item, dict)]
 
 
+def withdrawn_orgs(report: dict[str, Any]) -> list[str]:
+    """The orgs the booking's Event is withdrawn from (docs/event-contract.md), by name."""
+    withdrawn = (report.get("view") or {}).get("withdrawn_orgs") or []
+    return [str(org) if org else DEFAULT_ORG for org in withdrawn]
+
+
 def org_lines(report: dict[str, Any]) -> list[str]:
-    """`Org: acme` (or the default org, named by its settings) and the orgs left, each
-    with the mark its Event there keeps."""
+    """`Org: acme` (or the default org, named by its settings), the orgs left, each
+    with the mark its Event there keeps, and the orgs its Event is withdrawn from."""
     org = booking_org(report)
     lines = [f"Org: {org}" if org else f"Org: {DEFAULT_ORG} (ACTIVITY_SYNC_SALESFORCE_*)"]
     for left in left_orgs(report):
         name = left.get("salesforce_org") or DEFAULT_ORG
         mark = f"{left.get('status')}, {left.get('reason')}"
         lines.append(f"  left {name}: its Event there says {mark}")
+    for name in withdrawn_orgs(report):
+        lines.append(f"  withdrawn from {name}: a move there was undone; no Event stays")
     return lines
 
 
 def org_json(report: dict[str, Any]) -> dict[str, Any]:
     """`--json`: the booking's org by name (`default` for the default org) and the names
-    of the orgs left."""
+    of the orgs left and of those its Event is withdrawn from."""
     return {
         "name": booking_org(report) or DEFAULT_ORG,
         "default": booking_org(report) is None,
         "left": [left.get("salesforce_org") or DEFAULT_ORG for left in left_orgs(report)],
+        "withdrawn": withdrawn_orgs(report),
     }
 
 

@@ -28,7 +28,7 @@ from streams.core.projection import PRESETS
 from streams.core.synced import encode_synced
 from streams.salesforce.org_registry import OrgConnection, OrgRegistry
 from streams.salesforce.settings import SalesforceSettings
-from tests.factories import fold_dicts, reassigned, requested, rescheduled, scheduled
+from tests.factories import canceled, fold_dicts, reassigned, requested, rescheduled, scheduled
 
 DEFAULT = PRESETS["default"]
 NOT_ASKED = SalesforceCheck.skipped("--no-salesforce")
@@ -359,8 +359,23 @@ def test_the_booking_s_org_and_the_orgs_it_left_are_shown() -> None:
     (left,) = [line for line in lines if line.startswith("  left ")]
     assert left.startswith("  left default: its Event there says "), left
     assert "Org: default (ACTIVITY_SYNC_SALESFORCE_*)" in render_report(booking(), NOT_ASKED)
-    assert org_json(moved_to_acme()) == {"name": "acme", "default": False, "left": ["default"]}
-    assert org_json(booking()) == {"name": "default", "default": True, "left": []}
+    assert org_json(moved_to_acme()) == {
+        "name": "acme",
+        "default": False,
+        "left": ["default"],
+        "withdrawn": [],
+    }
+    assert org_json(booking()) == {"name": "default", "default": True, "left": [], "withdrawn": []}
+
+
+def test_an_org_the_event_is_withdrawn_from_is_shown() -> None:
+    # The reassignment to acme (seq 3) is rejected once the cancellation (seq 2) is in.
+    state = fold_dicts([scheduled(), reassigned(3, page=ACME_PAGE), canceled(2)])
+    report = booking_report(state, 0, DEFAULT)
+    lines = render_report(report, NOT_ASKED).splitlines()
+    assert "Org: default (ACTIVITY_SYNC_SALESFORCE_*)" in lines
+    assert "  withdrawn from acme: a move there was undone; no Event stays" in lines
+    assert org_json(report)["withdrawn"] == ["acme"]
 
 
 def test_an_event_missing_in_another_org_names_that_org() -> None:
