@@ -4,8 +4,8 @@ Faust's `Stream.take_events(max_, within)` fixes both numbers for the life of th
 loop. `AdaptiveStream.take_adaptive` is the same loop (buffer in a stream processor,
 yield, then ack) built on Faust's stream internals (`faust.streams._tracks_buffer_agen`,
 `Stream._enable_passive`, `Stream._processors`), with the size and window read from a
-`BatchSizes` before each batch, which is then told how many records wait behind the
-batch (from the consumer's last fetch). Installed as the app's Stream class
+`BatchSizes` before each batch, which is told how many records wait behind the batch
+(from the consumer's last fetch) as the batch is handed over and again once it is done. Installed as the app's Stream class
 (`faust.App(..., Stream="streams.runtime.batches:AdaptiveStream")`)::
 
     async for batch in cast(AdaptiveStream, stream).take_adaptive(policy):
@@ -88,6 +88,10 @@ class AdaptiveStream(faust.Stream[Any]):
                 if not events:
                     continue
                 buffer_consuming = self.loop.create_future()
+                # Told before the caller runs too: whoever asks the policy meanwhile (the
+                # sink asks the fold's whether it is catching up) hears of a backlog the
+                # batch's first projections already belong to.
+                policy.observe(self.backlog_behind(events))
                 try:
                     yield list(events)
                 finally:
