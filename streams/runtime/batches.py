@@ -5,7 +5,8 @@ loop. `AdaptiveStream.take_adaptive` is the same loop (buffer in a stream proces
 yield, then ack) built on Faust's stream internals (`faust.streams._tracks_buffer_agen`,
 `Stream._enable_passive`, `Stream._processors`), with the size and window read from a
 `BatchSizes` before each batch, which is told how many records wait behind the batch
-(from the consumer's last fetch) as the batch is handed over and again once it is done. Installed as the app's Stream class
+(from the consumer's last fetch) as the batch is handed over and again once it is done.
+Installed as the app's Stream class
 (`faust.App(..., Stream="streams.runtime.batches:AdaptiveStream")`)::
 
     async for batch in cast(AdaptiveStream, stream).take_adaptive(policy):

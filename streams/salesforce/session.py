@@ -39,7 +39,7 @@ from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
 )
 
-from streams.salesforce import call_threads
+from streams.salesforce import call_threads, http_session
 from streams.salesforce.errors import (
     RequestLimitExceeded,
     SalesforceAuthenticationError,
@@ -160,7 +160,7 @@ class SalesforceSession:
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
-        self._session = session or requests.Session()
+        self._session = session or http_session.Session()
         if settings.ca_file is not None:
             # requests lets REQUESTS_CA_BUNDLE override Session.verify, so the CA is also
             # passed on every request (per-request verify wins over the environment).
