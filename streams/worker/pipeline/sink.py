@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import cast
 
@@ -301,13 +301,24 @@ async def _set_aside(candidates: Sequence[Candidate[Record]], exc: Exception) ->
 class Backlogs:
     """Whether a backlog waits (the org lanes then fill their calls): the fold is
     catching up (its batch policy, streams/worker/pipeline/batching.py), or at least a
-    sink batch waits behind the sink's last (the consumer's high-water mark)."""
+    sink batch waits behind the sink's last (the consumer's high-water mark), or one of
+    them did less than `AFTERGLOW_S` ago: the fold's last catch-up batch is done before
+    its projections have all reached the sink (bench-orgs: they trickled in for 5 s
+    after it, and each lane wrote what it had at the fold's end, then again)."""
 
-    def __init__(self) -> None:
+    AFTERGLOW_S = 5.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.sink_backlog = 0
+        self._clock = clock
+        self._seen = float("-inf")
 
     def __call__(self) -> bool:
-        return fold_policy.catching_up or self.sink_backlog >= settings.sink.batch_size
+        now = self._clock()
+        if fold_policy.catching_up or self.sink_backlog >= settings.sink.batch_size:
+            self._seen = now
+            return True
+        return now - self._seen < self.AFTERGLOW_S
 
 
 consumer = AppConsumer()

@@ -115,3 +115,23 @@ async def test_a_decoded_record_keeps_what_its_headers_say(
         Candidate(projection(3), forced, forced=True, app_version=str(sink.settings.app.version))
     ]
     assert dead == []
+
+
+def test_a_backlog_counts_until_five_seconds_after_the_fold_and_the_sink_caught_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    backlogs = sink.Backlogs(clock=lambda: now[0])
+    policy = sink.fold_policy
+    monkeypatch.setattr(policy, "backlog", 0)
+    assert not backlogs(), "nothing waits: live traffic never lingers"
+    monkeypatch.setattr(policy, "backlog", 50_000)  # the fold catches up
+    assert policy.catching_up
+    assert backlogs()
+    monkeypatch.setattr(policy, "backlog", 0)  # its last catch-up batch is done
+    now[0] += 4.9
+    assert backlogs(), "its projections are still on their way to the sink"
+    now[0] += 0.2
+    assert not backlogs()
+    backlogs.sink_backlog = sink.settings.sink.batch_size  # a sink batch waits behind
+    assert backlogs()
