@@ -380,6 +380,19 @@ async def test_a_failing_org_is_served_but_not_steady_until_an_attempt_succeeds(
     assert alone.sinks.writes_steadily(candidate("d-1").projection)
 
 
+async def test_a_batch_does_not_wait_for_an_org_whose_last_attempt_failed() -> None:
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"), org("globex"))
+    lanes.script("acme", backpressure("UNAVAILABLE", 0.1), gated(gate))
+    await lanes.batch(for_org("acme", "a-1"))  # fails at once
+    await until(lambda: len(lanes.writers["acme"].calls) == 2)  # down: its retry hangs
+    lanes.sinks.patience = 30.0  # held for it, this batch would time out here
+    await asyncio.wait_for(lanes.batch(for_org("acme", "a-2"), for_org("globex", "g-1")), 5)
+    await until(lambda: "g-1" in lanes.synced)
+    gate.set()
+    await until(lambda: {"a-1", "a-2"} <= set(lanes.synced))
+
+
 async def test_one_org_alone_lets_go_of_a_batch_read_during_its_pause_when_a_rebalance_begins() -> (
     None
 ):
