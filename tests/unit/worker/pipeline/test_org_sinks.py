@@ -380,6 +380,18 @@ async def test_a_failing_org_is_served_but_not_steady_until_an_attempt_succeeds(
     assert alone.sinks.writes_steadily(candidate("d-1").projection)
 
 
+async def test_with_registered_orgs_a_batch_returns_while_its_calls_are_in_flight() -> None:
+    gate = asyncio.Event()
+    lanes = Lanes(org("acme"), patience=org_sinks.PATIENCE_S)
+    lanes.script("acme", gated(gate))
+    asyncio.get_running_loop().call_later(0.5, gate.set)  # a healthy org's call: 0.5 s
+    await lanes.batch(for_org("acme", "a-1"))
+    # Waiting for it would have returned once the call was done.
+    assert not gate.is_set()
+    assert "a-1" not in lanes.synced
+    await until(lambda: "a-1" in lanes.synced)
+
+
 async def test_a_batch_does_not_wait_for_an_org_whose_last_attempt_failed() -> None:
     gate = asyncio.Event()
     lanes = Lanes(org("acme"), org("globex"))
