@@ -36,8 +36,8 @@ Guarantees:
   attempt, so a slow or failing org never holds another org's batch, and the sink
   takes its next batch while the last one's calls are in flight. A pause's unwritten
   projections stay in the lane (`SinkDriver.keep`), which tries them again once the
-  pause is over; a lane the
-  registry replaced hands what it has to its successor, a removed org's waits.
+  pause is over; a lane the registry replaced hands what it has to its successor, a
+  removed org's waits.
   Nothing a lane holds is lost with the worker: `held_offsets` keeps the consumer from
   committing past the lowest record a lane holds unwritten in each partition
   (streams/transport/acks.py), so the partition's next owner reads those records again.
