@@ -109,7 +109,7 @@ async def test_status_reads_the_event_from_the_booking_s_org_or_says_why_not(
     held = status(worker, "b-acme", **secret)
     assert f"Salesforce (org acme, Event {in_acme}, " in held
     as_json = json.loads(status(worker, "b-acme", "--json", **secret))
-    assert as_json["org"] == {"name": "acme", "default": False, "left": []}
+    assert as_json["org"] == {"name": "acme", "default": False, "left": [], "withdrawn": []}
     assert as_json["salesforce"]["org"] == "acme"
     assert as_json["salesforce"]["checked"] is True
     assert as_json["salesforce"]["event"]["Id"] == in_acme
