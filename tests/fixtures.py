@@ -15,11 +15,13 @@ import sys
 import time as _time
 from collections.abc import Callable as _Callable
 from collections.abc import Iterator as _Iterator
+from collections.abc import Sequence as _Sequence
 from contextlib import contextmanager as _contextmanager
 from pathlib import Path as _Path
 from typing import Any as _Any
 
 import pytest
+import requests as _requests
 
 from devkit.broker import EmbeddedBroker
 from devkit.broker_namespace import BrokerNamespace
@@ -226,9 +228,38 @@ def salesforce_differences(
     return compare_salesforce(emulator.records("Event"), expected).details
 
 
+# What a worker says of itself when Salesforce does not match (`wait_for_salesforce`).
+_TOLD = (
+    "activity_sync_consumer_lag",
+    "activity_sync_projections_emitted_total",
+    "activity_sync_projections_resent_total",
+    "activity_sync_projections_skipped_total",
+    "activity_sync_salesforce_records_total",
+)
+
+
+def _worker_state(worker: WorkerProcess) -> str:
+    """A worker's lag, projections and Salesforce outcomes, for a failure's message."""
+    try:
+        samples = worker.metrics()
+    except (OSError, _requests.RequestException) as exc:
+        return f"{worker.log_path.stem}: metrics not read ({exc})"
+    told = [
+        f"{s.name.removeprefix('activity_sync_')}{dict(s.labels) or ''}={s.value:g}"
+        for s in samples
+        if s.name in _TOLD and s.value
+    ]
+    return f"{worker.log_path.stem}: " + ", ".join(told)
+
+
 def wait_for_salesforce(
-    emulator: SalesforceEmulator, expected: dict[str, dict[str, _Any]], timeout: float = 60.0
+    emulator: SalesforceEmulator,
+    expected: dict[str, dict[str, _Any]],
+    timeout: float = 60.0,
+    workers: _Sequence[WorkerProcess] = (),
 ) -> None:
+    """Wait until Salesforce holds `expected`; on timeout, say what differs and what
+    each of `workers` says of its lag, projections and writes."""
     problems: list[str] = []
 
     def in_sync() -> bool:
@@ -239,7 +270,10 @@ def wait_for_salesforce(
     try:
         wait_until(in_sync, timeout, "Salesforce to match the fold")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}: {len(problems)} differences, e.g. {problems[:5]}") from None
+        states = "".join(f"\n  {_worker_state(worker)}" for worker in workers)
+        raise AssertionError(
+            f"{exc}: {len(problems)} differences, e.g. {problems[:5]}{states}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -223,9 +223,11 @@ async def test_a_worker_joining_while_the_fold_catches_up_loses_nothing(
     await produce(broker, EVENTS, event_records(events))
     first = workers.start("worker-1")
     wait_until(lambda: catch_up_batches(first) > 0, 60, "a catch-up batch")
-    workers.start("worker-2")
+    second = workers.start("worker-2")
 
-    wait_for_salesforce(salesforce_emulator, expected_events(events), timeout=240)
+    wait_for_salesforce(
+        salesforce_emulator, expected_events(events), timeout=240, workers=[first, second]
+    )
 
 
 async def test_salesforce_outage_holds_the_stream_and_delivers_everything(
