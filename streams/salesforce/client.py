@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import requests
-from simple_salesforce.api import Salesforce
 from simple_salesforce.format import format_soql
 
 from streams.salesforce.healing import Fallback, heal_record, refused_references
@@ -133,11 +132,7 @@ class SalesforceClient:
                 f"WHERE {s.external_id_field} IN {{ids}}",
                 ids=ids[start : start + 200],
             )
-
-            def call(sf: Salesforce, timeout: float, soql: str = soql) -> Any:
-                return self._session.restful(sf, "GET", "query", timeout, params={"q": soql})
-
-            page = await self._session.with_retries(call, deadline, "query")
+            page = await self._session.query(soql, deadline)
             for row in page.get("records", []):
                 if row.get("OwnerId"):
                     owners[str(row[s.external_id_field])] = str(row["OwnerId"])
@@ -160,11 +155,7 @@ class SalesforceClient:
             f"WHERE {external_id_field} = {{external_id}} LIMIT 1",
             external_id=external_id,
         )
-
-        def call(sf: Salesforce, timeout: float) -> Any:
-            return self._session.restful(sf, "GET", "query", timeout, params={"q": soql})
-
-        page = await self._session.with_retries(call, deadline, "query")
+        page = await self._session.query(soql, deadline)
         for row in page.get("records", []):
             return {name: value for name, value in row.items() if name != "attributes"}
         return None

@@ -348,6 +348,15 @@ class SalesforceSession:
             raise SalesforceRequestError(describe_answer(response.status_code, _json(response)))
         return _json(response)
 
+    async def query(self, soql: str, deadline: float | None) -> dict[str, Any]:
+        """One SOQL query (its first page), with `with_retries`' policy."""
+
+        def call(sf: Salesforce, timeout: float) -> Any:
+            return self.restful(sf, "GET", "query", timeout, params={"q": soql})
+
+        page: dict[str, Any] = await self.with_retries(call, deadline, "query")
+        return page
+
     async def with_retries(self, call: Call, deadline: float | None, what: str) -> Any:
         """Run `call(sf, timeout)` in a thread, retrying whole-call failures until deadline."""
         attempt = 0

@@ -85,11 +85,7 @@ class EventWithdrawals:
             f"WHERE {s.external_id_field} IN {{ids}}",
             ids=ids,
         )
-
-        def query(sf: Salesforce, timeout: float) -> Any:
-            return self._session.restful(sf, "GET", "query", timeout, params={"q": soql})
-
-        page = await self._session.with_retries(query, deadline, "query")
+        page = await self._session.query(soql, deadline)
         doomed: dict[str, str] = {}  # Salesforce Id -> external id
         for row in page.get("records", []):
             booking = str(row[s.external_id_field])
