@@ -101,13 +101,16 @@ def org_of(projection: Projection) -> str:
     return projection.salesforce_org or DEFAULT_ORG
 
 
-def orgs_written(projection: Projection) -> list[str]:
+def orgs_written(
+    projection: Projection, withdrawals: Iterable[str | None] | None = None
+) -> list[str]:
     """Every org the projection writes to: its own first, then each org it left, then
-    each it withdraws the Event from."""
+    each it withdraws the Event from (its `withdrawals`, or those given)."""
+    withdrawn = projection.withdrawals if withdrawals is None else withdrawals
     return [
         org_of(projection),
         *(d.salesforce_org or DEFAULT_ORG for d in projection.departures),
-        *(org or DEFAULT_ORG for org in projection.withdrawals),
+        *(org or DEFAULT_ORG for org in withdrawn),
     ]
 
 
@@ -355,11 +358,7 @@ class OrgSinks(Generic[M]):
         it withdraws from (`withdrawals`)."""
         if not projection.withdrawals:
             return orgs_written(projection)
-        return [
-            org_of(projection),
-            *(d.salesforce_org or DEFAULT_ORG for d in projection.departures),
-            *(org or DEFAULT_ORG for org in self.withdrawals(projection)),
-        ]
+        return orgs_written(projection, self.withdrawals(projection))
 
     def serves(self, projection: Projection) -> bool:
         """Whether the sink can write `projection` now (every org it writes to)."""
