@@ -208,8 +208,7 @@ class _Attempt(Generic[Item]):
         for outcome in finished:
             for fallback in outcome.fallbacks:
                 self.meter.fallback(fallback.kind)
-        done = {outcome.external_id for outcome in finished}
-        return [*(o for o in self.withdrawn if o.external_id not in done), *finished]
+        return [*self.withdrawn, *finished]
 
     def _with_fallbacks(self, outcome: UpsertOutcome) -> WriteOutcome:
         if outcome.status not in ("created", "updated"):
