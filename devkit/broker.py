@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,8 +34,41 @@ class BrokerError(RuntimeError):
     """The embedded broker could not be started or did not answer."""
 
 
+# Where `free_port` picks from: below the OS's ephemeral range (Linux's default is
+# 32768-60999), the ports outgoing connections are given.
+LOWEST_FREE_PORT = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_start() -> int:
+    """The first port of the OS's ephemeral range (32768 where it cannot be read)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now (the OS picks it)."""
+    """A TCP port that is free right now, outside the OS's ephemeral range.
+
+    A server is told its port some seconds before it binds it (a Kafka node formats
+    its storage first). A port from the ephemeral range (what binding port 0 gives)
+    could meanwhile become the local port of any outgoing connection on the machine,
+    and the server then fails with "Address already in use" (it did, on 2026-12-05:
+    a test's Kafka node lost its port to a client of the other test process)."""
+    top = ephemeral_start()
+    if top <= LOWEST_FREE_PORT + 1000:  # an unusual range: let the OS pick
+        return _os_free_port(host)
+    while True:
+        port = random.randrange(LOWEST_FREE_PORT, top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+
+
+def _os_free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
