@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from types import SimpleNamespace
@@ -21,8 +22,11 @@ P0, P1 = TP(TOPIC, 0), TP(TOPIC, 1)
 Record = tuple[TP, SimpleNamespace]
 
 
-def records(tp: TP, *offsets: int) -> list[Record]:
-    return [(tp, SimpleNamespace(topic=tp.topic, offset=offset)) for offset in offsets]
+def records(tp: TP, *offsets: int, generation: int = 1) -> list[Record]:
+    return [
+        (tp, SimpleNamespace(topic=tp.topic, offset=offset, generation_id=generation))
+        for offset in offsets
+    ]
 
 
 class ScriptedConsumer(Service):
@@ -30,6 +34,7 @@ class ScriptedConsumer(Service):
 
     _drain_messages = DrainPerFetch._drain_messages
     _deliver = DrainPerFetch._deliver
+    _deliverable = DrainPerFetch._deliverable
     _seeked: set[TP] | None = None
     consumer_stopped_errors = ()
 
@@ -49,7 +54,9 @@ class ScriptedConsumer(Service):
         self._n_acked = 0
         self.commits = 0
         self.gaps: list[tuple[TP, int, int]] = []
-        self.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+        self.app = SimpleNamespace(
+            topics=SimpleNamespace(acks_enabled_for=lambda topic: True), consumer_generation_id=1
+        )
         self.transport = SimpleNamespace(app=SimpleNamespace(should_stop=True))
 
     async def getmany(self, timeout: float) -> Any:  # noqa: ASYNC109  (Faust's signature)
@@ -115,6 +122,32 @@ async def test_a_fetch_is_abandoned_when_the_flow_is_suspended_mid_delivery() ->
     await drain(consumer)
     assert delivered == [0, 1, 7]  # 2 and 3 were never handed on; the next fetch was
     assert consumer._read_offset[P0] == 0  # 1 never finished: not counted as read
+
+
+async def test_a_delivery_that_outlives_its_cancellation_stops_at_the_rebalance() -> None:
+    """The joining test's loss: the delivery task's cancellation was swallowed (Python
+    3.11's `wait_for`, in Faust's producer-buffer wait), it went on after the rebalance
+    and set the read offset past what the new generation re-read from the committed
+    offset, so those records were dropped as already read."""
+    delivered: list[tuple[int, int]] = []
+    consumer: ScriptedConsumer
+
+    async def deliver(message: SimpleNamespace) -> None:
+        delivered.append((message.generation_id, message.offset))
+        if (message.generation_id, message.offset) == (1, 1):
+            # The rebalance: the flow stops, a new generation, the seek back to 0.
+            consumer.suspend_flow.set()
+            consumer.app.consumer_generation_id = 2
+            consumer._read_offset[P0] = None
+            with contextlib.suppress(asyncio.CancelledError):  # swallowed, as `wait_for` can
+                await asyncio.sleep(0.05)
+
+    fetches = [records(P0, 0, 1, 2, 3), records(P0, 0, 1, 2, 3, generation=2)]
+    consumer = ScriptedConsumer(fetches, deliver)
+    await drain(consumer)
+    await asyncio.sleep(0.2)  # the first delivery task, past its swallowed cancellation
+    assert delivered == [(1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (2, 3)]
+    assert consumer._read_offset[P0] == 3
 
 
 @pytest.mark.parametrize(("commit_every", "commits"), [(None, 0), (2, 2)])
