@@ -69,6 +69,7 @@ from streams.salesforce.org_registry import DEFAULT_ORG, OrgConnection, encode
 RESULTS = Path(__file__).with_name("orgs.json")
 
 TARGETS = {"live_p99_s": 1.0, "api_calls_per_event_backfill": 1 / 150}
+BACKFILL_BOOKINGS_PER_ORG = 100
 # Production settings but the completion timer (off: the expected state is the fold).
 PRODUCTION = {"completion_grace": NO_COMPLETION_GRACE}
 # Seconds between two looks at the orgs' Events while waiting for them to converge.
@@ -542,7 +543,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=60.0, help="live seconds (60)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
     parser.add_argument(
-        "--backfill-bookings", type=int, help="backfill bookings (50 per org: 10,000)"
+        "--backfill-bookings", type=int, help="backfill bookings (100 per org: 20,000)"
     )
     parser.add_argument("--backfill-events", type=int, help="backfill events (10 per booking)")
     parser.add_argument("--seed", type=int, default=7)
@@ -561,7 +562,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     org_names(args.orgs)  # at least 3
-    args.backfill_bookings = args.backfill_bookings or 50 * args.orgs
+    # 100 per org: each worker makes at least a lookup and an upsert per org in a backfill
+    # (it folds a share of every org's bookings), so with 50 an org that floor alone was
+    # 1/125 of the events, whatever the batching (docs/performance.md, "Many orgs").
+    args.backfill_bookings = args.backfill_bookings or BACKFILL_BOOKINGS_PER_ORG * args.orgs
     args.backfill_events = args.backfill_events or 10 * args.backfill_bookings
     return args
 

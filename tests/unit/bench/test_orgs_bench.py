@@ -121,6 +121,6 @@ def test_the_table_names_each_missed_target() -> None:
 def test_a_quick_run_scales_the_backfill_with_the_orgs() -> None:
     default = ob.parse_args([])
     assert (default.orgs, default.rate, default.broker, default.workers) == (200, 500.0, "kafka", 2)
-    assert (default.backfill_bookings, default.backfill_events) == (10_000, 100_000)
+    assert (default.backfill_bookings, default.backfill_events) == (20_000, 200_000)
     quick = ob.parse_args(["--orgs", "10", "--rate", "100"])
-    assert (quick.backfill_bookings, quick.backfill_events, quick.rate) == (500, 5_000, 100.0)
+    assert (quick.backfill_bookings, quick.backfill_events, quick.rate) == (1_000, 10_000, 100.0)
