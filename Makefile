@@ -38,9 +38,12 @@ integration: $(STAMP)
 
 # Two pytest processes (pytest-xdist), each with its own Kafka node: the integration
 # tests mostly wait on their worker processes, so two at a time fill the 2 cores.
+# worksteal: a process that runs out of tests takes some of the other's, so the longest
+# tests (up to 70 s) do not leave one process idle at the end (pytest 492 s against
+# 508 s with the default scheduling, fresh clone, quiet, 2026-12-05).
 TEST_PROCESSES ?= 2
 test: lint types
-	$(BIN)/pytest -q -n $(TEST_PROCESSES)
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist worksteal
 
 bench-fold: $(STAMP)
 	$(BIN)/python -m bench.fold_bench
