@@ -27,6 +27,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -142,6 +143,15 @@ class OrgConnection(BaseModel):
             "security_token": self.security_token,
         }
         return {name: ref for name, ref in found.items() if ref is not None}
+
+    def secret_digest(self, environ: Mapping[str, str] | None = None) -> str:
+        """A digest of what the references resolve to here (an `OrgSecretError` when one
+        cannot be): it changes when a secret is rotated behind the same reference. Never
+        the secrets themselves, so it may be kept and compared."""
+        digest = hashlib.blake2b(digest_size=16)
+        for name, ref in sorted(self.references().items()):
+            digest.update(f"{name}\0{resolve(ref, environ)}\0".encode())
+        return digest.hexdigest()
 
     def settings(
         self, base: SalesforceSettings, environ: Mapping[str, str] | None = None

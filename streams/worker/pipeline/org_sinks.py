@@ -8,8 +8,10 @@ and healing. `OrgSinks` keeps the lanes and routes a sink batch over them.
 Guarantees:
 - Lanes: the default org's lane is built from the worker's settings; a registered
   org's (streams/worker/org_directory.py) from its registry record, when first needed,
-  and built again when the record changes (new login URL, rotated secret reference):
-  the next write uses the new connection, with no restart. An org whose record is
+  and built again when the record changes (new login URL, rotated secret reference),
+  or when a secret is rotated behind the same reference (what the references resolve
+  to is compared every `SECRET_CHECK_S`): the next write uses the new connection, with
+  no restart. An org whose record is
   removed gets no more writes. A record whose secrets do not resolve here gives no
   lane (logged once per record; `/health/` shows the org's check).
 - `serves(projection)`: every org the projection writes to (its own and each org its
@@ -94,6 +96,10 @@ FULL_CALL = 200
 LINGER_S = 60.0
 # Projections with marks whose parts are not all done, remembered at most.
 MAX_JOINTS = 10_000
+# How often a lane compares what its org's secret references resolve to with what it was
+# built with (an environment variable or a mounted file read; a file's new content is a
+# secret rotated in place): a rotation is used within this many seconds.
+SECRET_CHECK_S = 5.0
 
 
 def org_of(projection: Projection) -> str:
@@ -141,6 +147,10 @@ class OrgLane(Generic[M]):
         # the successor (the lane on the new connection), or waits (removed).
         self.retired = False
         self.successor: OrgLane[M] | None = None
+        # The digest of the secrets the lane was built with (`OrgConnection.secret_digest`;
+        # None for the default org) and when it was last compared with the references.
+        self.secrets: str | None = None
+        self.secrets_checked = 0.0
         driver.keep = self.requeue
         # While `lingers()` (a backlog waits), the lane fills a call before writing
         # (`full` bookings), for at most `linger_s` after its first one queued.
@@ -250,8 +260,16 @@ class OrgSinks(Generic[M]):
         max_queued: int = MAX_QUEUED,
         full_call: int = FULL_CALL,
         linger_s: float = LINGER_S,
+        secrets: Callable[[OrgConnection], str] = OrgConnection.secret_digest,
+        secret_check_s: float = SECRET_CHECK_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.consumer = consumer
+        # What a registered org's references resolve to (a digest), asked at most every
+        # `secret_check_s` per lane: a secret rotated in place rebuilds the lane.
+        self._secrets = secrets
+        self.secret_check_s = secret_check_s
+        self._clock = clock
         # A record's (partition, offset): what `held_offsets` keeps from being committed.
         self._position = position
         # Lanes the registry replaced or removed while their attempt still runs.
@@ -292,11 +310,12 @@ class OrgSinks(Generic[M]):
                     self._retiring.append(removed)
                 return None
         lane = self.lanes.get(org)
-        if lane is not None and lane.connection == connection:
+        if lane is not None and lane.connection == connection and not self._rotated(lane):
             return lane
         if org in self._unbuildable and self._unbuildable[org] == connection:
             return None
         try:
+            secrets = self._secrets(connection) if connection is not None else None
             driver = self._build(org, connection)
         except Exception as exc:  # e.g. OrgSecretError: the org's check says more
             self._unbuildable[org] = connection
@@ -313,14 +332,33 @@ class OrgSinks(Generic[M]):
             linger_s=self.linger_s,
             lingers=self.lingers,
         )
+        lane.secrets, lane.secrets_checked = secrets, self._clock()
         self.lanes[org] = lane
         if replaced is not None:
-            log.info("org %s: connection changed; the sink uses the new one", org)
+            if replaced.connection == connection:
+                log.info("org %s: a secret changed behind its reference; the sink uses it", org)
+            else:
+                log.info("org %s: connection changed; the sink uses the new one", org)
             # Its attempt in flight finishes on its own (its outcomes apply); what it
             # has queued, or kept through a pause, is the new lane's.
             replaced.retire(lane)
             self._retiring.append(replaced)
         return lane
+
+    def _rotated(self, lane: OrgLane[M]) -> bool:
+        """Whether a registered org's references now resolve to other secrets than its
+        lane was built with, asked at most every `secret_check_s`. A reference that does
+        not resolve right now (a mounted file being replaced) keeps the lane as it is."""
+        if lane.connection is None:
+            return False
+        now = self._clock()
+        if now - lane.secrets_checked < self.secret_check_s:
+            return False
+        lane.secrets_checked = now
+        try:
+            return self._secrets(lane.connection) != lane.secrets
+        except Exception:  # e.g. OrgSecretError: the lane keeps the secrets it has
+            return False
 
     def takes_work(self, org: str) -> bool:
         """The org has a lane with room: with registered orgs, a lane in a pause still

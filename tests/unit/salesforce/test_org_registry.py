@@ -103,6 +103,22 @@ def test_references_resolve_from_the_environment_or_a_file(tmp_path: Path) -> No
         resolve(f"file:{tmp_path / 'missing'}")
 
 
+def test_the_secret_digest_follows_a_secret_rotated_in_place_and_never_shows_it(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("first-secret\n")
+    connection = acme(client_secret=f"file:{secret}")
+    before = connection.secret_digest()
+    assert connection.secret_digest() == before
+    secret.write_text("second-secret\n")  # the same reference, a new value
+    after = connection.secret_digest()
+    assert after != before
+    assert "secret" not in before + after
+    with pytest.raises(OrgSecretError, match="env:ACME_SF_SECRET"):
+        acme().secret_digest({})
+
+
 def test_settings_take_the_org_s_connection_and_only_the_default_org_s_tuning() -> None:
     default = SalesforceSettings(
         login_url="https://default.my.salesforce.com",

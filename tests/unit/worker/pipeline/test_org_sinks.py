@@ -66,6 +66,10 @@ class Lanes:
     ) -> None:
         self.consumer = FakeConsumer()
         self.registered = {c.name: c for c in registered}
+        # What `env:` references resolve to, and the clock of the lanes' secret checks.
+        self.environ = dict(ENVIRON)
+        self.now = 0.0
+        self.client_secrets: list[str] = []
         self.writers: dict[str, ScriptedWriter] = {}
         self.built: list[tuple[str, OrgConnection | None]] = []
         self.synced: dict[str, int] = {}
@@ -85,6 +89,8 @@ class Lanes:
             max_queued=3,
             full_call=3,
             linger_s=linger_s,
+            secrets=lambda connection: connection.secret_digest(self.environ),
+            clock=lambda: self.now,
         )
 
     def script(self, org_name: str, *steps: object) -> ScriptedWriter:
@@ -93,7 +99,9 @@ class Lanes:
 
     def _build(self, org_name: str, connection: OrgConnection | None) -> SinkDriver[Rec]:
         if connection is not None:
-            connection.settings(BASE, ENVIRON)  # resolves the secret, as the worker does
+            # Resolves the secret, as the worker does.
+            resolved = connection.settings(BASE, self.environ)
+            self.client_secrets.append(resolved.client_secret.get_secret_value())
         self.built.append((org_name, connection))
         writer = self.writers.setdefault(org_name, ScriptedWriter())
 
@@ -272,6 +280,36 @@ async def test_a_changed_record_builds_the_lane_again_and_a_removed_org_gets_no_
     del lanes.registered["acme"]
     assert not lanes.sinks.serves(for_org("acme", "a-3").projection)
     assert "acme" not in lanes.sinks.lanes
+
+
+async def test_a_secret_rotated_behind_the_same_reference_builds_the_lane_again() -> None:
+    lanes = Lanes(org("acme"))
+    await lanes.batch(for_org("acme", "a-1"))
+    await until(lambda: "a-1" in lanes.synced)
+    first = lanes.sinks.lanes["acme"]
+    lanes.environ["ACME_SECRET"] = "acme-secret-2"  # a new value behind `env:ACME_SECRET`
+    await lanes.batch(for_org("acme", "a-2"))
+    assert lanes.sinks.lanes["acme"] is first  # not compared again before SECRET_CHECK_S
+    lanes.now += org_sinks.SECRET_CHECK_S
+    await lanes.batch(for_org("acme", "a-3"))
+    await until(lambda: {"a-2", "a-3"} <= set(lanes.synced))
+    assert [c for name, c in lanes.built if name == "acme"] == [org("acme"), org("acme")]
+    assert lanes.client_secrets == ["acme-secret", "acme-secret-2"]
+    assert lanes.sinks.lanes["acme"] is not first
+    await until(lambda: not first.busy())
+    assert first.retired
+
+
+async def test_a_secret_that_does_not_resolve_for_a_moment_keeps_the_lane() -> None:
+    lanes = Lanes(org("acme"))
+    await lanes.batch(for_org("acme", "a-1"))
+    first = lanes.sinks.lanes["acme"]
+    del lanes.environ["ACME_SECRET"]  # a mounted secret being replaced, say
+    lanes.now += org_sinks.SECRET_CHECK_S
+    await lanes.batch(for_org("acme", "a-2"))
+    await until(lambda: {"a-1", "a-2"} <= set(lanes.synced))
+    assert lanes.sinks.lanes["acme"] is first
+    assert len(lanes.built) == 1
 
 
 async def test_a_moved_booking_is_handled_once_its_own_write_and_its_mark_are_done() -> None:
