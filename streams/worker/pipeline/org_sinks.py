@@ -11,9 +11,9 @@ Guarantees:
   and built again when the record changes (new login URL, rotated secret reference),
   or when a secret is rotated behind the same reference (what the references resolve
   to is compared every `SECRET_CHECK_S`): the next write uses the new connection, with
-  no restart. An org whose record is
-  removed gets no more writes. A record whose secrets do not resolve here gives no
-  lane (logged once per record; `/health/` shows the org's check).
+  no restart. An org whose record is removed gets no more writes. A record whose
+  secrets do not resolve here gives no lane (logged once per record; `/health/` shows
+  the org's check).
 - `serves(projection)`: every org the projection writes to (its own and each org its
   Event left) has a lane that takes work now. With no registered org that is the
   default org's lane, always: a pause holds the stream, as it always did. With
