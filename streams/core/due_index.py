@@ -17,30 +17,46 @@ of kind k due by t" is the key range [`slice_start(k)`, `slice_end(k, t)`).
   `standing_entries(after)` say which entry a fold removes and which it adds (a
   reschedule to later moves the completion entry; completing swaps it for a retention
   entry).
-- reconcile (`r`): a booking whose projection changed, at the time of the change. Not
-  derivable from the state (it depends on the clock and on `synced`), so the fold adds
-  one per change and the reconcile sweep removes it once Salesforce has caught up
-  (`reconcile_action`).
+- sent (`s`): the projections one fold batch sent from one partition, at the time it
+  sent them: one entry for the batch's bookings and versions (`sent_entries`), not one
+  per booking, since an entry is a table write and a changelog record and a batch
+  sends one projection per booking it changed. Not derivable from the state (it
+  depends on the clock and on `synced`). The reconcile sweep reads a due one, drops
+  it when Salesforce has every version in it (the common case),
+  and otherwise leaves a reconcile entry for each booking behind.
+- reconcile (`r`): one booking whose projection Salesforce may stay behind, at the time
+  its batch sent it: left by the sweep for the bookings of a `sent` entry that were
+  behind, and by a re-send; removed once Salesforce has caught up (`reconcile_action`).
 
 An entry's value names the partition the booking lives in (a timer outside a stream
 writes and deletes under it) and, for a reconcile entry, the projection version it was
 added for (once `synced` has it, the sweep removes the entry without reading the
-booking) and the version already re-sent.
+booking) and the version already re-sent. A sent entry's key names its batch instead
+of a booking (`<partition>-<offset of the batch's last event there>-<chunk>`), and its
+value lists the bookings and versions (`sent_value`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal, NamedTuple
+
+import orjson
 
 from streams.core.fold import BookingState, to_epoch_us
 from streams.core.retention import TERMINAL_PHASES
 from streams.core.synced import handled_version
 from streams.core.view import REASSIGNABLE_PHASES
 
-Kind = Literal["completion", "reconcile", "retention"]
+Kind = Literal["completion", "reconcile", "retention", "sent"]
 
-_PREFIX: dict[Kind, bytes] = {"completion": b"c|", "reconcile": b"r|", "retention": b"x|"}
+_PREFIX: dict[Kind, bytes] = {
+    "completion": b"c|",
+    "reconcile": b"r|",
+    "retention": b"x|",
+    "sent": b"s|",
+}
 _KIND = {prefix[:1]: kind for kind, prefix in _PREFIX.items()}
 _WIDTH = 15  # milliseconds since the epoch, zero-padded: sorts as numbers until year 33658
 
@@ -133,6 +149,73 @@ def settled(entry: EntryValue, synced: int) -> bool:
     no need to read the booking. A later change of the booking added its own entry.
     False for an entry without a version (then the booking's version decides)."""
     return 0 < entry.version <= handled_version(synced)
+
+
+# At most this many bookings in one sent entry: a catch-up batch can change thousands of
+# one partition's bookings, and an entry is one Kafka record (~30 bytes a booking here).
+SENT_ENTRY_MAX = 1000
+
+
+class SentBatch(NamedTuple):
+    """A sent entry's value: the partition, and each booking with the version sent."""
+
+    partition: int
+    bookings: tuple[tuple[bytes, int], ...]
+
+
+def sent_value(partition: int, bookings: Sequence[tuple[bytes, int]]) -> bytes:
+    # Booking ids are event subjects (text), so JSON holds them as they are.
+    return orjson.dumps([partition, [[key.decode(), version] for key, version in bookings]])
+
+
+def parse_sent_value(raw: bytes) -> SentBatch:
+    partition, bookings = orjson.loads(raw)
+    return SentBatch(partition, tuple((key.encode(), version) for key, version in bookings))
+
+
+def sent_entries(
+    at_ms: int, partition: int, offset: int, bookings: Sequence[tuple[bytes, int]]
+) -> list[tuple[bytes, bytes]]:
+    """The sent entries (key, value) for the projections a batch sent from `partition`:
+    `bookings` (booking, version) in the order sent, at most `SENT_ENTRY_MAX` an entry.
+    `offset` (the batch's last event in the partition) makes the keys the batch's own.
+
+    >>> [(k, parse_sent_value(v)) for k, v in sent_entries(1000, 2, 41, [(b"b-1", 3)])]
+    [(b's|000000000001000|2-41-0', SentBatch(partition=2, bookings=((b'b-1', 3),)))]
+    """
+    return [
+        (
+            entry_key("sent", at_ms, b"%d-%d-%d" % (partition, offset, chunk)),
+            sent_value(partition, bookings[start : start + SENT_ENTRY_MAX]),
+        )
+        for chunk, start in enumerate(range(0, len(bookings), SENT_ENTRY_MAX))
+    ]
+
+
+def settle_sent(
+    batch: SentBatch,
+    synced_of: Callable[[bytes], int | None],
+    in_flight: Callable[[bytes, int], bool],
+) -> list[tuple[bytes, int]] | None:
+    """What the reconcile sweep does with a due sent entry: None to leave it (a booking
+    Salesforce does not have yet is still on its way to this worker's sink: `in_flight`),
+    else the bookings still behind, each to get a reconcile entry before the sent entry
+    goes (none: Salesforce has every version, written or rejected, by `synced_of`).
+
+    >>> batch = SentBatch(0, ((b"b-1", 2), (b"b-2", 5)))
+    >>> settle_sent(batch, {b"b-1": 2, b"b-2": 4}.get, lambda key, version: False)
+    [(b'b-2', 5)]
+    >>> settle_sent(batch, {b"b-1": 2, b"b-2": 4}.get, lambda key, version: True) is None
+    True
+    """
+    behind = [
+        (key, version)
+        for key, version in batch.bookings
+        if handled_version(synced_of(key) or 0) < version
+    ]
+    if any(in_flight(key, version) for key, version in behind):
+        return None
+    return behind
 
 
 ReconcileAction = Literal["done", "wait", "park", "resend", "give-up"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
+_tuple = tuple.__new__
+
 Phase = Literal["Requested", "Scheduled", "Rescheduled", "Canceled", "Completed", "No-show"]
 
 # Every status an Event can show (`Event_Status__c`, a restricted picklist in
@@ -101,7 +103,9 @@ def history_entry(
         label += " (not applied)"
     when = utc_minute(time, wire_time)
     line = f"{when} {label}: {detail}" if detail else f"{when} {label}"
-    return HistoryEntry(time, type, detail, applied, line)
+    # tuple.__new__: one is made per folded event, and the named tuple's own __new__ is
+    # a Python frame.
+    return _tuple(HistoryEntry, (time, type, detail, applied, line))
 
 
 class RejectedReassignment(NamedTuple):

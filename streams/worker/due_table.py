@@ -3,13 +3,16 @@
 Co-partitioned with `bookings` (an entry is written under its booking's own event, so
 it lives in the booking's partition and its changelog partition): it moves with the
 partition to another worker and survives restarts like any table. The fold writes the
-completion and retention entries and adds reconcile entries; the timers remove what
+completion and retention entries and a sent entry per batch; the timers remove what
 they have dealt with, writing under a `PartitionAnchor` of the entry's partition::
 
     due_table.under(event).apply(entry_changes(before, state))   # the fold
     async for due in due_table.due("retention", until_ms, sweep):  # a timer
         ...
         due_table.drop(due)                                      # dealt with
+
+The fold writes one sent entry per partition and batch for the projections it sent
+(`add_sent`); the reconcile timer reads them with `due_sent`.
 
 A sweep yields only entries of partitions this worker holds (`Ownership.holds`), asked
 again per entry since the sweep gives the loop a turn between slices. The timer paces it
@@ -34,10 +37,13 @@ from streams.core.due_index import (
     EntryValue,
     IndexChanges,
     Kind,
+    SentBatch,
     entry_value,
     is_due,
     parse_key,
+    parse_sent_value,
     parse_value,
+    sent_entries,
     slice_end,
     slice_start,
 )
@@ -63,6 +69,15 @@ class Due(NamedTuple):
     anchor: EventT[Any]
 
 
+class SentDue(NamedTuple):
+    """A due sent entry: the projections one fold batch sent from one partition."""
+
+    key: bytes
+    entry: DueEntry
+    batch: SentBatch
+    anchor: EventT[Any]
+
+
 class DueRows:
     """The due index in the partition of one event (a booking's, or a `PartitionAnchor`)."""
 
@@ -79,6 +94,12 @@ class DueRows:
     def add(self, key: bytes, *, resent: int = 0, version: int = 0) -> None:
         value = entry_value(self._rows.event.message.partition, resent, version)
         self._rows.set(key, value)
+
+    def add_sent(self, at_ms: int, bookings: list[tuple[bytes, int]]) -> None:
+        """The sent entries for the projections a fold batch sent from this partition."""
+        message = self._rows.event.message
+        for key, value in sent_entries(at_ms, message.partition, message.offset, bookings):
+            self._rows.set(key, value)
 
     def remove(self, key: bytes) -> None:
         self._rows.delete(key)
@@ -100,7 +121,7 @@ class DueTable:
         """The index in `event`'s partition."""
         return DueRows(self.table.under(event))
 
-    def drop(self, due: Due) -> None:
+    def drop(self, due: Due | SentDue) -> None:
         """Remove an entry a sweep has dealt with (or found stale)."""
         self.under(due.anchor).remove(due.key)
 
@@ -126,6 +147,17 @@ class DueTable:
             if value.partition in stopped or not self.owns(value.partition):
                 continue  # stopped, or revoked while the sweep gave the loop a turn
             yield Due(key, parse_key(key), value, self.anchor(value.partition))
+
+    async def due_sent(
+        self, until_ms: int, sweep: Pacer, *, stopped: set[int] | None = None
+    ) -> AsyncIterator[SentDue]:
+        """The sent entries due at or before `until_ms`, as `due` reads a kind's."""
+        stopped = stopped if stopped is not None else set()
+        async for key, raw in sweep.over(self._due_items("sent", until_ms, stopped)):
+            batch = parse_sent_value(raw)
+            if batch.partition in stopped or not self.owns(batch.partition):
+                continue
+            yield SentDue(key, parse_key(key), batch, self.anchor(batch.partition))
 
     def _changelog_topic(self) -> str:
         return str(self.table.faust_table.changelog_topic_name)

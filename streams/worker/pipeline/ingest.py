@@ -20,7 +20,7 @@ import faust
 from faust.types import EventT
 
 from schemas import EventRejected, parse_event
-from streams.core.due_index import entry_changes, entry_key, reconcile_action
+from streams.core.due_index import entry_changes, reconcile_action
 from streams.core.fold import BookingState, fold
 from streams.core.projection import project
 from streams.core.retention import EXPIRED_CODE, is_marker, read_marker
@@ -68,21 +68,53 @@ async def fold_batch(batch: Sequence[EventT[bytes]]) -> None:
 
     # Counted per batch: a labelled counter costs a lookup and a lock per call.
     outcomes: Counter[str] = Counter()
+    sent = SentProjections()
     for key, items in by_booking.items():
         try:
-            await fold_booking(key, items, outcomes)
+            await fold_booking(key, items, outcomes, sent)
         except Exception as exc:  # a bug in the core must not stop the stream or lose input
             log.exception("folding booking %r failed; dead-lettering its events", key)
             for event, _ in items:
                 await dead_letter_event(event, "internal-error", f"{type(exc).__name__}: {exc}")
+    # Before the batch's offsets can be committed (the commit waits for the changelog
+    # writes): a worker that dies first leaves the events to be read again.
+    sent.write(int(time.time() * 1000))
     for outcome, count in outcomes.items():
         metrics.EVENTS_FOLDED.labels(outcome).inc(count)
+
+
+class SentProjections:
+    """The projections a fold batch sent, by partition: for the reconcile timer, one
+    sent entry per partition at the end of the batch (streams/core/due_index.py), where
+    an entry per booking was a table write and a changelog record per projection (a
+    sixth of the records a backfill produced)."""
+
+    def __init__(self) -> None:
+        # partition -> (its event with the highest offset, (booking, version) in order)
+        self._by_partition: dict[int, tuple[EventT[bytes], list[tuple[bytes, int]]]] = {}
+
+    def add(self, event: EventT[bytes], key: bytes, version: int) -> None:
+        """`key`'s projection at `version` was sent; `event` is the booking's newest."""
+        message = event.message
+        held = self._by_partition.get(message.partition)
+        if held is None:
+            self._by_partition[message.partition] = (event, [(key, version)])
+            return
+        anchor, changed = held
+        changed.append((key, version))
+        if message.offset > anchor.message.offset:
+            self._by_partition[message.partition] = (event, changed)
+
+    def write(self, at_ms: int) -> None:
+        for anchor, changed in self._by_partition.values():
+            due_table.under(anchor).add_sent(at_ms, changed)
 
 
 async def fold_booking(
     key: bytes,
     items: list[tuple[EventT[bytes], Any]],
     outcomes: Counter[str],
+    sent: SentProjections,
 ) -> None:
     # The booking's rows live in its partition: read and written under its newest event.
     latest = items[-1][0]
@@ -125,9 +157,7 @@ async def fold_booking(
     if projection is not None:
         newest = max(event.message.timestamp for event, _ in items)
         # Checked by the reconcile timer once it is due: is Salesforce still behind?
-        due_table.under(latest).add(
-            entry_key("reconcile", int(time.time() * 1000), key), version=projection.version
-        )
+        sent.add(latest, key, projection.version)
         await send_projection(key, projection, event_timestamp=newest)
 
 

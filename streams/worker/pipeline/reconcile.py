@@ -12,11 +12,15 @@ projection that stayed behind for two sweep intervals: in-flight work catches up
 meanwhile and is left alone. Each (booking, version) is re-sent at most once, so an
 outage does not flood the topic.
 
-The fold adds a reconcile entry to the due index for each projection it sends; a sweep
-reads only the entries older than two sweep intervals (the time in-flight work needs to
-reach Salesforce) and, per entry (`streams.core.due_index.reconcile_action`), removes
-it when Salesforce has caught up, leaves it while this worker's sink has not read that
-far (`streams.core.sink_progress`), or re-sends the projection once.
+The fold adds one sent entry to the due index per partition and batch, naming the
+bookings whose projections the batch sent and their versions. A sweep reads only the
+entries older than two sweep intervals (the time in-flight work needs to reach
+Salesforce). A sent entry whose versions Salesforce has (the common case) is removed;
+one with a booking this worker's sink has not read yet waits; otherwise each booking
+still behind gets a reconcile entry of its own (at the batch's time) and the sent entry
+goes. Per reconcile entry (`streams.core.due_index.reconcile_action`) the sweep then
+removes it when Salesforce has caught up, leaves it while this worker's sink has not
+read that far (`streams.core.sink_progress`), or re-sends the projection once.
 
 With registered orgs (streams/worker/pipeline/org_sinks.py), a booking whose org takes
 no work now, or failed its last attempt, is parked: nothing re-sent, never given up, and
@@ -37,7 +41,7 @@ import logging
 import time
 from collections import Counter
 
-from streams.core.due_index import entry_key, reconcile_action, settled
+from streams.core.due_index import entry_key, reconcile_action, settle_sent, settled
 from streams.core.fold import BookingState
 from streams.core.projection import Projection, project
 from streams.core.retention import is_marker
@@ -82,6 +86,22 @@ async def resend_lagging_projections(
     # Partitions whose sink is still behind the entry just read: their later entries
     # (sent later, so further on in the projections partition) are not read this sweep.
     waiting: set[int] = set()
+    async for sent in due_table.due_sent(until, sweep, stopped=waiting):
+        partition = sent.batch.partition
+        lagging = settle_sent(
+            sent.batch,
+            synced.under(sent.anchor).get,
+            lambda key, version: sink_progress.in_flight(key, version, partition),  # noqa: B023
+        )
+        if lagging is None:
+            waiting.add(partition)  # the sink has not read this batch's projections yet
+            continue
+        for key, sent_at in lagging:
+            # Read below in this sweep (the slice is read after these writes).
+            due_table.under(sent.anchor).add(
+                entry_key("reconcile", sent.entry.at_ms, key), version=sent_at
+            )
+        due_table.drop(sent)
     async for due in due_table.due("reconcile", until, sweep, stopped=waiting):
         key = due.entry.booking
         synced_value = synced.under(due.anchor).get(key) or 0

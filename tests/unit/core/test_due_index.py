@@ -30,10 +30,11 @@ def test_keys_of_one_kind_sort_by_time_whatever_the_booking() -> None:
     assert sorted(keys) == keys
 
 
-@pytest.mark.parametrize("kind", ["completion", "reconcile", "retention"])
+@pytest.mark.parametrize("kind", ["completion", "reconcile", "retention", "sent"])
 def test_the_due_slice_holds_exactly_the_entries_due_by_then(kind: d.Kind) -> None:
     keys = {t: d.entry_key(kind, t, b"b-%d" % t) for t in (5, 999, 1_000, 1_001, 50_000)}
-    others = [d.entry_key(k, 10, b"b") for k in ("completion", "reconcile", "retention")]
+    kinds: tuple[d.Kind, ...] = ("completion", "reconcile", "retention", "sent")
+    others = [d.entry_key(k, 10, b"b") for k in kinds]
     start, end = d.slice_start(kind), d.slice_end(kind, 1_000)
     in_slice = sorted(k for k in [*keys.values(), *others] if start <= k < end)
     assert in_slice == sorted([keys[5], keys[999], keys[1_000], d.entry_key(kind, 10, b"b")])
@@ -157,3 +158,46 @@ def test_a_projection_whose_org_is_not_served_is_parked(
 ) -> None:
     got = d.reconcile_action(version, synced, in_flight=in_flight, resent=resent, served=False)
     assert got == action
+
+
+def test_a_batch_s_sent_entries_hold_its_bookings_in_order_a_thousand_an_entry() -> None:
+    sent = [(b"b-%d" % i, i % 7 + 1) for i in range(d.SENT_ENTRY_MAX * 2 + 1)]
+    entries = d.sent_entries(5_000, 3, 812, sent)
+    assert [d.parse_key(key) for key, _ in entries] == [
+        d.DueEntry("sent", 5_000, b"3-812-%d" % chunk) for chunk in range(3)
+    ]
+    batches = [d.parse_sent_value(value) for _, value in entries]
+    assert {batch.partition for batch in batches} == {3}
+    assert [len(batch.bookings) for batch in batches] == [d.SENT_ENTRY_MAX, d.SENT_ENTRY_MAX, 1]
+    assert [pair for batch in batches for pair in batch.bookings] == sent
+    # Another batch of the partition (a later offset) never overwrites this one's entries.
+    assert not {k for k, _ in entries} & {k for k, _ in d.sent_entries(5_000, 3, 813, sent)}
+
+
+def test_a_sent_entry_keeps_a_booking_id_that_is_any_text() -> None:
+    odd = 'b-1|"quoted"\n\u00e9'.encode()
+    ((_, value),) = d.sent_entries(1, 0, 0, [(odd, 4)])
+    assert d.parse_sent_value(value).bookings == ((odd, 4),)
+
+
+NOT_READ = {b"b-3"}  # the sink has not read b-3's projection yet
+
+
+@pytest.mark.parametrize(
+    ("synced", "expected"),
+    [
+        # Salesforce has every version, written or rejected: the entry just goes.
+        ({b"b-1": 2, b"b-2": 5, b"b-3": 1}, []),
+        ({b"b-1": encode_synced(2, rejected=True), b"b-2": 6, b"b-3": 1}, []),
+        # Behind, and read by the sink: a reconcile entry each (b-3, not read yet, is
+        # synced already, so it holds nothing up).
+        ({b"b-1": 1, b"b-3": 1}, [(b"b-1", 2), (b"b-2", 5)]),
+        # Behind and still on its way to the sink: the whole entry waits.
+        ({b"b-1": 2, b"b-2": 5}, None),
+    ],
+)
+def test_a_due_sent_entry_settles_from_synced_or_waits_for_the_sink(
+    synced: dict[bytes, int], expected: list[tuple[bytes, int]] | None
+) -> None:
+    batch = d.SentBatch(0, ((b"b-1", 2), (b"b-2", 5), (b"b-3", 1)))
+    assert d.settle_sent(batch, synced.get, lambda key, _: key in NOT_READ) == expected

@@ -13,7 +13,7 @@ import pytest
 import rocksdict
 from faust.types import TP
 
-from streams.core.due_index import entry_key, entry_value
+from streams.core.due_index import entry_key, entry_value, sent_entries
 from streams.runtime.ownership import Ownership
 from streams.runtime.tables import PartitionedTable
 from streams.worker.due_table import DueTable
@@ -109,3 +109,24 @@ async def test_only_partitions_held_are_read_and_a_rebalance_is_seen(
     assert assignor.calls == calls  # the same assignment: its set is kept
     assignor.rebalance({0})
     assert await bookings_due(due, 2000) == [b"p0-b1", b"p0-b2"]
+
+
+async def test_sent_entries_are_read_as_batches_from_their_own_slice(
+    stores: dict[int, Any],
+) -> None:
+    for partition in (0, 1):
+        for second in (2, 60):
+            bookings = [(b"p%d-s%d-%d" % (partition, second, i), i + 1) for i in range(3)]
+            for key, value in sent_entries(second * 1000, partition, second, bookings):
+                stores[partition][key] = value
+    due, stopped = index(stores, Assignor({0, 1})), set[int]()
+    read = [
+        (entry.batch.partition, entry.entry.at_ms, [key for key, _ in entry.batch.bookings])
+        async for entry in due.due_sent(5000, Sweep(), stopped=stopped)
+    ]
+    assert read == [
+        (0, 2000, [b"p0-s2-0", b"p0-s2-1", b"p0-s2-2"]),
+        (1, 2000, [b"p1-s2-0", b"p1-s2-1", b"p1-s2-2"]),
+    ]
+    # The reconcile entries (the fixture's) are not in the sent slice, nor sent in theirs.
+    assert len(await bookings_due(due, 5000)) == 10

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streams.core.due_index import parse_key
+from streams.core.due_index import SentBatch, parse_key, parse_sent_value, sent_entries
 from streams.core.projection import Projection
 from streams.core.retention import marker
 from streams.core.sink_progress import SinkProgress
@@ -25,6 +25,7 @@ REJECTED = "activity_sync_reassignments_rejected_total"
 class Message:
     timestamp: float = 1_700_000_000.0
     partition: int = 0
+    offset: int = 0
 
 
 @dataclass
@@ -67,6 +68,7 @@ class DueTable:
     def __init__(self) -> None:
         self.keys: set[bytes] = set()
         self.versions: dict[bytes, int] = {}  # a reconcile entry's projection version
+        self.sent: dict[bytes, SentBatch] = {}  # a sent entry's bookings
 
     def under(self, event: Any) -> DueTable:
         return self
@@ -77,6 +79,11 @@ class DueTable:
     def add(self, key: bytes, *, version: int = 0) -> None:
         self.keys.add(key)
         self.versions[key] = version
+
+    def add_sent(self, at_ms: int, bookings: list[tuple[bytes, int]]) -> None:
+        for key, value in sent_entries(at_ms, 0, 0, bookings):
+            self.keys.add(key)
+            self.sent[key] = parse_sent_value(value)
 
 
 @pytest.fixture
@@ -109,9 +116,12 @@ def rejected_so_far() -> float:
 
 
 async def fold_in(*wires: dict[str, Any]) -> Counter[str]:
+    """The events as one batch of one booking."""
     outcomes: Counter[str] = Counter()
     items = [(Event(Message()), f.event(wire)) for wire in wires]
-    await ingest.fold_booking(f.BOOKING_ID.encode(), items, outcomes)
+    sent = ingest.SentProjections()
+    await ingest.fold_booking(f.BOOKING_ID.encode(), items, outcomes, sent)
+    sent.write(1_700_000_000_000)
     return outcomes
 
 
@@ -135,17 +145,17 @@ async def test_an_applied_reassignment_is_not_counted(sent: list[Projection]) ->
     assert sent[-1].fields["Event_Status__c"] == "Scheduled (Reassigned by User)"
 
 
-async def test_the_fold_keeps_the_booking_s_completion_entry_and_a_reconcile_entry(
+async def test_the_fold_keeps_the_booking_s_completion_entry_and_a_sent_entry(
     sent: list[Projection], index: DueTable
 ) -> None:
     def standing() -> list[str]:
-        return sorted(parse_key(k).kind for k in index.keys if parse_key(k).kind != "reconcile")
+        return sorted(parse_key(k).kind for k in index.keys if parse_key(k).kind != "sent")
 
     await fold_in(f.scheduled())
     assert standing() == ["completion"]
-    (reconcile,) = (k for k in index.keys if parse_key(k).kind == "reconcile")
-    # It records the version it was sent at: the sweep settles it from `synced` alone.
-    assert index.versions[reconcile] == sent[-1].version
+    (batch,) = index.sent.values()
+    # It records the version sent: the sweep settles it from `synced` alone.
+    assert batch.bookings == ((f.BOOKING_ID.encode(), sent[-1].version),)
     await fold_in(f.completed(2))
     assert standing() == ["retention"]
     # Only duplicates, and Salesforce has the version: nothing for the reconcile timer.
@@ -205,3 +215,39 @@ async def test_a_redelivery_sends_nothing_salesforce_has_or_the_sink_will_read(
         ingest.synced.rows[key] = value
         await fold_in(f.completed(2))
         assert sent == []
+
+
+class Written:
+    """The due index as `SentProjections.write` uses it: sent entries per anchor."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, int, int, list[tuple[bytes, int]]]] = []
+        self._anchor: Any = None
+
+    def under(self, event: Any) -> Written:
+        self._anchor = event
+        return self
+
+    def add_sent(self, at_ms: int, bookings: list[tuple[bytes, int]]) -> None:
+        message = self._anchor.message
+        self.entries.append((message.partition, message.offset, at_ms, list(bookings)))
+
+
+def test_a_batch_writes_one_sent_entry_per_partition_under_its_newest_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written = Written()
+    monkeypatch.setattr(ingest, "due_table", written)
+    sent = ingest.SentProjections()
+    for partition, offset, key, version in [
+        (0, 10, b"b-1", 1),
+        (1, 4, b"b-2", 3),
+        (0, 12, b"b-3", 2),
+        (0, 11, b"b-4", 7),
+    ]:
+        sent.add(Event(Message(partition=partition, offset=offset)), key, version)
+    sent.write(1_234)
+    assert sorted(written.entries) == [
+        (0, 12, 1_234, [(b"b-1", 1), (b"b-3", 2), (b"b-4", 7)]),
+        (1, 4, 1_234, [(b"b-2", 3)]),
+    ]
