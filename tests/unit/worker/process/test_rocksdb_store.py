@@ -11,6 +11,8 @@ from typing import Any
 import faust
 import pytest
 from faust import stores
+from faust.stores import rocksdb as faust_rocksdb
+from faust.types import TP
 
 from streams.worker import app as worker_app
 from streams.worker.process import rocksdb_store
@@ -123,3 +125,59 @@ def test_memtables_of_all_stores_stay_within_the_budget(tmp_path: Path, budget_m
     finally:
         for db in dbs:
             db.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def offsets_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Clock, list[int]]:
+    """A store on a stepped clock, and the offsets it wrote to RocksDB (in order)."""
+    store = store_of(tmp_path, 0)
+    clock = Clock()
+    monkeypatch.setattr(store, "clock", clock)
+    written: list[int] = []
+    base = faust_rocksdb.Store.set_persisted_offset
+
+    def counting(self: Any, tp: TP, offset: int) -> None:
+        written.append(offset)
+        base(self, tp, offset)
+
+    monkeypatch.setattr(faust_rocksdb.Store, "set_persisted_offset", counting)
+    return store, clock, written
+
+
+def test_changelog_offsets_are_written_at_most_once_a_second_and_read_back_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, clock, written = offsets_store(tmp_path, monkeypatch)
+    tp, other = TP("t-changelog", 0), TP("t-changelog", 1)
+    for offset in range(10):  # ten acknowledgements within a second: one put
+        store.set_persisted_offset(tp, offset)
+    store.set_persisted_offset(other, 3)  # another partition has its own second
+    assert written == [0, 3]
+    assert store.persisted_offset(tp) == 9  # the newest, held
+    assert faust_rocksdb.Store.persisted_offset(store, tp) == 0  # what RocksDB has
+    clock.now += rocksdb_store.OFFSET_WRITE_INTERVAL_S
+    store.set_persisted_offset(tp, 8)  # late and lower: the held 9 is written
+    assert written == [0, 3, 9]
+    assert faust_rocksdb.Store.persisted_offset(store, tp) == 9
+
+
+def test_held_offsets_are_written_when_their_partition_goes_and_dropped_with_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _, written = offsets_store(tmp_path, monkeypatch)
+    topic = store.table.changelog_topic.get_topic_name()
+    kept, revoked = TP(topic, 0), TP(topic, 1)
+    for tp in (kept, revoked):
+        store.set_persisted_offset(tp, 1)
+        store.set_persisted_offset(tp, 5)
+    store.revoke_partitions(store.table, {revoked})
+    assert written == [1, 1, 5]  # the revoked partition's held 5
+    store.reset_state()
+    assert store.persisted_offset(kept) is None  # its held 5 went with the data
