@@ -12,8 +12,9 @@ broker ten times a second instead of once in 1.5 s, which neither side notices.
 Faust picks a transport by the scheme of its `broker_consumer` URL; the `kafka`
 profile names `kafka+sync://` (registered here), the `embedded` profile `tansu://`
 (`streams.transport.tansu`, this consumer plus Tansu's corrections). The app's producer
-comes from the same transport, and so does topic creation (the app's topics, the
-tables' changelogs, Faust's leader topic): retried here while a node is down.
+comes from the same transport (`streams.transport.producer`: room for a batch's table
+writes), and so does topic creation (the app's topics, the tables' changelogs, Faust's
+leader topic): retried here while a node is down.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.transport import acks
+from streams.transport import acks, producer
 from streams.transport.drain import DrainPerFetch
 
 SCHEME = "kafka+sync"
@@ -66,6 +67,7 @@ class Consumer(DrainPerFetch, acks.Consumer):
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = producer.Producer
 
     async def _create_topic(
         self,
