@@ -36,6 +36,11 @@ class PartitionStore(dict[bytes, Any]):
         super().__init__()
         self.partitions: dict[int, dict[bytes, Any]] = {}
 
+    @property
+    def data(self) -> PartitionStore:
+        """The table's store, which `Rows.get` reads: here the table is its own store."""
+        return self
+
     def _partition(self) -> int | None:
         event = current_event()
         return None if event is None else event.message.partition
