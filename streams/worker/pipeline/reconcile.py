@@ -20,7 +20,9 @@ one with a booking this worker's sink has not read yet waits; otherwise each boo
 still behind gets a reconcile entry of its own (at the batch's time) and the sent entry
 goes. Per reconcile entry (`streams.core.due_index.reconcile_action`) the sweep then
 removes it when Salesforce has caught up, leaves it while this worker's sink has not
-read that far (`streams.core.sink_progress`), or re-sends the projection once.
+read that far (`streams.core.sink_progress`), or re-sends the projection once. (Until
+2026-12-05 the fold wrote a reconcile entry per projection; a due index written then
+is swept as it stands.)
 
 With registered orgs (streams/worker/pipeline/org_sinks.py), a booking whose org takes
 no work now, or failed its last attempt, is parked: nothing re-sent, never given up, and
