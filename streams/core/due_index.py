@@ -21,9 +21,9 @@ of kind k due by t" is the key range [`slice_start(k)`, `slice_end(k, t)`).
   sent them: one entry for the batch's bookings and versions (`sent_entries`), not one
   per booking, since an entry is a table write and a changelog record and a batch
   sends one projection per booking it changed. Not derivable from the state (it
-  depends on the clock and on `synced`). The reconcile sweep reads a due one, drops
-  it when Salesforce has every version in it (the common case),
-  and otherwise leaves a reconcile entry for each booking behind.
+  depends on the clock and on `synced`). The reconcile sweep reads a due one, drops it
+  when Salesforce has every version in it (the common case), and otherwise leaves a
+  reconcile entry for each booking behind (`settle_sent`).
 - reconcile (`r`): one booking whose projection Salesforce may stay behind, at the time
   its batch sent it: left by the sweep for the bookings of a `sent` entry that were
   behind, and by a re-send; removed once Salesforce has caught up (`reconcile_action`).

@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from streams.core.due_index import entry_key, reconcile_action, settle_sent, settled
 from streams.core.fold import BookingState
@@ -93,13 +94,8 @@ async def resend_lagging_projections(
         # A registry change's sweep looks past projections still on their way to the
         # sink (as it does below): a booking parked for its org is re-sent now, whatever
         # else its batch sent.
-        lagging = settle_sent(
-            sent.batch,
-            synced.under(sent.anchor).get,
-            lambda key, version: (
-                for_orgs is None and sink_progress.in_flight(key, version, partition)  # noqa: B023
-            ),
-        )
+        on_its_way = in_flight_to_sink(partition, looking_past=for_orgs is not None)
+        lagging = settle_sent(sent.batch, synced.under(sent.anchor).get, on_its_way)
         if lagging is None:  # the sink has not read this batch's projections yet
             waiting.add(partition)
             continue
@@ -175,6 +171,14 @@ async def resend_lagging_projections(
             ", ".join(f"{n} for org {org}" for org, n in sorted(parked.items())),
         )
     return resent
+
+
+def in_flight_to_sink(partition: int, *, looking_past: bool) -> Callable[[bytes, int], bool]:
+    """Whether a booking's projection (key, version) of `partition` is still on its way
+    to this worker's sink; never, for a sweep `looking_past` work in flight."""
+    if looking_past:
+        return lambda key, version: False
+    return lambda key, version: sink_progress.in_flight(key, version, partition)
 
 
 @app.timer(settings.timers.reconcile_interval, name="reconcile-timer")  # type: ignore[untyped-decorator]
