@@ -105,9 +105,7 @@ class Store(faust_rocksdb.Store):
         self._offset_written_at: dict[int, float] = {}
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
-        held = self._held_offsets.get(tp.partition)
-        if held is not None and held[1] > offset:
-            offset = held[1]
+        # The last offset given wins, as in Faust (a partition's acks come in order).
         now = self.clock()
         written_at = self._offset_written_at.get(tp.partition)
         if written_at is not None and now - written_at < OFFSET_WRITE_INTERVAL_S:

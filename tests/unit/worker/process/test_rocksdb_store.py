@@ -163,9 +163,9 @@ def test_changelog_offsets_are_written_at_most_once_a_second_and_read_back_newes
     assert store.persisted_offset(tp) == 9  # the newest, held
     assert faust_rocksdb.Store.persisted_offset(store, tp) == 0  # what RocksDB has
     clock.now += rocksdb_store.OFFSET_WRITE_INTERVAL_S
-    store.set_persisted_offset(tp, 8)  # late and lower: the held 9 is written
-    assert written == [0, 3, 9]
-    assert faust_rocksdb.Store.persisted_offset(store, tp) == 9
+    store.set_persisted_offset(tp, 10)  # a second on: written, and nothing held
+    assert written == [0, 3, 10]
+    assert faust_rocksdb.Store.persisted_offset(store, tp) == store.persisted_offset(tp) == 10
 
 
 def test_held_offsets_are_written_when_their_partition_goes_and_dropped_with_the_data(
