@@ -18,15 +18,16 @@ way"; tests/integration/worker/test_pipeline.py,
 `test_a_worker_joining_while_the_fold_catches_up_loses_nothing`).
 
 The commit guard: `Consumer._commit_offsets` commits only once every table changelog
-write made before it is acknowledged by the broker. Table writes reach their changelog
+write made before it is acknowledged by the broker. Table writes reached their changelog
 through Faust's producer buffer (`send_soon`), and Faust flushes it before a commit, but
 `ProducerBuffer.flush` returns as soon as no message went out for 0.1 s, and a send
 held up longer (metadata of a new leader, a full accumulator) left changelog writes
 queued while the offsets of the events behind them were committed; a worker stopped
 then dropped them (chaos seed 37 on 2026-12-05: a booking's state lost, its next event
-folded onto nothing; docs/performance.md, "Losses found on the way"). The writes are
-tracked by the app's table class (streams/transport/tables.py `CHANGELOG_WRITES`);
-`acknowledged` waits for those of the moment. When they cannot all be acknowledged (one
+folded onto nothing; docs/performance.md, "Losses found on the way"). The writes (now
+batches, streams/transport/changelog.py) are tracked from their first record
+(streams/transport/tables.py `CHANGELOG_WRITES`); `acknowledged` waits for those of
+the moment. When they cannot all be acknowledged (one
 failed, the producer stopped, or `COMMIT_PATIENCE_S` passed) nothing is committed, and
 the partitions' next owner reads those events again.
 

@@ -1,4 +1,7 @@
-"""The app's Faust table: its changelog check waits for the consumer's metadata.
+"""The app's Faust table: writes in batches, a changelog check that waits for metadata.
+
+A row's write goes to its changelog partition's open batch at the app's producer
+(streams/transport/changelog.py) instead of Faust's per-record `send_changelog`.
 
 Before its first write from a source topic, a Faust table checks that its changelog
 topic has as many partitions as the source (`PartitionsMismatch` otherwise). It reads
@@ -11,7 +14,7 @@ internal error (found by the integration suite's first run on Apache Kafka). No 
 topic has 0 partitions: 0 means "not known yet", so the check waits for a count it can
 compare, and a real mismatch is still refused.
 
-It also keeps the changelog writes sent and not yet acknowledged by the broker
+It also keeps the changelog writes not yet acknowledged by the broker
 (`CHANGELOG_WRITES`, one set per worker process), for the commit guard
 (streams/transport/acks.py): a commit waits for the writes made before it. A write the
 broker refused (the producer gave up on it, e.g. its delivery timeout passed during a
@@ -26,12 +29,13 @@ events to the partition's next owner.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import faust
-from faust.types import FutureMessage
+from faust.types import TP
 
 log = logging.getLogger(__name__)
 
@@ -40,48 +44,50 @@ TABLE_CLASS = f"{__name__}:Table"
 
 
 class ChangelogWrites:
-    """Changelog writes sent through Faust's producer buffer and not yet acknowledged by
-    the broker (each a `FutureMessage`, resolved on the broker's ack); a failed one sent
-    again while it is its key's newest (`track`'s `slot` and `resend`)."""
+    """Changelog writes not yet acknowledged by the broker: each a future (a batch of
+    records, streams/transport/changelog.py) resolved on the broker's ack. A write is
+    the newest of each slot (table partition, key) it `claim`s until a later write
+    claims that slot; when it fails, its slots of which it is still the newest go to
+    its `resend`, which writes them again (tracked in its place)."""
 
     def __init__(self) -> None:
         self._pending: set[asyncio.Future[Any]] = set()
-        # The newest write of each slot (table, partition, key) not yet settled.
+        # The newest write of each slot not yet settled, and each write's claimed slots.
         self._newest: dict[Hashable, asyncio.Future[Any]] = {}
+        self._slots: dict[asyncio.Future[Any], list[Hashable]] = {}
         self.resent = 0
 
     def track(
         self,
         write: asyncio.Future[Any],
         *,
-        slot: Hashable | None = None,
-        resend: Callable[[], asyncio.Future[Any]] | None = None,
+        resend: Callable[[list[Hashable]], None] | None = None,
     ) -> None:
-        """Keep `write` until it is settled; if it fails while the newest of `slot`,
-        `resend()` sends its record again (tracked in its place)."""
-        if slot is not None:
-            self._newest[slot] = write
-        if write.done():
-            self._settle(write, slot, resend)
-            return
+        """Keep `write` until it is settled; if it fails, `resend(slots)` writes again
+        the slots it was still the newest write of."""
+        self._slots[write] = []
         self._pending.add(write)
-        write.add_done_callback(lambda done: self._settle(done, slot, resend))
+        write.add_done_callback(functools.partial(self._settle, resend=resend))
+
+    def claim(self, write: asyncio.Future[Any], slot: Hashable) -> None:
+        """`write` (tracked, not settled) is now `slot`'s newest write; once per slot."""
+        self._newest[slot] = write
+        self._slots[write].append(slot)
 
     def _settle(
-        self,
-        write: asyncio.Future[Any],
-        slot: Hashable | None,
-        resend: Callable[[], asyncio.Future[Any]] | None,
+        self, write: asyncio.Future[Any], resend: Callable[[list[Hashable]], None] | None
     ) -> None:
-        newest = slot is not None and self._newest.get(slot) is write
+        newest = [slot for slot in self._slots.pop(write, ()) if self._newest.get(slot) is write]
+        for slot in newest:
+            del self._newest[slot]
         error = None if write.cancelled() else write.exception()
         if error is not None and newest and resend is not None:
-            self.resent += 1
-            log.warning("a table changelog write failed (%r); sending it again", error)
+            self.resent += len(newest)
+            log.warning(
+                "%d table changelog writes failed (%r); sending them again", len(newest), error
+            )
             # Tracked before the failed write is dropped: no commit sees neither.
-            self.track(resend(), slot=slot, resend=resend)
-        elif newest:
-            del self._newest[slot]
+            resend(newest)
         self._pending.discard(write)
 
     def snapshot(self) -> list[asyncio.Future[Any]]:
@@ -92,29 +98,43 @@ class ChangelogWrites:
 CHANGELOG_WRITES = ChangelogWrites()
 
 
+class ChangelogWriter(Protocol):
+    """Where a table's writes go: the app's producer (streams/transport/producer.py)."""
+
+    def write_changelog(self, store: Any, tp: TP, key: bytes, value: bytes | None) -> None: ...
+
+
 class Table(faust.Table):  # type: ignore[type-arg]  # faust declares Table generic, untyped
-    def send_changelog(
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-    ) -> FutureMessage:
-        write: FutureMessage = super().send_changelog(
-            partition, key, value, key_serializer, value_serializer
+    # A row's write goes to its changelog partition's batch (streams/transport/changelog.py)
+    # instead of Faust's `send_changelog`, one record at a time.
+    def on_key_set(self, key: Any, value: Any) -> None:
+        partition = self._write_partition(key)
+        self._write_changelog(partition, key, value, self.value_serializer)
+        self._maybe_set_key_ttl(key, partition)
+        self._sensor_on_set(self, key, value)
+
+    def on_key_del(self, key: Any) -> None:
+        partition = self._write_partition(key)
+        self._write_changelog(partition, key, None, "raw")
+        self._maybe_del_key_ttl(key, partition)
+        self._sensor_on_del(self, key)
+
+    def _write_partition(self, key: Any) -> int:
+        partition: int | None = self.partition_for_key(key)
+        if partition is None:  # only with `use_partitioner`, which no table here sets
+            raise TypeError(f"table {self.name}: a write needs the current event's partition")
+        return partition
+
+    def _write_changelog(self, partition: int, key: Any, value: Any, serializer: Any) -> None:
+        topic = self.changelog_topic
+        key_bytes, _ = topic.prepare_key(key, self.key_serializer)
+        value_bytes, _ = (
+            topic.prepare_value(value, serializer) if value is not None else (None, None)
         )
-
-        def resend() -> FutureMessage:
-            again: FutureMessage = super(Table, self).send_changelog(
-                partition, key, value, key_serializer, value_serializer
-            )
-            return again
-
-        # Keys are bytes here; one that cannot be a dict key is tracked without re-sends.
-        slot = (self.name, partition, key) if isinstance(key, Hashable) else None
-        CHANGELOG_WRITES.track(write, slot=slot, resend=resend)
-        return write
+        writer = cast(ChangelogWriter, self.app.producer)
+        writer.write_changelog(
+            self.data, TP(topic.get_topic_name(), partition), key_bytes, value_bytes
+        )
 
     def _verify_source_topic_partitions(self, source_topic: str) -> None:
         if self.app.consumer.topic_partitions(self.changelog_topic_name) == 0:

@@ -7,6 +7,7 @@ past a record the sink holds unwritten."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from typing import Any
 
 import pytest
@@ -69,36 +70,56 @@ async def test_the_table_keeps_writes_until_the_broker_acknowledges_them() -> No
     first.set_result("metadata")
     await asyncio.sleep(0)  # done callbacks run on the next loop turn
     assert writes.snapshot() == [second]
-    done = futures(1)[0]
-    done.set_result("metadata")
-    writes.track(done)
-    assert writes.snapshot() == [second]
 
 
 class Resends:
-    """A table's re-send of one record: each call a new write, as the producer's."""
+    """A table's re-send: the slots handed back, each call a new write."""
 
-    def __init__(self) -> None:
-        self.sent: list[asyncio.Future[Any]] = []
+    def __init__(self, writes: ChangelogWrites) -> None:
+        self.writes = writes
+        self.sent: list[tuple[list[Hashable], asyncio.Future[Any]]] = []
 
-    def __call__(self) -> asyncio.Future[Any]:
-        self.sent.append(futures(1)[0])
-        return self.sent[-1]
+    def __call__(self, slots: list[Hashable]) -> None:
+        again = futures(1)[0]
+        self.writes.track(again, resend=self)
+        for slot in slots:
+            self.writes.claim(again, slot)
+        self.sent.append((slots, again))
+
+
+B1, B2 = ("bookings", 0, b"b-1"), ("bookings", 0, b"b-2")
 
 
 async def test_a_failed_write_is_sent_again_and_the_commit_waits_for_the_new_one() -> None:
     writes = ChangelogWrites()
     (first,) = futures(1)
-    resend = Resends()
-    writes.track(first, slot=("bookings", 0, b"b-1"), resend=resend)
+    resend = Resends(writes)
+    writes.track(first, resend=resend)
+    writes.claim(first, B1)
+    writes.claim(first, B2)
     first.set_exception(KafkaTimeoutError())
     await asyncio.sleep(0)
-    assert len(resend.sent) == 1
-    assert writes.snapshot() == resend.sent, "the failed write's place taken by its re-send"
-    assert writes.resent == 1
+    assert [slots for slots, _ in resend.sent] == [[B1, B2]]
+    again = resend.sent[0][1]
+    assert writes.snapshot() == [again], "the failed write's place taken by its re-send"
+    assert writes.resent == 2
     assert not await acknowledged(writes.snapshot(), running, patience_s=0.2)
-    resend.sent[0].set_result("metadata")
+    again.set_result("metadata")
     assert await acknowledged(writes.snapshot(), running)
+
+
+async def test_a_failed_batch_sends_again_only_the_keys_no_newer_write_followed() -> None:
+    writes = ChangelogWrites()
+    old, newer = futures(2)
+    resend = Resends(writes)
+    writes.track(old, resend=resend)
+    writes.claim(old, B1)
+    writes.claim(old, B2)
+    writes.track(newer, resend=resend)
+    writes.claim(newer, B2)
+    old.set_exception(KafkaTimeoutError())
+    await asyncio.sleep(0)
+    assert [slots for slots, _ in resend.sent] == [[B1]]
 
 
 @pytest.mark.parametrize(
@@ -107,10 +128,12 @@ async def test_a_failed_write_is_sent_again_and_the_commit_waits_for_the_new_one
 async def test_a_failed_write_is_not_sent_again(case: str) -> None:
     writes = ChangelogWrites()
     old, newer = futures(2)
-    resend = Resends()
-    writes.track(old, slot=("bookings", 0, b"b-1"), resend=resend)
+    resend = Resends(writes)
+    writes.track(old, resend=resend)
+    writes.claim(old, B1)
     if case.startswith("a newer"):
-        writes.track(newer, slot=("bookings", 0, b"b-1"), resend=resend)
+        writes.track(newer, resend=resend)
+        writes.claim(newer, B1)
         old.set_exception(KafkaTimeoutError())
     else:
         old.cancel()

@@ -1,7 +1,9 @@
 """The app's producer (streams/transport/producer.py): both broker profiles' transports
-make it, with room for a fold batch's table writes before the stream waits."""
+make it; the stream waits (Faust's conductor) while its changelog writes pile up."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -15,7 +17,13 @@ def test_both_transports_make_the_app_s_producer(transport: type[Transport]) -> 
     assert transport.Producer is producer.Producer
 
 
-def test_the_stream_waits_only_past_a_catch_up_batch_s_writes() -> None:
-    buffer = app.producer.buffer
-    assert isinstance(app.producer, producer.Producer)
-    assert buffer.max_messages == producer.BUFFER_MAX_MESSAGES > 100  # Faust's own: 100
+async def test_the_stream_waits_while_too_many_changelog_writes_are_unacknowledged() -> None:
+    made = producer.Producer(app.transport)
+    assert made.changelog_batches.max_records == producer.MAX_UNACKNOWLEDGED
+    made.changelog_batches.unsettled = producer.MAX_UNACKNOWLEDGED + 1
+    waiting = asyncio.ensure_future(made.buffer.wait_until_ebb())  # what the conductor calls
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    waiting.cancel()
+    made.changelog_batches.unsettled = producer.MAX_UNACKNOWLEDGED
+    await asyncio.wait_for(made.buffer.wait_until_ebb(), 1)
