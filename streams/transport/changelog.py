@@ -11,9 +11,10 @@ Here a write joins its changelog partition's open batch (`ChangelogBatch`), keye
 row's key: a key written twice before the batch leaves is sent once, with its last value
 (a changelog is compacted; a restore keeps only a key's last value). The producer's
 sender task (streams/transport/producer.py) takes every open batch when the event loop
-next turns to it and hands each to aiokafka whole (`create_batch`, `send_batch`): one
-future per batch, resolved when the broker acknowledges it; then the table's store
-records the batch's last offset, as Faust's `_on_changelog_sent` did per record.
+next turns to it and hands each to aiokafka whole (`send_as_batches`,
+streams/transport/record_batches.py): one future per record batch, resolved when the
+broker acknowledges it; then the table's store records the batch's last offset, as
+Faust's `_on_changelog_sent` did per record.
 
 What holds as before:
 - **The commit guard** (streams/transport/acks.py): a batch is tracked in
@@ -21,12 +22,14 @@ What holds as before:
   left yet as well as for those on their way.
 - **Order**: one task sends, batch after batch, so a partition's batches reach the
   broker in the order their writes were made.
-- **A failed batch**: its keys of which it is still the newest write are written again
-  (`ChangelogWrites`, streams/transport/tables.py); a batch cancelled because the
-  producer stopped is not (the worker is stopping; the skipped commit leaves the events
-  to the partition's next owner).
-- **A bound**: the stream waits (Faust's conductor, before each record) while more than
-  `max_records` writes are unacknowledged, as Faust's producer buffer made it wait.
+- **A failed batch** (a `KafkaError`): its keys of which it is still the newest write
+  are written again (`ChangelogWrites`, streams/transport/tables.py); a batch cancelled
+  because the producer stopped is not (the worker is stopping; the skipped commit leaves
+  the events to the partition's next owner). Any other error is a bug and is raised:
+  writing again what cannot be written would spin.
+- **A bound**: the stream waits (Faust's conductor, before each record) while the
+  producer's `Backlog` of unacknowledged records is over its bound, as Faust's producer
+  buffer made it wait.
 - **Stop**: the open batches are sent before the producer stops.
 """
 
@@ -35,12 +38,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol, cast
 
-from aiokafka.errors import ProducerClosed
+from aiokafka.errors import KafkaError, ProducerClosed
 from faust.types import TP
 
+from streams.transport.record_batches import Backlog, record_offsets, send_as_batches
 from streams.transport.tables import ChangelogWrites
 
 log = logging.getLogger(__name__)
@@ -67,18 +71,19 @@ class ChangelogBatch:
 
 
 class ChangelogBatches:
-    """The changelog writes of one producer: open batches, and those sent but not
-    acknowledged (`unsettled`, the bound's count)."""
+    """The table changelog writes of one producer waiting to leave, by partition."""
 
-    def __init__(self, writes: ChangelogWrites, max_records: int) -> None:
+    def __init__(
+        self, writes: ChangelogWrites, backlog: Backlog, opened: Callable[[], None]
+    ) -> None:
         self._writes = writes
-        self.max_records = max_records
+        self._backlog = backlog
+        self._opened = opened
         self._open: dict[TP, ChangelogBatch] = {}
-        self.unsettled = 0
-        self._opened = asyncio.Event()
-        self._ebbed = asyncio.Event()
-        self._sending = asyncio.Lock()
-        self.batches_sent = 0
+
+    @property
+    def has_open(self) -> bool:
+        return bool(self._open)
 
     def write(self, store: OffsetStore, tp: TP, key: bytes, value: bytes | None) -> None:
         """Write `key`'s row (`value`, or None to delete it) to changelog partition `tp`."""
@@ -87,10 +92,10 @@ class ChangelogBatches:
             batch = ChangelogBatch(store, tp, asyncio.get_running_loop().create_future())
             self._open[tp] = batch
             self._writes.track(batch.written, resend=functools.partial(self._resend, batch))
-            self._opened.set()
+            self._opened()
         records = batch.records
         if key not in records:
-            self.unsettled += 1
+            self._backlog.add()
             self._writes.claim(batch.written, (tp, key))
         records[key] = value
 
@@ -99,52 +104,26 @@ class ChangelogBatches:
             tp, key = cast(tuple[TP, bytes], slot)  # the slots `write` claims
             self.write(failed.store, tp, key, failed.records[key])
 
-    async def wait_opened(self) -> None:
-        """Until a batch is open (the sender task's wake-up)."""
-        await self._opened.wait()
-
-    async def wait_until_ebb(self) -> None:
-        """Until at most `max_records` writes are unacknowledged."""
-        while self.unsettled > self.max_records:
-            self._ebbed.clear()
-            await self._ebbed.wait()
-
     async def send_open(self, producer: Any) -> None:
         """Hand every open batch to `producer` (aiokafka's; None: stopped), in order."""
-        async with self._sending:
-            while self._open:
-                self._opened.clear()
-                batches, self._open = self._open, {}
-                for batch in batches.values():
-                    await self._send(producer, batch)
-
-    async def _send(self, producer: Any, batch: ChangelogBatch) -> None:
-        tp = batch.tp
-        acks: list[asyncio.Future[Any]] = []
-        counts: list[int] = []
-        try:
-            if producer is None:
-                raise ProducerClosed()
-            builder = producer.create_batch()
-            for key, value in batch.records.items():
-                if builder.append(timestamp=None, key=key, value=value) is None:
-                    counts.append(builder.record_count())
-                    acks.append(
-                        await producer.send_batch(builder, tp.topic, partition=tp.partition)
-                    )
-                    builder = producer.create_batch()
-                    builder.append(timestamp=None, key=key, value=value)  # the first always fits
-            counts.append(builder.record_count())
-            acks.append(await producer.send_batch(builder, tp.topic, partition=tp.partition))
-        except ProducerClosed:
-            self._settle(batch, cancelled=True)
-            return
-        except Exception as exc:  # the batch failed before it was queued; its keys are resent
-            self._settle(batch, error=exc)
-            return
-        self.batches_sent += len(acks)
-        done = asyncio.gather(*acks)
-        done.add_done_callback(functools.partial(self._acknowledged, batch, counts))
+        batches, self._open = self._open, {}
+        for batch in batches.values():
+            try:
+                if producer is None:
+                    raise ProducerClosed()
+                acks, counts = await send_as_batches(
+                    producer,
+                    batch.tp,
+                    ((key, value, ()) for key, value in batch.records.items()),
+                )
+            except ProducerClosed:
+                self._settle(batch, cancelled=True)
+                continue
+            except KafkaError as exc:  # not queued: its keys are written again
+                self._settle(batch, error=exc)
+                continue
+            done = asyncio.gather(*acks)
+            done.add_done_callback(functools.partial(self._acknowledged, batch, counts))
 
     def _acknowledged(
         self, batch: ChangelogBatch, counts: list[int], done: asyncio.Future[list[Any]]
@@ -156,7 +135,7 @@ class ChangelogBatches:
         if error is not None:
             self._settle(batch, error=error)
             return
-        last = done.result()[-1].offset + counts[-1] - 1
+        last = record_offsets(done.result(), counts)[-1]
         batch.store.set_persisted_offset(batch.tp, last)
         self._settle(batch, offset=last)
 
@@ -168,9 +147,7 @@ class ChangelogBatches:
         error: BaseException | None = None,
         cancelled: bool = False,
     ) -> None:
-        self.unsettled -= len(batch.records)
-        if self.unsettled <= self.max_records:
-            self._ebbed.set()
+        self._backlog.settle(len(batch.records))
         written = batch.written
         if written.done():
             return

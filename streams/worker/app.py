@@ -9,15 +9,15 @@ runs them all.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import faust
-from faust.types.tuples import FutureMessage
 
 from streams.core.sink_progress import SinkProgress
 from streams.runtime.ownership import Ownership
 from streams.runtime.tables import PartitionedTable
-from streams.transport import tables
+from streams.transport import producer, tables
 from streams.worker.due_table import DueTable
 from streams.worker.org_checks import OrgChecks
 from streams.worker.org_directory import OrgDirectory, RegistryFollower
@@ -135,12 +135,25 @@ due_table = DueTable(
 sink_progress = SinkProgress(settings.timers.sink_progress_max_entries)
 
 
-def projection_sent(key: bytes | None, version: int, sent: FutureMessage) -> None:
+def projection_sent(key: bytes | None, version: int, partition: int, offset: int) -> None:
     """Send callback of every projection (from the fold, reconcile or a hand-back): it
     is in flight at that offset until the sink reads it."""
-    metadata = sent.result()
     if key is not None:
-        sink_progress.sent(key, version, metadata.partition, metadata.offset)
+        sink_progress.sent(key, version, partition, offset)
+
+
+def send_record(
+    topic: faust.TopicT,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+    on_sent: Callable[[int, int], None],
+) -> None:
+    """One of the app's own records, sent with its partition's next batch
+    (streams/transport/producer.py); `on_sent(partition, offset)` once the broker has it."""
+    cast(producer.Producer, app.producer).send_record(
+        topic.get_topic_name(), key, value, headers, on_sent
+    )
 
 
 # The org registry as this worker sees it (streams/worker/org_directory.py), followed from

@@ -13,7 +13,7 @@ from functools import partial
 
 from streams.core import projection_record
 from streams.core.projection import Projection
-from streams.worker.app import projection_sent, projections_topic, settings
+from streams.worker.app import projection_sent, projections_topic, send_record, settings
 from streams.worker.watch import metrics
 
 MAPPING = settings.app.mapping()
@@ -28,9 +28,6 @@ async def send_projection(
     value, headers = projection_record.encode(
         projection, app_version=settings.app.version, event_timestamp=event_timestamp
     )
-    await projections_topic.send(
-        key=key,
-        value=value,
-        headers=headers,
-        callback=partial(projection_sent, key, projection.version),
+    send_record(
+        projections_topic, key, value, headers, partial(projection_sent, key, projection.version)
     )

@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import cast
 
@@ -58,6 +58,7 @@ from streams.worker.app import (
     projection_sent,
     projections_dlq_topic,
     projections_topic,
+    send_record,
     settings,
     sink_progress,
     synced,
@@ -193,11 +194,12 @@ async def hand_back(candidates: Sequence[Candidate[Record]]) -> None:
     are simply read again."""
     for candidate in candidates:
         msg = candidate.meta.message
-        await projections_topic.send(
-            key=msg.key,
-            value=msg.value,
-            headers=msg.headers,
-            callback=partial(projection_sent, msg.key, candidate.projection.version),
+        send_record(
+            projections_topic,
+            msg.key,
+            msg.value,
+            list(msg.headers.items()) if isinstance(msg.headers, Mapping) else msg.headers or (),
+            partial(projection_sent, msg.key, candidate.projection.version),
         )
 
 

@@ -1,8 +1,8 @@
 """Table changelog writes in batches (streams/transport/changelog.py): one record batch per
 changelog partition and send, a key's last value only, the table's offset recorded on the
 broker's ack, failed keys written again, nothing re-sent after a stop, and the bound the
-stream waits on. A fake aiokafka producer stands for the broker: `create_batch` gives
-builders that hold `capacity` records, `send_batch` answers with a future per batch."""
+stream waits on. A fake aiokafka producer stands for the broker
+(tests/unit/transport/fake_aiokafka.py)."""
 
 from __future__ import annotations
 
@@ -10,59 +10,15 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faust.types import TP
 
 from streams.transport.changelog import ChangelogBatches
+from streams.transport.record_batches import Backlog
 from streams.transport.tables import ChangelogWrites
+from tests.unit.transport.fake_aiokafka import Builder, FakeProducer, settled
 
 BOOKINGS_0, BOOKINGS_1 = TP("app-bookings-changelog", 0), TP("app-bookings-changelog", 1)
-
-
-class Metadata:
-    def __init__(self, offset: int) -> None:
-        self.offset = offset
-
-
-class Builder:
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.records: list[tuple[bytes, bytes | None]] = []
-
-    def append(self, *, timestamp: Any, key: bytes, value: bytes | None) -> object | None:
-        if len(self.records) >= self.capacity:
-            return None
-        self.records.append((key, value))
-        return object()
-
-    def record_count(self) -> int:
-        return len(self.records)
-
-
-class FakeProducer:
-    """aiokafka's producer as the batches use it; the test settles each sent batch."""
-
-    def __init__(self, capacity: int = 100) -> None:
-        self.capacity = capacity
-        self.sent: list[tuple[TP, list[tuple[bytes, bytes | None]], asyncio.Future[Any]]] = []
-        self.next_offset: dict[TP, int] = {}
-
-    def create_batch(self) -> Builder:
-        return Builder(self.capacity)
-
-    async def send_batch(
-        self, batch: Builder, topic: str, *, partition: int
-    ) -> asyncio.Future[Any]:
-        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.sent.append((TP(topic, partition), batch.records, ack))
-        return ack
-
-    def acknowledge_all(self) -> None:
-        for tp, records, ack in self.sent:
-            if not ack.done():
-                base = self.next_offset.get(tp, 0)
-                self.next_offset[tp] = base + len(records)
-                ack.set_result(Metadata(base))
 
 
 class Store:
@@ -73,27 +29,19 @@ class Store:
         self.offsets[tp] = offset
 
 
-def sent_records(producer: FakeProducer) -> list[tuple[TP, list[tuple[bytes, bytes | None]]]]:
-    return [(tp, records) for tp, records, _ in producer.sent]
-
-
-async def settled() -> None:
-    for _ in range(3):  # gather's callback, then the batch's
-        await asyncio.sleep(0)
-
-
 async def test_a_partitions_writes_leave_as_one_batch_with_each_keys_last_value() -> None:
     writes, store, producer = ChangelogWrites(), Store(), FakeProducer()
-    batches = ChangelogBatches(writes, max_records=100)
+    backlog = Backlog(100)
+    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     batches.write(store, BOOKINGS_1, b"b-2", b"v1")
     batches.write(store, BOOKINGS_0, b"b-3", b"v1")
     batches.write(store, BOOKINGS_0, b"b-1", b"v2")
     batches.write(store, BOOKINGS_0, b"b-3", None)  # deleted: a tombstone
-    assert batches.unsettled == 3
+    assert backlog.records == 3
     assert len(writes.snapshot()) == 2, "tracked from the first write, before it leaves"
     await batches.send_open(producer)
-    assert sent_records(producer) == [
+    assert producer.records_sent() == [
         (BOOKINGS_0, [(b"b-1", b"v2"), (b"b-3", None)]),
         (BOOKINGS_1, [(b"b-2", b"v1")]),
     ]
@@ -105,16 +53,17 @@ async def test_a_partitions_writes_leave_as_one_batch_with_each_keys_last_value(
     assert store.offsets == {BOOKINGS_0: 41, BOOKINGS_1: 0}, (
         "the offset of each batch's last record"
     )
-    assert batches.unsettled == 0
+    assert backlog.records == 0
 
 
 async def test_a_batch_larger_than_a_record_batch_leaves_in_order_in_several() -> None:
     writes, store, producer = ChangelogWrites(), Store(), FakeProducer(capacity=2)
-    batches = ChangelogBatches(writes, max_records=100)
+    backlog = Backlog(100)
+    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
     for n in range(5):
         batches.write(store, BOOKINGS_0, b"b-%d" % n, b"v")
     await batches.send_open(producer)
-    assert [[key for key, _ in records] for _, records in sent_records(producer)] == [
+    assert [[key for key, _ in records] for _, records in producer.records_sent()] == [
         [b"b-0", b"b-1"],
         [b"b-2", b"b-3"],
         [b"b-4"],
@@ -127,12 +76,13 @@ async def test_a_batch_larger_than_a_record_batch_leaves_in_order_in_several() -
 
 async def test_writes_made_while_a_batch_is_on_its_way_open_the_next_one() -> None:
     writes, store, producer = ChangelogWrites(), Store(), FakeProducer()
-    batches = ChangelogBatches(writes, max_records=100)
+    backlog = Backlog(100)
+    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     await batches.send_open(producer)
     batches.write(store, BOOKINGS_0, b"b-1", b"v2")
     await batches.send_open(producer)
-    assert sent_records(producer) == [
+    assert producer.records_sent() == [
         (BOOKINGS_0, [(b"b-1", b"v1")]),
         (BOOKINGS_0, [(b"b-1", b"v2")]),
     ]
@@ -140,7 +90,8 @@ async def test_writes_made_while_a_batch_is_on_its_way_open_the_next_one() -> No
 
 async def test_a_failed_batch_writes_again_the_keys_no_newer_write_followed() -> None:
     writes, store, producer = ChangelogWrites(), Store(), FakeProducer()
-    batches = ChangelogBatches(writes, max_records=100)
+    backlog = Backlog(100)
+    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     batches.write(store, BOOKINGS_0, b"b-2", b"v1")
     await batches.send_open(producer)
@@ -150,16 +101,17 @@ async def test_a_failed_batch_writes_again_the_keys_no_newer_write_followed() ->
     await settled()
     assert writes.resent == 1
     await batches.send_open(producer)
-    assert sent_records(producer)[-1] == (BOOKINGS_0, [(b"b-1", b"v1")])
+    assert producer.records_sent()[-1] == (BOOKINGS_0, [(b"b-1", b"v1")])
     producer.acknowledge_all()
     await settled()
     assert writes.snapshot() == []
-    assert batches.unsettled == 0
+    assert backlog.records == 0
 
 
 async def test_after_the_producer_stopped_nothing_is_sent_again() -> None:
     writes, store = ChangelogWrites(), Store()
-    batches = ChangelogBatches(writes, max_records=100)
+    backlog = Backlog(100)
+    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     (write,) = writes.snapshot()
     await batches.send_open(None)
@@ -167,35 +119,51 @@ async def test_after_the_producer_stopped_nothing_is_sent_again() -> None:
     assert write.cancelled()
     assert writes.snapshot() == []
     assert writes.resent == 0
-    assert batches.unsettled == 0
+    assert backlog.records == 0
 
 
 async def test_the_stream_waits_while_too_many_writes_are_unacknowledged() -> None:
     writes, store, producer = ChangelogWrites(), Store(), FakeProducer()
-    batches = ChangelogBatches(writes, max_records=2)
+    backlog = Backlog(2)
+    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
     for n in range(3):
         batches.write(store, BOOKINGS_0, b"b-%d" % n, b"v")
     await batches.send_open(producer)
-    waiting = asyncio.ensure_future(batches.wait_until_ebb())
+    waiting = asyncio.ensure_future(backlog.wait_until_ebb())
     await asyncio.sleep(0.05)
     assert not waiting.done()
     producer.acknowledge_all()
     await asyncio.wait_for(waiting, 1)
-    await asyncio.wait_for(batches.wait_until_ebb(), 1)  # under the bound: at once
+    await asyncio.wait_for(backlog.wait_until_ebb(), 1)  # under the bound: at once
 
 
-@pytest.mark.parametrize("error", [KafkaTimeoutError(), ConnectionError("broker gone")])
+@pytest.mark.parametrize("error", [KafkaTimeoutError(), KafkaConnectionError("broker gone")])
 async def test_a_batch_that_cannot_be_queued_fails_and_is_written_again(error: Exception) -> None:
     class Refusing(FakeProducer):
         async def send_batch(self, batch: Builder, topic: str, *, partition: int) -> Any:
             raise error
 
     writes, store = ChangelogWrites(), Store()
-    batches = ChangelogBatches(writes, max_records=100)
+    backlog = Backlog(100)
+    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     await batches.send_open(Refusing())
     await settled()
     assert writes.resent == 1
     producer = FakeProducer()
     await batches.send_open(producer)
-    assert sent_records(producer) == [(BOOKINGS_0, [(b"b-1", b"v1")])]
+    assert producer.records_sent() == [(BOOKINGS_0, [(b"b-1", b"v1")])]
+
+
+async def test_an_error_that_is_not_the_broker_s_is_raised_not_written_again() -> None:
+    class Broken(FakeProducer):
+        async def send_batch(self, batch: Builder, topic: str, *, partition: int) -> Any:
+            raise TypeError("a bug")
+
+    writes, store = ChangelogWrites(), Store()
+    batches = ChangelogBatches(writes, Backlog(100), opened=lambda: None)
+    batches.write(store, BOOKINGS_0, b"b-1", b"v1")
+    with pytest.raises(TypeError):
+        await batches.send_open(Broken())
+    assert writes.resent == 0
+    assert writes.snapshot(), "not acknowledged: no commit goes past it"

@@ -17,13 +17,12 @@ def test_both_transports_make_the_app_s_producer(transport: type[Transport]) -> 
     assert transport.Producer is producer.Producer
 
 
-async def test_the_stream_waits_while_too_many_changelog_writes_are_unacknowledged() -> None:
+async def test_the_stream_waits_while_too_many_records_are_unacknowledged() -> None:
     made = producer.Producer(app.transport)
-    assert made.changelog_batches.max_records == producer.MAX_UNACKNOWLEDGED
-    made.changelog_batches.unsettled = producer.MAX_UNACKNOWLEDGED + 1
+    assert made.backlog.bound == producer.MAX_UNACKNOWLEDGED
+    made.backlog.add(producer.MAX_UNACKNOWLEDGED + 1)
     waiting = asyncio.ensure_future(made.buffer.wait_until_ebb())  # what the conductor calls
     await asyncio.sleep(0.05)
     assert not waiting.done()
-    waiting.cancel()
-    made.changelog_batches.unsettled = producer.MAX_UNACKNOWLEDGED
-    await asyncio.wait_for(made.buffer.wait_until_ebb(), 1)
+    made.backlog.settle(1)
+    await asyncio.wait_for(waiting, 1)
