@@ -4,8 +4,8 @@ Faust sends each table write on its own: a `FutureMessage`, a trip through the p
 buffer's queue, a publish coroutine, aiokafka's `send` with a future per record, and
 three callbacks on the broker's ack (the table's persisted offset, sensors, the commit
 guard's tracking). A fold batch writes a row or two per booking it changes, so these
-paths were a large share of a worker's CPU (docs/performance.md, "Changelog writes in
-batches").
+paths were a large share of a worker's CPU (docs/performance.md, "Changelog writes
+and projections in batches").
 
 Here a write joins its changelog partition's open batch (`ChangelogBatch`), keyed by the
 row's key: a key written twice before the batch leaves is sent once, with its last value
