@@ -1,12 +1,11 @@
 """Table changelog writes in batches (streams/transport/changelog.py): one record batch per
 changelog partition and send, a key's last value only, the table's offset recorded on the
-broker's ack, failed keys written again, nothing re-sent after a stop, and the bound the
-stream waits on. A fake aiokafka producer stands for the broker
-(tests/unit/transport/fake_aiokafka.py)."""
+broker's ack, failed keys written again, nothing re-sent after a stop, and each write
+counted in the backlog the stream waits on until the broker has it. A fake aiokafka
+producer stands for the broker (tests/unit/transport/fake_aiokafka.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -29,10 +28,14 @@ class Store:
         self.offsets[tp] = offset
 
 
+def changelog_batches() -> tuple[ChangelogWrites, Store, Backlog, ChangelogBatches]:
+    writes, store, backlog = ChangelogWrites(), Store(), Backlog(100)
+    return writes, store, backlog, ChangelogBatches(writes, backlog, opened=lambda: None)
+
+
 async def test_a_partitions_writes_leave_as_one_batch_with_each_keys_last_value() -> None:
-    writes, store, producer = ChangelogWrites(), Store(), FakeProducer()
-    backlog = Backlog(100)
-    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
+    writes, store, backlog, batches = changelog_batches()
+    producer = FakeProducer()
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     batches.write(store, BOOKINGS_1, b"b-2", b"v1")
     batches.write(store, BOOKINGS_0, b"b-3", b"v1")
@@ -57,9 +60,8 @@ async def test_a_partitions_writes_leave_as_one_batch_with_each_keys_last_value(
 
 
 async def test_a_batch_larger_than_a_record_batch_leaves_in_order_in_several() -> None:
-    writes, store, producer = ChangelogWrites(), Store(), FakeProducer(capacity=2)
-    backlog = Backlog(100)
-    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
+    writes, store, _, batches = changelog_batches()
+    producer = FakeProducer(capacity=2)
     for n in range(5):
         batches.write(store, BOOKINGS_0, b"b-%d" % n, b"v")
     await batches.send_open(producer)
@@ -75,9 +77,8 @@ async def test_a_batch_larger_than_a_record_batch_leaves_in_order_in_several() -
 
 
 async def test_writes_made_while_a_batch_is_on_its_way_open_the_next_one() -> None:
-    writes, store, producer = ChangelogWrites(), Store(), FakeProducer()
-    backlog = Backlog(100)
-    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
+    _, store, _, batches = changelog_batches()
+    producer = FakeProducer()
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     await batches.send_open(producer)
     batches.write(store, BOOKINGS_0, b"b-1", b"v2")
@@ -89,9 +90,8 @@ async def test_writes_made_while_a_batch_is_on_its_way_open_the_next_one() -> No
 
 
 async def test_a_failed_batch_writes_again_the_keys_no_newer_write_followed() -> None:
-    writes, store, producer = ChangelogWrites(), Store(), FakeProducer()
-    backlog = Backlog(100)
-    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
+    writes, store, backlog, batches = changelog_batches()
+    producer = FakeProducer()
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     batches.write(store, BOOKINGS_0, b"b-2", b"v1")
     await batches.send_open(producer)
@@ -109,9 +109,7 @@ async def test_a_failed_batch_writes_again_the_keys_no_newer_write_followed() ->
 
 
 async def test_after_the_producer_stopped_nothing_is_sent_again() -> None:
-    writes, store = ChangelogWrites(), Store()
-    backlog = Backlog(100)
-    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
+    writes, store, backlog, batches = changelog_batches()
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     (write,) = writes.snapshot()
     await batches.send_open(None)
@@ -122,30 +120,13 @@ async def test_after_the_producer_stopped_nothing_is_sent_again() -> None:
     assert backlog.records == 0
 
 
-async def test_the_stream_waits_while_too_many_writes_are_unacknowledged() -> None:
-    writes, store, producer = ChangelogWrites(), Store(), FakeProducer()
-    backlog = Backlog(2)
-    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
-    for n in range(3):
-        batches.write(store, BOOKINGS_0, b"b-%d" % n, b"v")
-    await batches.send_open(producer)
-    waiting = asyncio.ensure_future(backlog.wait_until_ebb())
-    await asyncio.sleep(0.05)
-    assert not waiting.done()
-    producer.acknowledge_all()
-    await asyncio.wait_for(waiting, 1)
-    await asyncio.wait_for(backlog.wait_until_ebb(), 1)  # under the bound: at once
-
-
 @pytest.mark.parametrize("error", [KafkaTimeoutError(), KafkaConnectionError("broker gone")])
 async def test_a_batch_that_cannot_be_queued_fails_and_is_written_again(error: Exception) -> None:
     class Refusing(FakeProducer):
         async def send_batch(self, batch: Builder, topic: str, *, partition: int) -> Any:
             raise error
 
-    writes, store = ChangelogWrites(), Store()
-    backlog = Backlog(100)
-    batches = ChangelogBatches(writes, backlog, opened=lambda: None)
+    writes, store, _, batches = changelog_batches()
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     await batches.send_open(Refusing())
     await settled()
@@ -160,8 +141,7 @@ async def test_an_error_that_is_not_the_broker_s_is_raised_not_written_again() -
         async def send_batch(self, batch: Builder, topic: str, *, partition: int) -> Any:
             raise TypeError("a bug")
 
-    writes, store = ChangelogWrites(), Store()
-    batches = ChangelogBatches(writes, Backlog(100), opened=lambda: None)
+    writes, store, _, batches = changelog_batches()
     batches.write(store, BOOKINGS_0, b"b-1", b"v1")
     with pytest.raises(TypeError):
         await batches.send_open(Broken())
