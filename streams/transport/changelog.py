@@ -62,11 +62,11 @@ class ChangelogBatch:
 
     __slots__ = ("records", "store", "tp", "written")
 
-    def __init__(self, store: OffsetStore, tp: TP, written: asyncio.Future[int]) -> None:
+    def __init__(self, store: OffsetStore, tp: TP, written: asyncio.Future[None]) -> None:
         self.store = store
         self.tp = tp
         self.records: dict[bytes, bytes | None] = {}
-        # Resolved with the offset of the batch's last record once the broker has it all.
+        # Resolved once the broker has it all (the commit guard waits for it).
         self.written = written
 
 
@@ -135,15 +135,13 @@ class ChangelogBatches:
         if error is not None:
             self._settle(batch, error=error)
             return
-        last = record_offsets(done.result(), counts)[-1]
-        batch.store.set_persisted_offset(batch.tp, last)
-        self._settle(batch, offset=last)
+        batch.store.set_persisted_offset(batch.tp, record_offsets(done.result(), counts)[-1])
+        self._settle(batch)
 
     def _settle(
         self,
         batch: ChangelogBatch,
         *,
-        offset: int | None = None,
         error: BaseException | None = None,
         cancelled: bool = False,
     ) -> None:
@@ -162,4 +160,4 @@ class ChangelogBatches:
             )
             written.set_exception(error)
         else:
-            written.set_result(offset if offset is not None else -1)
+            written.set_result(None)
