@@ -5,7 +5,8 @@ paths"), on top of the session's retries (streams/salesforce/session.py):
 - Whole calls that keep failing until the deadline: `SalesforceUnavailable`, whose
   `outcomes` lists what finished; `RequestLimitExceeded` likewise.
 - Per-record UNABLE_TO_LOCK_ROW: retry only those records, same backoff; at the deadline
-  they come back with status "retryable".
+  they come back with status "retryable", also when the deadline cuts a retry's request
+  short.
 - Per-record refusal by the version fence (streams/salesforce/fence.py): status
   "fenced", Salesforce already has a newer projection.
 - Per-record errors of any other kind: status "rejected" with Salesforce's errors.
@@ -144,6 +145,13 @@ class EventUpserts:
                 results = await self._session.with_retries(call, deadline, "upsert")
             except SalesforceMalformedRequest as exc:
                 await self._split_rejected(records, ids, pending, outcomes, deadline, exc)
+                return
+            except SalesforceUnavailable:
+                if attempt == 0:
+                    raise
+                # A retry of locked records found no answer before the deadline (e.g. a
+                # request cut short by it): they stay "retryable", as Salesforce last
+                # answered. Sending an upsert by external id again is safe.
                 return
             if not isinstance(results, list) or len(results) != len(pending):
                 raise SalesforceRequestError("collections upsert: unexpected response shape")
