@@ -46,6 +46,7 @@ def create_app(conf: Settings) -> faust.App:
         "producer_acks": -1,
         # Seconds: changelog writes and projections leave in fuller batches.
         "producer_linger": conf.broker.producer_linger_ms / 1000,
+        "producer_max_batch_size": conf.broker.producer_max_batch_bytes,
         "consumer_auto_offset_reset": "earliest",
         "web_enabled": conf.web.enabled,
         "web_host": conf.web.host,

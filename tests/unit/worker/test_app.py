@@ -47,6 +47,13 @@ def test_the_producer_lingers_5_ms_unless_told_otherwise() -> None:
     assert create_app(settings(producer_linger_ms=0)).conf.producer_linger == 0
 
 
+def test_the_producer_builds_256_kib_batches_unless_told_otherwise() -> None:
+    # aiokafka's 16 KiB held ~4 bookings' states per changelog batch.
+    assert create_app(settings()).conf.producer_max_batch_size == 262_144
+    told = settings(producer_max_batch_bytes=16_384)
+    assert create_app(told).conf.producer_max_batch_size == 16_384
+
+
 async def test_the_app_s_topics_get_replication_and_min_insync_replicas() -> None:
     conf = settings(replication_factor=3, min_insync_replicas=2)
     request = await declared(new_topic(create_app(conf), conf, "booking-events"))
