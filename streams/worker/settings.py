@@ -213,7 +213,7 @@ class BrokerSection(Section):
         "changelogs, projections, dead letters)",
     )
     # aiokafka's (and Kafka's) 16 KiB held ~4 bookings' states per changelog batch in a
-    # backfill; 256 KiB cut the worker's CPU per event by ~12 % (docs/performance.md,
+    # backfill; 256 KiB cut the worker's CPU per event by ~13 % (docs/performance.md,
     # "Larger producer batches"). A batch must stay under the broker's message.max.bytes
     # (1 MiB by default) and Faust's producer_max_request_size (1,000,000 bytes).
     producer_max_batch_bytes: int = Field(
