@@ -57,7 +57,7 @@ class Producer(faust_aiokafka.Producer):
         """A table row's write (None: its deletion), sent with its partition's batch."""
         self.changelog_batches.write(store, tp, key, value)
 
-    def send_record(
+    async def send_record(
         self,
         topic: str,
         key: bytes | None,
@@ -68,6 +68,10 @@ class Producer(faust_aiokafka.Producer):
         """A record to `topic`, in the partition of its key (as aiokafka's default
         partitioner places it), sent with that partition's batch; `on_sent(partition,
         offset)` once the broker has it."""
+        # The partitioner needs the topic's partitions, which the producer's metadata may
+        # not hold yet (a worker's first projection): wait for them as aiokafka's own
+        # `send` does. Once known, this is a lookup.
+        await self._ensure_producer().partitions_for(topic)
         # Faust types the key as bytes; aiokafka's partitioner takes None (any partition).
         tp = self.key_partition(topic, cast(bytes, key))
         self.record_batches.send(TP(topic, tp.partition), key, value, headers, on_sent)

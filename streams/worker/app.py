@@ -143,7 +143,7 @@ def projection_sent(key: bytes | None, version: int, partition: int, offset: int
         sink_progress.sent(key, version, partition, offset)
 
 
-def send_record(
+async def send_record(
     topic: faust.TopicT,
     key: bytes | None,
     value: bytes | None,
@@ -152,7 +152,7 @@ def send_record(
 ) -> None:
     """One of the app's own records, sent with its partition's next batch
     (streams/transport/producer.py); `on_sent(partition, offset)` once the broker has it."""
-    cast(producer.Producer, app.producer).send_record(
+    await cast(producer.Producer, app.producer).send_record(
         topic.get_topic_name(), key, value, headers, on_sent
     )
 

@@ -28,6 +28,6 @@ async def send_projection(
     value, headers = projection_record.encode(
         projection, app_version=settings.app.version, event_timestamp=event_timestamp
     )
-    send_record(
+    await send_record(
         projections_topic, key, value, headers, partial(projection_sent, key, projection.version)
     )

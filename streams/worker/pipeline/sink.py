@@ -194,7 +194,7 @@ async def hand_back(candidates: Sequence[Candidate[Record]]) -> None:
     are simply read again."""
     for candidate in candidates:
         msg = candidate.meta.message
-        send_record(
+        await send_record(
             projections_topic,
             msg.key,
             msg.value,

@@ -1,11 +1,13 @@
 """A fake of aiokafka's producer as the app's record batches use it
 (streams/transport/record_batches.py `send_as_batches`): `create_batch` gives builders
 that hold `capacity` records, `send_batch` answers with a future per batch, which the
-test settles (`acknowledge_all`, or a failure of its own)."""
+test settles (`acknowledge_all`, or a failure of its own); its partitioner knows a
+topic once `partitions_for` has fetched it."""
 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from typing import Any
 
 from faust.types import TP
@@ -40,10 +42,31 @@ class Builder:
 
 
 class FakeProducer:
-    def __init__(self, capacity: int = 100) -> None:
+    def __init__(self, capacity: int = 100, partitions: int = 4) -> None:
         self.capacity = capacity
+        self.partitions = partitions
         self.sent: list[tuple[TP, list[Record], asyncio.Future[Any]]] = []
         self.next_offset: dict[TP, int] = {}
+        # Topics whose partitions the producer's metadata holds (none until asked).
+        self.known_topics: set[str] = set()
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        await asyncio.sleep(0)  # a metadata request
+        self.known_topics.add(topic)
+        return set(range(self.partitions))
+
+    def _partition(
+        self,
+        topic: str,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        serialized_key: bytes | None,
+        serialized_value: Any,
+    ) -> int:
+        if topic not in self.known_topics:  # as aiokafka's, over metadata without the topic
+            raise TypeError("'NoneType' object is not iterable")
+        return zlib.crc32(serialized_key or b"") % self.partitions
 
     def create_batch(self) -> Builder:
         return Builder(self.capacity)
