@@ -44,7 +44,7 @@ from typing import Any, Protocol, cast
 from aiokafka.errors import KafkaError, ProducerClosed
 from faust.types import TP
 
-from streams.transport.record_batches import Backlog, record_offsets, send_as_batches
+from streams.transport.record_batches import Backlog, send_as_batches
 from streams.transport.tables import ChangelogWrites
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,8 @@ class ChangelogBatches:
         if error is not None:
             self._settle(batch, error=error)
             return
-        batch.store.set_persisted_offset(batch.tp, record_offsets(done.result(), counts)[-1])
+        # The last record's offset: the last batch's base offset and its count.
+        batch.store.set_persisted_offset(batch.tp, done.result()[-1].offset + counts[-1] - 1)
         self._settle(batch)
 
     def _settle(

@@ -74,7 +74,7 @@ class Producer(faust_aiokafka.Producer):
         await self._ensure_producer().partitions_for(topic)
         # Faust types the key as bytes; aiokafka's partitioner takes None (any partition).
         tp = self.key_partition(topic, cast(bytes, key))
-        self.record_batches.send(TP(topic, tp.partition), key, value, headers, on_sent)
+        self.record_batches.send(tp, key, value, headers, on_sent)
 
     async def send_open(self) -> None:
         """Hand every open batch to aiokafka, in the order they were opened."""
