@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +73,33 @@ TIMER_SETTINGS = {"completion_check_interval": "5", "reconcile_interval": "5"}
 # The production attempt deadline (a test worker's 3 s gives up on a 200-record upsert
 # whenever the shared machine is busy, hands the batch back and starts over).
 SINK_SETTINGS = {"sink_attempt_deadline": "10"}
-# Reading every Event back keeps the emulator busy: not more often than this.
-VERIFY_POLL_S = 10.0
+# What the bench reads of an Event: the compared fields, and the modstamp for latency.
+READ_FIELDS = ("Booking_Id__c", "SystemModstamp", *verification.COMPARED_FIELDS)
+# Bookings the bench generates, produces and folds at once while growing a stage.
+FILL_CHUNK = 50_000
+# Seconds between two reads of what changed in Salesforce while waiting for it (a read
+# is of the Events changed since the last one: cheap even when the org is large).
+VERIFY_POLL_S = 2.0
 
 
 def log(message: str) -> None:
     print(f"[bench-scale {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class StepClock:
+    """Seconds a stage spends in each of its steps (the bench's own work included), so
+    a stage's time can be read: the worker's fold against what the bench costs."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.spent[name] = round(self.spent.get(name, 0.0) + time.monotonic() - began, 1)
 
 
 def cpu_s(pid: int | None) -> float:
@@ -173,17 +195,28 @@ class Stages:
     ) -> None:
         self.broker, self.emulator, self.worker, self.work = broker, emulator, worker, work
         self.args = args
-        self.expected: dict[str, dict[str, Any]] = {}  # every booking of every stage
+        # Salesforce against the fold of every booking of every stage, kept by reading
+        # only the Events changed since the last read (a full read of a million Events
+        # at every look would cost more than the stage's fold).
+        self.salesforce = verification.RunningComparison()
+        self.read_up_to = 0  # the emulator's change number of the last read
+        self.clock = StepClock()  # the current stage's
 
     def run(self, index: int, new_bookings: int) -> dict[str, Any]:
         # The stage grows the state to its size less the probe, waits for Salesforce,
         # then folds the probe: every stage's fold rate is measured on the same workload
         # (`--probe` new bookings) and differs only by the state already held.
         probe = min(self.args.probe, new_bookings)
+        self.clock = StepClock()
         fill_ok, fill_problems = True, list[str]()
+        fill_began = time.monotonic()
         if new_bookings > probe:
-            self.fold(f"s{index}-", self.args.seed + index, new_bookings - probe)
+            self.fill(f"s{index}-", self.args.seed + index, new_bookings - probe)
             fill_ok, fill_problems = self.salesforce_matches(timeout=3600)
+        fill = {
+            "fill_bookings": new_bookings - probe,
+            "fill_s": round(time.monotonic() - fill_began, 1),
+        }
         # CPU per event of the worker (what the wall-clock rate says, without the other
         # processes' share of the 2 cores), and of the broker (the Kafka JVM, or the
         # embedded broker) and the emulator.
@@ -202,7 +235,8 @@ class Stages:
         ok, problems = self.salesforce_matches(timeout=3600)
         ok, problems = ok and fill_ok, fill_problems + problems
         rss = rss_mb(self.worker.process.pid if self.worker.process else None)
-        time.sleep(12)  # two rounds of the timers after the fold
+        with self.clock.step("timers"):
+            time.sleep(12)  # two rounds of the timers after the fold
         sweeps = sweep_figures(self.worker)
         profile = {"memory_profile": memory_report(self.worker)} if self.args.profile else {}
         if self.args.fold_only:
@@ -214,12 +248,16 @@ class Stages:
                 "disk_mb": round(disk_mb(self.work / "worker"), 1),
                 "salesforce_matches_fold": ok,
                 "salesforce_problems": problems[:5],
+                "steps_s": self.clock.spent,
+                **fill,
                 **profile,
             }
-        live = self.live(index)
+        with self.clock.step("live"):
+            live = self.live(index)
         live_ok, live_problems = self.salesforce_matches(timeout=300)
-        sigterm_s = restart(self.worker, kill=False)
-        sigkill_s = restart(self.worker, kill=True)
+        with self.clock.step("restarts"):
+            sigterm_s = restart(self.worker, kill=False)
+            sigkill_s = restart(self.worker, kill=True)
         return {
             "probe_events": events,
             "fold_ev_s": round(fold_ev_s),
@@ -232,48 +270,79 @@ class Stages:
             "disk_mb": round(disk_mb(self.work / "worker"), 1),
             "salesforce_matches_fold": ok and live_ok,
             "salesforce_problems": (problems + live_problems)[:5],
+            "steps_s": self.clock.spent,
+            **fill,
             **profile,
         }
+
+    def fill(self, prefix: str, seed: int, bookings: int) -> None:
+        """Grow the state by `bookings` generated bookings, untimed, in chunks of
+        `FILL_CHUNK`: each chunk is produced before the bench folds it for the expected
+        state, so the worker folds one chunk while the bench makes the next, and the
+        bench never holds more than a chunk's events. The caller waits for Salesforce."""
+        for chunk, start in enumerate(range(0, bookings, FILL_CHUNK)):
+            size = min(FILL_CHUNK, bookings - start)
+            with self.clock.step("generate"):
+                events = list(generate_events(size, seed + chunk, id_prefix=f"{prefix}{chunk}-"))
+            with self.clock.step("produce"):
+                asyncio.run(produce(self.broker, h.EVENTS_TOPIC, event_records(events)))
+            with self.clock.step("expected fold"):
+                self.salesforce.expect(verification.expected_events(events))
 
     def fold(self, prefix: str, seed: int, bookings: int) -> tuple[int, float]:
         """Produce `bookings` generated bookings and wait for the fold: (events, seconds
         from the first event produced to the last projection sent)."""
-        events = list(generate_events(bookings, seed, id_prefix=prefix))
-        self.expected.update(verification.expected_events(events))
+        with self.clock.step("generate"):
+            events = list(generate_events(bookings, seed, id_prefix=prefix))
+        with self.clock.step("expected fold"):
+            self.salesforce.expect(verification.expected_events(events))
         with h.Watch(self.broker.bootstrap, emulator=self.emulator) as watch:
             base = watch.wait(lambda s: True, 30, "a first sample")
             target = base.committed.get(h.EVENTS_TOPIC, 0) + len(events)
             t0 = time.monotonic()
-            asyncio.run(produce(self.broker, h.EVENTS_TOPIC, event_records(events)))
-            folded = watch.wait(
-                lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= target, 3600, "the fold"
-            )
+            with self.clock.step("produce"):
+                asyncio.run(produce(self.broker, h.EVENTS_TOPIC, event_records(events)))
+            with self.clock.step("fold after produce"):
+                folded = watch.wait(
+                    lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= target, 3600, "the fold"
+                )
             fold_done = watch.last_change(lambda s: s.ends.get(h.PROJECTIONS_TOPIC), t0, folded.at)
         return len(events), fold_done - t0
+
+    def read_changes(self) -> list[dict[str, Any]]:
+        """The Events changed since the last read, applied to `self.salesforce`."""
+        changed, self.read_up_to = self.emulator.changes(
+            "Event", self.read_up_to, fields=READ_FIELDS
+        )
+        self.salesforce.apply(changed)
+        return changed
 
     def salesforce_matches(self, timeout: float) -> tuple[bool, list[str]]:
         """Wait until Salesforce equals the fold of everything produced (or time out)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                records = self.emulator.records("Event")
+                with self.clock.step("read Salesforce"):
+                    self.read_changes()
             except requests.RequestException as exc:  # a busy emulator: read again
                 log(f"reading Salesforce back: {type(exc).__name__}; again")
                 if time.monotonic() > deadline:
                     return False, [f"Salesforce not read back: {exc}"]
                 time.sleep(VERIFY_POLL_S)
                 continue
-            comparison = verification.compare_salesforce(records, self.expected)
+            with self.clock.step("compare"):
+                comparison = self.salesforce.compare()
             if comparison.ok or time.monotonic() > deadline:
                 return comparison.ok, comparison.details[:5]
-            time.sleep(VERIFY_POLL_S)
+            with self.clock.step("wait for Salesforce"):
+                time.sleep(VERIFY_POLL_S)
 
     def live(self, index: int) -> dict[str, Any]:
         """`--rate` ev/s of new bookings for `--live-s`, timers running: latency."""
         count = int(self.args.rate * self.args.live_s)
         events = list(generate_events(count, self.args.seed + 1000 + index, id_prefix=f"l{index}-"))
         events = events[:count]
-        self.expected.update(verification.expected_events(events))
+        self.salesforce.expect(verification.expected_events(events))
         sent_at = [0.0] * len(events)
 
         def stamp(i: int, wall: float) -> None:
@@ -289,9 +358,10 @@ class Stages:
             )
         )
         time.sleep(5)
+        self.read_changes()
         records = [
             r
-            for r in self.emulator.records("Event")
+            for r in self.salesforce.records.values()
             if str(r.get("Booking_Id__c", "")).startswith(f"l{index}-")
         ]
         latencies = h.latencies_from_salesforce(events, sent_at, records)
@@ -382,18 +452,23 @@ def main(argv: list[str] | None = None) -> int:
         worker.wait_ready(timeout=120)
         pin_worker(worker)
         stages = Stages(broker, emulator, worker, work, args)
-        held, last_s = 0, 0.0
+        held = 0
+        last: dict[str, Any] = {}  # the last stage's figures
         try:
             for index, target in enumerate(sizes):
                 spent = time.monotonic() - began
-                if held and spent + last_s * (target - held) / held > args.budget_s:
-                    log(f"stage {target:,} would not fit the {args.budget_s:.0f}s budget: stopping")
+                predicted = predict_stage_s(last, held, target, args.probe)
+                if held and spent + predicted > args.budget_s:
+                    log(
+                        f"stage {target:,} would not fit the {args.budget_s:.0f}s budget "
+                        f"({spent:.0f}s spent, ~{predicted:.0f}s predicted): stopping"
+                    )
                     results["skipped"] = sizes[index:]
                     break
                 stage_began = time.monotonic()
                 stage = {"bookings": target, **stages.run(index, target - held)}
-                held, last_s = target, time.monotonic() - stage_began
-                stage["stage_s"] = round(last_s)
+                held, last = target, stage
+                stage["stage_s"] = round(time.monotonic() - stage_began)
                 results["stages"].append(stage)
                 log(json.dumps({k: v for k, v in stage.items() if k != "memory_profile"}))
                 summarise(results)
@@ -409,6 +484,19 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     return 0
+
+
+def predict_stage_s(last: dict[str, Any], held: int, target: int, probe: int) -> float:
+    """Seconds the stage growing `held` bookings to `target` should take, from the last
+    stage: its fill's seconds per booking times this fill, plus what the rest of it took
+    (probe, live phase, restarts: the same for every stage). Before any stage had a fill,
+    its whole time scaled by the bookings added (an overestimate)."""
+    if not last:
+        return 0.0
+    if last.get("fill_bookings"):
+        per_booking = last["fill_s"] / last["fill_bookings"]
+        return float(last["stage_s"] - last["fill_s"] + per_booking * (target - held - probe))
+    return float(last["stage_s"] * (target - held) / held)
 
 
 def summarise(results: dict[str, Any]) -> None:

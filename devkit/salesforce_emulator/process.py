@@ -12,6 +12,7 @@ import os
 import select
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -111,6 +112,28 @@ class OrgAdmin:
 
     def records(self, sobject: str = "Event") -> list[dict[str, Any]]:
         return list(self.admin("GET", f"records/{sobject}")["records"])
+
+    def changes(
+        self,
+        sobject: str = "Event",
+        after: int = 0,
+        *,
+        fields: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Every record of `sobject` changed after change `after` (deleted ones with
+        `IsDeleted: true`), read in pages of `limit`; `fields` narrows each record to
+        those (and Id, IsDeleted). Returns the records and the next read's `after`."""
+        narrowed = f"&fields={','.join(fields)}" if fields else ""
+        records: list[dict[str, Any]] = []
+        while True:
+            page = self.admin(
+                "GET", f"records/{sobject}?changed_after={after}&limit={limit}{narrowed}"
+            )
+            records.extend(page["records"])
+            after = int(page["cursor"])
+            if not page["more"]:
+                return records, after
 
     def insert(self, sobject: str, *records: dict[str, Any]) -> list[str]:
         """Seed records without spending API calls; returns their ids."""

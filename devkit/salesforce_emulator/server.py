@@ -42,6 +42,8 @@ Admin API (not Salesforce, no auth, never counted as API calls), under /__admin/
 (admin.py):
     GET  health                      GET  api-calls
     GET  records/{T}                 POST records/{T}   (seed data: validated, uncounted)
+    GET  records/{T}?changed_after=N&limit=L&fields=A,B   what changed since change N
+                                     (deleted ones with IsDeleted): {records, cursor, more}
     GET|PUT|POST faults              POST down {"for_s": 5, "mode": "503"|"close"}
     POST limits {"daily_limit": N}   POST expire-tokens      POST reset
     POST client-secret {"client_secret": "..."}: the old secret is refused from now on

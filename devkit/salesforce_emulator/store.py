@@ -23,11 +23,15 @@ CREATE TABLE IF NOT EXISTS records (
     sobject TEXT NOT NULL,
     id      TEXT NOT NULL UNIQUE,
     ext_id  TEXT,
-    data    TEXT NOT NULL
+    data    TEXT NOT NULL,
+    -- The store's change count at the record's last insert, update or delete: a reader
+    -- that keeps a copy asks only for what changed since its last read (`changes`).
+    changed INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS records_ext_id ON records (sobject, ext_id)
     WHERE ext_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_sobject ON records (sobject, seq);
+CREATE INDEX IF NOT EXISTS records_changed ON records (sobject, changed);
 -- Every write attempt of a tracked field (metadata.py: guarded by a PRIORVALUE rule):
 -- written, or refused by that rule. Not Salesforce's: read over /__admin/writes.
 CREATE TABLE IF NOT EXISTS writes (
@@ -88,8 +92,11 @@ class Store:
         # last commits): enough for an emulator and far faster than FULL.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+        row = self._db.execute(
+            "SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(changed), 0) FROM records"
+        ).fetchone()
         self._seq = max(int(row[0]), id_offset)
+        self._changed = int(row[1])
         self._depth = 0
 
     def close(self) -> None:
@@ -127,31 +134,43 @@ class Store:
         in every org, whatever its id block)."""
         return seq - self._id_offset
 
+    def _change(self) -> int:
+        self._changed += 1
+        return self._changed
+
     def purge(self, record_id: str) -> None:
         """Remove a record entirely (no recycle bin): a copied store's stand-in user."""
         self._db.execute("DELETE FROM records WHERE id = ?", (record_id,))
 
     def replace_id(self, old: str, new: str) -> None:
         """Every record naming the id `old` names `new` instead (CreatedById, ...)."""
-        self._db.execute(
-            "UPDATE records SET data = replace(data, ?, ?) WHERE instr(data, ?) > 0",
-            (json.dumps(old), json.dumps(new), json.dumps(old)),
-        )
+        naming = [
+            row_id
+            for (row_id,) in self._db.execute(
+                "SELECT id FROM records WHERE instr(data, ?) > 0", (json.dumps(old),)
+            ).fetchall()
+        ]
+        for row_id in naming:
+            self._db.execute(
+                "UPDATE records SET data = replace(data, ?, ?), changed = ? WHERE id = ?",
+                (json.dumps(old), json.dumps(new), self._change(), row_id),
+            )
 
     def insert(self, sobject: SObjectDef, seq: int, record: Record) -> None:
         ext_field = sobject.external_id_field
         ext = record.get(ext_field) if ext_field else None
         self._db.execute(
-            "INSERT INTO records (seq, sobject, id, ext_id, data) VALUES (?, ?, ?, ?, ?)",
-            (seq, sobject.name, record["Id"], ext, json.dumps(record)),
+            "INSERT INTO records (seq, sobject, id, ext_id, data, changed)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, sobject.name, record["Id"], ext, json.dumps(record), self._change()),
         )
 
     def update(self, sobject: SObjectDef, record: Record) -> None:
         ext_field = sobject.external_id_field
         ext = record.get(ext_field) if ext_field else None
         self._db.execute(
-            "UPDATE records SET ext_id = ?, data = ? WHERE id = ? AND sobject = ?",
-            (ext, json.dumps(record), record["Id"], sobject.name),
+            "UPDATE records SET ext_id = ?, data = ?, changed = ? WHERE id = ? AND sobject = ?",
+            (ext, json.dumps(record), self._change(), record["Id"], sobject.name),
         )
 
     def delete(self, sobject: SObjectDef, record_id: str, **marks: object) -> bool:
@@ -163,8 +182,8 @@ class Store:
             return False
         record.update(marks, IsDeleted=True)
         self._db.execute(
-            "UPDATE records SET ext_id = NULL, data = ? WHERE id = ?",
-            (json.dumps(record), record["Id"]),
+            "UPDATE records SET ext_id = NULL, data = ?, changed = ? WHERE id = ?",
+            (json.dumps(record), self._change(), record["Id"]),
         )
         return True
 
@@ -212,6 +231,17 @@ class Store:
             f"SELECT data FROM records WHERE sobject = ? {_LIVE} ORDER BY seq", (sobject.name,)
         )
         return [_load(data) for (data,) in rows]
+
+    def changes(self, sobject: SObjectDef, after: int, limit: int) -> list[tuple[int, Record]]:
+        """Up to `limit` records of the object changed (inserted, updated, deleted) after
+        change `after`, oldest change first, each with its change number; a deleted
+        record comes with `IsDeleted`. A reader's next `after` is the last number it got."""
+        rows = self._db.execute(
+            "SELECT changed, data FROM records WHERE sobject = ? AND changed > ?"
+            " ORDER BY changed LIMIT ?",
+            (sobject.name, after, limit),
+        )
+        return [(int(changed), _load(data)) for changed, data in rows]
 
     def query(
         self,

@@ -186,6 +186,31 @@ def test_event_crud(salesforce_emulator: SalesforceEmulator) -> None:
         sf.Event.get(event_id)
 
 
+def test_a_reader_gets_only_what_changed_since_its_last_read(
+    salesforce_emulator: SalesforceEmulator,
+) -> None:
+    sf = connect(salesforce_emulator)
+    ids = [sf.Event.create(event(f"b-{n}", OwnerId=OWNER))["id"] for n in range(5)]
+    # In pages of two: every record once, and the cursor past the last change.
+    first, cursor = salesforce_emulator.changes("Event", 0, fields=["Booking_Id__c"], limit=2)
+    assert [r["Booking_Id__c"] for r in first] == [f"b-{n}" for n in range(5)]
+    assert set(first[0]) == {"attributes", "Id", "IsDeleted", "Booking_Id__c"}
+    assert salesforce_emulator.changes("Event", cursor) == ([], cursor)
+
+    sf.Event.update(ids[3], {"Event_Status__c": "Canceled"})
+    sf.Event.delete(ids[1])
+    changed, cursor = salesforce_emulator.changes("Event", cursor)
+    assert [(r["Id"], r["Event_Status__c"], r["IsDeleted"]) for r in changed] == [
+        (ids[3], "Canceled", False),
+        (ids[1], "Scheduled", True),
+    ]
+    assert salesforce_emulator.changes("Event", cursor) == ([], cursor)
+    answer = http(salesforce_emulator).get(
+        f"{salesforce_emulator.url}/__admin/records/Event?changed_after=x", timeout=10
+    )
+    assert answer.status_code == 400
+
+
 def test_upsert_by_external_id_twice_keeps_one_record(
     salesforce_emulator: SalesforceEmulator,
 ) -> None:

@@ -3,7 +3,18 @@ booking's org, the mark in the org it left, and a mark's owner left uncompared."
 
 from __future__ import annotations
 
-from devkit.verification import compare_salesforce, expected_by_org, expected_events
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devkit.verification import (
+    Comparison,
+    RunningComparison,
+    compare_salesforce,
+    expected_by_org,
+    expected_events,
+)
 from tests.factories import ALICE, BOB, SALES_PAGE, reassigned, rescheduled, scheduled
 
 GLOBEX_PAGE = {**SALES_PAGE, "id": "p-globex", "name": "Globex sales", "salesforce_org": "globex"}
@@ -46,3 +57,64 @@ def test_an_event_in_an_org_the_booking_never_was_in_is_unexpected() -> None:
     assert set(expected) == {"globex"}
     misplaced = compare_salesforce([dict(expected["globex"]["b-1042"])], {})
     assert misplaced.unexpected == ["b-1042"]
+
+
+# --- RunningComparison: compare_salesforce over changes -------------------------------
+
+
+def _kinds(comparison: Comparison) -> dict[str, set[str]]:
+    return {
+        kind: set(getattr(comparison, kind))
+        for kind in ("lost", "stale", "duplicate", "unexpected")
+    }
+
+
+def _event(booking: str, version: int) -> dict[str, Any]:
+    return {"Booking_Id__c": booking, "Projection_Version__c": version, "Subject": "Demo"}
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["expect", "write", "delete"]),
+            st.integers(0, 5),  # booking
+            st.integers(0, 7),  # record id
+            st.integers(1, 3),  # version
+        ),
+        max_size=40,
+    )
+)
+def test_a_running_comparison_answers_as_a_full_one_after_every_change(
+    steps: list[tuple[str, int, int, int]],
+) -> None:
+    running = RunningComparison()
+    expected: dict[str, dict[str, Any]] = {}
+    records: dict[str, dict[str, Any]] = {}
+    for action, booking_n, record_n, version in steps:
+        booking, record_id = f"b-{booking_n}", f"00U{record_n}"
+        if action == "expect":
+            expected[booking] = _event(booking, version)
+            running.expect({booking: _event(booking, version)})
+        elif action == "write":  # an insert, or an update (possibly to another booking)
+            records[record_id] = {"Id": record_id, **_event(booking, version)}
+            running.apply([dict(records[record_id])])
+        else:
+            records.pop(record_id, None)
+            running.apply([{"Id": record_id, "IsDeleted": True}])
+        assert _kinds(running.compare()) == _kinds(
+            compare_salesforce(list(records.values()), expected)
+        )
+
+
+def test_a_running_comparison_judges_again_only_what_changed() -> None:
+    running = RunningComparison()
+    running.expect({"b-1": _event("b-1", 2)})
+    running.apply([{"Id": "00U1", **_event("b-1", 1)}])
+    assert running.compare().stale == ["b-1"]
+    running.apply([{"Id": "00U1", **_event("b-1", 2)}])
+    assert running.compare().ok
+    running.apply([{"Id": "00U2", **_event("b-1", 2)}])
+    assert running.compare().duplicate == ["b-1"]
+    running.apply([{"Id": "00U2", "IsDeleted": True}])
+    assert running.compare().ok
