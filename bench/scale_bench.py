@@ -25,8 +25,18 @@ embedded broker (Tansu) instead. The broker's
 CPU per event is its process's (the Kafka JVM's, or Tansu's). bench/scale.json names the
 broker, its version and the worker's store.
 
-Stages stop early when the next one would not fit the `--budget-s` (the run says so).
-Figures are from a shared 2-core machine: noisy, read them as orders of magnitude.
+Stages stop early when the next one would not fit the `--budget-s` (the run says so;
+`predict_stage_s`). Figures are from a shared 2-core machine: noisy, read them as orders
+of magnitude.
+
+What the bench itself costs is kept small, so a million bookings fit the budget on 2
+cores: a stage's growth is generated, produced and folded for the expected state in
+chunks of `FILL_CHUNK` bookings (the worker folds one while the bench makes the next),
+and Salesforce is read as changes since the last read (the emulator's
+`records/Event?changed_after=N`) into a `devkit.verification.RunningComparison`, which
+judges again only the bookings touched since its last answer. Each stage reports where
+its seconds went (`steps_s`), and the worker's CPU per probe event by thread
+(`worker_threads_us_per_event`: its event loop, RocksDB's background threads).
 """
 
 from __future__ import annotations
@@ -108,6 +118,23 @@ def cpu_s(pid: int | None) -> float:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_s(pid: int | None) -> dict[str, float]:
+    """The process's CPU seconds so far by thread name (`comm`: the main thread is the
+    program's name, RocksDB's background threads `rocksdb:low`/`rocksdb:high`, ...);
+    threads that ended are not counted."""
+    by_name: dict[str, float] = {}
+    if pid is None:
+        return by_name
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            head, _, tail = (task / "stat").read_text().rpartition(")")
+            name = head.split("(", 1)[1]
+            fields = tail.split()
+            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            by_name[name] = by_name.get(name, 0.0) + seconds
+    return by_name
 
 
 def pid_of(process: Any) -> int | None:
@@ -226,11 +253,23 @@ class Stages:
             "emulator_cpu_us_per_event": pid_of(self.emulator.process),
         }
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
+        threads_before = thread_cpu_s(pids["fold_cpu_us_per_event"])
+        probe_began = time.monotonic()
         events, fold_s = self.fold(f"p{index}-", self.args.seed + 500 + index, probe)
+        fill["probe_bookings"] = probe
+        fill["probe_s"] = round(time.monotonic() - probe_began, 1)
         fold_ev_s = events / max(1e-9, fold_s)
-        cpu_per_event = {
+        cpu_per_event: dict[str, Any] = {
             name: round((cpu_s(pid) - cpu_before[name]) / events * 1e6)
             for name, pid in pids.items()
+        }
+        # The worker's by thread: its event loop against RocksDB's compactions and
+        # flushes (a larger state costs more of those), the Salesforce call threads.
+        threads = thread_cpu_s(pids["fold_cpu_us_per_event"])
+        cpu_per_event["worker_threads_us_per_event"] = {
+            name: round((seconds - threads_before.get(name, 0.0)) / events * 1e6)
+            for name, seconds in sorted(threads.items())
+            if seconds - threads_before.get(name, 0.0) > 0
         }
         ok, problems = self.salesforce_matches(timeout=3600)
         ok, problems = ok and fill_ok, fill_problems + problems
@@ -488,15 +527,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def predict_stage_s(last: dict[str, Any], held: int, target: int, probe: int) -> float:
     """Seconds the stage growing `held` bookings to `target` should take, from the last
-    stage: its fill's seconds per booking times this fill, plus what the rest of it took
-    (probe, live phase, restarts: the same for every stage). Before any stage had a fill,
-    its whole time scaled by the bookings added (an overestimate)."""
+    stage: what the rest of it took (probe, live phase, restarts: alike in every stage)
+    plus this stage's fill at the last one's seconds per booking (its fill's; before any
+    stage had a fill, its probe's: generated, produced, folded and checked alike)."""
     if not last:
         return 0.0
     if last.get("fill_bookings"):
         per_booking = last["fill_s"] / last["fill_bookings"]
-        return float(last["stage_s"] - last["fill_s"] + per_booking * (target - held - probe))
-    return float(last["stage_s"] * (target - held) / held)
+    else:
+        per_booking = last["probe_s"] / last["probe_bookings"]
+    return float(last["stage_s"] - last["fill_s"] + per_booking * (target - held - probe))
 
 
 def summarise(results: dict[str, Any]) -> None:

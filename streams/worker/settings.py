@@ -409,6 +409,14 @@ class StoreSection(Section):
         "as Faust does)",
     )
 
+    # Faust's default is 3 bits a key: a lookup of a booking the store does not hold (every
+    # new booking) then reads a data block from about one SST file in five, and with a
+    # million bookings that read was most of the fold's growth in CPU per event
+    # (docs/performance.md, "Scale"). 10 bits: ~1 % of files, ~1.25 MB a million keys.
+    rocksdb_bloom_bits: int = Field(
+        default=10, ge=1, le=32, description="bloom filter bits per key of every table store"
+    )
+
     def rocksdb_options(self) -> dict[str, int]:
         """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table, and
         the worker's budget (`memory_budget_mb`, read by
@@ -419,6 +427,7 @@ class StoreSection(Section):
             "block_cache_compressed_size": self.rocksdb_block_cache_mb * mib,
             "write_buffer_size": self.rocksdb_write_buffer_mb * mib,
             "max_write_buffer_number": self.rocksdb_max_write_buffers,
+            "bloom_filter_size": self.rocksdb_bloom_bits,
             "memory_budget_mb": self.rocksdb_memory_mb,
         }
 

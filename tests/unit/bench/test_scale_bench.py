@@ -16,8 +16,20 @@ STAGE_200K = {"stage_s": 200, "fill_s": 120.0, "fill_bookings": 140_000}
     ("last", "held", "target", "expected"),
     [
         ({}, 0, 10_000, 0.0),  # the first stage: nothing to go by, it runs
-        # No fill yet (the first stage is all probe): its time scaled by bookings added.
-        ({"stage_s": 90, "fill_s": 0.0, "fill_bookings": 0}, 10_000, 50_000, 360.0),
+        # No fill yet (the first stage is all probe): 90 s again, plus the fill of
+        # 30,000 at the probe's 8 s per 10,000 bookings.
+        (
+            {
+                "stage_s": 90,
+                "fill_s": 0.0,
+                "fill_bookings": 0,
+                "probe_s": 8.0,
+                "probe_bookings": 10_000,
+            },
+            10_000,
+            50_000,
+            90 + 8 / 10_000 * 30_000,
+        ),
         # 80 s fixed + 120 s / 140,000 bookings for the 790,000 the next fill adds.
         (STAGE_200K, 200_000, 1_000_000, 80 + 120 / 140_000 * 790_000),
     ],

@@ -39,9 +39,13 @@ def test_the_setting_reaches_every_table() -> None:
 
 
 def store_of(tmp_path: Path, budget_mb: int) -> rocksdb_store.Store:
-    app = faust.App("budget-test", datadir=str(tmp_path), store="rocksdb://")
-    table = app.Table("t", key_type=bytes, value_type=bytes)
     options = Settings(store={"rocksdb_memory_mb": budget_mb}).store.rocksdb_options()  # type: ignore[arg-type]
+    return store_of_options(tmp_path, options)
+
+
+def store_of_options(tmp_path: Path, options: dict[str, int]) -> rocksdb_store.Store:
+    app = faust.App("store-test", datadir=str(tmp_path), store="rocksdb://")
+    table = app.Table("t", key_type=bytes, value_type=bytes)
     return rocksdb_store.Store("rocksdb://", app, table, options=options)
 
 
@@ -52,6 +56,26 @@ def test_a_store_takes_the_budget_from_its_options(tmp_path: Path) -> None:
     assert budgeted.rocksdb_options.write_buffer_size == 4 * MIB  # the per-store caps stay
     unbudgeted = store_of(tmp_path / "b", 0)
     assert not isinstance(unbudgeted.rocksdb_options, rocksdb_store.BudgetedOptions)
+
+
+@pytest.mark.parametrize("budget_mb", [0, 32])
+def test_every_store_filters_lookups_with_the_configured_bloom_bits(
+    tmp_path: Path, budget_mb: int
+) -> None:
+    # What RocksDB wrote, not what the options say: a filter of ~N bits a key.
+    for bits in (3, 10):
+        options = Settings(
+            store={"rocksdb_memory_mb": budget_mb, "rocksdb_bloom_bits": bits}  # type: ignore[arg-type]
+        ).store.rocksdb_options()
+        store = store_of_options(tmp_path / f"{budget_mb}-{bits}", options)
+        db = store.rocksdb_options.open(tmp_path / f"{budget_mb}-{bits}.db")
+        for i in range(20_000):
+            db[b"booking-%08d" % i] = b"state"
+        db.flush()
+        properties = db.property_value("rocksdb.aggregated-table-properties")
+        filter_bytes = int(properties.split("filter block size=")[1].split(";")[0])
+        assert bits - 1 <= filter_bytes * 8 / 20_000 <= bits + 1, properties
+        db.close()
 
 
 def flushed(db: Any) -> None:
