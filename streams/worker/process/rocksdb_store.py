@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Set
+from pathlib import Path
 from typing import Any
 
 from faust import stores
@@ -50,7 +51,38 @@ def shared_budgets() -> dict[int, tuple[Any, Any]]:
     return dict(_shared)
 
 
-class BudgetedOptions(faust_rocksdb.RocksDBOptions):
+class StoreOptions(faust_rocksdb.RocksDBOptions):
+    """Faust's options, opened so that a store reopened after a restart keeps them.
+
+    rocksdict opens an existing database with its column families' options read back
+    from the database's OPTIONS file, and RocksDB cannot write a table factory's bloom
+    filter or block cache there: a restarted worker's stores wrote their SST files
+    without bloom filters and read through a cache of their own, not the worker's
+    budget (docs/performance.md, "Scale"). The default column family is given these
+    options again."""
+
+    def open(self, path: Path, *, read_only: bool = False) -> Any:
+        if not self.use_rocksdict:  # python-rocksdb takes the options as given
+            return super().open(path, read_only=read_only)
+        import rocksdict
+
+        access = (
+            rocksdict.AccessType.read_write()
+            if self.ttl is None
+            else rocksdict.AccessType.with_ttl(self.ttl)
+        )
+        # As Faust opens it, plus the default column family's options.
+        db = rocksdict.Rdict(
+            str(path),
+            options=self.as_options(),
+            column_families={"default": self.as_options()},
+            access_type=access,
+        )
+        db.set_read_options(rocksdict.ReadOptions())
+        return db
+
+
+class BudgetedOptions(StoreOptions):
     """Faust's options, with the process's shared cache and write-buffer manager."""
 
     def __init__(self, budget_mb: int, **kwargs: Any) -> None:
@@ -100,6 +132,8 @@ class Store(faust_rocksdb.Store):
             self.rocksdb_options = BudgetedOptions(
                 budget_mb, **own, use_rocksdict=self.use_rocksdict
             )
+        else:
+            self.rocksdb_options = StoreOptions(**own, use_rocksdict=self.use_rocksdict)
         # partition -> the newest offset acknowledged and not written yet
         self._held_offsets: dict[int, tuple[TP, int]] = {}
         self._offset_written_at: dict[int, float] = {}
