@@ -10,6 +10,7 @@ what changed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -154,6 +155,7 @@ class RunningComparison:
         self._ids_of: dict[str, dict[str, None]] = {}  # booking -> its records' Ids, in order
         self._touched: set[str] = set()
         self._rank: dict[str, int] = {}  # Id -> when first seen (a full read's order)
+        self._ranks = itertools.count()
         self._findings: dict[str, list[Finding]] = {}
 
     def expect(self, expected: dict[str, dict[str, Any]]) -> None:
@@ -175,7 +177,7 @@ class RunningComparison:
             # An update keeps the record's place: a full read lists by creation.
             self.records[record_id] = record
             if record_id not in self._rank:
-                self._rank[record_id] = len(self._rank)
+                self._rank[record_id] = next(self._ranks)
             self._ids_of.setdefault(booking, {})[record_id] = None
             self._touched.add(booking)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from devkit.verification import (
@@ -74,6 +74,16 @@ def _event(booking: str, version: int) -> dict[str, Any]:
 
 
 @settings(max_examples=400)
+@example(  # a deleted Id written again sorts after every record seen before it
+    [
+        ("expect", 0, 0, 1),
+        ("write", 0, 0, 1),
+        ("write", 1, 1, 1),
+        ("delete", 0, 0, 1),
+        ("write", 0, 0, 1),
+        ("write", 0, 1, 2),
+    ]
+)
 @given(
     st.lists(
         st.tuples(
