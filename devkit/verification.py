@@ -152,7 +152,7 @@ class RunningComparison:
     def __init__(self) -> None:
         self.expected: dict[str, dict[str, Any]] = {}
         self.records: dict[str, dict[str, Any]] = {}  # by Id
-        self._ids_of: dict[str, dict[str, None]] = {}  # booking -> its records' Ids, in order
+        self._ids_of: dict[str, set[str]] = {}  # booking -> its records' Ids
         self._touched: set[str] = set()
         self._rank: dict[str, int] = {}  # Id -> when first seen (a full read's order)
         self._ranks = itertools.count()
@@ -168,7 +168,7 @@ class RunningComparison:
             before = self.records.get(record_id)
             booking = None if record.get("IsDeleted") else _booking_of(record)
             if before is not None and _booking_of(before) != booking:
-                self._ids_of[_booking_of(before)].pop(record_id, None)
+                self._ids_of[_booking_of(before)].discard(record_id)
                 self._touched.add(_booking_of(before))
             if booking is None:
                 self.records.pop(record_id, None)
@@ -178,12 +178,12 @@ class RunningComparison:
             self.records[record_id] = record
             if record_id not in self._rank:
                 self._rank[record_id] = next(self._ranks)
-            self._ids_of.setdefault(booking, {})[record_id] = None
+            self._ids_of.setdefault(booking, set()).add(record_id)
             self._touched.add(booking)
 
     def compare(self) -> Comparison:
         for booking in self._touched:
-            ids = sorted(self._ids_of.get(booking, {}), key=self._rank.__getitem__)
+            ids = sorted(self._ids_of.get(booking, ()), key=self._rank.__getitem__)
             found = [self.records[i] for i in ids]
             findings = _judge(booking, found, self.expected.get(booking))
             if findings:
