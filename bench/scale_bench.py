@@ -240,7 +240,7 @@ class Stages:
         if new_bookings > probe:
             self.fill(f"s{index}-", self.args.seed + index, new_bookings - probe)
             fill_ok, fill_problems = self.salesforce_matches(timeout=3600)
-        fill = {
+        timings = {
             "fill_bookings": new_bookings - probe,
             "fill_s": round(time.monotonic() - fill_began, 1),
         }
@@ -256,8 +256,8 @@ class Stages:
         threads_before = thread_cpu_s(pids["fold_cpu_us_per_event"])
         probe_began = time.monotonic()
         events, fold_s = self.fold(f"p{index}-", self.args.seed + 500 + index, probe)
-        fill["probe_bookings"] = probe
-        fill["probe_s"] = round(time.monotonic() - probe_began, 1)
+        timings["probe_bookings"] = probe
+        timings["probe_s"] = round(time.monotonic() - probe_began, 1)
         fold_ev_s = events / max(1e-9, fold_s)
         cpu_per_event: dict[str, Any] = {
             name: round((cpu_s(pid) - cpu_before[name]) / events * 1e6)
@@ -288,7 +288,7 @@ class Stages:
                 "salesforce_matches_fold": ok,
                 "salesforce_problems": problems[:5],
                 "steps_s": self.clock.spent,
-                **fill,
+                **timings,
                 **profile,
             }
         with self.clock.step("live"):
@@ -310,7 +310,7 @@ class Stages:
             "salesforce_matches_fold": ok and live_ok,
             "salesforce_problems": (problems + live_problems)[:5],
             "steps_s": self.clock.spent,
-            **fill,
+            **timings,
             **profile,
         }
 
@@ -348,13 +348,12 @@ class Stages:
             fold_done = watch.last_change(lambda s: s.ends.get(h.PROJECTIONS_TOPIC), t0, folded.at)
         return len(events), fold_done - t0
 
-    def read_changes(self) -> list[dict[str, Any]]:
-        """The Events changed since the last read, applied to `self.salesforce`."""
+    def read_changes(self) -> None:
+        """Apply the Events changed since the last read to `self.salesforce`."""
         changed, self.read_up_to = self.emulator.changes(
             "Event", self.read_up_to, fields=READ_FIELDS
         )
         self.salesforce.apply(changed)
-        return changed
 
     def salesforce_matches(self, timeout: float) -> tuple[bool, list[str]]:
         """Wait until Salesforce equals the fold of everything produced (or time out)."""
