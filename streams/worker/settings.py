@@ -410,9 +410,9 @@ class StoreSection(Section):
     )
 
     # Faust's default is 3 bits a key: a lookup of a booking the store does not hold (every
-    # new booking) then reads a data block from about one SST file in five, and with a
-    # million bookings that read was most of the fold's growth in CPU per event
-    # (docs/performance.md, "Scale"). 10 bits: ~1 % of files, ~1.25 MB a million keys.
+    # new booking) then reads a data block from about one SST file in five. 10 bits: ~1 %
+    # of files, ~1.25 MB a million keys. (What made lookups slow at a million bookings was
+    # no filter at all after a restart: rocksdb_store.StoreOptions, docs/performance.md.)
     rocksdb_bloom_bits: int = Field(
         default=10, ge=1, le=32, description="bloom filter bits per key of every table store"
     )
