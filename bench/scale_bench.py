@@ -57,7 +57,7 @@ from typing import Any
 import requests
 
 from bench import harness as h
-from bench import sweep_bench
+from bench import sweep_bench, worker_profile
 from bench.brokers import (
     Broker,
     add_broker_argument,
@@ -235,6 +235,7 @@ class Stages:
         # (`--probe` new bookings) and differs only by the state already held.
         probe = min(self.args.probe, new_bookings)
         self.clock = StepClock()
+        self.spied: dict[str, Any] = {}
         fill_ok, fill_problems = True, list[str]()
         fill_began = time.monotonic()
         if new_bookings > probe:
@@ -255,7 +256,7 @@ class Stages:
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
         threads_before = thread_cpu_s(pids["fold_cpu_us_per_event"])
         probe_began = time.monotonic()
-        events, fold_s = self.fold(f"p{index}-", self.args.seed + 500 + index, probe)
+        events, fold_s = self.fold(f"p{index}-", self.args.seed + 500 + index, probe, index)
         timings["probe_bookings"] = probe
         timings["probe_s"] = round(time.monotonic() - probe_began, 1)
         fold_ev_s = events / max(1e-9, fold_s)
@@ -290,6 +291,7 @@ class Stages:
                 "steps_s": self.clock.spent,
                 **timings,
                 **profile,
+                **self.spied,
             }
         with self.clock.step("live"):
             live = self.live(index)
@@ -312,6 +314,7 @@ class Stages:
             "steps_s": self.clock.spent,
             **timings,
             **profile,
+            **self.spied,
         }
 
     def fill(self, prefix: str, seed: int, bookings: int) -> None:
@@ -328,9 +331,10 @@ class Stages:
             with self.clock.step("expected fold"):
                 self.salesforce.expect(verification.expected_events(events))
 
-    def fold(self, prefix: str, seed: int, bookings: int) -> tuple[int, float]:
+    def fold(self, prefix: str, seed: int, bookings: int, index: int = 0) -> tuple[int, float]:
         """Produce `bookings` generated bookings and wait for the fold: (events, seconds
-        from the first event produced to the last projection sent)."""
+        from the first event produced to the last projection sent). With `--py-spy`, the
+        worker is sampled over the first `--py-spy-s` seconds of it (`self.spied`)."""
         with self.clock.step("generate"):
             events = list(generate_events(bookings, seed, id_prefix=prefix))
         with self.clock.step("expected fold"):
@@ -339,6 +343,11 @@ class Stages:
             base = watch.wait(lambda s: True, 30, "a first sample")
             target = base.committed.get(h.EVENTS_TOPIC, 0) + len(events)
             t0 = time.monotonic()
+            spy, raw = None, self.work / f"py-spy-stage-{index}.raw"
+            if self.args.py_spy and self.worker.process is not None:
+                spy = worker_profile.record(
+                    self.args.py_spy, self.worker.process.pid, self.args.py_spy_s, raw
+                )
             with self.clock.step("produce"):
                 asyncio.run(produce(self.broker, h.EVENTS_TOPIC, event_records(events)))
             with self.clock.step("fold after produce"):
@@ -346,6 +355,9 @@ class Stages:
                     lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= target, 3600, "the fold"
                 )
             fold_done = watch.last_change(lambda s: s.ends.get(h.PROJECTIONS_TOPIC), t0, folded.at)
+        if spy is not None:
+            spy.wait(self.args.py_spy_s + 30)
+            self.spied = {"py_spy_raw": str(raw), "py_spy_stages": worker_profile.summarise(raw)}
         return len(events), fold_done - t0
 
     def read_changes(self) -> None:
@@ -434,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a worker setting"
     )
     parser.add_argument("--fold-only", action="store_true", help="no live phase, no restarts")
+    parser.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="py-spy binary: sample the worker during each probe (bench/worker_profile.py)",
+    )
+    parser.add_argument("--py-spy-s", type=float, default=5.0, help="seconds sampled a probe")
     parser.add_argument(
         "--warm-up",
         type=int,
