@@ -416,6 +416,17 @@ class StoreSection(Section):
     rocksdb_bloom_bits: int = Field(
         default=10, ge=1, le=32, description="bloom filter bits per key of every table store"
     )
+    # A store under ~256 MB has one level below level 0, so each compaction rewrites the
+    # whole store: with RocksDB's 4 files that was every ~16 MB written, and the cost of a
+    # write grew with the bookings held. 16 files: a quarter of the rewrites (a third to
+    # a half less compaction CPU replaying 250,000 bookings into one store), for up to
+    # 16 bloom filters a lookup checks in level 0 (docs/performance.md, "Scale").
+    rocksdb_level0_files: int = Field(
+        default=16,
+        ge=2,
+        le=64,
+        description="files a table store's level 0 gathers before they are compacted",
+    )
 
     def rocksdb_options(self) -> dict[str, int]:
         """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table, and
@@ -428,6 +439,7 @@ class StoreSection(Section):
             "write_buffer_size": self.rocksdb_write_buffer_mb * mib,
             "max_write_buffer_number": self.rocksdb_max_write_buffers,
             "bloom_filter_size": self.rocksdb_bloom_bits,
+            "level0_files": self.rocksdb_level0_files,
             "memory_budget_mb": self.rocksdb_memory_mb,
         }
 

@@ -27,6 +27,7 @@ from faust.stores import rocksdb as faust_rocksdb
 from faust.types import TP, CollectionT
 
 BUDGET_OPTION = "memory_budget_mb"
+LEVEL0_OPTION = "level0_files"
 MIB = 1024 * 1024
 
 # One cache and write-buffer manager per budget, for the whole process.
@@ -59,7 +60,22 @@ class StoreOptions(faust_rocksdb.RocksDBOptions):
     filter or block cache there: a restarted worker's stores wrote their SST files
     without bloom filters and read through a cache of their own, not the worker's
     budget (docs/performance.md, "Scale"). The default column family is given these
-    options again."""
+    options again.
+
+    `level0_files` (0: RocksDB's 4) is how many files level 0 gathers before they are
+    compacted; writes slow down and stop at 16 and 32 more, as RocksDB's defaults do."""
+
+    def __init__(self, level0_files: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.level0_files = level0_files
+
+    def as_options(self) -> Any:
+        options = super().as_options()
+        if self.use_rocksdict and self.level0_files > 0:
+            options.set_level_zero_file_num_compaction_trigger(self.level0_files)
+            options.set_level_zero_slowdown_writes_trigger(self.level0_files + 16)
+            options.set_level_zero_stop_writes_trigger(self.level0_files + 32)
+        return options
 
     def open(self, path: Path, *, read_only: bool = False) -> Any:
         if not self.use_rocksdict:  # python-rocksdb takes the options as given
@@ -127,13 +143,16 @@ class Store(faust_rocksdb.Store):
     def __init__(self, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         own = dict(options or {})
         budget_mb = int(own.pop(BUDGET_OPTION, 0))
+        level0_files = int(own.pop(LEVEL0_OPTION, 0))
         super().__init__(*args, options=own, **kwargs)
         if budget_mb > 0:
             self.rocksdb_options = BudgetedOptions(
-                budget_mb, **own, use_rocksdict=self.use_rocksdict
+                budget_mb, level0_files=level0_files, **own, use_rocksdict=self.use_rocksdict
             )
         else:
-            self.rocksdb_options = StoreOptions(**own, use_rocksdict=self.use_rocksdict)
+            self.rocksdb_options = StoreOptions(
+                level0_files=level0_files, **own, use_rocksdict=self.use_rocksdict
+            )
         # partition -> the newest offset acknowledged and not written yet
         self._held_offsets: dict[int, tuple[TP, int]] = {}
         self._offset_written_at: dict[int, float] = {}

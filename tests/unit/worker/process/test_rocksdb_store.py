@@ -84,6 +84,31 @@ def test_every_store_filters_lookups_with_the_configured_bloom_bits(
             assert bits - 1 <= filter_bytes * 8 / filtered <= bits + 1, properties
 
 
+@pytest.mark.parametrize("budget_mb", [0, 32])
+def test_level_0_gathers_the_configured_files_before_a_compaction(
+    tmp_path: Path, budget_mb: int
+) -> None:
+    # What RocksDB runs with (its OPTIONS file, rewritten at each open), before and after
+    # a restart, and what it does: the files flushed stay in level 0 below the trigger.
+    options = Settings(
+        store={"rocksdb_memory_mb": budget_mb, "rocksdb_level0_files": 8}  # type: ignore[arg-type]
+    ).store.rocksdb_options()
+    store = store_of_options(tmp_path, options)
+    path = tmp_path / "level0.db"
+    for run in range(2):  # a worker, then the same worker restarted
+        db = store.rocksdb_options.open(path)
+        newest = max(path.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
+        running = newest.read_text()
+        assert "level0_file_num_compaction_trigger=8\n" in running
+        assert "level0_slowdown_writes_trigger=24\n" in running
+        assert "level0_stop_writes_trigger=40\n" in running
+        for flush in range(3):
+            db[b"booking-%d-%d" % (run, flush)] = b"state"
+            db.flush()
+        assert db.property_int_value("rocksdb.num-files-at-level0") == 3 * (run + 1)
+        db.close()
+
+
 def flushed(db: Any) -> None:
     """Return once the flushes RocksDB scheduled for `db` are over: no immutable memtable
     left and no flush job running (a job counts as running until it has freed the
