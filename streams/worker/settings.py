@@ -427,6 +427,15 @@ class StoreSection(Section):
         le=64,
         description="files a table store's level 0 gathers before they are compacted",
     )
+    # Each table has a changelog topic, and a store's changelog offset is written into the
+    # store itself: what a crash takes from the memtables (offset included) is replayed
+    # from the changelog at the next start, as Kafka Streams does with its RocksDB. The log
+    # cost ~4 us of the event loop's CPU a write (docs/performance.md, "Scale").
+    rocksdb_wal: bool = Field(
+        default=False,
+        description="RocksDB's write-ahead log in every table store (off: the changelog "
+        "restores what a crash loses)",
+    )
 
     def rocksdb_options(self) -> dict[str, int]:
         """Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) for a table, and
@@ -440,6 +449,7 @@ class StoreSection(Section):
             "max_write_buffer_number": self.rocksdb_max_write_buffers,
             "bloom_filter_size": self.rocksdb_bloom_bits,
             "level0_files": self.rocksdb_level0_files,
+            "wal": int(self.rocksdb_wal),
             "memory_budget_mb": self.rocksdb_memory_mb,
         }
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Set
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from faust.types import TP, CollectionT
 
 BUDGET_OPTION = "memory_budget_mb"
 LEVEL0_OPTION = "level0_files"
+WAL_OPTION = "wal"
 MIB = 1024 * 1024
 
 # One cache and write-buffer manager per budget, for the whole process.
@@ -63,11 +65,15 @@ class StoreOptions(faust_rocksdb.RocksDBOptions):
     options again.
 
     `level0_files` (0: RocksDB's 4) is how many files level 0 gathers before they are
-    compacted; writes slow down and stop at 16 and 32 more, as RocksDB's defaults do."""
+    compacted; writes slow down and stop at 16 and 32 more, as RocksDB's defaults do.
+    Without `wal`, writes skip RocksDB's write-ahead log: a crash loses what the
+    memtables held, the store's changelog offset with it, and Faust replays the
+    changelog from the older offset (a clean close flushes the memtables first)."""
 
-    def __init__(self, level0_files: int = 0, **kwargs: Any) -> None:
+    def __init__(self, level0_files: int = 0, wal: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.level0_files = level0_files
+        self.wal = wal
 
     def as_options(self) -> Any:
         options = super().as_options()
@@ -95,6 +101,11 @@ class StoreOptions(faust_rocksdb.RocksDBOptions):
             access_type=access,
         )
         db.set_read_options(rocksdict.ReadOptions())
+        if not self.wal:
+            writes = rocksdict.WriteOptions()
+            # A property at runtime; rocksdict's stub declares it a method.
+            writes.disable_wal = True  # type: ignore[method-assign,assignment]
+            db.set_write_options(writes)
         return db
 
 
@@ -144,15 +155,12 @@ class Store(faust_rocksdb.Store):
         own = dict(options or {})
         budget_mb = int(own.pop(BUDGET_OPTION, 0))
         level0_files = int(own.pop(LEVEL0_OPTION, 0))
+        wal = bool(own.pop(WAL_OPTION, True))
         super().__init__(*args, options=own, **kwargs)
-        if budget_mb > 0:
-            self.rocksdb_options = BudgetedOptions(
-                budget_mb, level0_files=level0_files, **own, use_rocksdict=self.use_rocksdict
-            )
-        else:
-            self.rocksdb_options = StoreOptions(
-                level0_files=level0_files, **own, use_rocksdict=self.use_rocksdict
-            )
+        ours = StoreOptions if budget_mb <= 0 else partial(BudgetedOptions, budget_mb)
+        self.rocksdb_options = ours(
+            level0_files=level0_files, wal=wal, use_rocksdict=self.use_rocksdict, **own
+        )
         # partition -> the newest offset acknowledged and not written yet
         self._held_offsets: dict[int, tuple[TP, int]] = {}
         self._offset_written_at: dict[int, float] = {}

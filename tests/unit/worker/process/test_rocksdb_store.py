@@ -236,3 +236,26 @@ def test_held_offsets_are_written_when_their_partition_goes_and_dropped_with_the
     assert written == [1, 1, 5]  # the revoked partition's held 5
     store.reset_state()
     assert store.persisted_offset(kept) is None  # its held 5 went with the data
+
+
+@pytest.mark.parametrize("wal", [False, True])
+@pytest.mark.parametrize("budget_mb", [0, 32])
+def test_writes_skip_the_write_ahead_log_unless_asked_and_a_close_keeps_them(
+    tmp_path: Path, budget_mb: int, wal: bool
+) -> None:
+    # The changelog topic restores what a crash loses; a clean close (Faust drops its
+    # handles on stop and on a revoke) flushes the memtables, so nothing needs replaying.
+    options = Settings(
+        store={"rocksdb_memory_mb": budget_mb, "rocksdb_wal": wal}  # type: ignore[arg-type]
+    ).store.rocksdb_options()
+    store = store_of_options(tmp_path, options)
+    path = tmp_path / "wal.db"
+    db = store.rocksdb_options.open(path)
+    for i in range(1_000):
+        db[b"booking-%04d" % i] = b"state-%04d" % i
+    logged = sum(log.stat().st_size for log in path.glob("*.log"))
+    assert (logged > 1_000 * len(b"state-0000")) is wal
+    db.close()
+    db = store.rocksdb_options.open(path)
+    assert [db[b"booking-%04d" % i] for i in (0, 999)] == [b"state-0000", b"state-0999"]
+    db.close()
