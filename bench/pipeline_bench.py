@@ -105,9 +105,18 @@ def _bare_loop(
         ready = h.wait_until(bare.ready, 90, "the bare Faust app to be ready")
         pids = {prefix: bare.process.pid if bare.process else None, "broker": broker_pid(broker)}
         cpu_before = h.cpu_snapshot(pids)
+        # With --py-spy, the bare loop is sampled as the backfill's worker is, so the two
+        # consumers' shares can be set side by side (bench/worker_profile.py).
+        spy, raw = None, root / f"profile-{prefix}.raw"
+        if args.py_spy and bare.process is not None:
+            spy = profile.record(args.py_spy, bare.process.pid, args.profile_s, raw)
         first = h.wait_until(lambda: bare.count() > 0, 90, "the bare Faust app's first batch")
         done = h.wait_until(lambda: bare.count() >= count, 600, "the bare Faust app to finish")
         cpu = h.cores_used(cpu_before, h.cpu_snapshot(pids), done - ready)
+        if spy is not None:
+            spy.wait(args.profile_s + 30)
+            log(f"bare loop profile ({consumer} consumer): {raw}")
+            profile.print_summary(profile.summarise(raw))
     finally:
         bare.stop()
     rate = count / (done - ready)
