@@ -122,18 +122,13 @@ class BrokerConnection:
 
     def faust_options(self, consumer_scheme: str | None = None) -> dict[str, Any]:
         """The `faust.App` options for this broker; `consumer_scheme` replaces the
-        profile's consumer transport (a bench compares Faust's own with it). The app's
-        consumer also gets stream buffers that hold a whole fetch
-        (`consumer.STREAM_BUFFER_RECORDS`)."""
-        options: dict[str, Any] = {
+        profile's consumer transport (a bench compares Faust's own with it)."""
+        return {
             "broker": self.url,
             "broker_session_timeout": self.profile.session_timeout_s,
             "broker_heartbeat_interval": self.profile.heartbeat_interval_s,
             "broker_consumer": self.consumer_url(consumer_scheme),
         }
-        if consumer_scheme is None:
-            options["stream_buffer_maxsize"] = consumer.STREAM_BUFFER_RECORDS
-        return options
 
     async def end_offsets(
         self, client: AIOKafkaConsumer, partitions: list[TopicPartition]

@@ -34,18 +34,6 @@ from streams.transport.drain import DrainPerFetch
 
 SCHEME = "kafka+sync"
 FETCH_MAX_WAIT_MS = 100
-# Faust's `stream_buffer_maxsize` (4,096 records) for an app on this consumer. The drain
-# hands a stream a whole fetch at once (streams/transport/drain.py), and a stream whose
-# buffer fills takes its partition out of the next fetch until it drains; aiokafka then
-# answered the other partitions only at the fetch's timeout. The bare loop waited ~1 s in
-# one fetch of two (8,100 ev/s; 20,700 with room for a fetch; Faust's own consumer,
-# whose per-record race never fills it, 13,100): docs/performance.md, "Where issue 24
-# stands after the eighth session". A fetch is at most 1 MiB a partition
-# (`max_partition_fetch_bytes`): a few thousand records each. The records a stream holds
-# while its agent folds cost memory: at 1M bookings, RSS 353 MB at rest and 499 at peak
-# against 284 and 389 with Faust's 4,096 (16,384: a backfill at 0.79 of bare Faust
-# instead of 0.86, its memory not measured).
-STREAM_BUFFER_RECORDS = 32_768
 # Topic creation asked again after a node that is down refused it, for this long in all:
 # Kafka fences a broker that stopped heartbeating after broker.session.timeout.ms (9 s).
 CREATE_TOPIC_RETRY_S = 1.0

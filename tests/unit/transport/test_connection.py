@@ -54,17 +54,15 @@ def test_faust_options_per_profile(
         "broker_session_timeout": session_timeout,
         "broker_heartbeat_interval": heartbeat,
         "broker_consumer": consumer_url,
-        # The app's consumer hands a stream a whole fetch at once.
-        "stream_buffer_maxsize": consumer.STREAM_BUFFER_RECORDS,
     }
 
 
 def test_consumer_url_names_each_server_with_the_transport_scheme() -> None:
     broker = BrokerConnection.named("kafka://a:1;b:2", "embedded")
     assert broker.consumer_url() == "tansu://a:1;tansu://b:2"
-    other = broker.faust_options(consumer_scheme="other")
-    assert other["broker_consumer"] == "other://a:1;other://b:2"
-    assert "stream_buffer_maxsize" not in other  # Faust's own consumer keeps Faust's
+    assert broker.faust_options(consumer_scheme="other")["broker_consumer"] == (
+        "other://a:1;other://b:2"
+    )
     # The schemes are the ones the transport modules register with Faust.
     assert KAFKA_PROFILE.consumer_scheme == consumer.SCHEME
     assert EMBEDDED_PROFILE.consumer_scheme == tansu.SCHEME
