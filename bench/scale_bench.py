@@ -253,7 +253,7 @@ class Stages:
         self.clock = StepClock()
         self.spied: dict[str, Any] = {}
         fill_ok, fill_problems = True, list[str]()
-        worker_pid = self.worker.process.pid if self.worker.process else None
+        worker_pid = pid_of(self.worker.process)
         reset_peak_rss(worker_pid)  # the stage's peak: its fill and its probe
         fill_began = time.monotonic()
         if new_bookings > probe:
@@ -267,7 +267,7 @@ class Stages:
         # processes' share of the 2 cores), and of the broker (the Kafka JVM, or the
         # embedded broker) and the emulator.
         pids = {
-            "fold_cpu_us_per_event": self.worker.process.pid if self.worker.process else None,
+            "fold_cpu_us_per_event": worker_pid,
             "broker_cpu_us_per_event": broker_pid(self.broker),
             "emulator_cpu_us_per_event": pid_of(self.emulator.process),
         }
