@@ -31,6 +31,12 @@ the moment. When they cannot all be acknowledged (one
 failed, the producer stopped, or `COMMIT_PATIENCE_S` passed) nothing is committed, and
 the partitions' next owner reads those events again.
 
+The head rule: `Consumer._new_offset` commits nothing while the record at the committed
+offset (the next offset to read) is neither acknowledged nor in a gap. Faust 0.15.3
+refuses only a hole of two or more records there, and commits past a single one
+(faust-streaming#606, open): the record a stream still works on, or one a seek left
+unread (streams/transport/drain.py, "A seek is read from its offset").
+
 The commit cap: records the sink holds unwritten after Faust has acknowledged them (an
 org's lane waiting out that org's pause, streams/worker/pipeline/org_sinks.py) are
 registered with `hold_commits`; no partition's commit goes past the lowest offset held
@@ -75,6 +81,20 @@ async def acknowledged(
         await asyncio.wait(waiting, timeout=POLL_S)
         waiting = [write for write in waiting if not write.done()]
     return not any(write.cancelled() or write.exception() is not None for write in writes)
+
+
+def holds_commit(committed: int, lowest_acked: int, gap_begins: Sequence[int]) -> bool:
+    """Whether the record at `committed` (the next offset to read) is neither
+    acknowledged nor in a gap, so no commit may pass it (the head rule).
+
+    >>> holds_commit(2585, 2585, [])
+    False
+    >>> holds_commit(2585, 2586, [])  # Faust commits 2590 here (faust-streaming#606)
+    True
+    >>> holds_commit(2585, 2590, [2585])  # 2585..2589 are not in the log
+    False
+    """
+    return min([lowest_acked, *gap_begins]) > committed
 
 
 # Where the app tells the commit cap which records it holds: each gives, per partition,
@@ -127,6 +147,19 @@ class Consumer(faust_aiokafka.Consumer):
         return bool(
             await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
         )
+
+    def _new_offset(self, tp: TP) -> int | None:
+        # The head rule (this module's docstring): nothing is committed while the record
+        # at the committed offset is neither acknowledged nor a gap.
+        acked = self._acked[tp]
+        committed = self._committed_offset[tp]
+        if acked and committed is not None:
+            gap = self._gap[tp]
+            begins = [interval.begin for interval in gap.overlap(0, max(acked))] if gap else []
+            if holds_commit(committed, min(acked), begins):
+                return None
+        offset = super()._new_offset(tp)
+        return None if offset is None else int(offset)
 
     def ack(self, message: Message) -> bool:
         # A current record (streams/runtime/ownership.py): the flow active, and fetched

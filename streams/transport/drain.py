@@ -44,22 +44,42 @@ folded nor acknowledged (`test_a_worker_joining_while_the_fold_catches_up_loses_
 suspended or a new consumer generation), and does not count as read a record whose
 hand-over a rebalance interrupted.
 
-**No gap after a seek.** Faust counts a jump in a partition's offsets as a gap (records
-the log does not hold: compaction, transaction markers) and commits gaps as if acked.
-`perform_seek` (Faust's "Seek stream partitions to committed offsets", after every
-rebalance) sets the read offset back to the committed offset when its thread call
-returns; records the fetcher drained meanwhile, after the thread's seek, leave the
-broker position beyond it. The next record then "jumps", and the records between the
-committed offset and it become a gap and are committed, whether or not the agent has
-folded them: a worker taking a partition over resumes at the head, and its records
-are committed without ever being folded (chaos seed 5 lost ~220 `booking-events`
-records so; docs/performance.md, "Chaos"). Here the first record of each partition after a seek
-never counts a gap: at worst the commit waits for records the agent still acks.
+**A seek is read from its offset.** Faust counts a jump in a partition's offsets as a
+gap (records the log does not hold: compaction, transaction markers) and commits gaps
+as if acked. `perform_seek` (Faust's "Seek stream partitions to committed offsets",
+after every rebalance) sets the read offset back to the committed offset when its
+thread call returns; records the fetcher drained meanwhile, after the thread's seek,
+leave the broker position beyond it. The next record then "jumps", and the records
+between the committed offset and it became a gap and were committed, whether or not
+the agent had folded them (chaos seed 5 lost ~220 `booking-events` records so;
+docs/performance.md, "Chaos"). Counting no gap there kept them from being committed,
+but nobody read them again before the next rebalance: chaos still lost Events now and
+then (seed 2 on 2026-12-06: 14 lost, 9 stale), and a diagnostic run found the first
+record after a seek up to 445 records past it. Now the first record of a partition
+after a seek, if it comes past the seek's offset, makes the drain seek there once
+more (`_seek_again`) and leave the rest of that fetch of the partition; records read
+twice are harmless (the fold counts an event once, the sink writes a version once).
+Past the offset again after that second seek, the log itself holds nothing in
+between (retention, compaction): a gap from the seek's offset. A gap is recorded from
+the committed offset itself, the next offset to read (Faust's `_add_gap` starts after
+it), and ends before the record that revealed it (Faust's includes that record, which
+the agent may not have acked yet).
+
+**Room in a stream buffer.** The drain hands a stream a whole fetch at once (~5,300
+records in a backfill), more than Faust's stream buffer holds (`stream_buffer_maxsize`,
+4,096). Past the buffer's pressure mark (4/5 full) Faust takes the partition out of
+the next fetch (`Consumer.on_buffer_full`), and aiokafka then answered the other
+partitions only at the fetch's timeout: the bare loop on this consumer ran 8,100 ev/s
+against Faust's own 13,000, whose per-record loop never fills a buffer. A record now
+waits until its stream's buffer is below the mark (`_room_for`); a stream that reads
+nothing for `ROOM_PATIENCE_S` (a sink holding its batch through an outage) gets the rest
+of that fetch at once, and Faust's own rule takes the partition out of the next.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -69,20 +89,26 @@ from mode import ServiceT
 
 # Faust's: give the event loop a turn every this many records.
 YIELD_EVERY = 100
+# How long a record waits for room in its stream's buffer, and how often it looks.
+ROOM_PATIENCE_S = 1.0
+ROOM_POLL_S = 0.002
 
 
 class DrainPerFetch(ThreadDelegateConsumer):
     """Mixin for Faust's threaded consumer (the aiokafka one's base): fetches of a
-    frozen partition set, `_drain_messages` with one flow race per fetch, and no gap
-    counted across a seek."""
+    frozen partition set, `_drain_messages` with one flow race per fetch, seeks read
+    from their offset, and records that wait for room in their stream's buffer."""
 
     # Partitions whose read offset a seek has just set: their next record counts no gap.
     _seeked: set[TP] | None = None
+    # Partitions seeked once more since that seek (`_seek_again`).
+    _seeked_again: set[TP] | None = None
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
         # Same event-loop step as Faust's read-offset update: no delivery in between.
         self._seeked = set(self._read_offset)
+        self._seeked_again = set()
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109
         if active_partitions is None:  # a client-only app: every assigned partition
@@ -128,6 +154,10 @@ class DrainPerFetch(ThreadDelegateConsumer):
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
         since_yield = 0
+        # Partitions whose streams kept no room this fetch: Faust's way for the rest of it.
+        impatient: set[TP] = set()
+        # Partitions seeked again in this fetch: the rest of their records lie beyond.
+        seeking_again: set[TP] = set()
         for tp, message in fetched:
             since_yield += 1
             if since_yield > YIELD_EVERY:
@@ -135,6 +165,8 @@ class DrainPerFetch(ThreadDelegateConsumer):
                 since_yield = 0
             if not self._deliverable(message):
                 return  # a rebalance began: the rest of the fetch is abandoned
+            if tp in seeking_again:
+                continue
             offset = message.offset
             last_read = read_offset[tp]
             if last_read is not None and offset < last_read:
@@ -142,9 +174,23 @@ class DrainPerFetch(ThreadDelegateConsumer):
                 continue
             seeked = self._seeked
             if seeked is not None and tp in seeked:
-                seeked.discard(tp)  # read offset from a seek, not from a delivery
-            elif last_read and offset - last_read > 1 and acks_enabled_for(message.topic):
-                await self._add_gap(tp, last_read + 1, offset)
+                # The read offset is the seek's, not a delivery's: no gap counted from it.
+                if last_read is not None and offset > last_read:
+                    if await self._seek_again(tp, last_read, offset):
+                        seeking_again.add(tp)
+                        continue
+                    if acks_enabled_for(message.topic):
+                        await self._add_gap(tp, last_read, offset - 1)
+                seeked.discard(tp)
+            elif (
+                last_read is not None and offset - last_read > 1 and acks_enabled_for(message.topic)
+            ):
+                await self._add_gap(tp, last_read + 1, offset - 1)
+            if tp not in impatient:
+                if not await self._room_for(tp):
+                    impatient.add(tp)
+                if not self._deliverable(message):
+                    return  # a rebalance began while it waited
             if self._commit_every is not None and self._n_acked >= self._commit_every:
                 self._n_acked = 0
                 await self.commit()
@@ -152,6 +198,61 @@ class DrainPerFetch(ThreadDelegateConsumer):
             if not self._deliverable(message):
                 return  # handed on as a rebalance began: read again, not counted as read
             read_offset[tp] = offset
+
+    async def _seek_again(self, tp: TP, seek_offset: int, offset: int) -> bool:
+        """The first record after a seek came past the seek's offset: seek there once
+        more (this module's docstring, "A seek is read from its offset"). False when
+        this seek was asked again already: the log itself holds nothing in between."""
+        seeked_again = self._seeked_again
+        if seeked_again is None or tp in seeked_again:
+            return False
+        seeked_again.add(tp)
+        self.log.info(
+            "%r: the first record after the seek to %d is %d; seeking to %d again",
+            tp,
+            seek_offset,
+            offset,
+            seek_offset,
+        )
+        try:
+            await self.seek_wait({tp: seek_offset})
+        except Exception as exc:  # a rebalance took it: the next one seeks anew
+            seeked_again.discard(tp)
+            self.log.warning("%r: seeking to %d again failed: %r", tp, seek_offset, exc)
+        # The thread set it too; here it is set on the event loop, as the drain reads it.
+        self._read_offset[tp] = seek_offset
+        return True
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust's: offsets `offset_from`..`offset_to` (both included) are not in the
+        log, and commit as if acknowledged. Faust clamps them to after the committed
+        offset, which is the next offset to read: a gap starting there would then keep
+        its first offset unacknowledged and hold every commit (streams/transport/acks.py
+        `holds_commit`)."""
+        committed = self._committed_offset[tp]
+        if committed is not None:
+            offset_from = max(offset_from, committed)
+        if offset_from <= offset_to:
+            self._gap[tp].addi(offset_from, offset_to + 1)
+            await asyncio.sleep(0)
+
+    async def _room_for(self, tp: TP) -> bool:
+        """Wait until every stream buffer `tp`'s records go to is below Faust's
+        pressure mark; False if one stayed above it for `ROOM_PATIENCE_S`."""
+        channels = self.app.topics._tp_index.get(tp)  # type: ignore[attr-defined]
+        if not channels:
+            return True
+        deadline: float | None = None
+        for channel in channels:
+            queue = channel.queue
+            while queue.qsize() >= queue.pressure_high_size:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + ROOM_PATIENCE_S
+                elif now >= deadline or self.suspend_flow.is_set():
+                    return False
+                await asyncio.sleep(ROOM_POLL_S)
+        return True
 
     def _deliverable(self, message: Message) -> bool:
         """Whether no rebalance began since `message` was fetched (this module's

@@ -2,19 +2,22 @@
 streams/transport/tables.py `CHANGELOG_WRITES`): a commit waits until the table
 changelog writes made before it are acknowledged, and is skipped when they cannot be.
 Plain futures stand for Faust's `FutureMessage`s. The commit cap (`capped`): no commit
-past a record the sink holds unwritten."""
+past a record the sink holds unwritten. The head rule (`holds_commit`): no commit past
+the record at the committed offset until it is acknowledged or known absent."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Hashable
 from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 from faust.types import TP
+from intervaltree import IntervalTree
 
-from streams.transport.acks import acknowledged, capped
+from streams.transport.acks import Consumer, acknowledged, capped, holds_commit
 from streams.transport.tables import ChangelogWrites
 
 
@@ -159,3 +162,51 @@ def test_the_commit_cap_never_commits_past_a_record_the_sink_holds(
     offsets: dict[TP, int], held: list[dict[TP, int]], committed: dict[TP, int]
 ) -> None:
     assert capped(offsets, held) == committed
+
+
+@pytest.mark.parametrize(
+    ("committed", "lowest_acked", "gap_begins", "held"),
+    [
+        (2585, 2585, [], False),  # the committed record is acknowledged
+        (2585, 2586, [], True),  # it is not: Faust 0.15.3 committed past it
+        (2585, 2590, [], True),
+        (2585, 2590, [2585], False),  # 2585.. are not in the log
+        (2585, 2590, [2587], True),
+    ],
+)
+def test_no_commit_passes_an_unacknowledged_record_at_the_committed_offset(
+    committed: int, lowest_acked: int, gap_begins: list[int], held: bool
+) -> None:
+    assert holds_commit(committed, lowest_acked, gap_begins) is held
+
+
+def consumer_with(committed: int | None, acked: list[int], gap: tuple[int, int] | None) -> Any:
+    """The app's consumer with only what `_new_offset` reads (Faust's state for one
+    partition)."""
+    consumer = object.__new__(Consumer)
+    consumer._acked = defaultdict(list, {TP_EVENTS: list(acked)})
+    consumer._acked_index = defaultdict(set, {TP_EVENTS: set(acked)})
+    consumer._committed_offset = defaultdict(lambda: None, {TP_EVENTS: committed})
+    consumer._gap = defaultdict(IntervalTree)
+    if gap is not None:
+        consumer._gap[TP_EVENTS].addi(*gap)
+    return consumer
+
+
+TP_EVENTS = TP("booking-events", 0)
+
+
+@pytest.mark.parametrize(
+    ("committed", "acked", "gap", "new_offset"),
+    [
+        (10, [10, 11, 12], None, 13),
+        (10, [11, 12, 13], None, None),  # faust-streaming#606: Faust gives 14, losing 10
+        (10, [12, 13], (10, 12), 14),  # 10 and 11 are not in the log
+        (10, [10, 11, 13], None, 12),
+        (None, [5, 6], None, 7),  # nothing committed yet: Faust's rule
+    ],
+)
+def test_the_offset_to_commit_starts_at_the_committed_record(
+    committed: int | None, acked: list[int], gap: tuple[int, int] | None, new_offset: int | None
+) -> None:
+    assert consumer_with(committed, acked, gap)._new_offset(TP_EVENTS) == new_offset
