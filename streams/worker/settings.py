@@ -417,12 +417,12 @@ class StoreSection(Section):
         default=10, ge=1, le=32, description="bloom filter bits per key of every table store"
     )
     # A store under ~256 MB has one level below level 0, so each compaction rewrites the
-    # whole store: with RocksDB's 4 files that was every ~16 MB written, and the cost of a
-    # write grew with the bookings held. 16 files: a quarter of the rewrites (a third to
-    # a half less compaction CPU replaying 250,000 bookings into one store), for up to
-    # 16 bloom filters a lookup checks in level 0 (docs/performance.md, "Scale").
+    # whole store, and with RocksDB's 4 files the compaction CPU of a write grows with the
+    # bookings held. 16 files cut it by a third to a half in a replay of 250,000 bookings,
+    # but held the live p99 of `make bench-orgs` over 1 s (121-135 of 198 orgs within it,
+    # against 198 with 4): RocksDB's 4 is the default again (docs/performance.md, "Scale").
     rocksdb_level0_files: int = Field(
-        default=16,
+        default=4,
         ge=2,
         le=64,
         description="files a table store's level 0 gathers before they are compacted",

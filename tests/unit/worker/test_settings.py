@@ -185,7 +185,7 @@ BEFORE_SECTIONS = {
     "ACTIVITY_SYNC_ROCKSDB_MAX_WRITE_BUFFERS": ("int", "2", ("Ge(ge=1)",)),
     "ACTIVITY_SYNC_ROCKSDB_MEMORY_MB": ("int", "64", ("Ge(ge=0)",)),
     "ACTIVITY_SYNC_ROCKSDB_BLOOM_BITS": ("int", "10", ("Ge(ge=1)", "Le(le=32)")),
-    "ACTIVITY_SYNC_ROCKSDB_LEVEL0_FILES": ("int", "16", ("Ge(ge=2)", "Le(le=64)")),
+    "ACTIVITY_SYNC_ROCKSDB_LEVEL0_FILES": ("int", "4", ("Ge(ge=2)", "Le(le=64)")),
     "ACTIVITY_SYNC_ROCKSDB_WAL": ("bool", "False", ()),
     "ACTIVITY_SYNC_MALLOC_TRIM_INTERVAL": ("float", "30.0", ("Ge(ge=0)",)),
     "ACTIVITY_SYNC_MALLOC_ARENA_MAX": ("int", "2", ("Ge(ge=0)",)),
