@@ -238,7 +238,8 @@ class DrainPerFetch(ThreadDelegateConsumer):
 
     async def _room_for(self, tp: TP) -> bool:
         """Wait until every stream buffer `tp`'s records go to is below Faust's
-        pressure mark; False if one stayed above it for `ROOM_PATIENCE_S`."""
+        pressure mark; False if one stayed above it for `ROOM_PATIENCE_S`, or a
+        rebalance began while it waited."""
         channels = self.app.topics._tp_index.get(tp)  # type: ignore[attr-defined]
         if not channels:
             return True
