@@ -89,14 +89,17 @@ async def drain(consumer: ScriptedConsumer) -> None:
     await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=5)
 
 
+class Delivered(list[int]):
+    """A `deliver` callback that keeps the offsets handed to it, in order."""
+
+    async def __call__(self, message: SimpleNamespace) -> None:
+        self.append(message.offset)
+
+
 async def test_every_record_of_every_fetch_is_delivered_in_order() -> None:
-    delivered: list[int] = []
-
-    async def deliver(message: SimpleNamespace) -> None:
-        delivered.append(message.offset)
-
+    delivered = Delivered()
     fetches = [records(P0, 0, 1, 2) + records(P1, 0), records(P0, 3, 4)]
-    consumer = ScriptedConsumer(fetches, deliver)
+    consumer = ScriptedConsumer(fetches, delivered)
     await drain(consumer)
     assert delivered == [0, 1, 2, 0, 3, 4]
     assert consumer._read_offset[P0] == 4
@@ -104,12 +107,8 @@ async def test_every_record_of_every_fetch_is_delivered_in_order() -> None:
 
 
 async def test_records_before_the_read_offset_are_dropped_and_gaps_recorded() -> None:
-    delivered: list[int] = []
-
-    async def deliver(message: SimpleNamespace) -> None:
-        delivered.append(message.offset)
-
-    consumer = ScriptedConsumer([records(P0, 3, 5, 6, 9)], deliver)
+    delivered = Delivered()
+    consumer = ScriptedConsumer([records(P0, 3, 5, 6, 9)], delivered)
     consumer._read_offset[P0] = 5  # read up to 5 before a seek back to 3
     await drain(consumer)
     assert delivered == [5, 6, 9]
@@ -239,13 +238,9 @@ async def test_a_seek_is_read_from_its_offset() -> None:
     await seeking.perform_seek()
     assert seeking._read_offset[P0] == 779
 
-    delivered: list[int] = []
-
-    async def deliver(message: SimpleNamespace) -> None:
-        delivered.append(message.offset)
-
+    delivered = Delivered()
     fetches = [records(P0, 998, 999) + records(P1, 40), records(P0, 779, 780, 781, 785)]
-    consumer = ScriptedConsumer(fetches, deliver)
+    consumer = ScriptedConsumer(fetches, delivered)
     consumer._read_offset.update(seeking._read_offset)
     consumer._seeked, consumer._seeked_again = seeking._seeked, seeking._seeked_again
     await drain(consumer)
@@ -257,12 +252,8 @@ async def test_a_seek_is_read_from_its_offset() -> None:
 async def test_a_seek_answered_past_its_offset_twice_finds_a_gap_in_the_log() -> None:
     """Records the log no longer holds (retention, compaction) come past the offset
     again after the second seek: a gap from the seek's offset, committed as acked."""
-    delivered: list[int] = []
-
-    async def deliver(message: SimpleNamespace) -> None:
-        delivered.append(message.offset)
-
-    consumer = ScriptedConsumer([records(P0, 998), records(P0, 998, 999)], deliver)
+    delivered = Delivered()
+    consumer = ScriptedConsumer([records(P0, 998), records(P0, 998, 999)], delivered)
     consumer._read_offset[P0] = 779
     consumer._seeked, consumer._seeked_again = {P0}, set()
     await drain(consumer)
@@ -356,12 +347,8 @@ async def test_a_rebalance_while_a_record_waits_for_room_abandons_the_fetch() ->
         assert consumer is not None
         consumer.suspend_flow.set()
 
-    delivered: list[int] = []
-
-    async def deliver(message: SimpleNamespace) -> None:
-        delivered.append(message.offset)
-
-    consumer = ScriptedConsumer([records(P0, 0, 1), records(P1, 7)], deliver)
+    delivered = Delivered()
+    consumer = ScriptedConsumer([records(P0, 0, 1), records(P1, 7)], delivered)
     consumer.app.topics._tp_index[P0] = [SimpleNamespace(queue=buffer)]
     rebalancing = asyncio.ensure_future(rebalance_begins())
     await drain(consumer)
