@@ -3,6 +3,7 @@ replication and min.insync.replicas of its topics and its tables' changelogs."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -93,3 +94,24 @@ def test_the_worker_s_topics_and_tables_are_made_by_them() -> None:
     for table in tables:
         assert table.faust_table.extra_topic_configs == config
         assert table.faust_table.changelog_topic.config == config
+
+
+@pytest.mark.parametrize(
+    ("faust_settings", "fed"),
+    [
+        ({}, False),  # Faust's pages that show it are off: no per-event counting
+        ({"web_stats_enabled": True}, True),
+        ({"web_metrics_enabled": True}, True),
+        ({"debug": True}, True),  # turns the stats pages on
+    ],
+)
+async def test_faust_s_monitor_is_fed_only_while_a_faust_page_shows_it(
+    faust_settings: dict[str, bool], fed: bool
+) -> None:
+    faust_app = create_app(settings())
+    for name, value in faust_settings.items():
+        setattr(faust_app.conf, name, value)
+    # The services themselves are not built: some open event loops of their own.
+    faust_app.boot_strategy = SimpleNamespace(server=list)  # type: ignore[assignment]
+    faust_app.on_init_dependencies()
+    assert (faust_app.monitor in set(faust_app.sensors)) is fed
