@@ -606,3 +606,11 @@ def cores_used(
 ) -> dict[str, float]:
     """Average cores each process used between two snapshots."""
     return {name: round((after[name] - before[name]) / seconds, 2) for name in before}
+
+
+def cpu_us_per_event(
+    before: dict[str, float], after: dict[str, float], events: int
+) -> dict[str, int]:
+    """CPU microseconds each process used per event between two snapshots: unlike
+    `cores_used`, it does not depend on where the window ends."""
+    return {name: round((after[name] - before[name]) / events * 1e6) for name in before}

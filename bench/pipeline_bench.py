@@ -112,7 +112,8 @@ def _bare_loop(
             spy = profile.record(args.py_spy, bare.process.pid, args.profile_s, raw)
         first = h.wait_until(lambda: bare.count() > 0, 90, "the bare Faust app's first batch")
         done = h.wait_until(lambda: bare.count() >= count, 600, "the bare Faust app to finish")
-        cpu = h.cores_used(cpu_before, h.cpu_snapshot(pids), done - ready)
+        cpu_after = h.cpu_snapshot(pids)
+        cpu = h.cores_used(cpu_before, cpu_after, done - ready)
         if spy is not None:
             spy.wait(args.profile_s + 30)
             log(f"bare loop profile ({consumer} consumer): {raw}")
@@ -126,6 +127,7 @@ def _bare_loop(
         f"{prefix}_ev_s_from_first_batch": count / (done - first),
         f"{prefix}_startup_s": ready - spawned,
         f"{prefix}_cores_used": cpu,
+        f"{prefix}_cpu_us_per_event": h.cpu_us_per_event(cpu_before, cpu_after, count),
     }
 
 
@@ -185,7 +187,8 @@ def backfill(
             committed = watch.wait(
                 lambda s: s.committed.get(h.EVENTS_TOPIC, 0) >= count, 900, "the fold"
             )
-            cpu = h.cores_used(cpu_before, h.cpu_snapshot(pids), committed.at - ready)
+            cpu_after = h.cpu_snapshot(pids)
+            cpu = h.cores_used(cpu_before, cpu_after, committed.at - ready)
             projections = h.PROJECTIONS_TOPIC
             fold_done = watch.last_change(lambda s: s.ends.get(projections), spawned, committed.at)
             first = watch.first_time(lambda s: s.ends.get(projections, 0) > 0, spawned) or ready
@@ -214,6 +217,7 @@ def backfill(
         "fold_ev_s": count / fold_s,
         "fold_ev_s_from_first_output": count / max(1e-9, fold_done - first),
         "cores_used_during_fold": cpu,
+        "cpu_us_per_event": h.cpu_us_per_event(cpu_before, cpu_after, count),
         "salesforce_done_s": sf_done - ready,
         "end_to_end_ev_s": count / (sf_done - ready),
         "projections_sent": synced.ends.get(h.PROJECTIONS_TOPIC, 0),
@@ -231,6 +235,12 @@ def backfill(
         f"matches fold: {comparison.ok}"
     )
     return result
+
+
+def _worker_cpu(per_process: dict[str, int]) -> int:
+    """The one worker's entry of a `cpu_us_per_event` snapshot (named by its log file)."""
+    (worker,) = (us for name, us in per_process.items() if name not in ("broker", "emulator"))
+    return worker
 
 
 def _pid(handle: SalesforceEmulator) -> int | None:
@@ -282,9 +292,11 @@ def live(
             result["flood_events"] = len(flood)
             result["flood_s"] = round(fold_done - began, 2)
             # On 2 cores the producer, the broker and the sink share them with the fold.
+            cpu_after = h.cpu_snapshot(pids)
             result["cores_used_during_flood"] = h.cores_used(
-                cpu_before, h.cpu_snapshot(pids), committed.at - began
+                cpu_before, cpu_after, committed.at - began
             )
+            result["cpu_us_per_flood_event"] = h.cpu_us_per_event(cpu_before, cpu_after, len(flood))
             result["flood_fold_ev_s"] = len(flood) / (fold_done - began)
             log(
                 f"live flood: {len(flood):,} events folded in {result['flood_s']}s, "
@@ -374,12 +386,14 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     fraction_bare_app = one["fold_ev_s"] / c["bare_app_consumer_ev_s"]
     fraction_raw = one["fold_ev_s"] / c["raw_aiokafka_consume_ev_s"]
     scale = two["fold_ev_s"] / one["fold_ev_s"]
+    flood_bare = lv["flood_fold_ev_s"] / c["bare_faust_ev_s"]
     p99 = lv["latency_p99_s"]
     derived = {
         "backfill_fold_vs_bare_faust": fraction_bare,
         "backfill_fold_vs_bare_loop_app_consumer": fraction_bare_app,
         "backfill_fold_vs_raw_aiokafka": fraction_raw,
         "scale_out_two_vs_one": scale,
+        "live_flood_vs_bare_faust": flood_bare,
     }
     results["derived"] = derived
 
@@ -393,6 +407,7 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         ),
         ("backfill fold, 1 worker", f"{one['fold_ev_s']:,.0f} ev/s", "", ""),
+        ("  worker CPU per event", f"{_worker_cpu(one['cpu_us_per_event'])} µs", "", ""),
         (
             "  as fraction of bare Faust",
             f"{fraction_bare:.2f}",
@@ -410,6 +425,8 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             h.verdict(scale >= TARGETS["scale_out_two_vs_one"]),
         ),
         ("live fold (flooded, running worker)", f"{lv['flood_fold_ev_s']:,.0f} ev/s", "", ""),
+        ("  as fraction of bare Faust", f"{flood_bare:.2f}", "", ""),
+        ("  worker CPU per event", f"{lv['cpu_us_per_flood_event']['worker']} µs", "", ""),
         (
             f"live latency p50 @ {lv['steady_rate_ev_s']:.0f} ev/s",
             _fmt(lv["latency_p50_s"], ".3f"),
@@ -485,7 +502,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quick = args.quick
     args.bookings = args.bookings or (2_000 if quick else 10_000)
     args.events = args.events or (20_000 if quick else 100_000)
-    # 20,000 bookings keep the flood's fold ~6 s long: with 5,000 (~2 s, its first
+    # 20,000 bookings keep the flood's fold ~12 s long: with 5,000 (~2 s, its first
     # poll and its last projection included) the ratio to bare Faust read 0.48-0.64.
     args.live_bookings = args.live_bookings or (2_000 if quick else 20_000)
     args.duration = args.duration or (10.0 if quick else 20.0)

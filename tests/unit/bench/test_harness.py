@@ -1,6 +1,7 @@
 """The benches' live latency from Salesforce (bench/harness.py): a booking's latency runs
 from the send of the last event that changed its fold to its Event's SystemModstamp; a
-duplicate changes nothing, and a booking Salesforce does not hold has no sample."""
+duplicate changes nothing, and a booking Salesforce does not hold has no sample. And what
+they compute from CPU snapshots."""
 
 from __future__ import annotations
 
@@ -68,3 +69,27 @@ def test_a_quantile_is_the_value_at_its_rank() -> None:
 
 def test_a_verdict_names_a_missed_target() -> None:
     assert [h.verdict(True), h.verdict(False), h.verdict(None)] == ["met", "MISSED", "n/a"]
+
+
+BEFORE = {"worker": 10.0, "broker": 2.0}
+AFTER = {"worker": 12.5, "broker": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "cores"),
+    [(2.5, {"worker": 1.0, "broker": 0.2}), (5.0, {"worker": 0.5, "broker": 0.1})],
+)
+def test_cores_used_are_cpu_seconds_over_the_window(
+    seconds: float, cores: dict[str, float]
+) -> None:
+    assert h.cores_used(BEFORE, AFTER, seconds) == cores
+
+
+@pytest.mark.parametrize(
+    ("events", "per_event"),
+    [(10_000, {"worker": 250, "broker": 50}), (25_000, {"worker": 100, "broker": 20})],
+)
+def test_cpu_per_event_is_cpu_seconds_over_the_events_whatever_the_window(
+    events: int, per_event: dict[str, int]
+) -> None:
+    assert h.cpu_us_per_event(BEFORE, AFTER, events) == per_event
